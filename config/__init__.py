@@ -1,0 +1,158 @@
+"""Settings for Tattletale, read from ``TATTLETALE_*`` environment variables.
+
+With no variable set, the embedded mode works: SQLite and media under ``instance/``,
+the local job runner, rate limits in memory. Production refuses to start when a
+setting that must be chosen by the operator is missing (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ENVIRONMENTS = ("development", "production", "testing")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a configuration Tattletale can start with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    secret_key: str
+    database_url: str
+    storage_url: str
+    instance_path: Path
+    s3_endpoint_url: str | None = None
+    broker_url: str | None = None
+    redis_url: str | None = None
+    port: int = 5000
+    celery_queue: str = "tattletale"
+    job_threads: int = 2
+    job_max_attempts: int = 3
+    # A running job whose heartbeat is older than this is presumed lost with its worker.
+    job_stale_after_s: int = 600
+    max_upload_bytes: int = 8 * 1024**3
+    # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
+    trusted_proxies: int = 0
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_testing(self) -> bool:
+        return self.env == "testing"
+
+    @property
+    def uses_celery(self) -> bool:
+        return bool(self.broker_url)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _development_secret(instance_path: Path) -> str:
+    """Generate the development signing key once and keep it in ``instance/``.
+
+    Only for development: a key that survives restarts keeps sessions valid while
+    the developer works. Production never gets here (it must be given a key).
+    """
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from the environment, or raise :class:`ConfigError`."""
+    env_map: Mapping[str, str] = os.environ if environ is None else environ
+    env = env_map.get("TATTLETALE_ENV", "development") or "development"
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"TATTLETALE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+
+    instance_path = Path(
+        env_map.get("TATTLETALE_INSTANCE_PATH") or PROJECT_ROOT / "instance"
+    ).resolve()
+
+    if env == "production":
+        missing = [
+            name
+            for name in (
+                "TATTLETALE_SECRET_KEY",
+                "TATTLETALE_DATABASE_URL",
+                "TATTLETALE_STORAGE_URL",
+            )
+            if not env_map.get(name)
+        ]
+        if missing:
+            raise ConfigError(
+                "production needs these settings, which are not set: " + ", ".join(missing)
+            )
+        if not env_map["TATTLETALE_DATABASE_URL"].startswith("postgresql"):
+            raise ConfigError(
+                "production needs TATTLETALE_DATABASE_URL to be a PostgreSQL URL "
+                "(postgresql+psycopg://...); SQLite is for one machine in development"
+            )
+        if len(env_map["TATTLETALE_SECRET_KEY"]) < 32:
+            raise ConfigError("TATTLETALE_SECRET_KEY must be at least 32 characters")
+
+    secret_key = env_map.get("TATTLETALE_SECRET_KEY") or ""
+    if not secret_key:
+        if env == "testing":
+            secret_key = secrets.token_urlsafe(48)
+        else:
+            secret_key = _development_secret(instance_path)
+
+    database_url = env_map.get("TATTLETALE_DATABASE_URL") or (
+        f"sqlite:///{instance_path / 'tattletale.db'}"
+    )
+    storage_url = env_map.get("TATTLETALE_STORAGE_URL") or f"file://{instance_path / 'media'}"
+    if not (storage_url.startswith("file://") or storage_url.startswith("s3://")):
+        raise ConfigError("TATTLETALE_STORAGE_URL must start with file:// or s3://")
+
+    log_format = env_map.get("TATTLETALE_LOG_FORMAT", "json")
+    if log_format not in ("json", "text"):
+        raise ConfigError("TATTLETALE_LOG_FORMAT must be json or text")
+
+    return Settings(
+        env=env,
+        secret_key=secret_key,
+        database_url=database_url,
+        storage_url=storage_url,
+        instance_path=instance_path,
+        s3_endpoint_url=env_map.get("TATTLETALE_S3_ENDPOINT_URL") or None,
+        broker_url=env_map.get("TATTLETALE_BROKER_URL") or None,
+        redis_url=env_map.get("TATTLETALE_REDIS_URL") or None,
+        port=_int(env_map, "TATTLETALE_PORT", 5000, minimum=1),
+        celery_queue=env_map.get("TATTLETALE_CELERY_QUEUE") or "tattletale",
+        job_threads=_int(env_map, "TATTLETALE_JOB_THREADS", 2, minimum=1),
+        job_max_attempts=_int(env_map, "TATTLETALE_JOB_MAX_ATTEMPTS", 3, minimum=1),
+        job_stale_after_s=_int(env_map, "TATTLETALE_JOB_STALE_AFTER", 600, minimum=10),
+        max_upload_bytes=_int(env_map, "TATTLETALE_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
+        trusted_proxies=_int(env_map, "TATTLETALE_TRUSTED_PROXIES", 0),
+        log_format=log_format,
+        log_level=(env_map.get("TATTLETALE_LOG_LEVEL") or "INFO").upper(),
+    )

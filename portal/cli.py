@@ -1,0 +1,248 @@
+"""Operator commands: ``flask --app wsgi <group> <command>``."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from datetime import timedelta
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Agency, Job, JobStatus, User
+from portal.services.errors import DomainError
+from portal.services.users import (
+    create_api_token,
+    create_user,
+    disable_user,
+    enable_user,
+    parse_roles,
+    require_user,
+    set_password,
+)
+
+users = click.Group("users", help="Staff accounts.")
+agencies = click.Group("agencies", help="Agencies on this instance.")
+demo = click.Group("demo", help="The demo agency for trying Tattletale out.")
+jobs = click.Group("jobs", help="Background jobs.")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _pick_agency(slug: str | None) -> Agency:
+    if slug:
+        agency = db.session.scalar(select(Agency).where(Agency.slug == slug))
+        if agency is None:
+            _fail(f"no agency with slug {slug!r}")
+        assert agency is not None
+        return agency
+    all_agencies = db.session.scalars(select(Agency)).all()
+    if len(all_agencies) != 1:
+        _fail("name the agency with --agency SLUG (there is not exactly one)")
+    return all_agencies[0]
+
+
+@agencies.command("create")
+@click.argument("name")
+@click.option("--slug", required=True, help="Short name used in URLs.")
+@click.option("--timezone", default="UTC", show_default=True)
+def agencies_create(name: str, slug: str, timezone: str) -> None:
+    if db.session.scalar(select(Agency).where(Agency.slug == slug)):
+        _fail(f"an agency with slug {slug!r} exists")
+    db.session.add(Agency(name=name, slug=slug, timezone=timezone))
+    db.session.commit()
+    click.echo(f"created agency {slug}")
+
+
+@users.command("create")
+@click.argument("email")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="officer, detective, supervisor, coordinator or admin; repeat for several.",
+)
+@click.option("--agency", "agency_slug", help="Agency slug (default: the only agency).")
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.option("--generate-password", is_flag=True, help="Generate a password and print it once.")
+def users_create(
+    email: str,
+    roles: tuple[str, ...],
+    agency_slug: str | None,
+    display_name: str,
+    generate_password: bool,
+) -> None:
+    """Create a staff account. Asks for the password unless --generate-password."""
+    agency = _pick_agency(agency_slug)
+    try:
+        role_set = parse_roles(roles)
+        if generate_password:
+            password = secrets.token_urlsafe(12)
+        else:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        user = create_user(agency, email, password, role_set, display_name=display_name)
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"created {user.email} ({', '.join(sorted(r.value for r in user.roles))})")
+    if generate_password:
+        click.echo(f"password: {password}")
+
+
+@users.command("list")
+def users_list() -> None:
+    for user in db.session.scalars(select(User).order_by(User.email)):
+        state = "disabled" if user.is_disabled else "active"
+        roles = ",".join(sorted(r.value for r in user.roles))
+        click.echo(f"{user.email}\t{user.agency.slug}\t{roles}\t{state}")
+
+
+@users.command("disable")
+@click.argument("email")
+def users_disable(email: str) -> None:
+    """Disable an account: ends its sessions and revokes its tokens."""
+    try:
+        disable_user(require_user(email))
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"disabled {email}")
+
+
+@users.command("enable")
+@click.argument("email")
+def users_enable(email: str) -> None:
+    try:
+        enable_user(require_user(email))
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"enabled {email}")
+
+
+@users.command("password")
+@click.argument("email")
+@click.option("--generate-password", is_flag=True)
+def users_password(email: str, generate_password: bool) -> None:
+    """Set a new password (ends the account's sessions)."""
+    try:
+        user = require_user(email)
+        password = (
+            secrets.token_urlsafe(12)
+            if generate_password
+            else click.prompt("New password", hide_input=True, confirmation_prompt=True)
+        )
+        set_password(user, password)
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"password changed for {email}")
+    if generate_password:
+        click.echo(f"password: {password}")
+
+
+@users.command("token")
+@click.argument("email")
+@click.option("--name", default="cli", show_default=True)
+@click.option(
+    "--days",
+    default=90,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="Days until the token expires.",
+)
+def users_token(email: str, name: str, days: int) -> None:
+    """Print a new API token for the account. It is shown once and stored hashed."""
+    try:
+        user = require_user(email)
+        if user.is_disabled:
+            _fail(f"{email} is disabled")
+        _, secret = create_api_token(user, name=name, expires_in=timedelta(days=days))
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(secret)
+
+
+@demo.command("seed")
+def demo_seed() -> None:
+    """Create the demo agency, one user per role and a demo case (idempotent)."""
+    from portal.services.demo import seed_demo
+
+    accounts = seed_demo()
+    new = [a for a in accounts if a.password]
+    if new:
+        click.echo("Demo accounts (passwords are shown this once):")
+        for account in new:
+            click.echo(f"  {account.role.value:<12} {account.email:<40} {account.password}")
+    else:
+        click.echo(
+            "Demo accounts already exist. Forgot a password? "
+            "flask --app wsgi users password EMAIL --generate-password"
+        )
+
+
+@jobs.command("ping")
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the result.")
+def jobs_ping(wait: float) -> None:
+    """Send the ping job and wait for a runner to answer it."""
+    from portal.jobs import enqueue
+
+    job = enqueue("ping")
+    db.session.commit()
+    runner = current_app.extensions["tattletale.runner"]
+    if hasattr(runner, "start"):
+        runner.start()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        row = db.session.get(Job, job.id)
+        assert row is not None
+        if row.status in (JobStatus.SUCCEEDED.value, JobStatus.FAILED.value):
+            click.echo(f"{row.status}: {row.stage or row.error}")
+            sys.exit(0 if row.status == JobStatus.SUCCEEDED.value else 1)
+        time.sleep(0.2)
+    _fail(f"no runner answered within {wait} s")
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice([s.value for s in JobStatus]))
+def jobs_list(status: str | None) -> None:
+    query = select(Job).order_by(Job.id.desc()).limit(50)
+    if status:
+        query = query.where(Job.status == status)
+    for row in db.session.scalars(query):
+        click.echo(
+            f"{row.public_id}\t{row.name}\t{row.status}\t{row.progress:.0%}\t"
+            f"attempts={row.attempts}/{row.max_attempts}\t{row.error[:60]}"
+        )
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, help="Default: TATTLETALE_PORT or 5000.")
+def serve(host: str, port: int | None) -> None:
+    """Serve the portal with the local job runner (the embedded mode)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    settings = app.config["TATTLETALE"]
+    runner = app.extensions["tattletale.runner"]
+    if hasattr(runner, "start"):
+        runner.start()
+    port = port or settings.port
+    click.echo(f"Tattletale is serving on http://{host}:{port}/ (staff: /staff/)")
+    # Werkzeug's threaded server is enough for one agency's staff on one machine;
+    # scale-out runs gunicorn (see the README).
+    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+
+
+def init_app(app: Flask) -> None:
+    for group in (users, agencies, demo, jobs):
+        app.cli.add_command(group)
+    app.cli.add_command(serve)

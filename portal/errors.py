@@ -1,0 +1,85 @@
+"""Error pages and API problem documents. Neither ever shows a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal.extensions import db
+from portal.models import Outcome
+from portal.services.audit import ANONYMOUS_ACTOR, record_event
+from portal.services.errors import DomainError
+from portal.web import is_api_request, problem, staff_client_addr
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: "The request could not be understood.",
+    401: "Please sign in.",
+    403: "You do not have permission to do that.",
+    404: "There is nothing at this address.",
+    405: "That method is not allowed here.",
+    413: "That is larger than this site accepts.",
+    422: "Some of what was sent is not valid.",
+    429: "Too many requests. Please wait a moment and try again.",
+    500: "Something went wrong on our side. It has been logged; please try again.",
+}
+
+
+def render_error(status: int, title: str | None = None, detail: str = ""):  # type: ignore[no-untyped-def]
+    title = title or MESSAGES.get(status, "Error")
+    if is_api_request():
+        return problem(status, title, detail)
+    return render_template("error.html", status=status, title=title, detail=detail), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
+        # Staff forms: audited. Public forms: nothing that identifies the sender.
+        if request.blueprint == "staff":
+            user = current_user if current_user.is_authenticated else None
+            record_event(
+                "csrf.rejected",
+                actor=user,  # type: ignore[arg-type]
+                actor_label=ANONYMOUS_ACTOR,
+                object_type="route",
+                object_id=request.path,
+                outcome=Outcome.DENIED,
+                client_addr=staff_client_addr(),
+                details={"reason": error.description},
+            )
+            db.session.commit()
+        return render_error(
+            400,
+            "This form has expired or did not come from this site.",
+            "Go back, reload the page and send it again.",
+        )
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):  # type: ignore[no-untyped-def]
+        if is_api_request():
+            extra = {"field": error.field} if error.field else {}
+            return problem(error.status, error.message, **extra)
+        return render_error(error.status, error.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        status = error.code or 500
+        if status >= 500:
+            return internal_error(error)
+        return render_error(status)
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception):  # type: ignore[no-untyped-def]
+        log.error(
+            "unhandled error",
+            exc_info=error,
+            extra={"request_id": g.get("request_id"), "path": request.path},
+        )
+        db.session.rollback()
+        return render_error(500, detail=f"Reference: {g.get('request_id', '')}")

@@ -1,0 +1,21 @@
+"""Agencies: the police departments that run appeals on this instance."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.models.base import Base, PublicIdMixin, TimestampMixin
+
+
+class Agency(PublicIdMixin, TimestampMixin, Base):
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    # IANA zone for the weekly slot and for showing times to staff.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+    def __repr__(self) -> str:
+        return f"<Agency {self.slug}>"

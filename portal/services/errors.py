@@ -1,0 +1,41 @@
+"""Domain errors. Services raise them; views and API handlers turn them into responses."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Something a user asked for that cannot be done, with a message for them."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationFailed(DomainError):
+    status = 422
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class PermissionDenied(DomainError):
+    status = 403
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class AuthenticationFailed(DomainError):
+    """Sign-in or token check failed. The message never says which part was wrong."""
+
+    status = 401
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The e-mail address or password is not correct.")
+        # For the audit log only: unknown_user, bad_password, disabled.
+        self.reason = reason

@@ -1,0 +1,227 @@
+"""Staff accounts: creation, sign-in, disabling, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Agency, ApiToken, Outcome, Role, User, UserRole
+from portal.models.base import utcnow
+from portal.models.users import new_session_token
+from portal.services.audit import record_event
+from portal.services.errors import (
+    AuthenticationFailed,
+    Conflict,
+    NotFound,
+    ValidationFailed,
+)
+from portal.services.passwords import hash_password, needs_rehash, verify_password
+
+# A marker that makes leaked tokens easy to find with secret scanners; not a secret.
+TOKEN_PREFIX = "tt_"  # noqa: S105
+
+
+def normalize_email(email: str) -> str:
+    try:
+        result = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(f"Not a valid e-mail address: {exc}", field="email") from None
+    return result.normalized.lower()
+
+
+def parse_roles(names: Iterable[str]) -> set[Role]:
+    roles = set()
+    for name in names:
+        try:
+            roles.add(Role(name.strip().lower()))
+        except ValueError:
+            valid = ", ".join(r.value for r in Role)
+            raise ValidationFailed(
+                f"Unknown role {name!r}; roles are: {valid}", field="roles"
+            ) from None
+    if not roles:
+        raise ValidationFailed("A staff account needs at least one role.", field="roles")
+    return roles
+
+
+def get_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def create_user(
+    agency: Agency,
+    email: str,
+    password: str,
+    roles: Iterable[Role],
+    *,
+    display_name: str = "",
+    created_by: User | None = None,
+) -> User:
+    email = normalize_email(email)
+    if get_user_by_email(email) is not None:
+        raise Conflict(f"An account for {email} already exists.", field="email")
+    role_set = set(roles)
+    if not role_set:
+        raise ValidationFailed("A staff account needs at least one role.", field="roles")
+    user = User(
+        agency=agency,
+        email=email,
+        display_name=display_name or email.split("@")[0],
+        password_hash=hash_password(password),
+        role_rows=[UserRole(role=role.value) for role in sorted(role_set)],
+    )
+    db.session.add(user)
+    db.session.flush()
+    record_event(
+        "user.create",
+        actor=created_by,
+        object_type="user",
+        object_id=user.public_id,
+        details={"email": email, "roles": sorted(r.value for r in role_set)},
+    )
+    return user
+
+
+def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
+    """Check a sign-in attempt, audit it either way, and return the user or raise.
+
+    The message is the same for every failure so that it does not reveal which
+    addresses have accounts; the audit log records the real reason.
+    """
+    try:
+        normalized = normalize_email(email)
+    except ValidationFailed:
+        normalized = email.strip().lower()[:254]
+    user = get_user_by_email(normalized)
+    ok = verify_password(user.password_hash if user else None, password)
+    reason = None
+    if user is None:
+        reason = "unknown_user"
+    elif not ok:
+        reason = "bad_password"
+    elif user.is_disabled:
+        reason = "disabled"
+    if reason is not None:
+        record_event(
+            "auth.login",
+            actor=user,
+            actor_label=normalized or "(empty)",
+            object_type="user",
+            object_id=user.public_id if user else "",
+            outcome=Outcome.DENIED,
+            client_addr=client_addr,
+            details={"reason": reason},
+        )
+        db.session.commit()
+        raise AuthenticationFailed(reason)
+    assert user is not None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    record_event(
+        "auth.login",
+        actor=user,
+        object_type="user",
+        object_id=user.public_id,
+        client_addr=client_addr,
+    )
+    db.session.commit()
+    return user
+
+
+def record_logout(user: User, *, client_addr: str | None) -> None:
+    record_event(
+        "auth.logout",
+        actor=user,
+        object_type="user",
+        object_id=user.public_id,
+        client_addr=client_addr,
+    )
+    db.session.commit()
+
+
+def set_password(user: User, password: str, *, actor: User | None = None) -> None:
+    user.password_hash = hash_password(password)
+    # A new password ends every session that was signed in with the old one.
+    user.session_token = new_session_token()
+    record_event("user.password_change", actor=actor, object_type="user", object_id=user.public_id)
+
+
+def disable_user(user: User, *, actor: User | None = None) -> None:
+    user.is_disabled = True
+    user.session_token = new_session_token()
+    for token in db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ):
+        token.revoked_at = utcnow()
+    record_event("user.disable", actor=actor, object_type="user", object_id=user.public_id)
+
+
+def enable_user(user: User, *, actor: User | None = None) -> None:
+    user.is_disabled = False
+    record_event("user.enable", actor=actor, object_type="user", object_id=user.public_id)
+
+
+def load_user_for_session(session_token: str) -> User | None:
+    """Flask-Login's user loader: the cookie names a session token, not a user id."""
+    if not session_token:
+        return None
+    user = db.session.scalar(select(User).where(User.session_token == session_token))
+    if user is None or user.is_disabled:
+        return None
+    return user
+
+
+def _hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_token(
+    user: User, *, name: str = "", expires_in: timedelta | None = timedelta(days=90)
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its secret, which is shown once and never stored."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at: datetime | None = utcnow() + expires_in if expires_in else None
+    token = ApiToken(
+        user=user, name=name[:100], token_hash=_hash_token(secret), expires_at=expires_at
+    )
+    db.session.add(token)
+    db.session.flush()
+    record_event(
+        "token.create",
+        actor=user,
+        object_type="api_token",
+        object_id=token.public_id,
+        details={"name": token.name, "expires_at": expires_at.isoformat() if expires_at else None},
+    )
+    return token, secret
+
+
+def authenticate_token(secret: str) -> User:
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
+        raise AuthenticationFailed("malformed_token")
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(secret)))
+    now = utcnow()
+    if token is None:
+        raise AuthenticationFailed("unknown_token")
+    if token.revoked_at is not None:
+        raise AuthenticationFailed("revoked_token")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise AuthenticationFailed("expired_token")
+    if token.user.is_disabled:
+        raise AuthenticationFailed("disabled")
+    token.last_used_at = now
+    return token.user
+
+
+def require_user(email: str) -> User:
+    user = get_user_by_email(email)
+    if user is None:
+        raise NotFound(f"No account for {email}.")
+    return user

@@ -1,0 +1,45 @@
+"""Staff pages, under /staff/. Sign-in is required for every one of them except the
+short list in ``ANONYMOUS_ENDPOINTS``; a new view is protected without doing anything."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask_login import current_user
+
+from portal.extensions import db, login_manager
+from portal.models import Outcome
+from portal.services.audit import ANONYMOUS_ACTOR, record_event
+from portal.services.users import load_user_for_session
+from portal.web import staff_client_addr
+
+bp = Blueprint("staff", __name__, template_folder="../templates")
+
+ANONYMOUS_ENDPOINTS = frozenset({"staff.login"})
+
+
+@login_manager.user_loader
+def _load_user(session_token: str):  # type: ignore[no-untyped-def]
+    return load_user_for_session(session_token)
+
+
+@bp.before_request
+def require_sign_in():  # type: ignore[no-untyped-def]
+    if request.endpoint in ANONYMOUS_ENDPOINTS or current_user.is_authenticated:
+        return None
+    record_event(
+        "auth.required",
+        actor_label=ANONYMOUS_ACTOR,
+        object_type="route",
+        object_id=request.path,
+        outcome=Outcome.DENIED,
+        client_addr=staff_client_addr(),
+        details={"method": request.method},
+    )
+    db.session.commit()
+    if request.method != "GET":
+        abort(401)
+    flash("Please sign in to see that page.", "info")
+    return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+
+
+from portal.staff import views  # noqa: E402,F401  (registers the routes)
