@@ -30,7 +30,7 @@ MESSAGES = {
 }
 
 
-def render_error(status: int, title: str | None = None, detail: str = ""):  # type: ignore[no-untyped-def]
+def render_error(status: int, title: str | None = None, detail: str = ""):
     title = title or MESSAGES.get(status, "Error")
     if is_api_request():
         return problem(status, title, detail)
@@ -39,13 +39,13 @@ def render_error(status: int, title: str | None = None, detail: str = ""):  # ty
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
+    def csrf_error(error: CSRFError):
         # Staff forms: audited. Public forms: nothing that identifies the sender.
         if request.blueprint == "staff":
             user = current_user if current_user.is_authenticated else None
             record_event(
                 "csrf.rejected",
-                actor=user,  # type: ignore[arg-type]
+                actor=user,
                 actor_label=ANONYMOUS_ACTOR,
                 object_type="route",
                 object_id=request.path,
@@ -61,21 +61,21 @@ def init_app(app: Flask) -> None:
         )
 
     @app.errorhandler(DomainError)
-    def domain_error(error: DomainError):  # type: ignore[no-untyped-def]
+    def domain_error(error: DomainError):
         if is_api_request():
             extra = {"field": error.field} if error.field else {}
             return problem(error.status, error.message, **extra)
         return render_error(error.status, error.message)
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(error: HTTPException):
         status = error.code or 500
         if status >= 500:
             return internal_error(error)
         return render_error(status)
 
     @app.errorhandler(Exception)
-    def internal_error(error: Exception):  # type: ignore[no-untyped-def]
+    def internal_error(error: Exception):
         log.error(
             "unhandled error",
             exc_info=error,

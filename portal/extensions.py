@@ -18,7 +18,7 @@ csrf = CSRFProtect()
 
 
 @event.listens_for(Engine, "connect")
-def _configure_sqlite(dbapi_connection, connection_record) -> None:  # type: ignore[no-untyped-def]
+def _configure_sqlite(dbapi_connection, connection_record) -> None:
     """SQLite: WAL so readers never block the writer, foreign keys enforced, and a
     busy timeout so the job threads and the web threads wait for each other instead
     of failing with "database is locked"."""

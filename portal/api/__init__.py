@@ -18,7 +18,7 @@ ANONYMOUS_ENDPOINTS = frozenset({"api.openapi"})
 
 
 @bp.before_request
-def authenticate_bearer():  # type: ignore[no-untyped-def]
+def authenticate_bearer():
     g.api_user = None
     if request.endpoint in ANONYMOUS_ENDPOINTS:
         return None

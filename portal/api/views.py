@@ -7,12 +7,12 @@ from portal.api.openapi import build_openapi
 
 
 @bp.route("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi():
     return jsonify(build_openapi())
 
 
 @bp.route("/me")
-def me():  # type: ignore[no-untyped-def]
+def me():
     user = g.api_user
     return jsonify(
         id=user.public_id,

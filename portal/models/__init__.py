@@ -5,7 +5,7 @@ from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
 from portal.models.jobs import Job, JobStatus
-from portal.models.users import ApiToken, Role, User, UserRole
+from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
     "Agency",
@@ -19,6 +19,7 @@ __all__ = [
     "JobStatus",
     "Outcome",
     "Role",
+    "StaffSession",
     "User",
     "UserRole",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import secrets
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
@@ -21,10 +20,6 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-def new_session_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
 class User(PublicIdMixin, TimestampMixin, Base):
     __tablename__ = "users"
 
@@ -34,10 +29,6 @@ class User(PublicIdMixin, TimestampMixin, Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    # What the session cookie names instead of the user id. Rotating it (password
-    # change, "sign out everywhere", disabling) invalidates every existing session,
-    # including a stolen cookie.
-    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     agency: Mapped[Agency] = relationship()
@@ -65,8 +56,19 @@ class User(PublicIdMixin, TimestampMixin, Base):
     def is_anonymous(self) -> bool:
         return False
 
-    def get_id(self) -> str:
-        return self.session_token
+    # Set by the session loader: the staff session this request belongs to. Flask-Login
+    # stores get_id() in the cookie, so the cookie names a server-side session that
+    # sign-out ends, not the user: a copied cookie is worthless after sign-out.
+    @property
+    def current_session_id(self) -> str | None:
+        return self.__dict__.get("_current_session_id")
+
+    @current_session_id.setter
+    def current_session_id(self, value: str | None) -> None:
+        self.__dict__["_current_session_id"] = value
+
+    def get_id(self) -> str | None:
+        return self.current_session_id
 
     def __repr__(self) -> str:
         return f"<User {self.email}>"
@@ -81,6 +83,23 @@ class UserRole(Base):
     role: Mapped[str] = mapped_column(String(20))
 
     user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie carries ``secret``; only its hash is stored."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_reason: Mapped[str] = mapped_column(String(32), default="")
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+
+    user: Mapped[User] = relationship()
 
 
 class ApiToken(PublicIdMixin, TimestampMixin, Base):

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Agency, ApiToken, Outcome, Role, User, UserRole
 from portal.models.base import utcnow
-from portal.models.users import new_session_token
 from portal.services.audit import record_event
 from portal.services.errors import (
     AuthenticationFailed,
@@ -22,6 +21,7 @@ from portal.services.errors import (
     ValidationFailed,
 )
 from portal.services.passwords import hash_password, needs_rehash, verify_password
+from portal.services.sessions import end_all_sessions, end_session
 
 # A marker that makes leaked tokens easy to find with secret scanners; not a secret.
 TOKEN_PREFIX = "tt_"  # noqa: S105
@@ -136,6 +136,7 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
 
 
 def record_logout(user: User, *, client_addr: str | None) -> None:
+    end_session(user.current_session_id)
     record_event(
         "auth.logout",
         actor=user,
@@ -149,13 +150,13 @@ def record_logout(user: User, *, client_addr: str | None) -> None:
 def set_password(user: User, password: str, *, actor: User | None = None) -> None:
     user.password_hash = hash_password(password)
     # A new password ends every session that was signed in with the old one.
-    user.session_token = new_session_token()
+    end_all_sessions(user, "password_changed")
     record_event("user.password_change", actor=actor, object_type="user", object_id=user.public_id)
 
 
 def disable_user(user: User, *, actor: User | None = None) -> None:
     user.is_disabled = True
-    user.session_token = new_session_token()
+    end_all_sessions(user, "disabled")
     for token in db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
     ):
@@ -166,16 +167,6 @@ def disable_user(user: User, *, actor: User | None = None) -> None:
 def enable_user(user: User, *, actor: User | None = None) -> None:
     user.is_disabled = False
     record_event("user.enable", actor=actor, object_type="user", object_id=user.public_id)
-
-
-def load_user_for_session(session_token: str) -> User | None:
-    """Flask-Login's user loader: the cookie names a session token, not a user id."""
-    if not session_token:
-        return None
-    user = db.session.scalar(select(User).where(User.session_token == session_token))
-    if user is None or user.is_disabled:
-        return None
-    return user
 
 
 def _hash_token(secret: str) -> str:

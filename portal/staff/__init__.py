@@ -3,13 +3,15 @@ short list in ``ANONYMOUS_ENDPOINTS``; a new view is protected without doing any
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from datetime import timedelta
+
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from portal.extensions import db, login_manager
 from portal.models import Outcome
 from portal.services.audit import ANONYMOUS_ACTOR, record_event
-from portal.services.users import load_user_for_session
+from portal.services.sessions import load_session_user
 from portal.web import staff_client_addr
 
 bp = Blueprint("staff", __name__, template_folder="../templates")
@@ -18,12 +20,17 @@ ANONYMOUS_ENDPOINTS = frozenset({"staff.login"})
 
 
 @login_manager.user_loader
-def _load_user(session_token: str):  # type: ignore[no-untyped-def]
-    return load_user_for_session(session_token)
+def _load_user(session_secret: str):
+    settings = current_app.config["TATTLETALE"]
+    return load_session_user(
+        session_secret,
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        lifetime=timedelta(hours=settings.session_lifetime_hours),
+    )
 
 
 @bp.before_request
-def require_sign_in():  # type: ignore[no-untyped-def]
+def require_sign_in():
     if request.endpoint in ANONYMOUS_ENDPOINTS or current_user.is_authenticated:
         return None
     record_event(

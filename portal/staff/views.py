@@ -10,6 +10,7 @@ from portal.services.audit import record_event
 from portal.services.authz import Permission, permissions_of
 from portal.services.cases import get_case_for, visible_cases_query
 from portal.services.errors import AuthenticationFailed
+from portal.services.sessions import start_session
 from portal.services.users import authenticate, record_logout
 from portal.staff import bp
 from portal.staff.authz import requires
@@ -18,13 +19,13 @@ from portal.web import safe_next_url, staff_client_addr
 
 
 @bp.app_context_processor
-def inject_staff_helpers():  # type: ignore[no-untyped-def]
+def inject_staff_helpers():
     granted = permissions_of(current_user) if current_user.is_authenticated else frozenset()
     return {"logout_form": LogoutForm(), "granted": granted, "Permission": Permission}
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login():
     if current_user.is_authenticated:
         return redirect(url_for("staff.dashboard"))
     form = LoginForm(next=request.args.get("next", ""))
@@ -41,6 +42,8 @@ def login():  # type: ignore[no-untyped-def]
             # A fresh session at sign-in: nothing from before (a planted session id,
             # flashed messages of another visitor on a shared terminal) carries over.
             session.clear()
+            start_session(user, client_addr=staff_client_addr())
+            db.session.commit()
             login_user(user)
             return redirect(safe_next_url(form.next.data, url_for("staff.dashboard")))
     elif request.method == "POST":
@@ -49,10 +52,10 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/logout", methods=["POST"])
-def logout():  # type: ignore[no-untyped-def]
+def logout():
     form = LogoutForm()
     if form.validate_on_submit():
-        record_logout(current_user, client_addr=staff_client_addr())  # type: ignore[arg-type]
+        record_logout(current_user, client_addr=staff_client_addr())
         logout_user()
         session.clear()
         flash("You are signed out.", "info")
@@ -60,21 +63,21 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/")
-def dashboard():  # type: ignore[no-untyped-def]
-    cases = db.session.scalars(visible_cases_query(current_user).limit(50)).all()  # type: ignore[arg-type]
+def dashboard():
+    cases = db.session.scalars(visible_cases_query(current_user).limit(50)).all()
     return render_template("staff/dashboard.html", cases=cases)
 
 
 @bp.route("/cases/<public_id>")
 @requires(Permission.CASE_VIEW)
-def case_detail(public_id: str):  # type: ignore[no-untyped-def]
-    case = get_case_for(current_user, public_id)  # type: ignore[arg-type]
+def case_detail(public_id: str):
+    case = get_case_for(current_user, public_id)
     return render_template("staff/case_detail.html", case=case)
 
 
 @bp.route("/admin/users")
 @requires(Permission.USER_MANAGE)
-def user_list():  # type: ignore[no-untyped-def]
+def user_list():
     users = db.session.scalars(
         select(User).where(User.agency_id == current_user.agency_id).order_by(User.email)
     ).all()
@@ -83,12 +86,12 @@ def user_list():  # type: ignore[no-untyped-def]
 
 @bp.route("/admin/audit")
 @requires(Permission.AUDIT_VIEW)
-def audit_log():  # type: ignore[no-untyped-def]
+def audit_log():
     # Reading the audit log is itself an audited event.
     record_event(
         "audit.view",
         actor=current_user,
-        object_type="audit_log",  # type: ignore[arg-type]
+        object_type="audit_log",
         client_addr=staff_client_addr(),
     )
     db.session.commit()

@@ -1,0 +1,66 @@
+# Tattletale. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app wsgi
+PYTEST_WORKERS ?= 2
+
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+TEST_STAMP := $(VENV)/.test-installed
+
+RUNTIME_SYSTEM := ffmpeg=ffmpeg ffprobe=ffmpeg /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf=fonts-dejavu-core
+TEST_SYSTEM := $(RUNTIME_SYSTEM) /usr/bin/chromium=chromium
+
+.PHONY: help run test test-sqlite test-postgres lint bench audit system-deps clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(RUNTIME_STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(TEST_STAMP): setup.cfg pyproject.toml $(RUNTIME_STAMP)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+system-deps: ## Install ffmpeg and fonts (apt-get) when missing
+	@scripts/ensure-system-packages.sh $(RUNTIME_SYSTEM)
+
+run: system-deps $(RUNTIME_STAMP) ## Migrate, create the demo agency, serve on :$TATTLETALE_PORT (5000)
+	$(FLASK) db upgrade
+	$(FLASK) demo seed
+	$(FLASK) serve
+
+lint: $(TEST_STAMP) ## ruff (lint, security rules, format) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint ## Lint, then the whole suite on SQLite, and on PostgreSQL when TATTLETALE_TEST_DATABASE_URL is set
+	@scripts/ensure-system-packages.sh $(TEST_SYSTEM)
+	$(MAKE) --no-print-directory test-sqlite
+	@if [ -n "$$TATTLETALE_TEST_DATABASE_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
+	else echo "TATTLETALE_TEST_DATABASE_URL is not set: the PostgreSQL run is skipped"; fi
+
+test-sqlite: $(TEST_STAMP)
+	env -u TATTLETALE_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+test-postgres: $(TEST_STAMP) ## The database-backed tests again, on PostgreSQL
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider tests/portal tests/config
+
+bench: system-deps $(TEST_STAMP) ## Benchmarks; each prints `name: figure` lines
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+audit: $(TEST_STAMP) ## pip-audit the installed dependencies (needs the package index)
+	$(VENV)/bin/pip-audit --skip-editable
+
+clean: ## Remove the virtualenv and caches (keeps instance/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

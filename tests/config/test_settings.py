@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_settings
+
+
+def test_settings_defaults_are_embedded(tmp_path: Path) -> None:
+    settings = load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path)})
+    assert settings.env == "development"
+    assert settings.database_url == f"sqlite:///{tmp_path / 'tattletale.db'}"
+    assert settings.storage_url == f"file://{tmp_path / 'media'}"
+    assert settings.broker_url is None and not settings.uses_celery
+    assert settings.port == 5000
+
+
+def test_settings_development_secret_is_generated_once(tmp_path: Path) -> None:
+    first = load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path)}).secret_key
+    second = load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path)}).secret_key
+    assert first == second and len(first) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_settings_production_names_every_missing_setting() -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({"TATTLETALE_ENV": "production"})
+    message = str(excinfo.value)
+    for name in ("TATTLETALE_SECRET_KEY", "TATTLETALE_DATABASE_URL", "TATTLETALE_STORAGE_URL"):
+        assert name in message
+
+
+def test_settings_production_refuses_sqlite() -> None:
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        load_settings(
+            {
+                "TATTLETALE_ENV": "production",
+                "TATTLETALE_SECRET_KEY": "x" * 40,
+                "TATTLETALE_DATABASE_URL": "sqlite:///prod.db",
+                "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+            }
+        )
+
+
+def test_settings_production_refuses_short_secret() -> None:
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_settings(
+            {
+                "TATTLETALE_ENV": "production",
+                "TATTLETALE_SECRET_KEY": "short",
+                "TATTLETALE_DATABASE_URL": "postgresql+psycopg://db/tattletale",
+                "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+            }
+        )
+
+
+def test_settings_production_starts_with_everything_set() -> None:
+    settings = load_settings(
+        {
+            "TATTLETALE_ENV": "production",
+            "TATTLETALE_SECRET_KEY": "k" * 48,
+            "TATTLETALE_DATABASE_URL": "postgresql+psycopg://db/tattletale",
+            "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+            "TATTLETALE_BROKER_URL": "redis://127.0.0.1:6379/0",
+        }
+    )
+    assert settings.is_production and settings.uses_celery
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TATTLETALE_ENV", "staging", "TATTLETALE_ENV must be one of"),
+        ("TATTLETALE_PORT", "http", "whole number"),
+        ("TATTLETALE_PORT", "0", "at least 1"),
+        ("TATTLETALE_STORAGE_URL", "ftp://x", "file:// or s3://"),
+        ("TATTLETALE_LOG_FORMAT", "xml", "json or text"),
+    ],
+)
+def test_settings_bad_value_is_named(name: str, value: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path), name: value})

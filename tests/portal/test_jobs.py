@@ -1,0 +1,253 @@
+"""Background jobs: durable rows, claimed once, delivered by threads or by Celery."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import update
+
+from config import Settings
+from portal import create_app
+from portal.extensions import db
+from portal.jobs import JobContext, enqueue, execute_job, job
+from portal.jobs.execution import PermanentJobError, requeue_stale_jobs
+from portal.jobs.local import LocalRunner
+from portal.models import Job
+from portal.models.base import utcnow
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("TATTLETALE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+CALLS: list[tuple[str, dict[str, object]]] = []
+
+
+@job("tests.record")
+def record(ctx: JobContext, **ids: object) -> None:
+    CALLS.append((ctx.worker, ids))
+    ctx.report(0.5, "halfway")
+
+
+@job("tests.flaky", max_attempts=2)
+def flaky(ctx: JobContext, fail_times: int) -> None:
+    row = db.session.get(Job, ctx.job_id)
+    assert row is not None
+    if row.attempts <= fail_times:
+        raise RuntimeError(f"attempt {row.attempts} fails")
+
+
+@job("tests.broken_input")
+def broken_input(ctx: JobContext) -> None:
+    raise PermanentJobError("the clip does not exist")
+
+
+def wait_for_status(job_id: int, statuses: set[str], timeout_s: float = 20.0) -> Job:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        db.session.commit()
+        db.session.expire_all()
+        row = db.session.get(Job, job_id)
+        assert row is not None
+        if row.status in statuses:
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {row.status} after {timeout_s} s")
+
+
+def test_enqueue_dispatches_only_after_commit(app: Flask) -> None:
+    dispatched: list[int] = []
+
+    class Recorder:
+        def dispatch(self, job_id: int, delay_s: float = 0.0) -> None:
+            dispatched.append(job_id)
+
+    app.extensions["tattletale.runner"] = Recorder()
+    row = enqueue("tests.record", clip_id=7)
+    assert dispatched == []
+    db.session.commit()
+    assert dispatched == [row.id]
+
+    enqueue("tests.record", clip_id=8)
+    db.session.rollback()
+    db.session.commit()
+    assert dispatched == [row.id]
+
+
+def test_enqueue_refuses_objects_and_unknown_jobs(app: Flask) -> None:
+    with pytest.raises(TypeError, match="must be an id"):
+        enqueue("tests.record", clip=object())
+    with pytest.raises(KeyError):
+        enqueue("no.such.job")
+
+
+def test_execute_job_runs_once_and_second_run_does_nothing(app: Flask) -> None:
+    CALLS.clear()
+    row = enqueue("tests.record", clip_id=1)
+    db.session.commit()
+    assert execute_job(row.id, "test-worker") == "succeeded"
+    assert execute_job(row.id, "test-worker") == "skipped"
+    assert CALLS == [("test-worker", {"clip_id": 1})]
+    db.session.refresh(row)
+    assert row.status == "succeeded" and row.progress == 1.0 and row.attempts == 1
+
+
+def test_execute_job_retries_with_backoff_then_succeeds(app: Flask) -> None:
+    row = enqueue("tests.flaky", fail_times=1)
+    db.session.commit()
+    assert execute_job(row.id, "w") == "queued"
+    db.session.refresh(row)
+    assert row.status == "queued" and "attempt 1 fails" in row.error
+    assert row.run_after > utcnow() + timedelta(seconds=5)
+    assert execute_job(row.id, "w") == "skipped"  # not due yet
+    db.session.execute(update(Job).values(run_after=utcnow()))
+    db.session.commit()
+    assert execute_job(row.id, "w") == "succeeded"
+
+
+def test_execute_job_fails_when_attempts_are_used_up(app: Flask) -> None:
+    row = enqueue("tests.flaky", fail_times=5)
+    db.session.commit()
+    execute_job(row.id, "w")
+    db.session.execute(update(Job).values(run_after=utcnow()))
+    db.session.commit()
+    assert execute_job(row.id, "w") == "failed"
+    db.session.refresh(row)
+    assert row.status == "failed" and "attempt 2 fails" in row.error
+
+
+def test_execute_job_permanent_error_is_not_retried(app: Flask) -> None:
+    row = enqueue("tests.broken_input")
+    db.session.commit()
+    assert execute_job(row.id, "w") == "failed"
+    db.session.refresh(row)
+    assert row.error == "the clip does not exist" and row.attempts == 1
+
+
+def test_stale_running_job_is_requeued(app: Flask) -> None:
+    row = enqueue("tests.record", clip_id=3)
+    db.session.commit()
+    db.session.execute(
+        update(Job).values(status="running", attempts=1, heartbeat_at=utcnow() - timedelta(hours=1))
+    )
+    db.session.commit()
+    assert requeue_stale_jobs(timedelta(minutes=10)) == [row.id]
+    db.session.refresh(row)
+    assert row.status == "queued"
+
+
+@pytest.fixture
+def local_runner(app: Flask) -> Iterator[LocalRunner]:
+    runner = LocalRunner(app, threads=2, poll_interval_s=0.2)
+    app.extensions["tattletale.runner"] = runner
+    yield runner
+    runner.stop()
+
+
+def test_local_runner_runs_enqueued_jobs(app: Flask, local_runner: LocalRunner) -> None:
+    local_runner.start()
+    row = enqueue("ping")
+    db.session.commit()
+    done = wait_for_status(row.id, {"succeeded", "failed"})
+    assert done.status == "succeeded"
+    assert done.stage == f"pong from {local_runner.worker_name}"
+
+
+def test_local_runner_picks_up_jobs_left_by_a_dead_process(
+    app: Flask, local_runner: LocalRunner
+) -> None:
+    # A job this host's previous web process was running when it died, and one that
+    # was queued while no runner was up (enqueued from the CLI).
+    orphan = Job(
+        name="ping",
+        args={},
+        status="running",
+        attempts=1,
+        max_attempts=3,
+        worker=f"{local_runner.worker_prefix}99999999",
+        heartbeat_at=utcnow(),
+    )
+    waiting = enqueue("ping")
+    db.session.add(orphan)
+    db.session.commit()
+    local_runner.start()
+    assert wait_for_status(orphan.id, {"succeeded", "failed"}).status == "succeeded"
+    assert wait_for_status(waiting.id, {"succeeded", "failed"}).status == "succeeded"
+
+
+def _redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def celery_app(settings: Settings) -> Iterator[Flask]:
+    if not _redis_available():
+        if os.environ.get("TATTLETALE_TEST_REQUIRE_SERVICES"):
+            pytest.fail(f"Redis is required but not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+    queue = f"tattletale-test-{uuid.uuid4().hex[:8]}"
+    celery_settings = replace(settings, broker_url=REDIS_URL, celery_queue=queue)
+    app = create_app(celery_settings)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.slow
+def test_celery_worker_runs_enqueued_job(celery_app: Flask, settings: Settings) -> None:
+    celery_settings = celery_app.config["TATTLETALE"]
+    env = {
+        **os.environ,
+        "TATTLETALE_ENV": "testing",
+        "TATTLETALE_DATABASE_URL": settings.database_url,
+        "TATTLETALE_INSTANCE_PATH": str(settings.instance_path),
+        "TATTLETALE_BROKER_URL": REDIS_URL,
+        "TATTLETALE_CELERY_QUEUE": celery_settings.celery_queue,
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal.celery_worker",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            celery_settings.celery_queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        row = enqueue("ping")
+        db.session.commit()
+        done = wait_for_status(row.id, {"succeeded", "failed"}, timeout_s=60)
+        assert done.status == "succeeded"
+        assert done.stage.startswith("pong from celery:")
+    finally:
+        worker.terminate()
+        output = worker.communicate(timeout=30)[0].decode(errors="replace")
+    assert "Traceback" not in output, output
