@@ -21,7 +21,7 @@ from portal.web import safe_next_url, staff_client_addr
 @bp.app_context_processor
 def inject_staff_helpers():
     granted = permissions_of(current_user) if current_user.is_authenticated else frozenset()
-    return {"logout_form": LogoutForm(), "granted": granted, "Permission": Permission}
+    return {"logout_form": LogoutForm(formdata=None), "granted": granted, "Permission": Permission}
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.models import ApiToken, AuditEvent, Role, User
+from portal.models.base import utcnow
+from portal.services.users import create_api_token, disable_user
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_api_me_with_token(client: FlaskClient, users: dict[Role, User]) -> None:
+    token, secret = create_api_token(users[Role.DETECTIVE], name="script")
+    db.session.commit()
+    response = client.get("/api/v1/me", headers=bearer(secret))
+    assert response.status_code == 200
+    assert response.json == {
+        "id": users[Role.DETECTIVE].public_id,
+        "email": "detective@springfield.example",
+        "display_name": users[Role.DETECTIVE].display_name,
+        "roles": ["detective"],
+        "agency": "springfield",
+    }
+    db.session.refresh(token)
+    assert token.last_used_at is not None
+
+
+def test_api_token_is_stored_hashed(users: dict[Role, User]) -> None:
+    token, secret = create_api_token(users[Role.OFFICER])
+    db.session.commit()
+    assert secret.startswith("tt_") and secret not in token.token_hash
+    assert db.session.scalar(select(ApiToken).where(ApiToken.token_hash == secret)) is None
+
+
+def test_api_refuses_bad_tokens_with_problem_json(
+    client: FlaskClient, users: dict[Role, User]
+) -> None:
+    expired, expired_secret = create_api_token(users[Role.OFFICER])
+    revoked, revoked_secret = create_api_token(users[Role.OFFICER])
+    db.session.execute(
+        update(ApiToken).where(ApiToken.id == expired.id).values(expires_at=utcnow())
+    )
+    revoked.revoked_at = utcnow()
+    db.session.commit()
+    cases = {
+        "missing_token": {},
+        "malformed_token": bearer("not-a-token"),
+        "unknown_token": bearer("tt_" + "x" * 43),
+        "expired_token": bearer(expired_secret),
+        "revoked_token": bearer(revoked_secret),
+    }
+    for reason, headers in cases.items():
+        response = client.get("/api/v1/me", headers=headers)
+        assert response.status_code == 401, reason
+        assert response.mimetype == "application/problem+json"
+        assert response.json["title"] == "A valid API token is required."
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        event = db.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()))
+        assert event is not None and event.details == {"reason": reason}
+
+
+def test_api_token_of_disabled_user_is_refused(
+    client: FlaskClient, users: dict[Role, User]
+) -> None:
+    _, secret = create_api_token(users[Role.OFFICER], expires_in=timedelta(days=1))
+    db.session.commit()
+    disable_user(users[Role.OFFICER])
+    db.session.commit()
+    assert client.get("/api/v1/me", headers=bearer(secret)).status_code == 401
+
+
+def test_api_ignores_session_cookies(client: FlaskClient, users: dict[Role, User], signed_in) -> None:  # type: ignore[no-untyped-def]
+    signed_in(users[Role.ADMIN])
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_api_openapi_document_describes_operations(client: FlaskClient) -> None:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.json
+    assert document["openapi"].startswith("3.")
+    assert "/me" in document["paths"]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def test_api_unknown_path_is_problem_json(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"

@@ -1,0 +1,136 @@
+"""Every staff route and API operation, tried with every role and with no sign-in.
+
+The expectation comes from the permission each view declares, so a new view is in
+the matrix without editing this file; a view that declares none must be in the
+short list of views every signed-in person may open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Agency, AuditEvent, Case, Role, User
+from portal.services.authz import ROLE_PERMISSIONS, Permission, can
+from portal.services.cases import create_case
+from portal.services.users import create_api_token
+from tests.portal.conftest import sign_in
+
+# Views with no permission of their own: any signed-in staff member may open them.
+OPEN_TO_ALL_STAFF = {"staff.dashboard", "staff.logout", "staff.login"}
+
+
+def staff_get_routes(app: Flask) -> list[tuple[str, str]]:
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("staff.") and "GET" in (rule.methods or set()):
+            routes.append((rule.endpoint, rule.rule))
+    return sorted(routes)
+
+
+def fill(rule: str, case: Case) -> str:
+    return rule.replace("<public_id>", case.public_id)
+
+
+def test_every_staff_view_declares_a_permission_or_is_listed(app: Flask) -> None:
+    for endpoint, _ in staff_get_routes(app):
+        view = app.view_functions[endpoint]
+        assert hasattr(view, "required_permission") or endpoint in OPEN_TO_ALL_STAFF, endpoint
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_staff_routes_by_role(
+    app: Flask,
+    client: FlaskClient,
+    users: dict[Role, User],
+    case: Case,
+    role: Role,
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    signed_in(users[role])
+    for endpoint, rule in staff_get_routes(app):
+        if endpoint == "staff.login":
+            continue
+        permission = getattr(app.view_functions[endpoint], "required_permission", None)
+        allowed = permission is None or permission in ROLE_PERMISSIONS[role]
+        response = client.get(fill(rule, case))
+        expected = 200 if allowed else 403
+        assert response.status_code == expected, (role, rule, response.status_code)
+        if not allowed:
+            event = db.session.scalar(
+                select(AuditEvent)
+                .where(AuditEvent.action == "authz.denied")
+                .order_by(AuditEvent.id.desc())
+            )
+            assert event is not None and event.actor_id == users[role].id
+
+
+def test_staff_routes_without_sign_in_redirect_to_login(
+    app: Flask, client: FlaskClient, case: Case
+) -> None:
+    for endpoint, rule in staff_get_routes(app):
+        if endpoint == "staff.login":
+            continue
+        response = client.get(fill(rule, case))
+        assert response.status_code == 302, rule
+        assert "/staff/login" in response.headers["Location"]
+
+
+def test_case_of_another_agency_is_not_found(
+    app: Flask,
+    users: dict[Role, User],
+    other_agency: Agency,
+    make_user: Callable[..., User],
+) -> None:
+    stranger = make_user(Role.OFFICER, agency_=other_agency)
+    foreign = create_case(other_agency, number="1", title="Elsewhere", created_by=stranger)
+    db.session.commit()
+    for role in (Role.SUPERVISOR, Role.ADMIN):
+        client = app.test_client()
+        assert sign_in(client, users[role].email).status_code == 302
+        assert client.get(f"/staff/cases/{foreign.public_id}").status_code == 404
+
+
+def test_case_of_the_same_agency_needs_membership_for_officers(
+    client: FlaskClient,
+    case: Case,
+    make_user: Callable[..., User],
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    outsider = make_user(Role.OFFICER)
+    signed_in(outsider)
+    assert client.get(f"/staff/cases/{case.public_id}").status_code == 404
+    assert not can(outsider, Permission.CASE_VIEW, case)
+
+
+def test_can_denies_by_default(users: dict[Role, User], case: Case) -> None:
+    assert not can(None, Permission.CASE_VIEW)
+    assert not can(users[Role.ADMIN], Permission.CASE_VIEW, object())
+    users[Role.ADMIN].is_disabled = True
+    assert not can(users[Role.ADMIN], Permission.CASE_VIEW, case)
+
+
+API_OPERATIONS = [("GET", "/api/v1/me")]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_api_operations_by_role(
+    client: FlaskClient, users: dict[Role, User], role: Role
+) -> None:
+    _, secret = create_api_token(users[role])
+    db.session.commit()
+    for method, path in API_OPERATIONS:
+        response = client.open(path, method=method, headers={"Authorization": f"Bearer {secret}"})
+        assert response.status_code == 200, (role, path)
+
+
+def test_api_operations_without_token_are_unauthorized(client: FlaskClient) -> None:
+    for method, path in API_OPERATIONS:
+        response = client.open(path, method=method)
+        assert response.status_code == 401
+        assert response.mimetype == "application/problem+json"

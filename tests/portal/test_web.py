@@ -1,0 +1,100 @@
+"""Error pages, security headers and what public pages record."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import AuditEvent, Role, User
+
+
+def test_public_index_renders(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "Do you recognize someone?" in response.get_data(as_text=True)
+
+
+def test_health_checks_the_database(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_security_headers_on_every_response(client: FlaskClient) -> None:
+    for path in ("/", "/staff/login", "/api/v1/openapi.json", "/missing"):
+        headers = client.get(path).headers
+        csp = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert "camera=()" in headers["Permissions-Policy"]
+        assert "Strict-Transport-Security" not in headers  # only in production
+
+
+def test_staff_pages_are_not_cached(client: FlaskClient) -> None:
+    assert client.get("/staff/login").headers["Cache-Control"] == "no-store"
+
+
+def test_production_sets_hsts_and_host_cookie(settings) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from portal import create_app
+
+    app = create_app(replace(settings, env="production"))
+    assert app.config["SESSION_COOKIE_NAME"] == "__Host-session"
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    response = app.test_client().get("/", base_url="https://portal.example")
+    assert "max-age=" in response.headers["Strict-Transport-Security"]
+
+
+@pytest.mark.parametrize(("path", "status"), [("/nowhere", 404), ("/healthz", 405)])
+def test_error_pages_are_friendly(client: FlaskClient, path: str, status: int) -> None:
+    response = client.post(path) if status == 405 else client.get(path)
+    assert response.status_code == status
+    assert "<h1>" in response.get_data(as_text=True)
+
+
+def test_request_too_large_is_413(client: FlaskClient) -> None:
+    response = client.post("/staff/login", data=b"x" * (33 * 1024 * 1024),
+                           content_type="application/octet-stream")
+    assert response.status_code == 413
+    assert "larger than this site accepts" in response.get_data(as_text=True)
+
+
+def test_internal_error_shows_no_stack_trace(app: Flask, client: FlaskClient) -> None:
+    @app.route("/boom")
+    def boom():  # type: ignore[no-untyped-def]
+        raise RuntimeError("secret internals")
+
+    response = client.get("/boom")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 500
+    assert "secret internals" not in body and "Traceback" not in body
+    assert "Reference:" in body
+
+
+def test_public_requests_record_no_address(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tattletale.access"):
+        client.get("/", environ_base={"REMOTE_ADDR": "203.0.113.77"},
+                   headers={"User-Agent": "TipsterBrowser/1.0"})
+    records = [r for r in caplog.records if r.name == "tattletale.access"]
+    assert records, "the request was not logged at all"
+    for record in records:
+        text = str(vars(record))
+        assert "203.0.113.77" not in text and "TipsterBrowser" not in text
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+
+def test_staff_requests_record_the_address(
+    client: FlaskClient, users: dict[Role, User], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tattletale.access"):
+        client.get("/staff/login", environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert any(getattr(r, "client_addr", None) == "198.51.100.9" for r in caplog.records)
