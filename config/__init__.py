@@ -7,6 +7,8 @@ setting that must be chosen by the operator is missing (see :func:`load_settings
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from collections.abc import Mapping
@@ -44,6 +46,10 @@ class Settings:
     trusted_proxies: int = 0
     log_format: str = "json"
     log_level: str = "INFO"
+    # Fernet keys for secrets at rest; the first encrypts, all decrypt (rotation).
+    encryption_keys: tuple[str, ...] = ()
+    # None: each agency's own setting decides; True/False: overrides every agency.
+    require_mfa: bool | None = None
 
     @property
     def is_production(self) -> bool:
@@ -88,6 +94,52 @@ def _development_secret(instance_path: Path) -> str:
     return key
 
 
+def _development_encryption_key(instance_path: Path) -> str:
+    """Like :func:`_development_secret`: one key, generated once into ``instance/``."""
+    key_file = instance_path / "encryption_keys"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = _new_fernet_key()
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def _new_fernet_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def _encryption_keys(raw: str) -> tuple[str, ...]:
+    """Comma-separated Fernet keys (32 bytes, URL-safe base64), newest first."""
+    keys = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for position, key in enumerate(keys, start=1):
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            # The key itself is never echoed: it is a secret.
+            raise ConfigError(
+                f"TATTLETALE_ENCRYPTION_KEYS: key {position} is not a Fernet key "
+                "(32 bytes in URL-safe base64; make one with "
+                "'flask --app wsgi secrets generate-key')"
+            )
+    return keys
+
+
+def _optional_bool(environ: Mapping[str, str], name: str) -> bool | None:
+    raw = (environ.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment, or raise :class:`ConfigError`."""
     env_map: Mapping[str, str] = os.environ if environ is None else environ
@@ -106,6 +158,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "TATTLETALE_SECRET_KEY",
                 "TATTLETALE_DATABASE_URL",
                 "TATTLETALE_STORAGE_URL",
+                "TATTLETALE_ENCRYPTION_KEYS",
             )
             if not env_map.get(name)
         ]
@@ -135,6 +188,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not (storage_url.startswith("file://") or storage_url.startswith("s3://")):
         raise ConfigError("TATTLETALE_STORAGE_URL must start with file:// or s3://")
 
+    encryption_keys = _encryption_keys(env_map.get("TATTLETALE_ENCRYPTION_KEYS") or "")
+    if not encryption_keys:
+        if env == "testing":
+            encryption_keys = (_new_fernet_key(),)
+        else:
+            encryption_keys = (_development_encryption_key(instance_path),)
+
     log_format = env_map.get("TATTLETALE_LOG_FORMAT", "json")
     if log_format not in ("json", "text"):
         raise ConfigError("TATTLETALE_LOG_FORMAT must be json or text")
@@ -159,4 +219,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_int(env_map, "TATTLETALE_TRUSTED_PROXIES", 0),
         log_format=log_format,
         log_level=(env_map.get("TATTLETALE_LOG_LEVEL") or "INFO").upper(),
+        encryption_keys=encryption_keys,
+        require_mfa=_optional_bool(env_map, "TATTLETALE_REQUIRE_MFA"),
     )

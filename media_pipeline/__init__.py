@@ -1,0 +1,90 @@
+"""Tattletale's media pipeline: hostile-safe probe, edit and transcode, and storage.
+
+No Flask, portal or database import: the portal's jobs and ``python -m media_pipeline``
+use the same functions.
+"""
+
+from .errors import (
+    Cancelled,
+    InvalidKey,
+    InvalidPlan,
+    MediaPipelineError,
+    ObjectNotFound,
+    PipelineError,
+    Rejected,
+    StorageError,
+    TimedOut,
+)
+from .hashing import HashingReader, hash_file, hash_stream
+from .limits import DEFAULT_LIMITS, Limits
+from .manifest import Manifest, OutputFile, SourceRecord
+from .pipeline import make_proxy, process, store_outputs
+from .plan import BlurRegion, Caption, EditPlan, Watermark
+from .probe import AudioStream, MediaInfo, VideoStream, probe
+from .profiles import (
+    DEFAULT_PROFILES,
+    NETWORK_LIMITS,
+    PROXY,
+    NetworkLimits,
+    PosterProfile,
+    SpriteProfile,
+    VideoProfile,
+    network_problems,
+    profiles_by_name,
+)
+from .storage import (
+    LocalStore,
+    S3Store,
+    Store,
+    StoredObject,
+    content_disposition,
+    store_from_url,
+    validate_key,
+)
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_PROFILES",
+    "NETWORK_LIMITS",
+    "PROXY",
+    "AudioStream",
+    "BlurRegion",
+    "Cancelled",
+    "Caption",
+    "EditPlan",
+    "HashingReader",
+    "InvalidKey",
+    "InvalidPlan",
+    "Limits",
+    "LocalStore",
+    "Manifest",
+    "MediaInfo",
+    "MediaPipelineError",
+    "NetworkLimits",
+    "ObjectNotFound",
+    "OutputFile",
+    "PipelineError",
+    "PosterProfile",
+    "Rejected",
+    "S3Store",
+    "SourceRecord",
+    "SpriteProfile",
+    "Store",
+    "StorageError",
+    "StoredObject",
+    "TimedOut",
+    "VideoProfile",
+    "VideoStream",
+    "Watermark",
+    "content_disposition",
+    "hash_file",
+    "hash_stream",
+    "make_proxy",
+    "network_problems",
+    "probe",
+    "process",
+    "profiles_by_name",
+    "store_from_url",
+    "store_outputs",
+    "validate_key",
+]

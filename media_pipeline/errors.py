@@ -57,3 +57,7 @@ class InvalidKey(MediaPipelineError, ValueError):
 
 class StorageError(MediaPipelineError):
     """A storage backend failed (I/O error, S3 error after retries)."""
+
+
+class ObjectNotFound(StorageError):
+    """No object is stored under the key."""

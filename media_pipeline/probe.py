@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -132,6 +133,10 @@ def _human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+_REFUSED_CODEC = re.compile(r"Codec \(([A-Za-z0-9_-]{1,32})\) not on whitelist")
+_UNKNOWN_REASON = "not a video format we accept, or the file is damaged"
+
+
 def _sniff_reason(path: str) -> str:
     """Say what a file is when no allowed demuxer accepted it.
 
@@ -164,10 +169,16 @@ def _sniff_reason(path: str) -> str:
         return "this is a WebP image, not a video"
     if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
         return "this is a text file, not a video"
-    return "not a video format we accept, or the file is damaged"
+    return _UNKNOWN_REASON
 
 
-def _run_ffprobe(url: str, limits: Limits, formats: frozenset[str], codecs: frozenset[str]) -> Any:
+def _run_ffprobe(
+    url: str,
+    limits: Limits,
+    formats: frozenset[str],
+    codecs: frozenset[str],
+    force_format: str | None = None,
+) -> Any:
     argv = [
         find_tool("ffprobe"),
         "-v",
@@ -187,6 +198,7 @@ def _run_ffprobe(url: str, limits: Limits, formats: frozenset[str], codecs: froz
         "json",
         "-show_format",
         "-show_streams",
+        *(["-f", force_format] if force_format else []),
         url,
     ]
     result = run_tool(
@@ -207,10 +219,17 @@ def _run_ffprobe(url: str, limits: Limits, formats: frozenset[str], codecs: froz
 
 
 def _failure_reason(log: str, path: str) -> str:
+    refused_codec = _REFUSED_CODEC.search(log)
+    if refused_codec:
+        # ffprobe itself refused to open a decoder outside -codec_whitelist.
+        return f"the codec {refused_codec.group(1)} is not accepted"
+    sniffed = _sniff_reason(path)
+    if sniffed != _UNKNOWN_REASON:
+        return sniffed
     if "moov atom not found" in log:
         return "the file is incomplete or damaged (its index is missing; was it cut short?)"
     if "not on whitelist" in log or "Invalid data found" in log:
-        return _sniff_reason(path)
+        return _UNKNOWN_REASON
     if "Cannot allocate memory" in log:
         return "the file needs more memory to read than allowed"
     return "the file could not be read as a video (damaged or unsupported)"
@@ -218,7 +237,7 @@ def _failure_reason(log: str, path: str) -> str:
 
 def _fraction(value: Any) -> Fraction | None:
     try:
-        num, _, den = str(value).partition("/")
+        num, _, den = str(value).replace(":", "/").partition("/")
         frac = Fraction(int(num), int(den or 1))
     except (ValueError, ZeroDivisionError):
         return None
@@ -328,7 +347,9 @@ def probe(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Medi
     streams = [s for s in data.get("streams") or () if isinstance(s, dict)]
     stream_count = max(len(streams), int(fmt.get("nb_streams") or 0))
     if stream_count > limits.max_streams:
-        raise Rejected(f"the file has {stream_count} streams, over the limit of {limits.max_streams}")
+        raise Rejected(
+            f"the file has {stream_count} streams, over the limit of {limits.max_streams}"
+        )
 
     video: VideoStream | None = None
     audio: AudioStream | None = None
@@ -338,7 +359,9 @@ def probe(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> Medi
         attached = (stream.get("disposition") or {}).get("attached_pic") == 1
         if kind == "video" and attached:
             if stream.get("codec_name") not in _ATTACHED_PICTURE_CODECS:
-                raise Rejected(f"the cover picture codec {stream.get('codec_name')} is not accepted")
+                raise Rejected(
+                    f"the cover picture codec {stream.get('codec_name')} is not accepted"
+                )
         elif kind == "video":
             parsed = _video_stream(stream, limits)
             if video is None:
@@ -383,11 +406,32 @@ class ImageInfo:
     height: int
 
 
+def _image_format(path: str) -> str | None:
+    """The single-image demuxer for ``path`` by its magic bytes.
+
+    Forcing it matters: left to probe a ``.png`` name, ffmpeg picks the image2 demuxer,
+    which expands ``%d`` sequences and globs in file names (threat: reading other
+    files); the ``*_pipe`` demuxers read exactly one file.
+    """
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == b"\x89PNG\r\n\x1a\n":
+        return "png_pipe"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg_pipe"
+    return None
+
+
 def probe_image(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
     """Probe a watermark image (PNG or JPEG) with the same hardening as videos."""
     abspath = os.path.realpath(os.fspath(path))
     _check_regular_file(abspath, min(limits.max_file_bytes, MAX_IMAGE_BYTES))
-    data = _run_ffprobe(input_url(abspath), limits, ALLOWED_IMAGE_FORMATS, ALLOWED_IMAGE_CODECS)
+    container = _image_format(abspath)
+    if container is None:
+        raise Rejected("the watermark must be a PNG or JPEG image")
+    data = _run_ffprobe(
+        input_url(abspath), limits, ALLOWED_IMAGE_FORMATS, ALLOWED_IMAGE_CODECS, container
+    )
     if isinstance(data, str):
         raise Rejected("the watermark must be a PNG or JPEG image")
     fmt = str((data.get("format") or {}).get("format_name") or "")
@@ -402,3 +446,22 @@ def probe_image(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -
     if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
         raise Rejected(f"the watermark is {width}x{height}, over {MAX_IMAGE_SIDE} pixels a side")
     return ImageInfo(path=abspath, container=fmt, codec=codec, width=width, height=height)
+
+
+def probe_output(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Duration and picture size of a file we wrote ourselves (for the manifest).
+
+    Our own outputs get the same hardened ffprobe: the pipeline never runs an
+    unrestricted parser, not even on files it believes it made.
+    """
+    is_image = os.fspath(path).endswith(".jpg")
+    data = _run_ffprobe(
+        input_url(path),
+        limits,
+        ALLOWED_IMAGE_FORMATS if is_image else ALLOWED_FORMATS,
+        frozenset({"mjpeg"}) if is_image else frozenset({"h264", "aac"}),
+        "jpeg_pipe" if is_image else None,
+    )
+    if isinstance(data, str):
+        raise PipelineError(f"cannot read back the output {os.path.basename(path)}", log=data)
+    return data

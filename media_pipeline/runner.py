@@ -8,6 +8,7 @@ timeout or a cancel kills the whole process tree with one ``killpg``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -206,8 +207,6 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     The group id is the child's pid (``start_new_session``). It cannot have been reused
     yet because the child is not reaped until after the kill.
     """
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()

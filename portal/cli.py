@@ -52,10 +52,17 @@ def _pick_agency(slug: str | None) -> Agency:
 @click.argument("name")
 @click.option("--slug", required=True, help="Short name used in URLs.")
 @click.option("--timezone", default="UTC", show_default=True)
-def agencies_create(name: str, slug: str, timezone: str) -> None:
+@click.option(
+    "--require-mfa/--no-require-mfa",
+    default=None,
+    help="Staff must use two-step sign-in (default: on in production).",
+)
+def agencies_create(name: str, slug: str, timezone: str, require_mfa: bool | None) -> None:
     if db.session.scalar(select(Agency).where(Agency.slug == slug)):
         _fail(f"an agency with slug {slug!r} exists")
-    db.session.add(Agency(name=name, slug=slug, timezone=timezone))
+    if require_mfa is None:
+        require_mfa = current_app.config["TATTLETALE"].is_production
+    db.session.add(Agency(name=name, slug=slug, timezone=timezone, require_mfa=require_mfa))
     db.session.commit()
     click.echo(f"created agency {slug}")
 
@@ -158,13 +165,24 @@ def users_password(email: str, generate_password: bool) -> None:
     type=click.IntRange(1, 366),
     help="Days until the token expires.",
 )
-def users_token(email: str, name: str, days: int) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="A role the token may act as (repeat; default: every role the account holds).",
+)
+def users_token(email: str, name: str, days: int, scopes: tuple[str, ...]) -> None:
     """Print a new API token for the account. It is shown once and stored hashed."""
     try:
         user = require_user(email)
         if user.is_disabled:
             _fail(f"{email} is disabled")
-        _, secret = create_api_token(user, name=name, expires_in=timedelta(days=days))
+        _, secret = create_api_token(
+            user,
+            name=name,
+            expires_in=timedelta(days=days),
+            scopes=parse_roles(scopes) if scopes else None,
+        )
         db.session.commit()
     except DomainError as exc:
         _fail(exc.message)
@@ -243,6 +261,8 @@ def serve(host: str, port: int | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for group in (users, agencies, demo, jobs):
+    from portal import cli_security  # adds its commands to `users`, and its own groups
+
+    for group in (users, agencies, demo, jobs, cli_security.audit, cli_security.secrets_group):
         app.cli.add_command(group)
     app.cli.add_command(serve)

@@ -49,4 +49,4 @@ def authenticate_bearer():
     return None
 
 
-from portal.api import views  # noqa: E402,F401
+from portal.api import account_views, footage, views  # noqa: E402,F401

@@ -43,6 +43,33 @@ def build_openapi() -> dict[str, Any]:
                     },
                     "required": ["title", "status"],
                 },
+                "Token": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "scopes": {
+                            "type": "array",
+                            "items": {"enum": [role.value for role in Role]},
+                        },
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                        "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+                        "state": {"enum": ["active", "expired", "revoked"]},
+                    },
+                    "required": ["id", "name", "scopes", "created_at", "state"],
+                },
+                "AuditChain": {
+                    "type": "object",
+                    "properties": {
+                        "ok": {"type": "boolean"},
+                        "entries": {"type": "integer"},
+                        "head": {"type": "string"},
+                        "broken_at": {"type": ["integer", "null"]},
+                        "reason": {"type": ["string", "null"]},
+                    },
+                    "required": ["ok", "entries", "head"],
+                },
                 "Me": {
                     "type": "object",
                     "properties": {
@@ -72,6 +99,49 @@ def build_openapi() -> dict[str, Any]:
                             },
                         },
                         "401": _problem_response("No valid token."),
+                    },
+                }
+            },
+            "/tokens": {
+                "get": {
+                    "operationId": "listTokens",
+                    "summary": "The caller's own API tokens, with scopes, expiry and last use.",
+                    "responses": {
+                        "200": {
+                            "description": "The tokens (their secrets are never stored).",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "tokens": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Token"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _problem_response("No valid token."),
+                    },
+                }
+            },
+            "/audit/verify": {
+                "get": {
+                    "operationId": "verifyAuditChain",
+                    "summary": "Check the audit log's hash chain (admins; audited).",
+                    "responses": {
+                        "200": {
+                            "description": "The chain's state.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/AuditChain"}
+                                }
+                            },
+                        },
+                        "401": _problem_response("No valid token."),
+                        "403": _problem_response("The token does not act as an admin."),
                     },
                 }
             },

@@ -4,22 +4,43 @@ from portal.models.agencies import Agency
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
+from portal.models.clips import (
+    Approval,
+    Clip,
+    ClipStatus,
+    ClipVersion,
+    Rendition,
+    Upload,
+    UploadStatus,
+    VersionStatus,
+)
 from portal.models.jobs import Job, JobStatus
+from portal.models.security import MfaRecoveryCode, SignInThrottle
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
     "Agency",
     "ApiToken",
+    "Approval",
     "AuditEvent",
     "Base",
     "Case",
     "CaseAssignment",
     "CaseStatus",
+    "Clip",
+    "ClipStatus",
+    "ClipVersion",
     "Job",
     "JobStatus",
+    "MfaRecoveryCode",
     "Outcome",
+    "Rendition",
     "Role",
+    "SignInThrottle",
     "StaffSession",
+    "Upload",
+    "UploadStatus",
     "User",
     "UserRole",
+    "VersionStatus",
 ]

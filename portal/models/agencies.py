@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, PublicIdMixin, TimestampMixin
@@ -16,6 +16,9 @@ class Agency(PublicIdMixin, TimestampMixin, Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     # IANA zone for the weekly slot and for showing times to staff.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Every staff account must sign in with a second factor. `agencies create` and the
+    # demo turn it on in production; TATTLETALE_REQUIRE_MFA overrides it either way.
+    require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
 
     def __repr__(self) -> str:
         return f"<Agency {self.slug}>"

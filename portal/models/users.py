@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.agencies import Agency
 from portal.models.base import Base, PublicIdMixin, TimestampMixin, UTCDateTime
+from portal.models.encrypted import EncryptedText
 
 
 class Role(enum.StrEnum):
@@ -30,6 +31,13 @@ class User(PublicIdMixin, TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # TOTP (RFC 6238). The secret is set when enrolment starts and the factor counts
+    # only once ``totp_enabled_at`` is set, i.e. after the first code was confirmed.
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText("user.totp_secret"))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last time step a code was accepted for: a code is good once, so one seen
+    # over a shoulder or phished in real time cannot be replayed within its window.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     agency: Mapped[Agency] = relationship()
     role_rows: Mapped[list[UserRole]] = relationship(
@@ -37,8 +45,29 @@ class User(PublicIdMixin, TimestampMixin, Base):
     )
 
     @property
-    def roles(self) -> frozenset[Role]:
+    def held_roles(self) -> frozenset[Role]:
+        """Every role the account holds, whatever this request acts as."""
         return frozenset(Role(row.role) for row in self.role_rows)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """The roles this request acts with: the held roles, narrowed to the scopes of
+        the API token it came with (see :meth:`act_as`). Every permission check reads
+        this, so a token scoped to ``officer`` cannot do what only ``admin`` may."""
+        acting = self.acting_roles
+        return self.held_roles if acting is None else self.held_roles & acting
+
+    @property
+    def acting_roles(self) -> frozenset[Role] | None:
+        return self.__dict__.get("_acting_roles")
+
+    def act_as(self, roles: frozenset[Role]) -> None:
+        """Narrow this instance (one request's) to ``roles``; never widens."""
+        self.__dict__["_acting_roles"] = frozenset(roles)
+
+    @property
+    def mfa_enabled(self) -> bool:
+        return self.totp_enabled_at is not None and self.totp_secret is not None
 
     def has_role(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
@@ -113,6 +142,9 @@ class ApiToken(PublicIdMixin, TimestampMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Role names the token may act as; the effective roles of a request are these
+    # and the roles the user still holds. Empty means none: deny by default.
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

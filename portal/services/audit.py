@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+
+from flask import has_request_context
+from sqlalchemy import Select, func, or_, select
 
 from portal.extensions import db
 from portal.models import AuditEvent, Outcome, User
+from portal.services import audit_chain  # noqa: F401  (chains every entry on flush)
+from portal.web import staff_client_addr
 
 SYSTEM_ACTOR = "system"
 ANONYMOUS_ACTOR = "anonymous"
@@ -28,6 +36,9 @@ def record_event(
     happened that was rolled back. Callers that record a refusal (nothing else to
     commit) commit themselves.
     """
+    if client_addr is None and has_request_context():
+        # Staff and API requests only: public requests give None here.
+        client_addr = staff_client_addr()
     label = actor.email if actor is not None else (actor_label or SYSTEM_ACTOR)
     event = AuditEvent(
         agency_id=actor.agency_id if actor is not None else None,
@@ -42,3 +53,89 @@ def record_event(
     )
     db.session.add(event)
     return event
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an admin searches the log for. Empty fields match everything."""
+
+    actor: str = ""
+    action: str = ""
+    object_id: str = ""
+    outcome: str = ""
+    since: date | None = None
+    until: date | None = None
+
+    def as_details(self) -> dict[str, str]:
+        """The filter as recorded in the audit.view / audit.export event."""
+        return {
+            name: value.isoformat() if isinstance(value, date) else value
+            for name, value in vars(self).items()
+            if value
+        }
+
+
+def _like_prefix(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def audit_query(agency_id: int, search: AuditFilter) -> Select[tuple[AuditEvent]]:
+    """Events an admin of ``agency_id`` may read that match ``search``, newest first.
+
+    Events without an agency (failed sign-ins to unknown addresses, the system's own)
+    are included: they are how an attack on the agency's accounts shows up.
+    """
+    query = select(AuditEvent).where(
+        or_(AuditEvent.agency_id == agency_id, AuditEvent.agency_id.is_(None))
+    )
+    if search.actor:
+        query = query.where(
+            func.lower(AuditEvent.actor_label).like(
+                _like_prefix(search.actor.strip().lower()), escape="\\"
+            )
+        )
+    if search.action:
+        # "auth" finds auth.login, auth.logout, ...; "auth.login" finds just that.
+        action = search.action.strip()
+        query = query.where(
+            or_(
+                AuditEvent.action == action,
+                AuditEvent.action.like(_like_prefix(action + "."), escape="\\"),
+            )
+        )
+    if search.object_id:
+        query = query.where(AuditEvent.object_id == search.object_id.strip())
+    if search.outcome:
+        query = query.where(AuditEvent.outcome == search.outcome)
+    if search.since:
+        query = query.where(AuditEvent.occurred_at >= datetime.combine(search.since, time(), UTC))
+    if search.until:
+        end = datetime.combine(search.until + timedelta(days=1), time(), UTC)
+        query = query.where(AuditEvent.occurred_at < end)
+    return query.order_by(AuditEvent.id.desc())
+
+
+def search_events(
+    agency_id: int, search: AuditFilter, *, before_id: int | None = None, limit: int = 50
+) -> list[AuditEvent]:
+    """One page, by keyset: the ``limit`` newest events older than ``before_id``.
+
+    Keyset rather than OFFSET: a page deep in a log of millions costs the same as
+    the first, and events recorded while paging do not shift the pages."""
+    query = audit_query(agency_id, search)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return list(db.session.scalars(query.limit(limit)))
+
+
+def iter_events(agency_id: int, search: AuditFilter, *, batch: int = 500) -> Iterator[AuditEvent]:
+    """Every matching event, newest first, a batch at a time (for export)."""
+    before_id: int | None = None
+    while True:
+        rows = search_events(agency_id, search, before_id=before_id, limit=batch)
+        if not rows:
+            return
+        yield from rows
+        before_id = rows[-1].id
+        db.session.expunge_all()

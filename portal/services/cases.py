@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, and_, or_, select
 
 from portal.extensions import db
-from portal.models import Agency, Case, CaseAssignment, CaseStatus, Role, User
+from portal.models import Agency, Case, CaseAssignment, CaseStatus, Role, User, UserRole
 from portal.models.base import utcnow
 from portal.services.audit import record_event
 from portal.services.authz import AGENCY_WIDE_ROLES, Permission, can
@@ -88,3 +90,140 @@ def get_case_for(user: User, public_id: str) -> Case:
     if case is None or not can(user, Permission.CASE_VIEW, case):
         raise NotFound("No such case.")
     return case
+
+
+CASE_EDITABLE_FIELDS = (
+    "number",
+    "title",
+    "offense",
+    "occurred_at",
+    "location_address",
+    "latitude",
+    "longitude",
+    "public_summary",
+    "internal_notes",
+    "status",
+)
+
+
+@dataclass(frozen=True)
+class CasePage:
+    cases: list[Case]
+    next_cursor: str | None
+
+
+def list_cases(
+    user: User,
+    *,
+    status: str | None = None,
+    search: str = "",
+    after: str | None = None,
+    limit: int = 25,
+) -> CasePage:
+    """One page of the cases the user may see, newest first, by keyset: the cursor is
+    the public id of the last case shown, so pages stay stable while cases are added."""
+    query = visible_cases_query(user)
+    if status:
+        if status not in {s.value for s in CaseStatus}:
+            raise ValidationFailed(f"Unknown status {status!r}.", field="status")
+        query = query.where(Case.status == status)
+    search = search.strip()
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                Case.number.ilike(pattern, escape="\\"),
+                Case.title.ilike(pattern, escape="\\"),
+                Case.offense.ilike(pattern, escape="\\"),
+                Case.location_address.ilike(pattern, escape="\\"),
+            )
+        )
+    if after:
+        anchor = db.session.execute(
+            select(Case.created_at, Case.id).where(
+                Case.public_id == after, Case.agency_id == user.agency_id
+            )
+        ).first()
+        if anchor is None:
+            raise ValidationFailed("The page cursor is not valid.", field="after")
+        query = query.where(
+            or_(
+                Case.created_at < anchor.created_at,
+                and_(Case.created_at == anchor.created_at, Case.id < anchor.id),
+            )
+        )
+    rows = list(db.session.scalars(query.limit(limit + 1)))
+    next_cursor = rows[limit - 1].public_id if len(rows) > limit else None
+    return CasePage(rows[:limit], next_cursor)
+
+
+def update_case(case: Case, user: User, changes: dict[str, Any]) -> Case:
+    if not can(user, Permission.CASE_EDIT, case):
+        raise PermissionDenied("You may not edit this case.")
+    unknown = set(changes) - set(CASE_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown field {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
+    if "status" in changes and changes["status"] not in {s.value for s in CaseStatus}:
+        raise ValidationFailed("Status must be open, solved or closed.", field="status")
+    for name in ("number", "title"):
+        if name in changes and not str(changes[name] or "").strip():
+            raise ValidationFailed(f"A case needs a {name}.", field=name)
+    if "number" in changes and changes["number"].strip() != case.number:
+        taken = db.session.scalar(
+            select(Case.id).where(
+                Case.agency_id == case.agency_id, Case.number == changes["number"].strip()
+            )
+        )
+        if taken is not None:
+            raise Conflict(f"Case number {changes['number']} already exists.", field="number")
+    changed = {}
+    for name, value in changes.items():
+        if isinstance(value, str):
+            value = value.strip()
+        if getattr(case, name) != value:
+            setattr(case, name, value)
+            changed[name] = value if name != "internal_notes" else "(changed)"
+    if changed:
+        record_event(
+            "case.update",
+            actor=user,
+            object_type="case",
+            object_id=case.public_id,
+            details={
+                k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in changed.items()
+            },
+        )
+    db.session.commit()
+    return case
+
+
+def agency_detectives(agency_id: int) -> list[User]:
+    users = db.session.scalars(
+        select(User)
+        .join(UserRole)
+        .where(User.agency_id == agency_id, UserRole.role == Role.DETECTIVE.value)
+        .where(User.is_disabled.is_(False))
+        .order_by(User.display_name)
+    )
+    return list(users)
+
+
+def set_detectives(case: Case, detective_ids: list[str], *, actor: User) -> None:
+    """Make the assigned detectives exactly these (public ids of the agency's detectives)."""
+    wanted = {u.public_id: u for u in agency_detectives(case.agency_id)}
+    unknown = [pid for pid in detective_ids if pid not in wanted]
+    if unknown:
+        raise ValidationFailed("Not a detective of this agency.", field="detectives")
+    keep = set(detective_ids)
+    for assignment in list(case.assignments):
+        if assignment.user.public_id not in keep:
+            case.assignments.remove(assignment)
+            record_event(
+                "case.unassign",
+                actor=actor,
+                object_type="case",
+                object_id=case.public_id,
+                details={"detective": assignment.user.public_id},
+            )
+    for public_id in detective_ids:
+        assign_detective(case, wanted[public_id], actor=actor)

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -30,7 +31,13 @@ def seed_demo() -> list[DemoAccount]:
     what exists is left alone, and only new accounts get (and show) a password."""
     agency = db.session.scalar(select(Agency).where(Agency.slug == DEMO_AGENCY_SLUG))
     if agency is None:
-        agency = Agency(name="Demo Police Department", slug=DEMO_AGENCY_SLUG, timezone="UTC")
+        agency = Agency(
+            name="Demo Police Department",
+            slug=DEMO_AGENCY_SLUG,
+            timezone="UTC",
+            # Two-step sign-in is required in production, optional for trying it out.
+            require_mfa=current_app.config["TATTLETALE"].is_production,
+        )
         db.session.add(agency)
         db.session.flush()
 

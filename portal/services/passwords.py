@@ -1,6 +1,10 @@
-"""Password hashing with Argon2id, a memory-hard KDF (RFC 9106)."""
+"""Password policy and hashing with Argon2id, a memory-hard KDF (RFC 9106)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,8 +23,35 @@ _hasher = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=1)
 _DUMMY_HASH = _hasher.hash("tattletale-timing-equaliser")
 
 
-def check_password_policy(password: str) -> None:
-    """Length only (NIST SP 800-63B): no composition rules."""
+COMMON_PASSWORDS_RESOURCE = "common-passwords.txt"
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords, lowercased (see portal/data/README.md)."""
+    text = resources.files("portal.data").joinpath(COMMON_PASSWORDS_RESOURCE).read_text("utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
+
+
+def _is_repetitive_or_sequential(password: str) -> bool:
+    """ "aaaaaaaaaaaa", "abcabcabcabc", "123456789012", "zyxwvutsrqpo": NIST SP 800-63B
+    names repetitive and sequential characters among what a verifier refuses."""
+    if len(set(password)) <= 2:
+        return True
+    for unit in range(1, 5):
+        if len(password) % unit == 0 and password == password[:unit] * (len(password) // unit):
+            return True
+    steps = {
+        (ord(b) - ord(a)) % 10 if a.isdigit() and b.isdigit() else ord(b) - ord(a)
+        for a, b in zip(password, password[1:], strict=False)
+    }
+    return len(steps) == 1 and steps.pop() in (1, -1, 9)
+
+
+def check_password_policy(password: str, *, user_inputs: Iterable[str] = ()) -> None:
+    """NIST SP 800-63B: a minimum length, no composition rules, and refusal of
+    passwords that attackers try first: common ones (compared case-insensitively),
+    repetitive or sequential ones, and ones built from the account's own name."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters.", field="password"
@@ -29,10 +60,30 @@ def check_password_policy(password: str) -> None:
         raise ValidationFailed(
             f"The password must be at most {MAX_PASSWORD_LENGTH} characters.", field="password"
         )
+    folded = password.strip().lower()
+    if folded in common_passwords():
+        raise ValidationFailed(
+            "That password is on a list of commonly used passwords that attackers try "
+            "first. Please choose another; a few unrelated words make a good one.",
+            field="password",
+        )
+    if _is_repetitive_or_sequential(folded):
+        raise ValidationFailed(
+            "That password is a repeated or sequential run of characters. Please choose "
+            "another; a few unrelated words make a good one.",
+            field="password",
+        )
+    for value in user_inputs:
+        for part in {value.strip().lower(), value.strip().lower().split("@")[0]}:
+            if len(part) >= 4 and part in folded and len(folded.replace(part, "")) < 8:
+                raise ValidationFailed(
+                    "That password is mostly your e-mail address or name. Please choose another.",
+                    field="password",
+                )
 
 
-def hash_password(password: str) -> str:
-    check_password_policy(password)
+def hash_password(password: str, *, user_inputs: Iterable[str] = ()) -> str:
+    check_password_policy(password, user_inputs=user_inputs)
     return _hasher.hash(password)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Agency, ApiToken, Outcome, Role, User, UserRole
 from portal.models.base import utcnow
+from portal.services import throttle
 from portal.services.audit import record_event
 from portal.services.errors import (
     AuthenticationFailed,
@@ -73,7 +74,7 @@ def create_user(
         agency=agency,
         email=email,
         display_name=display_name or email.split("@")[0],
-        password_hash=hash_password(password),
+        password_hash=hash_password(password, user_inputs=(email, display_name)),
         role_rows=[UserRole(role=role.value) for role in sorted(role_set)],
     )
     db.session.add(user)
@@ -99,6 +100,23 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
     except ValidationFailed:
         normalized = email.strip().lower()[:254]
     user = get_user_by_email(normalized)
+    keys = throttle.keys_for(normalized, client_addr)
+    try:
+        # Before the password is even looked at: a locked key learns nothing.
+        throttle.check(keys)
+    except throttle.Throttled:
+        record_event(
+            "auth.login",
+            actor=user,
+            actor_label=normalized or "(empty)",
+            object_type="user",
+            object_id=user.public_id if user else "",
+            outcome=Outcome.DENIED,
+            client_addr=client_addr,
+            details={"reason": "throttled"},
+        )
+        db.session.commit()
+        raise
     ok = verify_password(user.password_hash if user else None, password)
     reason = None
     if user is None:
@@ -118,11 +136,27 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
             client_addr=client_addr,
             details={"reason": reason},
         )
+        throttle.register_failure(keys)
         db.session.commit()
         raise AuthenticationFailed(reason)
     assert user is not None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    if user.mfa_enabled:
+        # Half-way: the sign-in completes, and is logged as auth.login, only after
+        # the second factor (services.mfa.verify_second_factor). The account's
+        # failure count stays until then, so it also limits guessing the code.
+        record_event(
+            "auth.password",
+            actor=user,
+            object_type="user",
+            object_id=user.public_id,
+            client_addr=client_addr,
+            details={"next": "mfa"},
+        )
+        db.session.commit()
+        return user
+    throttle.clear_account(normalized)
     user.last_login_at = utcnow()
     record_event(
         "auth.login",
@@ -148,7 +182,7 @@ def record_logout(user: User, *, client_addr: str | None) -> None:
 
 
 def set_password(user: User, password: str, *, actor: User | None = None) -> None:
-    user.password_hash = hash_password(password)
+    user.password_hash = hash_password(password, user_inputs=(user.email, user.display_name))
     # A new password ends every session that was signed in with the old one.
     end_all_sessions(user, "password_changed")
     record_event("user.password_change", actor=actor, object_type="user", object_id=user.public_id)
@@ -173,14 +207,41 @@ def _hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+MAX_TOKEN_DAYS = 366
+
+
 def create_api_token(
-    user: User, *, name: str = "", expires_in: timedelta | None = timedelta(days=90)
+    user: User,
+    *,
+    name: str = "",
+    expires_in: timedelta | None = timedelta(days=90),
+    scopes: Iterable[Role] | None = None,
+    client_addr: str | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its secret, which is shown once and never stored."""
+    """Create a token and return it with its secret, which is shown once and never stored.
+
+    ``scopes`` are the roles the token may act as, a subset of those the user holds
+    (all of them when not given).
+    """
+    held = user.held_roles
+    scope_set = set(held if scopes is None else scopes)
+    if not scope_set:
+        raise ValidationFailed("A token needs at least one role to act as.", field="scopes")
+    if not scope_set <= held:
+        extra = ", ".join(sorted(r.value for r in scope_set - held))
+        raise ValidationFailed(f"You do not hold the role(s) {extra}.", field="scopes")
+    if expires_in is not None and not timedelta(0) < expires_in <= timedelta(days=MAX_TOKEN_DAYS):
+        raise ValidationFailed(
+            f"A token expires after 1 to {MAX_TOKEN_DAYS} days.", field="expires_in_days"
+        )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at: datetime | None = utcnow() + expires_in if expires_in else None
     token = ApiToken(
-        user=user, name=name[:100], token_hash=_hash_token(secret), expires_at=expires_at
+        user=user,
+        name=name.strip()[:100],
+        token_hash=_hash_token(secret),
+        expires_at=expires_at,
+        scopes=sorted(r.value for r in scope_set),
     )
     db.session.add(token)
     db.session.flush()
@@ -189,12 +250,19 @@ def create_api_token(
         actor=user,
         object_type="api_token",
         object_id=token.public_id,
-        details={"name": token.name, "expires_at": expires_at.isoformat() if expires_at else None},
+        client_addr=client_addr,
+        details={
+            "name": token.name,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "scopes": token.scopes,
+        },
     )
     return token, secret
 
 
 def authenticate_token(secret: str) -> User:
+    """The token's user, acting with the token's scopes and the roles the user still
+    holds (``user.roles``); every permission check then sees only those."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
         raise AuthenticationFailed("malformed_token")
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(secret)))
@@ -208,7 +276,79 @@ def authenticate_token(secret: str) -> User:
     if token.user.is_disabled:
         raise AuthenticationFailed("disabled")
     token.last_used_at = now
-    return token.user
+    user = token.user
+    known = {role.value for role in Role}
+    # A scope naming a role that no longer exists grants nothing.
+    user.act_as(frozenset(Role(scope) for scope in token.scopes if scope in known))
+    return user
+
+
+def list_api_tokens(user: User) -> list[ApiToken]:
+    """The user's tokens, newest first, revoked and expired ones included."""
+    return list(
+        db.session.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )
+
+
+def revoke_api_token(user: User, public_id: str, *, client_addr: str | None = None) -> ApiToken:
+    """Revoke one of the user's own tokens. Another user's token is NotFound."""
+    token = db.session.scalar(
+        select(ApiToken).where(ApiToken.public_id == public_id, ApiToken.user_id == user.id)
+    )
+    if token is None:
+        raise NotFound("No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        record_event(
+            "token.revoke",
+            actor=user,
+            object_type="api_token",
+            object_id=token.public_id,
+            client_addr=client_addr,
+            details={"name": token.name},
+        )
+    return token
+
+
+def set_roles(user: User, roles: Iterable[Role], *, actor: User | None = None) -> None:
+    """Replace the user's roles. A permission change: audited with before and after."""
+    new = set(roles)
+    if not new:
+        raise ValidationFailed("A staff account needs at least one role.", field="roles")
+    before = sorted(r.value for r in user.held_roles)
+    after = sorted(r.value for r in new)
+    if before == after:
+        return
+    user.role_rows = [row for row in user.role_rows if Role(row.role) in new]
+    kept = user.held_roles
+    user.role_rows.extend(UserRole(role=r.value) for r in sorted(new - kept))
+    record_event(
+        "user.roles_change",
+        actor=actor,
+        object_type="user",
+        object_id=user.public_id,
+        details={"before": before, "after": after},
+    )
+
+
+def sign_out_everywhere(
+    user: User, *, actor: User | None = None, client_addr: str | None = None
+) -> int:
+    """End every session of the user, this one included. Returns how many ended."""
+    ended = end_all_sessions(user, "signed_out_everywhere")
+    record_event(
+        "auth.sign_out_everywhere",
+        actor=actor,
+        object_type="user",
+        object_id=user.public_id,
+        client_addr=client_addr,
+        details={"sessions": ended},
+    )
+    return ended
 
 
 def require_user(email: str) -> User:

@@ -16,7 +16,8 @@ from portal.web import staff_client_addr
 
 bp = Blueprint("staff", __name__, template_folder="../templates")
 
-ANONYMOUS_ENDPOINTS = frozenset({"staff.login"})
+# staff.login_mfa checks its own proof: the signed, short-lived marker of a correct password.
+ANONYMOUS_ENDPOINTS = frozenset({"staff.login", "staff.login_mfa"})
 
 
 @login_manager.user_loader
@@ -49,4 +50,10 @@ def require_sign_in():
     return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
 
 
-from portal.staff import views  # noqa: E402,F401  (registers the routes)
+from portal.staff import (  # noqa: E402,F401  (registers the routes)
+    account_views,
+    admin_views,
+    cases_views,
+    clips_views,
+    views,
+)

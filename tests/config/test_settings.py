@@ -6,6 +6,9 @@ import pytest
 
 from config import ConfigError, load_settings
 
+# A valid Fernet key (32 bytes, URL-safe base64) for the production settings tests.
+KEY = "7Ojv3ZJ6oYbZ0cW9r0W2F7cJ3sVZ6m8H1kq3n5p9u0E="
+
 
 def test_settings_defaults_are_embedded(tmp_path: Path) -> None:
     settings = load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path)})
@@ -27,7 +30,12 @@ def test_settings_production_names_every_missing_setting() -> None:
     with pytest.raises(ConfigError) as excinfo:
         load_settings({"TATTLETALE_ENV": "production"})
     message = str(excinfo.value)
-    for name in ("TATTLETALE_SECRET_KEY", "TATTLETALE_DATABASE_URL", "TATTLETALE_STORAGE_URL"):
+    for name in (
+        "TATTLETALE_SECRET_KEY",
+        "TATTLETALE_DATABASE_URL",
+        "TATTLETALE_STORAGE_URL",
+        "TATTLETALE_ENCRYPTION_KEYS",
+    ):
         assert name in message
 
 
@@ -39,6 +47,7 @@ def test_settings_production_refuses_sqlite() -> None:
                 "TATTLETALE_SECRET_KEY": "x" * 40,
                 "TATTLETALE_DATABASE_URL": "sqlite:///prod.db",
                 "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+                "TATTLETALE_ENCRYPTION_KEYS": KEY,
             }
         )
 
@@ -51,6 +60,7 @@ def test_settings_production_refuses_short_secret() -> None:
                 "TATTLETALE_SECRET_KEY": "short",
                 "TATTLETALE_DATABASE_URL": "postgresql+psycopg://db/tattletale",
                 "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+                "TATTLETALE_ENCRYPTION_KEYS": KEY,
             }
         )
 
@@ -62,6 +72,7 @@ def test_settings_production_starts_with_everything_set() -> None:
             "TATTLETALE_SECRET_KEY": "k" * 48,
             "TATTLETALE_DATABASE_URL": "postgresql+psycopg://db/tattletale",
             "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+            "TATTLETALE_ENCRYPTION_KEYS": KEY,
             "TATTLETALE_BROKER_URL": "redis://127.0.0.1:6379/0",
         }
     )
@@ -81,3 +92,44 @@ def test_settings_production_starts_with_everything_set() -> None:
 def test_settings_bad_value_is_named(name: str, value: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path), name: value})
+
+
+def test_settings_development_encryption_key_is_generated_once(tmp_path: Path) -> None:
+    first = load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path)}).encryption_keys
+    second = load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path)}).encryption_keys
+    assert first == second and len(first) == 1
+    assert (tmp_path / "encryption_keys").stat().st_mode & 0o777 == 0o600
+
+
+def test_settings_encryption_keys_are_read_in_order(tmp_path: Path) -> None:
+    other = "A" * 43 + "="
+    settings = load_settings(
+        {"TATTLETALE_INSTANCE_PATH": str(tmp_path), "TATTLETALE_ENCRYPTION_KEYS": f"{KEY}, {other}"}
+    )
+    assert settings.encryption_keys == (KEY, other)
+
+
+def test_settings_bad_encryption_key_is_named_but_not_shown(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="key 2 is not a Fernet key") as excinfo:
+        load_settings(
+            {
+                "TATTLETALE_INSTANCE_PATH": str(tmp_path),
+                "TATTLETALE_ENCRYPTION_KEYS": f"{KEY},not-a-key-secret-value",
+            }
+        )
+    assert "not-a-key-secret-value" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", None), ("true", True), ("0", False)])
+def test_settings_require_mfa_override(tmp_path: Path, raw: str, expected: bool | None) -> None:
+    settings = load_settings(
+        {"TATTLETALE_INSTANCE_PATH": str(tmp_path), "TATTLETALE_REQUIRE_MFA": raw}
+    )
+    assert settings.require_mfa is expected
+
+
+def test_settings_require_mfa_refuses_nonsense(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TATTLETALE_REQUIRE_MFA must be true or false"):
+        load_settings(
+            {"TATTLETALE_INSTANCE_PATH": str(tmp_path), "TATTLETALE_REQUIRE_MFA": "maybe"}
+        )

@@ -1,15 +1,22 @@
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.extensions import db
-from portal.models import Agency, Case, Role, User, UserRole
+from portal.jobs.execution import due_job_ids, execute_job
+from portal.models import Agency, Case, Clip, Role, Upload, User, UserRole
 from portal.services.cases import assign_detective, create_case
+from portal.services.clips import attach_upload
+from portal.services.uploads import create_upload, partial_path
 from tests.conftest import TEST_PASSWORD
 
 
@@ -89,3 +96,71 @@ def signed_in(client: FlaskClient) -> Callable[[User], FlaskClient]:
         return client
 
     return do
+
+
+# -- footage ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clips") / "doorbell.mp4"
+    subprocess.run(
+        [
+            shutil.which("ffmpeg") or "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def staged_upload(user: User, case: Case, source: Path) -> Upload:
+    """An upload whose bytes all arrived (the tus path is tested on its own)."""
+    data = source.read_bytes()
+    upload = create_upload(user, length=len(data), max_bytes=10**9, filename=source.name, case=case)
+    partial_path(upload).write_bytes(data)
+    upload.offset = len(data)
+    upload.status = "complete"
+    upload.sha256 = hashlib.sha256(data).hexdigest()
+    db.session.commit()
+    return upload
+
+
+def run_jobs(limit: int = 20) -> list[str]:
+    outcomes = []
+    for _ in range(limit):
+        ids = due_job_ids()
+        if not ids:
+            break
+        for job_id in ids:
+            outcomes.append(execute_job(job_id, "test"))
+    return outcomes
+
+
+@pytest.fixture
+def ready_clip(users: dict[Role, User], case: Case, sample_clip: Path) -> Clip:
+    upload = staged_upload(users[Role.OFFICER], case, sample_clip)
+    clip = attach_upload(case, upload.public_id, users[Role.OFFICER])
+    assert run_jobs() == ["succeeded"] * 3  # ingest, proxy, render version 1
+    db.session.refresh(clip)
+    return clip

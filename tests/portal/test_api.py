@@ -75,7 +75,9 @@ def test_api_token_of_disabled_user_is_refused(
     assert client.get("/api/v1/me", headers=bearer(secret)).status_code == 401
 
 
-def test_api_ignores_session_cookies(client: FlaskClient, users: dict[Role, User], signed_in) -> None:  # type: ignore[no-untyped-def]
+def test_api_ignores_session_cookies(
+    client: FlaskClient, users: dict[Role, User], signed_in
+) -> None:  # type: ignore[no-untyped-def]
     signed_in(users[Role.ADMIN])
     assert client.get("/api/v1/me").status_code == 401
 

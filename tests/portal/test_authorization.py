@@ -15,14 +15,23 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Agency, AuditEvent, Case, Role, User
+from portal.models import Agency, AuditEvent, Case, Clip, Role, User
 from portal.services.authz import ROLE_PERMISSIONS, Permission, can
 from portal.services.cases import create_case
 from portal.services.users import create_api_token
+from portal.staff import ANONYMOUS_ENDPOINTS
 from tests.portal.conftest import sign_in
 
 # Views with no permission of their own: any signed-in staff member may open them.
-OPEN_TO_ALL_STAFF = {"staff.dashboard", "staff.logout", "staff.login"}
+OPEN_TO_ALL_STAFF = {
+    "staff.dashboard",
+    "staff.logout",
+    "staff.login",
+    "staff.login_mfa",
+    "staff.account",
+    "staff.account_mfa",
+    "staff.account_tokens",
+}
 
 
 def staff_get_routes(app: Flask) -> list[tuple[str, str]]:
@@ -33,8 +42,19 @@ def staff_get_routes(app: Flask) -> list[tuple[str, str]]:
     return sorted(routes)
 
 
-def fill(rule: str, case: Case) -> str:
-    return rule.replace("<public_id>", case.public_id)
+def fill(rule: str, case: Case, clip: Clip | None = None) -> str:
+    """A real URL for a rule: the case's and its clip's ids, version 1's poster."""
+    values = {"<public_id>": case.public_id, "<case_id>": case.public_id}
+    if clip is not None:
+        values |= {
+            "<clip_id>": clip.public_id,
+            "<version_id>": clip.versions[0].public_id,
+            "<name>": "poster",
+        }
+    for placeholder, value in values.items():
+        rule = rule.replace(placeholder, value)
+    assert "<" not in rule, f"no value for a parameter of {rule}"
+    return rule
 
 
 def test_every_staff_view_declares_a_permission_or_is_listed(app: Flask) -> None:
@@ -49,16 +69,17 @@ def test_staff_routes_by_role(
     client: FlaskClient,
     users: dict[Role, User],
     case: Case,
+    ready_clip: Clip,
     role: Role,
     signed_in: Callable[[User], FlaskClient],
 ) -> None:
     signed_in(users[role])
     for endpoint, rule in staff_get_routes(app):
-        if endpoint == "staff.login":
+        if endpoint in ANONYMOUS_ENDPOINTS:  # sign-in steps: a signed-in user is sent on
             continue
         permission = getattr(app.view_functions[endpoint], "required_permission", None)
         allowed = permission is None or permission in ROLE_PERMISSIONS[role]
-        response = client.get(fill(rule, case))
+        response = client.get(fill(rule, case, ready_clip))
         expected = 200 if allowed else 403
         assert response.status_code == expected, (role, rule, response.status_code)
         if not allowed:
@@ -71,12 +92,12 @@ def test_staff_routes_by_role(
 
 
 def test_staff_routes_without_sign_in_redirect_to_login(
-    app: Flask, client: FlaskClient, case: Case
+    app: Flask, client: FlaskClient, case: Case, ready_clip: Clip
 ) -> None:
     for endpoint, rule in staff_get_routes(app):
         if endpoint == "staff.login":
             continue
-        response = client.get(fill(rule, case))
+        response = client.get(fill(rule, case, ready_clip))
         assert response.status_code == 302, rule
         assert "/staff/login" in response.headers["Location"]
 
@@ -115,18 +136,25 @@ def test_can_denies_by_default(users: dict[Role, User], case: Case) -> None:
     assert not can(users[Role.ADMIN], Permission.CASE_VIEW, case)
 
 
-API_OPERATIONS = [("GET", "/api/v1/me")]
+API_OPERATIONS = [("GET", "/api/v1/me"), ("GET", "/api/v1/tokens"), ("GET", "/api/v1/audit/verify")]
+
+
+def api_permission(app: Flask, method: str, path: str) -> Permission | None:
+    endpoint, _ = app.url_map.bind("localhost").match(path, method=method)
+    return getattr(app.view_functions[endpoint], "required_permission", None)
 
 
 @pytest.mark.parametrize("role", list(Role))
 def test_api_operations_by_role(
-    client: FlaskClient, users: dict[Role, User], role: Role
+    app: Flask, client: FlaskClient, users: dict[Role, User], role: Role
 ) -> None:
     _, secret = create_api_token(users[role])
     db.session.commit()
     for method, path in API_OPERATIONS:
+        permission = api_permission(app, method, path)
+        allowed = permission is None or permission in ROLE_PERMISSIONS[role]
         response = client.open(path, method=method, headers={"Authorization": f"Bearer {secret}"})
-        assert response.status_code == 200, (role, path)
+        assert response.status_code == (200 if allowed else 403), (role, path)
 
 
 def test_api_operations_without_token_are_unauthorized(client: FlaskClient) -> None:

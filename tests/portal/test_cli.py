@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask.testing import FlaskCliRunner, FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -12,8 +12,15 @@ from tests.portal.conftest import sign_in
 
 def test_cli_users_create_with_prompted_password(cli: FlaskCliRunner, agency: Agency) -> None:
     result = cli.invoke(
-        args=["users", "create", "New.Officer@Springfield.example", "--role", "officer",
-              "--role", "detective"],
+        args=[
+            "users",
+            "create",
+            "New.Officer@Springfield.example",
+            "--role",
+            "officer",
+            "--role",
+            "detective",
+        ],
         input="a long enough passphrase\na long enough passphrase\n",
     )
     assert result.exit_code == 0, result.output
@@ -26,8 +33,14 @@ def test_cli_users_create_generates_password_that_signs_in(
     cli: FlaskCliRunner, client: FlaskClient, agency: Agency
 ) -> None:
     result = cli.invoke(
-        args=["users", "create", "gen@springfield.example", "--role", "admin",
-              "--generate-password"]
+        args=[
+            "users",
+            "create",
+            "gen@springfield.example",
+            "--role",
+            "admin",
+            "--generate-password",
+        ]
     )
     assert result.exit_code == 0, result.output
     password = result.output.split("password: ")[1].strip()
@@ -35,21 +48,33 @@ def test_cli_users_create_generates_password_that_signs_in(
 
 
 def test_cli_users_create_refuses_bad_input(cli: FlaskCliRunner, agency: Agency) -> None:
-    bad_role = cli.invoke(args=["users", "create", "a@springfield.example", "--role", "chief",
-                                "--generate-password"])
+    bad_role = cli.invoke(
+        args=["users", "create", "a@springfield.example", "--role", "chief", "--generate-password"]
+    )
     assert bad_role.exit_code == 2 and "Unknown role 'chief'" in bad_role.output
-    bad_email = cli.invoke(args=["users", "create", "not-an-address", "--role", "officer",
-                                 "--generate-password"])
+    bad_email = cli.invoke(
+        args=["users", "create", "not-an-address", "--role", "officer", "--generate-password"]
+    )
     assert bad_email.exit_code == 2 and "Not a valid e-mail address" in bad_email.output
-    short = cli.invoke(args=["users", "create", "b@springfield.example", "--role", "officer"],
-                       input="short\nshort\n")
+    short = cli.invoke(
+        args=["users", "create", "b@springfield.example", "--role", "officer"],
+        input="short\nshort\n",
+    )
     assert short.exit_code == 2 and "at least 12 characters" in short.output
     assert db.session.scalar(select(User)) is None
 
 
 def test_cli_users_create_refuses_duplicate(cli: FlaskCliRunner, users: dict[Role, User]) -> None:
-    result = cli.invoke(args=["users", "create", "officer@springfield.example", "--role",
-                              "officer", "--generate-password"])
+    result = cli.invoke(
+        args=[
+            "users",
+            "create",
+            "officer@springfield.example",
+            "--role",
+            "officer",
+            "--generate-password",
+        ]
+    )
     assert result.exit_code == 2 and "already exists" in result.output
 
 

@@ -60,8 +60,9 @@ def test_error_pages_are_friendly(client: FlaskClient, path: str, status: int) -
 
 
 def test_request_too_large_is_413(client: FlaskClient) -> None:
-    response = client.post("/staff/login", data=b"x" * (33 * 1024 * 1024),
-                           content_type="application/octet-stream")
+    response = client.post(
+        "/staff/login", data=b"x" * (33 * 1024 * 1024), content_type="application/octet-stream"
+    )
     assert response.status_code == 413
     assert "larger than this site accepts" in response.get_data(as_text=True)
 
@@ -82,8 +83,11 @@ def test_public_requests_record_no_address(
     client: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="tattletale.access"):
-        client.get("/", environ_base={"REMOTE_ADDR": "203.0.113.77"},
-                   headers={"User-Agent": "TipsterBrowser/1.0"})
+        client.get(
+            "/",
+            environ_base={"REMOTE_ADDR": "203.0.113.77"},
+            headers={"User-Agent": "TipsterBrowser/1.0"},
+        )
     records = [r for r in caplog.records if r.name == "tattletale.access"]
     assert records, "the request was not logged at all"
     for record in records:

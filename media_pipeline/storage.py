@@ -1,0 +1,434 @@
+"""Where originals and renditions live: one interface, a local directory or S3.
+
+Both stores hash while they stream (never reading a file a second time to hash it),
+write atomically (an object is either absent or complete), and refuse unsafe keys.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import errno
+import os
+import re
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+
+from .errors import InvalidKey, ObjectNotFound, StorageError
+from .hashing import HashingReader, hash_stream
+
+MAX_KEY_BYTES = 1024
+_TEMP_PREFIX = ".tmp-"
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._~=+@-][A-Za-z0-9._~=+@ -]*$")
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise :class:`InvalidKey`.
+
+    Threat: a key built from user input (a file name, a case number) that climbs out
+    of the store's root (``..``, an absolute path, a backslash on a Windows-minded
+    client, a NUL that truncates the path in C) or hides as a temp file.
+    """
+    if not isinstance(key, str) or not key:
+        raise InvalidKey("the key is empty")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidKey("the key is too long")
+    if "\x00" in key or "\\" in key:
+        raise InvalidKey("the key contains a NUL or a backslash")
+    if key.startswith("/"):
+        raise InvalidKey("the key is absolute")
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidKey("the key has an empty, '.' or '..' segment")
+        if segment.startswith(_TEMP_PREFIX) or not _KEY_SEGMENT.match(segment):
+            raise InvalidKey(f"the key segment {segment!r} has characters that are not allowed")
+    return key
+
+
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """A ``Content-Disposition`` value for ``filename`` (RFC 6266), safe for any name.
+
+    Threat: a tip attachment's name with quotes, CR/LF or non-ASCII characters used to
+    inject headers or spoof the extension; the ASCII fallback keeps only safe
+    characters and the real name travels percent-encoded.
+    """
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename)[:100] or "download"
+    encoded = urllib.parse.quote(filename, safe="")
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def _check_header(value: str | None, name: str) -> None:
+    if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{name} must not contain control characters")
+
+
+class Store(abc.ABC):
+    """Storage of immutable objects under ``/``-separated keys."""
+
+    def put_file(
+        self,
+        key: str,
+        path: str | os.PathLike[str],
+        content_type: str,
+        disposition: str | None = None,
+    ) -> StoredObject:
+        """Store the file at ``path`` under ``key``; the file is read exactly once."""
+        with open(path, "rb", buffering=0) as stream:
+            return self.put_stream(key, stream, content_type, disposition)
+
+    @abc.abstractmethod
+    def put_stream(
+        self, key: str, stream: BinaryIO, content_type: str, disposition: str | None = None
+    ) -> StoredObject:
+        """Store everything ``stream`` yields under ``key``, hashing it on the way."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A readable stream of the object; raises :class:`ObjectNotFound`."""
+
+    @abc.abstractmethod
+    def get_to_path(self, key: str, path: str | os.PathLike[str]) -> StoredObject:
+        """Copy the object to ``path`` atomically, hashing it on the way."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; removing a missing object is not an error (idempotent jobs)."""
+
+    @abc.abstractmethod
+    def url(self, key: str, expires: int = 3600, disposition: str | None = None) -> str | None:
+        """A time-limited URL the browser can fetch directly, or ``None`` when the portal
+        must serve the object itself (local storage)."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int: ...
+
+    @abc.abstractmethod
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys starting with ``prefix``, in lexical order."""
+
+
+def _write_atomically(directory: str, target: str, stream: BinaryIO) -> tuple[str, int]:
+    """Copy ``stream`` to a temp file beside ``target``, fsync, rename. Returns (sha, size)."""
+    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            sha256, size = hash_stream(stream, sink)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return sha256, size
+
+
+class LocalStore(Store):
+    """Objects as files under ``root`` (the embedded default, ``instance/media``).
+
+    Content type and disposition are not stored: the portal serves local objects
+    itself and sets those headers from its database.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        os.makedirs(root, exist_ok=True)
+        self.root = os.path.realpath(root)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.root!r})"
+
+    def _path(self, key: str) -> str:
+        path = os.path.join(self.root, *validate_key(key).split("/"))
+        # Threat: a symlink planted inside the root pointing outside it.
+        real = os.path.realpath(path)
+        if not real.startswith(self.root + os.sep):
+            raise InvalidKey("the key resolves outside the store")
+        return path
+
+    def put_stream(
+        self, key: str, stream: BinaryIO, content_type: str, disposition: str | None = None
+    ) -> StoredObject:
+        path = self._path(key)
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        sha256, size = _write_atomically(directory, path, stream)
+        return StoredObject(key, size, sha256)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(key) from None
+
+    def get_to_path(self, key: str, path: str | os.PathLike[str]) -> StoredObject:
+        target = os.path.abspath(os.fspath(path))
+        with self.open(key) as stream:
+            sha256, size = _write_atomically(os.path.dirname(target), target, stream)
+        return StoredObject(key, size, sha256)
+
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self._path(key))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
+    def url(self, key: str, expires: int = 3600, disposition: str | None = None) -> str | None:
+        self._path(key)
+        return None
+
+    def size(self, key: str) -> int:
+        try:
+            return os.path.getsize(self._path(key))
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        keys = []
+        for directory, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not d.startswith(_TEMP_PREFIX)]
+            relative = os.path.relpath(directory, self.root)
+            for name in files:
+                if name.startswith(_TEMP_PREFIX):
+                    continue
+                key = name if relative == "." else f"{relative.replace(os.sep, '/')}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        yield from sorted(keys)
+
+    def local_path(self, key: str) -> str:
+        """The file behind ``key``, for tools that need a path (ffmpeg): no copy."""
+        path = self._path(key)
+        if not os.path.isfile(path):
+            raise ObjectNotFound(key)
+        return path
+
+    def adopt_file(
+        self, key: str, path: str | os.PathLike[str], sha256: str, size: int
+    ) -> StoredObject:
+        """Move a finished upload into the store without copying it.
+
+        The upload was hashed while it was received, so the caller passes that hash;
+        rewriting gigabytes only to hash them again would double the disk writes. On
+        another filesystem (no rename possible) it falls back to a hashed copy, and
+        the hash must match.
+        """
+        target = self._path(key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            os.chmod(path, 0o640)
+            os.replace(path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            stored = self.put_file(key, path, "application/octet-stream")
+            if stored.sha256 != sha256:
+                self.delete(key)
+                raise StorageError(f"{key}: the copy does not match the upload's hash") from None
+            os.unlink(path)
+            return stored
+        return StoredObject(key, size, sha256)
+
+
+class S3Store(Store):
+    """Objects in an S3 bucket (AWS, MinIO, Ceph or any S3-compatible store).
+
+    Uploads go through boto3's managed transfer: multipart above
+    ``multipart_threshold``, parts of ``multipart_chunksize``, at most
+    ``max_concurrency`` in flight and ``max_in_memory_chunks`` buffered, so memory is
+    bounded whatever the file size. The stream is fed non-seekable, so parts are read
+    in order and hashed exactly once.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        server_side_encryption: str | None = None,
+        sse_kms_key_id: str | None = None,
+        max_attempts: int = 5,
+        multipart_threshold: int = 64 * MIB,
+        multipart_chunksize: int = 8 * MIB,
+        max_concurrency: int = 4,
+        max_in_memory_chunks: int = 6,
+        connect_timeout_s: float = 10.0,
+        read_timeout_s: float = 60.0,
+        client: Any = None,
+    ) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        if server_side_encryption not in (None, "AES256", "aws:kms", "aws:kms:dsse"):
+            raise ValueError("server_side_encryption must be AES256, aws:kms or aws:kms:dsse")
+        if not bucket:
+            raise ValueError("the bucket name is empty")
+        self.bucket = bucket
+        self.prefix = validate_key(prefix.strip("/")) + "/" if prefix.strip("/") else ""
+        self.server_side_encryption = server_side_encryption
+        self.sse_kms_key_id = sse_kms_key_id
+        self.config = Config(
+            # "standard" retries throttling and transient errors with exponential
+            # backoff and jitter. botocore's own "max_attempts" counts retries only;
+            # "total_max_attempts" is the number of tries in all, as documented here.
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            signature_version="s3v4",
+            # S3-compatible servers (MinIO, a test server) rarely have wildcard DNS.
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+        )
+        self.client = client or boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url, region_name=region_name, config=self.config
+        )
+        self.transfer_config = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_concurrency,
+            use_threads=True,
+            # The classic transfer manager reads a non-seekable stream in order, which
+            # is what lets the hash be computed on the way.
+            preferred_transfer_client="classic",
+        )
+        # s3transfer's bound on buffered parts for non-seekable uploads; boto3's
+        # constructor does not take it, the attribute is read at upload time.
+        self.transfer_config.max_in_memory_upload_chunks = max_in_memory_chunks
+
+    def __repr__(self) -> str:
+        return f"S3Store(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    def _key(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _extra_args(self, content_type: str, disposition: str | None) -> dict[str, str]:
+        _check_header(content_type, "content_type")
+        _check_header(disposition, "disposition")
+        extra = {"ContentType": content_type}
+        if disposition:
+            extra["ContentDisposition"] = disposition
+        if self.server_side_encryption:
+            extra["ServerSideEncryption"] = self.server_side_encryption
+            if self.sse_kms_key_id:
+                extra["SSEKMSKeyId"] = self.sse_kms_key_id
+        return extra
+
+    def put_stream(
+        self, key: str, stream: BinaryIO, content_type: str, disposition: str | None = None
+    ) -> StoredObject:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full_key = self._key(key)
+        reader = HashingReader(stream)
+        try:
+            self.client.upload_fileobj(
+                reader,
+                self.bucket,
+                full_key,
+                ExtraArgs=self._extra_args(content_type, disposition),
+                Config=self.transfer_config,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"upload of {key} failed: {exc}") from exc
+        return StoredObject(key, reader.bytes_read, reader.hexdigest())
+
+    def _client_call(self, key: str, method: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, Key=self._key(key), **kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectNotFound(key) from None
+            raise StorageError(f"{method} {key} failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"{method} {key} failed: {exc}") from exc
+
+    def head(self, key: str) -> dict[str, Any]:
+        """The object's S3 metadata (ContentType, ContentDisposition, SSE...)."""
+        return cast(dict[str, Any], self._client_call(key, "head_object"))
+
+    def open(self, key: str) -> BinaryIO:
+        return cast(BinaryIO, self._client_call(key, "get_object")["Body"])
+
+    def get_to_path(self, key: str, path: str | os.PathLike[str]) -> StoredObject:
+        target = os.path.abspath(os.fspath(path))
+        body = self._client_call(key, "get_object")["Body"]
+        try:
+            # Sequential GET rather than boto3's ranged parallel download: the bytes
+            # arrive in order, so they are hashed as they are written.
+            sha256, size = _write_atomically(os.path.dirname(target), target, cast(BinaryIO, body))
+        finally:
+            body.close()
+        return StoredObject(key, size, sha256)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client_call(key, "head_object")
+        except ObjectNotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        self._client_call(key, "delete_object")
+
+    def url(self, key: str, expires: int = 3600, disposition: str | None = None) -> str | None:
+        _check_header(disposition, "disposition")
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        return cast(
+            str, self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+        )
+
+    def size(self, key: str) -> int:
+        return int(self.head(key)["ContentLength"])
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", ()):
+                    yield item["Key"][len(self.prefix) :]
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"listing {prefix!r} failed: {exc}") from exc
+
+
+def store_from_url(url: str, endpoint_url: str | None = None, **options: Any) -> Store:
+    """``file:///abs/path`` (or ``file://relative/path``) or ``s3://bucket/prefix``.
+
+    ``TATTLETALE_STORAGE_URL`` and ``TATTLETALE_S3_ENDPOINT_URL`` are meant to be passed
+    here; ``options`` go to :class:`S3Store` (encryption, part size, retries).
+    """
+    if url.startswith("file://"):
+        path = urllib.parse.unquote(url[len("file://") :])
+        if not path:
+            raise ValueError("file:// URL without a path")
+        return LocalStore(path)
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise ValueError("s3:// URL without a bucket")
+        return S3Store(parsed.netloc, parsed.path.strip("/"), endpoint_url=endpoint_url, **options)
+    raise ValueError(f"unsupported storage URL {url!r}: use file:// or s3://")

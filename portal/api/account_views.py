@@ -1,0 +1,55 @@
+"""API operations about the caller's own tokens, and the audit chain's state."""
+
+from __future__ import annotations
+
+from flask import g, jsonify
+
+from portal.api import bp
+from portal.api.authz import api_requires
+from portal.extensions import db
+from portal.models import ApiToken
+from portal.models.base import utcnow
+from portal.services.audit import record_event
+from portal.services.audit_chain import verify_chain
+from portal.services.authz import Permission
+from portal.services.users import list_api_tokens
+
+
+def _token_json(token: ApiToken) -> dict[str, object]:
+    now = utcnow()
+    expired = token.expires_at is not None and token.expires_at <= now
+    return {
+        "id": token.public_id,
+        "name": token.name,
+        "scopes": token.scopes,
+        "created_at": token.created_at.isoformat(),
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
+        "state": "revoked" if token.revoked_at else "expired" if expired else "active",
+    }
+
+
+@bp.route("/tokens")
+def list_tokens():
+    """The caller's own tokens (never their secrets, which are not stored)."""
+    return jsonify(tokens=[_token_json(t) for t in list_api_tokens(g.api_user)])
+
+
+@bp.route("/audit/verify")
+@api_requires(Permission.AUDIT_VIEW)
+def audit_verify():
+    report = verify_chain(db.engine)
+    record_event(
+        "audit.verify",
+        actor=g.api_user,
+        object_type="audit_log",
+        details={"ok": report.ok, "entries": report.entries},
+    )
+    db.session.commit()
+    return jsonify(
+        ok=report.ok,
+        entries=report.entries,
+        head=report.head,
+        broken_at=report.broken_at,
+        reason=report.reason or None,
+    )

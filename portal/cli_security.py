@@ -1,0 +1,150 @@
+"""Operator commands for staff security: ``flask --app wsgi audit|secrets ...`` and the
+security commands of ``flask --app wsgi users ...``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import sqlalchemy as sa
+
+from portal.cli import _fail, users
+from portal.extensions import db
+from portal.models import Base
+from portal.models.encrypted import EncryptedText
+from portal.services import crypto, mfa
+from portal.services.audit import record_event
+from portal.services.audit_chain import verify_chain
+from portal.services.errors import DomainError
+from portal.services.users import parse_roles, require_user, set_roles, sign_out_everywhere
+
+audit = click.Group("audit", help="The tamper-evident audit log.")
+secrets_group = click.Group("secrets", help="Secrets at rest and their encryption keys.")
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of the whole audit log; name the first broken entry."""
+    report = verify_chain(db.engine)
+    if report.ok:
+        click.echo(f"ok: {report.entries} entries")
+        # Keep this somewhere the database's owner cannot write: removal of the
+        # newest entries shows only against a head recorded earlier.
+        click.echo(f"head: {report.head}")
+        return
+    click.echo(f"broken at entry {report.broken_at}: {report.reason}")
+    sys.exit(1)
+
+
+@users.command("roles")
+@click.argument("email")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    help="The account's roles from now on; repeat for several.",
+)
+def users_roles(email: str, roles: tuple[str, ...]) -> None:
+    """Replace the account's roles (audited as user.roles_change)."""
+    try:
+        user = require_user(email)
+        set_roles(user, parse_roles(roles))
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"{user.email}: {', '.join(sorted(r.value for r in user.held_roles))}")
+
+
+@users.command("reset-mfa")
+@click.argument("email")
+def users_reset_mfa(email: str) -> None:
+    """Remove the account's second factor (lost phone). Ends its sessions; the user
+    enrols again at the next sign-in where the agency requires it."""
+    try:
+        user = require_user(email)
+        if not user.mfa_enabled and user.totp_secret is None:
+            click.echo(f"{email} has no second factor")
+            return
+        mfa.disable_mfa(user, actor=None, reason="operator_reset")
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"two-step sign-in reset for {email}")
+
+
+@users.command("sign-out-everywhere")
+@click.argument("email")
+def users_sign_out_everywhere(email: str) -> None:
+    """End every session of the account (a stolen laptop, a suspected intrusion)."""
+    try:
+        user = require_user(email)
+        ended = sign_out_everywhere(user)
+        db.session.commit()
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"ended {ended} session(s) of {email}")
+
+
+def encrypted_columns() -> list[tuple[sa.Table, sa.Column]]:
+    """Every column of type EncryptedText in the schema, found from the metadata, so
+    a column added later is rotated without touching this command."""
+    return [
+        (table, column)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, EncryptedText)
+    ]
+
+
+def rotate_column(table: sa.Table, column: sa.Column, *, batch: int = 500) -> int:
+    """Re-encrypt every value of one column with the newest key; returns the count."""
+    (pk,) = table.primary_key.columns
+    raw = sa.type_coerce(column, sa.Text())  # the stored token, not decrypted
+    purpose = column.type.purpose  # type: ignore[attr-defined]
+    rotated = 0
+    last = None
+    while True:
+        query = sa.select(pk, raw).where(column.isnot(None)).order_by(pk).limit(batch)
+        if last is not None:
+            query = query.where(pk > last)
+        rows = db.session.execute(query).all()
+        if not rows:
+            return rotated
+        for key, token in rows:
+            values: dict[sa.Column, object] = {
+                column: sa.type_coerce(crypto.rotate(token, purpose), sa.Text())
+            }
+            if "updated_at" in table.c:
+                # A new ciphertext of the same value is not a change to the record.
+                values[table.c.updated_at] = table.c.updated_at
+            db.session.execute(sa.update(table).where(pk == key).values(values))
+            rotated += 1
+        last = rows[-1][0]
+
+
+@secrets_group.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every secret at rest with the first key of TATTLETALE_ENCRYPTION_KEYS.
+
+    Put the new key first, keep the old ones after it, run this, then remove the
+    old keys. One transaction: it all moves to the new key or none of it does.
+    """
+    counts = {}
+    try:
+        for table, column in encrypted_columns():
+            counts[f"{table.name}.{column.name}"] = rotate_column(table, column)
+    except crypto.DecryptionFailed as exc:
+        db.session.rollback()
+        _fail(str(exc))
+    record_event("secrets.rotate", object_type="encryption_keys", details=counts)
+    db.session.commit()
+    for name, count in counts.items():
+        click.echo(f"{name}: {count} re-encrypted")
+    click.echo(f"total: {sum(counts.values())}")
+
+
+@secrets_group.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key for TATTLETALE_ENCRYPTION_KEYS (put it first to rotate to it)."""
+    click.echo(crypto.generate_key())

@@ -1,0 +1,1 @@
+"""Data files shipped with the portal (read with importlib.resources)."""

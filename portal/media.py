@@ -1,0 +1,45 @@
+"""Serving stored evidence objects to signed-in staff and API clients."""
+
+from __future__ import annotations
+
+from flask import Response, abort, redirect, send_file
+from sqlalchemy import select
+
+from media_pipeline import LocalStore, content_disposition
+from portal.extensions import db
+from portal.models import ClipVersion, Rendition
+from portal.services.storage import get_store
+
+
+def serve_object(key: str, content_type: str, *, download_name: str | None = None) -> Response:
+    """Serve a stored object. Local store: from disk with Range support (video
+    seeking). S3: a redirect to a short-lived presigned URL."""
+    store = get_store()
+    disposition = content_disposition(download_name) if download_name else None
+    if isinstance(store, LocalStore):
+        response = send_file(
+            store.local_path(key),
+            mimetype=content_type,
+            as_attachment=download_name is not None,
+            download_name=download_name,
+            conditional=True,
+            max_age=0,
+        )
+        if disposition:
+            response.headers["Content-Disposition"] = disposition
+    else:
+        url = store.url(key, expires=300, disposition=disposition)
+        if url is None:
+            abort(404)
+        response = redirect(url)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def serve_rendition(version: ClipVersion, name: str) -> Response:
+    rendition = db.session.scalar(
+        select(Rendition).where(Rendition.version_id == version.id, Rendition.name == name)
+    )
+    if rendition is None:
+        abort(404)
+    return serve_object(rendition.storage_key, rendition.content_type)

@@ -1,0 +1,194 @@
+"""Footage: resumable uploads, clips (the untouched originals), their edited versions,
+the renditions each version produced, and release approvals.
+
+Evidence rules: a clip's original is stored once and never changed; every edit is a
+new :class:`ClipVersion` recording its plan, the ffmpeg command and the hashes of
+what it made; an :class:`Approval` is bound to those hashes.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.models.base import Base, PublicIdMixin, UTCDateTime, utcnow
+from portal.models.cases import Case
+from portal.models.jobs import Job
+from portal.models.users import User
+
+
+class UploadStatus(enum.StrEnum):
+    RECEIVING = "receiving"
+    COMPLETE = "complete"
+    ATTACHED = "attached"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Upload(PublicIdMixin, Base):
+    """A tus 1.0 upload in progress. The bytes live in a partial file named after the
+    public id in the upload directory, never after the client's file name."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What the client called the file: shown to staff, never used as a path or key.
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    client_content_type: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(16), default=UploadStatus.RECEIVING.value)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+    created_by: Mapped[User] = relationship()
+    case: Mapped[Case | None] = relationship()
+
+
+class ClipStatus(enum.StrEnum):
+    INGESTING = "ingesting"  # stored original being probed and moved into storage
+    READY = "ready"
+    REJECTED = "rejected"  # the pipeline refused the file; the reason says why
+    FAILED = "failed"  # ingest failed for a reason of ours; can be retried
+
+
+class Clip(PublicIdMixin, Base):
+    __tablename__ = "clips"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=ClipStatus.INGESTING.value)
+    rejection_reason: Mapped[str] = mapped_column(Text, default="")
+    original_filename: Mapped[str] = mapped_column(String(255), default="")
+    # Where the original sits while it is ingested (the finished upload's file).
+    staging_path: Mapped[str] = mapped_column(String(500), default="")
+    original_key: Mapped[str] = mapped_column(String(500), default="")
+    original_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Computed while the bytes were received, before anything else touched them.
+    original_sha256: Mapped[str] = mapped_column(String(64), default="")
+    probe: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    frame_rate: Mapped[float | None] = mapped_column(Float)
+    proxy_key: Mapped[str] = mapped_column(String(500), default="")
+    proxy_sha256: Mapped[str] = mapped_column(String(64), default="")
+    ingest_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    proxy_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+
+    case: Mapped[Case] = relationship()
+    uploaded_by: Mapped[User] = relationship()
+    ingest_job: Mapped[Job | None] = relationship(foreign_keys=[ingest_job_id])
+    proxy_job: Mapped[Job | None] = relationship(foreign_keys=[proxy_job_id])
+    versions: Mapped[list[ClipVersion]] = relationship(
+        back_populates="clip", order_by="ClipVersion.number", lazy="selectin"
+    )
+
+
+class VersionStatus(enum.StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class ClipVersion(PublicIdMixin, Base):
+    """One edit of a clip: the plan, who made it, and (once rendered) what it produced."""
+
+    __tablename__ = "clip_versions"
+    __table_args__ = (UniqueConstraint("clip_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=VersionStatus.QUEUED.value)
+    error: Mapped[str] = mapped_column(Text, default="")
+    # The hash of the original this version was made from (evidence chain).
+    source_sha256: Mapped[str] = mapped_column(String(64), default="")
+    ffmpeg_command: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ffmpeg_version: Mapped[str] = mapped_column(String(200), default="")
+    manifest_key: Mapped[str] = mapped_column(String(500), default="")
+    manifest_sha256: Mapped[str] = mapped_column(String(64), default="")
+    rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+
+    clip: Mapped[Clip] = relationship(back_populates="versions")
+    created_by: Mapped[User] = relationship()
+    job: Mapped[Job | None] = relationship()
+    renditions: Mapped[list[Rendition]] = relationship(
+        back_populates="version", order_by="Rendition.id", lazy="selectin"
+    )
+    approvals: Mapped[list[Approval]] = relationship(
+        back_populates="version", order_by="Approval.id", lazy="selectin"
+    )
+
+    @property
+    def active_approval(self) -> Approval | None:
+        for approval in self.approvals:
+            if approval.revoked_at is None:
+                return approval
+        return None
+
+
+class Rendition(Base):
+    """A file one version produced: a web MP4, a social cut, the poster, the sprite."""
+
+    __tablename__ = "renditions"
+    __table_args__ = (UniqueConstraint("version_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("clip_versions.id"), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(32))
+    storage_key: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+
+    version: Mapped[ClipVersion] = relationship(back_populates="renditions")
+
+
+class Approval(Base):
+    """A supervisor's release of one version, bound to the hashes of its renditions."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("clip_versions.id"), index=True)
+    approved_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    checklist: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # SHA-256 over the sorted "name:sha256" lines of the version's renditions.
+    renditions_digest: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoke_reason: Mapped[str] = mapped_column(Text, default="")
+
+    version: Mapped[ClipVersion] = relationship(back_populates="approvals")
+    approved_by: Mapped[User] = relationship(foreign_keys=[approved_by_id])
+    revoked_by: Mapped[User | None] = relationship(foreign_keys=[revoked_by_id])

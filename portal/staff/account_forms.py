@@ -1,0 +1,66 @@
+"""Forms of the account pages, the second sign-in step and the audit log search."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    widgets,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+
+from portal.models import Outcome
+from portal.services.users import MAX_TOKEN_DAYS
+
+
+class CodeForm(FlaskForm):
+    """A TOTP code (6 digits) or a recovery code (16 characters, dashes optional)."""
+
+    code = StringField("Code", validators=[DataRequired(), Length(min=6, max=32)])
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    expires_in_days = IntegerField(
+        "Expires after (days)",
+        default=90,
+        validators=[DataRequired(), NumberRange(min=1, max=MAX_TOKEN_DAYS)],
+    )
+    scopes = SelectMultipleField(
+        "May act as",
+        validators=[DataRequired(message="Choose at least one role.")],
+        widget=widgets.ListWidget(prefix_label=False),
+        option_widget=widgets.CheckboxInput(),
+    )
+
+
+class ConfirmForm(FlaskForm):
+    """A button with nothing to fill in but the CSRF token."""
+
+
+class AuditSearchForm(FlaskForm):
+    """GET form: nothing it does changes state, so it carries no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    actor = StringField("Actor", validators=[Optional(), Length(max=254)])
+    action = StringField("Action", validators=[Optional(), Length(max=64)])
+    object_id = StringField("Object id", validators=[Optional(), Length(max=64)])
+    outcome = SelectField(
+        "Outcome",
+        choices=[("", "any")] + [(o.value, o.value) for o in Outcome],
+        validators=[Optional()],
+        default="",
+    )
+    since = DateField("From (UTC)", validators=[Optional()])
+    until = DateField("To (UTC)", validators=[Optional()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+
+    def validate_until(self, field: DateField) -> None:
+        if field.data and self.since.data and field.data < self.since.data:
+            raise ValidationError("The end date is before the start date.")

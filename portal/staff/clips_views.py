@@ -1,0 +1,266 @@
+"""Staff pages and endpoints for footage: upload (tus), clip page, status, media,
+edit versions, approval, evidence record and original download."""
+
+from __future__ import annotations
+
+import json
+
+from flask import (
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal import tus
+from portal.extensions import db
+from portal.media import serve_object, serve_rendition
+from portal.models import AuditEvent, Clip, ClipVersion
+from portal.services.authz import Permission, can
+from portal.services.cases import get_case_for
+from portal.services.clips import (
+    APPROVAL_CHECKLIST,
+    approval_is_intact,
+    approve_version,
+    attach_upload,
+    create_version,
+    get_clip_for,
+    get_version_for,
+    plan_from_request,
+    record_evidence_access,
+    retry_clip,
+    revoke_approval,
+)
+from portal.services.errors import DomainError, ValidationFailed
+from portal.staff import bp
+from portal.staff.authz import requires
+from portal.staff.forms import ApprovalForm, RetryForm, RevokeForm
+from portal.staff.presenters import (
+    approve_url,
+    clip_status,
+    rendition_url,
+    revoke_url,
+)
+from portal.web import problem
+
+
+@bp.app_template_global("rendition_url")
+def _rendition_url(version: ClipVersion, name: str) -> str:
+    return rendition_url(version, name)
+
+
+@bp.app_template_global("approve_url")
+def _approve_url(version: ClipVersion) -> str:
+    return approve_url(version)
+
+
+@bp.app_template_global("revoke_url")
+def _revoke_url(version: ClipVersion) -> str:
+    return revoke_url(version)
+
+
+def _problem(error: DomainError) -> Response:
+    extra = {"field": error.field} if error.field else {}
+    return problem(error.status, error.message, **extra)
+
+
+# -- tus uploads (session + X-CSRFToken) ----------------------------------------------
+
+
+@bp.route("/uploads/", methods=["OPTIONS"], endpoint="tus_options")
+def tus_options():  # type: ignore[no-untyped-def]
+    return tus.options()
+
+
+@bp.route("/uploads/", methods=["POST"], endpoint="tus_create")
+@requires(Permission.CLIP_UPLOAD)
+def tus_create():  # type: ignore[no-untyped-def]
+    return tus.create(current_user, "staff.tus_upload")
+
+
+@bp.route("/uploads/<upload_id>", methods=["HEAD", "PATCH", "DELETE"], endpoint="tus_upload")
+@requires(Permission.CLIP_UPLOAD)
+def tus_upload(upload_id: str):  # type: ignore[no-untyped-def]
+    if request.method == "PATCH":
+        return tus.patch(current_user, upload_id)
+    if request.method == "DELETE":
+        return tus.delete(current_user, upload_id)
+    return tus.head(current_user, upload_id)
+
+
+@bp.route("/cases/<case_id>/clips", methods=["POST"])
+@requires(Permission.CLIP_UPLOAD)
+def clip_attach(case_id: str):  # type: ignore[no-untyped-def]
+    payload = request.get_json(silent=True) or {}
+    upload_id = payload.get("upload_id") if isinstance(payload, dict) else None
+    try:
+        if not isinstance(upload_id, str) or not upload_id:
+            raise ValidationFailed("Send the finished upload's id.", field="upload_id")
+        clip = attach_upload(get_case_for(current_user, case_id), upload_id, current_user)
+    except DomainError as exc:
+        return _problem(exc)
+    url = url_for("staff.clip_detail", clip_id=clip.public_id)
+    return jsonify(clip={"id": clip.public_id, "url": url, "status": clip.status}), 201
+
+
+# -- the clip page ------------------------------------------------------------------
+
+
+def _clip_urls(clip: Clip) -> dict[str, str | None]:
+    can_edit = can(current_user, Permission.CLIP_EDIT, clip.case)
+    return {
+        "status": url_for("staff.clip_status_json", clip_id=clip.public_id),
+        "proxy": url_for("staff.clip_proxy", clip_id=clip.public_id) if clip.proxy_key else None,
+        "save_version": url_for("staff.version_create", clip_id=clip.public_id),
+        "evidence": url_for("staff.clip_evidence", clip_id=clip.public_id),
+        "download_original": (
+            url_for("staff.clip_original", clip_id=clip.public_id)
+            if clip.original_key and can(current_user, Permission.EVIDENCE_DOWNLOAD, clip.case)
+            else None
+        ),
+        "retry": url_for("staff.clip_retry", clip_id=clip.public_id) if can_edit else None,
+    }
+
+
+@bp.route("/clips/<clip_id>")
+@requires(Permission.CASE_VIEW)
+def clip_detail(clip_id: str):  # type: ignore[no-untyped-def]
+    clip = get_clip_for(current_user, clip_id)
+    record_evidence_access(clip, current_user, "evidence.view")
+    return render_template(
+        "staff/clip_detail.html",
+        clip=clip,
+        case=clip.case,
+        versions=list(reversed(clip.versions)),
+        urls=_clip_urls(clip),
+        can_edit=can(current_user, Permission.CLIP_EDIT, clip.case),
+        can_approve=can(current_user, Permission.VERSION_APPROVE, clip.case),
+        approval_form=ApprovalForm(formdata=None),
+        revoke_form=RevokeForm(formdata=None),
+        retry_form=RetryForm(formdata=None),
+        checklist=APPROVAL_CHECKLIST,
+        approval_is_intact=approval_is_intact,
+        tip_url=url_for("public.index", _external=True),
+        watermark_available=False,
+    )
+
+
+@bp.route("/clips/<clip_id>/status.json")
+@requires(Permission.CASE_VIEW)
+def clip_status_json(clip_id: str):  # type: ignore[no-untyped-def]
+    clip = get_clip_for(current_user, clip_id)
+    proxy = url_for("staff.clip_proxy", clip_id=clip.public_id) if clip.proxy_key else None
+    return jsonify(clip_status(clip, proxy))
+
+
+@bp.route("/clips/<clip_id>/proxy.mp4")
+@requires(Permission.CASE_VIEW)
+def clip_proxy(clip_id: str):  # type: ignore[no-untyped-def]
+    clip = get_clip_for(current_user, clip_id)
+    if not clip.proxy_key:
+        abort(404)
+    return serve_object(clip.proxy_key, "video/mp4")
+
+
+@bp.route("/versions/<version_id>/media/<name>")
+@requires(Permission.CASE_VIEW)
+def rendition_media(version_id: str, name: str):  # type: ignore[no-untyped-def]
+    return serve_rendition(get_version_for(current_user, version_id), name)
+
+
+@bp.route("/clips/<clip_id>/versions", methods=["POST"])
+@requires(Permission.CLIP_EDIT)
+def version_create(clip_id: str):  # type: ignore[no-untyped-def]
+    payload = request.get_json(silent=True)
+    try:
+        clip = get_clip_for(current_user, clip_id, Permission.CLIP_EDIT)
+        if not isinstance(payload, dict) or "plan" not in payload:
+            raise ValidationFailed("Send a JSON object with a plan.", field="plan")
+        version = create_version(clip, plan_from_request(payload["plan"]), current_user)
+    except DomainError as exc:
+        return _problem(exc)
+    return jsonify(
+        version={"id": version.public_id, "number": version.number, "status": version.status}
+    ), 201
+
+
+@bp.route("/clips/<clip_id>/retry", methods=["POST"])
+@requires(Permission.CLIP_EDIT)
+def clip_retry(clip_id: str):  # type: ignore[no-untyped-def]
+    form = RetryForm()
+    if form.validate_on_submit():
+        clip = get_clip_for(current_user, clip_id, Permission.CLIP_EDIT)
+        try:
+            retry_clip(clip, current_user)
+            flash("Processing was started again.", "info")
+        except DomainError as exc:
+            flash(exc.message, "error")
+    return redirect(url_for("staff.clip_detail", clip_id=clip_id))
+
+
+@bp.route("/versions/<version_id>/approval", methods=["POST"], endpoint="approve_version")
+@requires(Permission.VERSION_APPROVE)
+def approve_version_view(version_id: str):  # type: ignore[no-untyped-def]
+    form = ApprovalForm()
+    version = get_version_for(current_user, version_id, Permission.VERSION_APPROVE)
+    if form.validate_on_submit():
+        checklist = {key: bool(getattr(form, key).data) for key in APPROVAL_CHECKLIST}
+        try:
+            approve_version(version, current_user, checklist)
+            flash(f"Version {version.number} is approved for release.", "info")
+        except DomainError as exc:
+            flash(exc.message, "error")
+    return redirect(url_for("staff.clip_detail", clip_id=version.clip.public_id))
+
+
+@bp.route("/versions/<version_id>/approval/revoke", methods=["POST"], endpoint="revoke_approval")
+@requires(Permission.VERSION_APPROVE)
+def revoke_approval_view(version_id: str):  # type: ignore[no-untyped-def]
+    form = RevokeForm()
+    version = get_version_for(current_user, version_id, Permission.VERSION_APPROVE)
+    if form.validate_on_submit():
+        try:
+            revoke_approval(version, current_user, form.reason.data or "")
+            flash(f"The approval of version {version.number} is revoked.", "info")
+        except DomainError as exc:
+            flash(exc.message, "error")
+    else:
+        flash("Say why the approval is revoked.", "error")
+    return redirect(url_for("staff.clip_detail", clip_id=version.clip.public_id))
+
+
+@bp.route("/clips/<clip_id>/evidence")
+@requires(Permission.CASE_VIEW)
+def clip_evidence(clip_id: str):  # type: ignore[no-untyped-def]
+    clip = get_clip_for(current_user, clip_id)
+    record_evidence_access(clip, current_user, "evidence.record_view")
+    object_ids = [clip.public_id, *(v.public_id for v in clip.versions)]
+    custody = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.object_id.in_(object_ids)).order_by(AuditEvent.id)
+    ).all()
+    return render_template(
+        "staff/evidence.html",
+        clip=clip,
+        case=clip.case,
+        custody=custody,
+        probe_json=json.dumps(clip.probe, indent=2, sort_keys=True),
+        urls=_clip_urls(clip),
+        approval_is_intact=approval_is_intact,
+    )
+
+
+@bp.route("/clips/<clip_id>/original")
+@requires(Permission.EVIDENCE_DOWNLOAD)
+def clip_original(clip_id: str):  # type: ignore[no-untyped-def]
+    clip = get_clip_for(current_user, clip_id, Permission.EVIDENCE_DOWNLOAD)
+    if not clip.original_key:
+        abort(404)
+    record_evidence_access(clip, current_user, "evidence.download", sha256=clip.original_sha256)
+    name = f"{clip.case.number}-{clip.public_id}-original"
+    return serve_object(clip.original_key, "application/octet-stream", download_name=name)

@@ -1,0 +1,903 @@
+/*
+ * The edit studio: trims, blur regions, audio, caption, watermark and poster frame of
+ * one clip, previewed live over the editing proxy and saved as an EditPlan (see
+ * media_pipeline/plan.py) that the server renders into a new version.
+ *
+ * Coordinates: the plan speaks source display pixels (clip width x height, rotation
+ * applied) and seconds on the source timeline; the proxy is a smaller copy of the
+ * same picture. The overlay sits exactly over the displayed picture (letterboxing
+ * removed) and regions are kept in source pixels, drawn as percentages of it.
+ *
+ * Styles are set through element.style (allowed by the CSP), never style attributes.
+ */
+(function () {
+  "use strict";
+
+  var MIN_CLIP_S = 1.0; // media_pipeline.plan.MIN_CLIP_S
+  var MIN_REGION_PX = 4; // the plan refuses smaller rectangles
+  var MAX_REGIONS = 32;
+
+  function $(root, sel) { return root.querySelector(sel); }
+  function $$(root, sel) { return Array.prototype.slice.call(root.querySelectorAll(sel)); }
+  function clamp(v, lo, hi) { return Math.max(lo, Math.min(hi, v)); }
+  function r3(v) { return Math.round(v * 1000) / 1000; }
+  function num(v) { var n = parseFloat(v); return isFinite(n) ? n : null; }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function formatTime(t) {
+    if (t === null || t === undefined || !isFinite(t)) return "—";
+    t = Math.max(0, t);
+    var m = Math.floor(t / 60);
+    var s = t - m * 60;
+    var str = s.toFixed(2);
+    if (s < 10) str = "0" + str;
+    if (str === "60.00") { m += 1; str = "00.00"; }
+    return m + ":" + str;
+  }
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function Studio(root) {
+    this.root = root;
+    this.saveUrl = root.dataset.saveUrl;
+    this.W = parseInt(root.dataset.width || "0", 10) || 0;
+    this.H = parseInt(root.dataset.height || "0", 10) || 0;
+    this.duration = num(root.dataset.duration) || 0;
+    this.fps = num(root.dataset.frameRate) || 30;
+    this.inPt = 0;
+    this.outPt = this.duration;
+    this.regions = [];
+    this.selected = -1;
+    this.posterSource = null;
+    this.dirty = false;
+    this.enabled = false;
+    this.raf = null;
+
+    this.video = $(root, "[data-video]");
+    this.stage = $(root, "[data-stage]");
+    this.overlay = $(root, "[data-overlay]");
+    this.drawRect = $(root, "[data-draw-rect]");
+    this.captionPreview = $(root, "[data-preview-caption]");
+    this.watermarkPreview = $(root, "[data-preview-watermark]");
+    this.track = $(root, "[data-track]");
+    this.rangeEl = $(root, "[data-range]");
+    this.playhead = $(root, "[data-playhead]");
+    this.posterMarker = $(root, "[data-poster-marker]");
+    this.regionSpan = $(root, "[data-region-span]");
+    this.handleIn = $(root, '[data-handle="in"]');
+    this.handleOut = $(root, '[data-handle="out"]');
+    this.inInput = $(root, "[data-in-input]");
+    this.outInput = $(root, "[data-out-input]");
+    this.regionList = $(root, "[data-region-list]");
+    this.regionEmpty = $(root, "[data-region-empty]");
+    this.captionToggle = $(root, "[data-caption-toggle]");
+    this.captionLines = $$(root, "[data-caption-line]");
+    this.watermark = $(root, "[data-watermark]");
+    this.saveBtn = $(root, "[data-save]");
+    this.saveMessage = $(root, "[data-save-message]");
+    this.bind();
+
+    var proxy = root.dataset.proxyUrl;
+    if (proxy) this.enable(proxy);
+  }
+
+  Studio.prototype.isDirty = function () { return this.dirty; };
+  Studio.prototype.markClean = function () { this.dirty = false; };
+  Studio.prototype.touch = function () { this.dirty = true; };
+
+  /* ------------------------------------------------------------ enabling */
+
+  Studio.prototype.enable = function (proxyUrl) {
+    if (this.enabled) return;
+    this.enabled = true;
+    $(this.root, "[data-studio-waiting]").hidden = true;
+    $(this.root, "[data-studio-body]").hidden = false;
+    this.video.src = proxyUrl;
+    this.layout();
+  };
+
+  Studio.prototype.onStatus = function (data) {
+    var clip = data && data.clip;
+    if (!clip) return;
+    if (!this.W && clip.width) this.W = clip.width;
+    if (!this.H && clip.height) this.H = clip.height;
+    if (!this.duration && clip.duration_s) {
+      this.duration = clip.duration_s;
+      this.outPt = this.duration;
+    }
+    if (clip.frame_rate) this.fps = clip.frame_rate;
+    if (clip.proxy_url && !this.enabled) this.enable(clip.proxy_url);
+  };
+
+  /* ------------------------------------------------------------ events */
+
+  Studio.prototype.bind = function () {
+    var self = this;
+    var v = this.video;
+    v.addEventListener("loadedmetadata", function () {
+      if (!self.duration && isFinite(v.duration)) self.duration = v.duration;
+      if (!self.outPt || self.outPt > self.duration) self.outPt = self.duration;
+      if (!self.W) { self.W = v.videoWidth; self.H = v.videoHeight; }
+      self.layout();
+      self.updateTimeline();
+      self.updateTrimInputs();
+      self.updateTime();
+    });
+    v.addEventListener("timeupdate", function () { self.updateTime(); });
+    v.addEventListener("seeked", function () { self.updateTime(); });
+    v.addEventListener("play", function () { self.updatePlayButton(); self.loop(); });
+    v.addEventListener("pause", function () { self.updatePlayButton(); self.updateTime(); });
+    v.addEventListener("ended", function () { self.updatePlayButton(); });
+
+    if (window.ResizeObserver) new ResizeObserver(function () { self.layout(); }).observe(this.stage);
+    window.addEventListener("resize", function () { self.layout(); });
+
+    $(this.root, "[data-play]").addEventListener("click", function () { self.togglePlay(); });
+    $$(this.root, "[data-step]").forEach(function (b) {
+      b.addEventListener("click", function () { self.step(parseInt(b.dataset.step, 10)); });
+    });
+    $(this.root, "[data-set-in]").addEventListener("click", function () { self.setIn(v.currentTime); });
+    $(this.root, "[data-set-out]").addEventListener("click", function () { self.setOut(v.currentTime); });
+    this.inInput.addEventListener("change", function () {
+      var n = num(self.inInput.value);
+      if (n !== null) self.setIn(n); else self.updateTrimInputs();
+    });
+    this.outInput.addEventListener("change", function () {
+      var n = num(self.outInput.value);
+      if (n !== null) self.setOut(n); else self.updateTrimInputs();
+    });
+
+    this.bindTimeline();
+    this.bindOverlay();
+
+    $$(this.root, 'input[name="audio"]').forEach(function (r) {
+      r.addEventListener("change", function () { self.touch(); self.clearError("audio"); });
+    });
+    this.captionToggle.addEventListener("change", function () {
+      self.touch();
+      self.updateCaption();
+    });
+    this.captionLines.forEach(function (input) {
+      input.addEventListener("input", function () { self.touch(); self.updateCaption(); });
+    });
+    if (this.watermark) {
+      this.watermark.addEventListener("change", function () { self.touch(); self.updateWatermark(); });
+    }
+    $(this.root, "[data-set-poster]").addEventListener("click", function () { self.setPoster(v.currentTime); });
+    $(this.root, "[data-clear-poster]").addEventListener("click", function () { self.setPoster(null); });
+    this.saveBtn.addEventListener("click", function () { self.save(); });
+
+    document.addEventListener("keydown", function (e) { self.onKey(e); });
+    document.addEventListener("clip:status", function (e) { self.onStatus(e.detail); });
+    window.addEventListener("beforeunload", function (e) {
+      if (self.dirty) {
+        e.preventDefault();
+        e.returnValue = "";
+      }
+    });
+    this.updateCaption();
+    this.updateWatermark();
+  };
+
+  Studio.prototype.onKey = function (e) {
+    if (!this.enabled || e.ctrlKey || e.metaKey || e.altKey) return;
+    var t = e.target;
+    var tag = t && t.tagName;
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || (t && t.isContentEditable)) return;
+    var v = this.video;
+    switch (e.key) {
+      case " ":
+        if (tag === "BUTTON" || tag === "SUMMARY" || tag === "A" || (t && t.getAttribute("role") === "slider")) return;
+        e.preventDefault();
+        this.togglePlay();
+        break;
+      case ",":
+        e.preventDefault();
+        this.step(-1);
+        break;
+      case ".":
+        e.preventDefault();
+        this.step(1);
+        break;
+      case "i":
+      case "I":
+        this.setIn(v.currentTime);
+        break;
+      case "o":
+      case "O":
+        this.setOut(v.currentTime);
+        break;
+      case "Delete":
+      case "Backspace":
+        if (this.selected >= 0) {
+          e.preventDefault();
+          this.deleteRegion(this.selected);
+        }
+        break;
+      case "Escape":
+        this.select(-1);
+        break;
+      default:
+    }
+  };
+
+  /* ------------------------------------------------------------ playback */
+
+  Studio.prototype.togglePlay = function () {
+    var v = this.video;
+    if (v.paused) {
+      // Preview what the version will hold: play the selected range.
+      if (v.currentTime < this.inPt - 0.01 || v.currentTime >= this.outPt - 0.02) v.currentTime = this.inPt;
+      var p = v.play();
+      if (p && p.catch) p.catch(function () {});
+    } else {
+      v.pause();
+    }
+  };
+
+  Studio.prototype.step = function (frames) {
+    var v = this.video;
+    v.pause();
+    var frame = 1 / this.fps;
+    // Land in the middle of the frame: seeking to its exact start may show the one before.
+    var current = Math.round(v.currentTime * this.fps);
+    this.seek(clamp((current + frames) * frame + frame / 2, 0, Math.max(0, this.duration - frame / 2)));
+  };
+
+  Studio.prototype.seek = function (t) {
+    this.video.currentTime = clamp(t, 0, this.duration || 0);
+    this.updateTime();
+  };
+
+  Studio.prototype.loop = function () {
+    var self = this;
+    if (this.raf) return;
+    var tick = function () {
+      self.raf = null;
+      var v = self.video;
+      if (!v.paused && !v.ended && v.currentTime >= self.outPt) {
+        v.pause();
+        v.currentTime = self.outPt;
+      }
+      self.updateTime();
+      if (!v.paused && !v.ended) self.raf = requestAnimationFrame(tick);
+    };
+    this.raf = requestAnimationFrame(tick);
+  };
+
+  Studio.prototype.updatePlayButton = function () {
+    var paused = this.video.paused;
+    var btn = $(this.root, "[data-play]");
+    btn.setAttribute("aria-label", paused ? "Play" : "Pause");
+    $(btn, "[data-icon-play]").hidden = !paused;
+    $(btn, "[data-icon-pause]").hidden = paused;
+  };
+
+  Studio.prototype.updateTime = function () {
+    var t = this.video.currentTime || 0;
+    $(this.root, "[data-time]").textContent = formatTime(t);
+    $(this.root, "[data-total]").textContent = formatTime(this.duration);
+    $(this.root, "[data-frame]").textContent = String(Math.floor(t * this.fps + 1e-6));
+    if (this.duration) this.playhead.style.left = (t / this.duration) * 100 + "%";
+    this.updateRegionVisibility(t);
+  };
+
+  /* ------------------------------------------------------------ layout */
+
+  /* Put the overlay exactly over the picture inside the (letterboxed) video box. */
+  Studio.prototype.layout = function () {
+    var v = this.video;
+    var W = this.W || v.videoWidth;
+    var H = this.H || v.videoHeight;
+    if (W && H) this.stage.style.aspectRatio = W + " / " + H;
+    var cw = v.clientWidth;
+    var ch = v.clientHeight;
+    var vw = v.videoWidth || W;
+    var vh = v.videoHeight || H;
+    if (!cw || !ch || !vw || !vh) return;
+    var scale = Math.min(cw / vw, ch / vh);
+    var pw = vw * scale;
+    var ph = vh * scale;
+    var o = this.overlay.style;
+    o.left = v.offsetLeft + (cw - pw) / 2 + "px";
+    o.top = v.offsetTop + (ch - ph) / 2 + "px";
+    o.width = pw + "px";
+    o.height = ph + "px";
+    this.captionPreview.style.fontSize = Math.max(9, ph * 0.045) + "px";
+    this.watermarkPreview.style.fontSize = Math.max(8, ph * 0.03) + "px";
+  };
+
+  /* A pointer event's position as fractions (0..1) of the picture. */
+  Studio.prototype.fraction = function (e) {
+    var rect = this.overlay.getBoundingClientRect();
+    return {
+      fx: clamp((e.clientX - rect.left) / rect.width, 0, 1),
+      fy: clamp((e.clientY - rect.top) / rect.height, 0, 1),
+    };
+  };
+
+  /* ------------------------------------------------------------ timeline & trim */
+
+  Studio.prototype.timeAt = function (clientX) {
+    var rect = this.track.getBoundingClientRect();
+    return clamp((clientX - rect.left) / rect.width, 0, 1) * this.duration;
+  };
+
+  Studio.prototype.bindTimeline = function () {
+    var self = this;
+    var dragging = null;
+    this.track.addEventListener("pointerdown", function (e) {
+      if (!self.duration || e.button !== 0) return;
+      var handle = e.target.closest("[data-handle]");
+      dragging = handle ? handle.dataset.handle : "seek";
+      self.track.setPointerCapture(e.pointerId);
+      self.video.pause();
+      if (handle) handle.focus();
+      move(e);
+      e.preventDefault();
+    });
+    var move = function (e) {
+      if (!dragging) return;
+      var t = self.timeAt(e.clientX);
+      if (dragging === "in") self.setIn(t, true);
+      else if (dragging === "out") self.setOut(t, true);
+      else self.seek(t);
+    };
+    this.track.addEventListener("pointermove", move);
+    var end = function () { dragging = null; };
+    this.track.addEventListener("pointerup", end);
+    this.track.addEventListener("pointercancel", end);
+
+    [this.handleIn, this.handleOut].forEach(function (handle) {
+      handle.addEventListener("keydown", function (e) {
+        var which = handle.dataset.handle;
+        var cur = which === "in" ? self.inPt : self.outPt;
+        var d = e.shiftKey ? 1 : 1 / self.fps;
+        var next = null;
+        if (e.key === "ArrowLeft" || e.key === "ArrowDown") next = cur - d;
+        else if (e.key === "ArrowRight" || e.key === "ArrowUp") next = cur + d;
+        else if (e.key === "Home") next = 0;
+        else if (e.key === "End") next = self.duration;
+        if (next === null) return;
+        e.preventDefault();
+        if (which === "in") self.setIn(next, true);
+        else self.setOut(next, true);
+      });
+    });
+  };
+
+  Studio.prototype.setIn = function (t, seek) {
+    var limit = Math.max(0, this.outPt - MIN_CLIP_S);
+    this.inPt = r3(clamp(t, 0, limit));
+    this.touch();
+    this.clearError("trim");
+    this.updateTimeline();
+    this.updateTrimInputs();
+    if (seek) this.seek(this.inPt);
+  };
+
+  Studio.prototype.setOut = function (t, seek) {
+    var lower = Math.min(this.duration, this.inPt + MIN_CLIP_S);
+    this.outPt = r3(clamp(t, lower, this.duration));
+    this.touch();
+    this.clearError("trim");
+    this.updateTimeline();
+    this.updateTrimInputs();
+    if (seek) this.seek(Math.max(0, this.outPt - 1 / this.fps / 2));
+  };
+
+  Studio.prototype.updateTimeline = function () {
+    if (!this.duration) return;
+    var pct = function (t, d) { return (t / d) * 100 + "%"; };
+    var d = this.duration;
+    this.rangeEl.style.left = pct(this.inPt, d);
+    this.rangeEl.style.width = pct(this.outPt - this.inPt, d);
+    this.handleIn.style.left = pct(this.inPt, d);
+    this.handleOut.style.left = pct(this.outPt, d);
+    this.handleIn.setAttribute("aria-valuemax", String(r3(d)));
+    this.handleOut.setAttribute("aria-valuemax", String(r3(d)));
+    this.handleIn.setAttribute("aria-valuenow", String(this.inPt));
+    this.handleOut.setAttribute("aria-valuenow", String(this.outPt));
+    this.handleIn.setAttribute("aria-valuetext", formatTime(this.inPt));
+    this.handleOut.setAttribute("aria-valuetext", formatTime(this.outPt));
+    $(this.root, "[data-length]").textContent = formatTime(this.outPt - this.inPt);
+    if (this.posterSource !== null) {
+      this.posterMarker.hidden = false;
+      this.posterMarker.style.left = pct(this.posterSource, d);
+    } else {
+      this.posterMarker.hidden = true;
+    }
+    var r = this.regions[this.selected];
+    if (r) {
+      var s = r.start === null ? 0 : r.start;
+      var e = r.end === null ? d : r.end;
+      this.regionSpan.hidden = false;
+      this.regionSpan.style.left = pct(s, d);
+      this.regionSpan.style.width = pct(Math.max(0, e - s), d);
+    } else {
+      this.regionSpan.hidden = true;
+    }
+  };
+
+  Studio.prototype.updateTrimInputs = function () {
+    this.inInput.value = this.inPt.toFixed(2);
+    this.outInput.value = this.outPt.toFixed(2);
+    this.inInput.max = String(r3(this.duration));
+    this.outInput.max = String(r3(this.duration));
+  };
+
+  /* ------------------------------------------------------------ blur regions */
+
+  Studio.prototype.bindOverlay = function () {
+    var self = this;
+    var drag = null;
+    this.overlay.addEventListener("pointerdown", function (e) {
+      if (e.button !== 0 || !self.W) return;
+      var p = self.fraction(e);
+      var box = e.target.closest("[data-region]");
+      self.video.pause();
+      if (box) {
+        var index = parseInt(box.dataset.region, 10);
+        self.select(index);
+        var r = self.regions[index];
+        drag = {
+          mode: e.target.hasAttribute("data-resize") ? "resize" : "move",
+          index: index, fx: p.fx, fy: p.fy,
+          x: r.x, y: r.y, width: r.width, height: r.height,
+        };
+      } else {
+        drag = { mode: "draw", fx: p.fx, fy: p.fy };
+        self.drawRect.hidden = false;
+        self.placeDrawRect(p.fx, p.fy, p.fx, p.fy);
+      }
+      self.overlay.setPointerCapture(e.pointerId);
+      e.preventDefault();
+    });
+    this.overlay.addEventListener("pointermove", function (e) {
+      if (!drag) return;
+      var p = self.fraction(e);
+      if (drag.mode === "draw") {
+        self.placeDrawRect(drag.fx, drag.fy, p.fx, p.fy);
+        return;
+      }
+      var r = self.regions[drag.index];
+      var dx = Math.round((p.fx - drag.fx) * self.W);
+      var dy = Math.round((p.fy - drag.fy) * self.H);
+      if (drag.mode === "move") {
+        r.x = clamp(drag.x + dx, 0, self.W - r.width);
+        r.y = clamp(drag.y + dy, 0, self.H - r.height);
+      } else {
+        r.width = clamp(drag.width + dx, MIN_REGION_PX * 2, self.W - r.x);
+        r.height = clamp(drag.height + dy, MIN_REGION_PX * 2, self.H - r.y);
+      }
+      self.touch();
+      self.placeRegion(drag.index);
+      self.updateRegionText(drag.index);
+    });
+    var finish = function (e) {
+      if (!drag) return;
+      var d = drag;
+      drag = null;
+      if (d.mode !== "draw") return;
+      self.drawRect.hidden = true;
+      var p = self.fraction(e);
+      var x0 = Math.round(Math.min(d.fx, p.fx) * self.W);
+      var y0 = Math.round(Math.min(d.fy, p.fy) * self.H);
+      var x1 = Math.round(Math.max(d.fx, p.fx) * self.W);
+      var y1 = Math.round(Math.max(d.fy, p.fy) * self.H);
+      if (x1 - x0 < MIN_REGION_PX * 2 || y1 - y0 < MIN_REGION_PX * 2) {
+        self.select(-1); // a click, not a drag
+        return;
+      }
+      self.addRegion({ x: x0, y: y0, width: x1 - x0, height: y1 - y0 });
+    };
+    this.overlay.addEventListener("pointerup", finish);
+    this.overlay.addEventListener("pointercancel", function () {
+      drag = null;
+      self.drawRect.hidden = true;
+    });
+  };
+
+  Studio.prototype.placeDrawRect = function (ax, ay, bx, by) {
+    var s = this.drawRect.style;
+    s.left = Math.min(ax, bx) * 100 + "%";
+    s.top = Math.min(ay, by) * 100 + "%";
+    s.width = Math.abs(bx - ax) * 100 + "%";
+    s.height = Math.abs(by - ay) * 100 + "%";
+  };
+
+  Studio.prototype.addRegion = function (rect) {
+    if (this.regions.length >= MAX_REGIONS) {
+      this.showError("blur", "At most " + MAX_REGIONS + " regions.");
+      return;
+    }
+    var trimmedIn = this.inPt > 0.0005;
+    var trimmedOut = this.outPt < this.duration - 0.0005;
+    this.regions.push({
+      x: rect.x, y: rect.y, width: rect.width, height: rect.height,
+      start: trimmedIn ? this.inPt : null,
+      end: trimmedOut ? this.outPt : null,
+      whole_frame: false,
+      box: null,
+    });
+    this.touch();
+    this.clearError("blur");
+    this.renderRegions();
+    this.select(this.regions.length - 1);
+  };
+
+  Studio.prototype.deleteRegion = function (index) {
+    var r = this.regions[index];
+    if (r && r.box) r.box.remove();
+    this.regions.splice(index, 1);
+    this.selected = -1;
+    this.touch();
+    this.renderRegions();
+  };
+
+  Studio.prototype.select = function (index) {
+    this.selected = index;
+    var self = this;
+    this.regions.forEach(function (r, i) {
+      if (r.box) r.box.classList.toggle("is-selected", i === index);
+      if (r.item) {
+        r.item.classList.toggle("is-selected", i === index);
+        r.item.querySelector("[data-region-select]").setAttribute("aria-pressed", String(i === index));
+      }
+    });
+    this.updateTimeline();
+    this.updateRegionVisibility(this.video.currentTime || 0);
+    if (index < 0) self.regionSpan.hidden = true;
+  };
+
+  /* Rebuild the region boxes and list (after an add or delete). */
+  Studio.prototype.renderRegions = function () {
+    var self = this;
+    $$(this.overlay, "[data-region]").forEach(function (n) { n.remove(); });
+    this.regionList.replaceChildren();
+    this.regions.forEach(function (r, i) {
+      var box = el("div", "blur-box");
+      box.dataset.region = String(i);
+      var label = el("span", "blur-box-label", String(i + 1));
+      box.appendChild(label);
+      var grip = el("span", "blur-box-resize");
+      grip.setAttribute("data-resize", "");
+      box.appendChild(grip);
+      self.overlay.insertBefore(box, self.drawRect);
+      r.box = box;
+      self.placeRegion(i);
+      r.item = self.regionItem(r, i);
+      self.regionList.appendChild(r.item);
+    });
+    this.regionEmpty.hidden = this.regions.length > 0;
+    this.select(this.selected < this.regions.length ? this.selected : -1);
+  };
+
+  Studio.prototype.regionItem = function (r, i) {
+    var self = this;
+    var li = el("li", "region-item");
+    li.dataset.regionIndex = String(i);
+    var head = el("div", "region-head");
+    var pick = el("button", "region-select", "Region " + (i + 1));
+    pick.type = "button";
+    pick.setAttribute("data-region-select", "");
+    pick.setAttribute("aria-pressed", "false");
+    pick.addEventListener("click", function () {
+      self.select(self.selected === i ? -1 : i);
+      var start = self.regions[i] && self.regions[i].start;
+      if (self.selected === i && start !== null && start !== undefined) self.seek(start);
+    });
+    head.appendChild(pick);
+    var coords = el("span", "region-coords muted small");
+    coords.setAttribute("data-region-coords", "");
+    head.appendChild(coords);
+    var del = el("button", "btn btn-small btn-ghost region-delete", "Delete");
+    del.type = "button";
+    del.setAttribute("aria-label", "Delete region " + (i + 1));
+    del.addEventListener("click", function () { self.deleteRegion(i); });
+    head.appendChild(del);
+    li.appendChild(head);
+
+    var fields = el("div", "region-fields");
+    var mkTime = function (key, labelText) {
+      var id = "region-" + i + "-" + key;
+      var lab = el("label", "small-label", labelText);
+      lab.htmlFor = id;
+      var input = el("input", "num");
+      input.type = "number";
+      input.step = "0.01";
+      input.min = "0";
+      input.id = id;
+      input.placeholder = key === "start" ? "clip start" : "clip end";
+      input.value = r[key] === null ? "" : r[key].toFixed(2);
+      input.setAttribute("data-region-" + key, "");
+      input.addEventListener("change", function () {
+        var n = num(input.value);
+        r[key] = n === null ? null : r3(clamp(n, 0, self.duration));
+        input.value = r[key] === null ? "" : r[key].toFixed(2);
+        self.touch();
+        self.clearRegionError(i);
+        self.updateTimeline();
+        self.updateRegionVisibility(self.video.currentTime || 0);
+      });
+      var now = el("button", "btn btn-tiny", "now");
+      now.type = "button";
+      now.setAttribute("aria-label", "Set region " + (i + 1) + " " + key + " to the current time");
+      now.addEventListener("click", function () {
+        input.value = (self.video.currentTime || 0).toFixed(2);
+        input.dispatchEvent(new Event("change"));
+      });
+      var wrap = el("div", "time-field");
+      wrap.appendChild(lab);
+      wrap.appendChild(input);
+      wrap.appendChild(now);
+      return wrap;
+    };
+    fields.appendChild(mkTime("start", "Start"));
+    fields.appendChild(mkTime("end", "End"));
+    var wholeLabel = el("label", "check");
+    var whole = el("input");
+    whole.type = "checkbox";
+    whole.checked = r.whole_frame;
+    whole.setAttribute("data-region-whole", "");
+    whole.addEventListener("change", function () {
+      r.whole_frame = whole.checked;
+      self.touch();
+      self.placeRegion(i);
+      self.updateRegionText(i);
+    });
+    wholeLabel.appendChild(whole);
+    wholeLabel.appendChild(document.createTextNode(" Whole frame"));
+    fields.appendChild(wholeLabel);
+    li.appendChild(fields);
+    var err = el("p", "field-error");
+    err.setAttribute("data-region-error", "");
+    li.appendChild(err);
+    r.item = li;
+    setTimeout(function () { self.updateRegionText(i); }, 0);
+    return li;
+  };
+
+  Studio.prototype.placeRegion = function (i) {
+    var r = this.regions[i];
+    if (!r || !r.box) return;
+    var s = r.box.style;
+    if (r.whole_frame) {
+      s.left = "0"; s.top = "0"; s.width = "100%"; s.height = "100%";
+    } else {
+      s.left = (r.x / this.W) * 100 + "%";
+      s.top = (r.y / this.H) * 100 + "%";
+      s.width = (r.width / this.W) * 100 + "%";
+      s.height = (r.height / this.H) * 100 + "%";
+    }
+    r.box.classList.toggle("is-whole", r.whole_frame);
+  };
+
+  Studio.prototype.updateRegionText = function (i) {
+    var r = this.regions[i];
+    if (!r || !r.item) return;
+    r.item.querySelector("[data-region-coords]").textContent = r.whole_frame
+      ? "whole frame"
+      : r.width + "×" + r.height + " at " + r.x + "," + r.y;
+  };
+
+  /* Live preview: a region blurs only while the playhead is inside its time range. */
+  Studio.prototype.updateRegionVisibility = function (t) {
+    var self = this;
+    this.regions.forEach(function (r, i) {
+      if (!r.box) return;
+      var on = (r.start === null || t >= r.start - 1e-3) && (r.end === null || t < r.end);
+      r.box.classList.toggle("is-active", on);
+      r.box.hidden = !on && i !== self.selected;
+    });
+  };
+
+  /* ------------------------------------------------------------ caption, watermark, poster */
+
+  Studio.prototype.captionText = function () {
+    return this.captionLines
+      .map(function (i) { return i.value.trim(); })
+      .filter(function (s) { return s.length > 0; });
+  };
+
+  Studio.prototype.updateCaption = function () {
+    var on = this.captionToggle.checked;
+    this.captionLines.forEach(function (i) { i.disabled = !on; });
+    $(this.root, "[data-caption-fields]").classList.toggle("is-disabled", !on);
+    var box = this.captionPreview;
+    box.replaceChildren();
+    var lines = this.captionText();
+    box.hidden = !on || lines.length === 0;
+    lines.forEach(function (line) { box.appendChild(el("div", "preview-caption-line", line)); });
+    this.clearError("caption");
+  };
+
+  Studio.prototype.updateWatermark = function () {
+    this.watermarkPreview.hidden = !(this.watermark && this.watermark.checked);
+  };
+
+  Studio.prototype.setPoster = function (t) {
+    var label = $(this.root, "[data-poster-label]");
+    this.clearError("poster_time");
+    if (t === null) {
+      this.posterSource = null;
+      label.textContent = "Middle of the clip (default)";
+      $(this.root, "[data-clear-poster]").hidden = true;
+    } else {
+      if (t < this.inPt || t >= this.outPt) {
+        this.showError("poster_time", "Move the playhead inside the trimmed range first.");
+        return;
+      }
+      this.posterSource = r3(t);
+      label.textContent = "Frame at " + formatTime(t) + " (" + formatTime(t - this.inPt) + " into the edited clip)";
+      $(this.root, "[data-clear-poster]").hidden = false;
+    }
+    this.touch();
+    this.updateTimeline();
+  };
+
+  /* ------------------------------------------------------------ errors */
+
+  Studio.prototype.errorEl = function (name) {
+    return this.root.querySelector('[data-error-for="' + name + '"]');
+  };
+
+  Studio.prototype.showError = function (name, message) {
+    var node = this.errorEl(name);
+    if (node) node.textContent = message;
+    return !!node;
+  };
+
+  Studio.prototype.clearError = function (name) {
+    var node = this.errorEl(name);
+    if (node) node.textContent = "";
+  };
+
+  Studio.prototype.clearRegionError = function (i) {
+    var r = this.regions[i];
+    if (r && r.item) r.item.querySelector("[data-region-error]").textContent = "";
+  };
+
+  Studio.prototype.clearAllErrors = function () {
+    var self = this;
+    $$(this.root, ".field-error").forEach(function (n) { n.textContent = ""; });
+    $$(this.root, ".has-error").forEach(function (n) { n.classList.remove("has-error"); });
+    this.regions.forEach(function (_, i) { self.clearRegionError(i); });
+    this.saveMessage.textContent = "";
+    this.saveMessage.className = "save-message";
+  };
+
+  /* Show a server (or local) error next to the control its field names. */
+  Studio.prototype.showFieldError = function (field, message) {
+    field = field || "";
+    var m = /^blur\[(\d+)\]/.exec(field);
+    if (m && this.regions[parseInt(m[1], 10)]) {
+      var i = parseInt(m[1], 10);
+      var item = this.regions[i].item;
+      var what = field.slice(m[0].length).replace(/^\./, "");
+      item.querySelector("[data-region-error]").textContent = (what ? what + ": " : "") + message;
+      item.classList.add("has-error");
+      this.select(i);
+      item.scrollIntoView({ block: "nearest" });
+      return;
+    }
+    var name = field.split(/[.[]/)[0];
+    if (name === "trim_start" || name === "trim_end") name = "trim";
+    if (!this.showError(name, message)) {
+      this.saveMessage.textContent = message;
+      this.saveMessage.className = "save-message is-error";
+    }
+  };
+
+  /* ------------------------------------------------------------ save */
+
+  Studio.prototype.buildPlan = function () {
+    var self = this;
+    var audio = $(this.root, 'input[name="audio"]:checked');
+    var trimmedIn = this.inPt > 0.0005;
+    var trimmedOut = this.outPt < this.duration - 0.0005;
+    var lines = this.captionText();
+    return {
+      trim_start: trimmedIn ? r3(this.inPt) : null,
+      trim_end: trimmedOut ? r3(this.outPt) : null,
+      blur: this.regions.map(function (r) {
+        return {
+          x: r.x, y: r.y, width: r.width, height: r.height,
+          start: r.start === null ? null : r3(r.start),
+          end: r.end === null ? null : r3(r.end),
+          whole_frame: !!r.whole_frame,
+        };
+      }),
+      audio: audio ? audio.value : "keep",
+      caption: this.captionToggle.checked ? { lines: lines } : null,
+      poster_time: this.posterSource === null ? null : r3(Math.max(0, this.posterSource - self.inPt)),
+      watermark: !!(this.watermark && this.watermark.checked),
+    };
+  };
+
+  /* Checks the server would make, made first so the message appears at once. */
+  Studio.prototype.checkPlan = function (plan) {
+    if (this.outPt - this.inPt < MIN_CLIP_S - 1e-6) return ["trim_end", "The edited clip must be at least 1 s long."];
+    for (var i = 0; i < plan.blur.length; i++) {
+      var b = plan.blur[i];
+      if (b.start !== null && b.end !== null && b.end <= b.start) return ["blur[" + i + "].end", "must be after the start"];
+      if (b.start !== null && b.start >= this.outPt) return ["blur[" + i + "].start", "is after the end of the edited clip"];
+      if (b.end !== null && b.end <= this.inPt) return ["blur[" + i + "].end", "is before the start of the edited clip"];
+    }
+    if (plan.caption && plan.caption.lines.length === 0) return ["caption", "Write at least one line, or untick the caption."];
+    if (this.posterSource !== null && (this.posterSource < this.inPt || this.posterSource >= this.outPt)) {
+      return ["poster_time", "The poster frame is outside the trimmed clip. Choose it again."];
+    }
+    return null;
+  };
+
+  Studio.prototype.save = function () {
+    var self = this;
+    this.clearAllErrors();
+    var plan = this.buildPlan();
+    var problem = this.checkPlan(plan);
+    if (problem) {
+      this.showFieldError(problem[0], problem[1]);
+      return;
+    }
+    this.saveBtn.disabled = true;
+    this.saveBtn.textContent = "Saving…";
+    fetch(this.saveUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ plan: plan }),
+    })
+      .then(function (res) {
+        return res.text().then(function (text) {
+          var body = null;
+          try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+          return { res: res, body: body };
+        });
+      })
+      .then(function (out) {
+        var res = out.res;
+        var body = out.body || {};
+        if (res.status === 201 || res.ok) {
+          var v = body.version || {};
+          self.markClean();
+          self.saveMessage.textContent = "Version " + (v.number || "") + " saved. Rendering it now…";
+          self.saveMessage.className = "save-message is-ok";
+          document.dispatchEvent(new CustomEvent("clip:poll"));
+          return;
+        }
+        var title = body.title || ("The version could not be saved (HTTP " + res.status + ").");
+        if (body.detail && body.detail !== title && !body.field) title += ": " + body.detail;
+        if (res.status === 422 && body.field) {
+          self.showFieldError(body.field, title);
+          self.saveMessage.textContent = "Fix the marked field and save again.";
+          self.saveMessage.className = "save-message is-error";
+        } else {
+          self.saveMessage.textContent = title;
+          self.saveMessage.className = "save-message is-error";
+        }
+      })
+      .catch(function () {
+        self.saveMessage.textContent = "The server could not be reached. Your edits are still here; try again.";
+        self.saveMessage.className = "save-message is-error";
+      })
+      .then(function () {
+        self.saveBtn.disabled = false;
+        self.saveBtn.textContent = "Save as new version";
+      });
+  };
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var root = document.querySelector("[data-studio]");
+    if (root) window.tattletaleStudio = new Studio(root);
+  });
+})();

@@ -1,0 +1,188 @@
+"""A live Tattletale server and a headless Chromium for the browser tests.
+
+The server is the real app (its own ``create_app``, its local job runner rendering
+with the real ffmpeg) on a migrated SQLite copy, served by werkzeug in a thread. One
+server per module: starting Chromium and the app takes longer than most tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Browser, Page, sync_playwright
+from werkzeug.serving import make_server
+
+from config import load_settings
+from portal import create_app
+from portal.extensions import db
+from portal.models import Agency, Role
+from portal.services.cases import create_case
+from portal.services.users import create_user
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery staple"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    password: str
+    name: str
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    app: Flask
+    officer: Account
+    supervisor: Account
+    case_id: str
+    case_number: str
+    media_root: Path
+
+
+def _needs(path: str) -> None:
+    if not shutil.which(path):
+        pytest.skip(f"{path} is not installed")
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    _needs(CHROMIUM)
+    _needs("ffmpeg")
+    root = tmp_path_factory.mktemp("live")
+    instance = root / "instance"
+    instance.mkdir()
+    if Path(template_database).exists():
+        database_url = f"sqlite:///{root / 'tattletale.db'}"
+        shutil.copyfile(template_database, root / "tattletale.db")
+    else:  # PostgreSQL: the browser tests run on SQLite only
+        pytest.skip("browser tests run on SQLite")
+    settings = replace(
+        load_settings({"TATTLETALE_ENV": "testing", "TATTLETALE_LOG_FORMAT": "text"}),
+        database_url=database_url,
+        instance_path=instance,
+        storage_url=f"file://{instance / 'media'}",
+        require_mfa=False,
+    )
+    app = create_app(settings)
+    officer = Account("officer@springfield-pd.example.org", PASSWORD, "Officer Reyes")
+    supervisor = Account("sergeant@springfield-pd.example.org", PASSWORD, "Sgt. Okafor")
+    with app.app_context():
+        agency = Agency(name="Springfield Police Department", slug="springfield")
+        db.session.add(agency)
+        db.session.flush()
+        officer_user = create_user(
+            agency, officer.email, PASSWORD, {Role.OFFICER}, display_name=officer.name
+        )
+        create_user(
+            agency, supervisor.email, PASSWORD, {Role.SUPERVISOR}, display_name=supervisor.name
+        )
+        case = create_case(
+            agency,
+            number="24-0117",
+            title="Package theft on Elm Street",
+            offense="Theft",
+            location_address="742 Elm Street",
+            created_by=officer_user,
+        )
+        db.session.commit()
+        case_id, case_number = case.public_id, case.number
+        db.session.remove()
+
+    runner = app.extensions["tattletale.runner"]
+    runner.start()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(
+            url=f"http://127.0.0.1:{server.server_port}",
+            app=app,
+            officer=officer,
+            supervisor=supervisor,
+            case_id=case_id,
+            case_number=case_number,
+            media_root=instance / "media",
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        runner.stop()
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    _needs(CHROMIUM)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A CSP violation is reported on the console: fail the test on one.
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and "Content Security Policy" in msg.text
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+def make_clip(
+    path: Path, *, seconds: float = 4, size: str = "640x360", lossless: bool = False
+) -> Path:
+    """A real H.264 + AAC MP4 from ffmpeg's test sources."""
+    video = ["-c:v", "libx264", "-preset", "ultrafast"]
+    video += ["-qp", "0"] if lossless else ["-crf", "28"]
+    subprocess.run(
+        [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+            *video, "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+            "-movflags", "+faststart", str(path),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return path

@@ -1,0 +1,65 @@
+"""The main footage journey, in a real browser against the real app and ffmpeg:
+upload, processing, blur edit, new version, supervisor approval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import LiveServer, make_clip
+from tests.browser.pages import CasePage, ClipPage, LoginPage
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_footage_journey_upload_edit_approve(
+    page: Page, live_server: LiveServer, tmp_path: Path, screenshot_dir: Path
+) -> None:
+    clip_file = make_clip(tmp_path / "porch-camera.mp4", seconds=4, size="640x360")
+    base = live_server.url
+
+    case_path = f"/staff/cases/{live_server.case_id}"
+    LoginPage(page, base).sign_in(
+        live_server.officer.email, live_server.officer.password, case_path
+    )
+    case = CasePage(page, base).open(live_server.case_id)
+    case.screenshot(screenshot_dir, "01-case-empty")
+
+    case.upload(clip_file)
+    case.wait_upload_done("porch-camera.mp4")
+    expect(case.clip_card("porch-camera.mp4")).to_be_visible()
+    case.screenshot(screenshot_dir, "02-case-uploaded")
+
+    clip = case.open_clip("porch-camera.mp4")
+    clip.wait_until_ready()
+    clip.screenshot(screenshot_dir, "03-clip-ready")
+
+    clip.draw_blur(0.30, 0.25, 0.60, 0.75)
+    expect(clip.regions()).to_have_count(1)
+    coords = clip.regions().first.locator("[data-region-coords]").inner_text()
+    width, height = (int(v) for v in coords.split(" at ")[0].split("×"))
+    # Drawn on the displayed picture, stored in source pixels (640x360).
+    assert 170 <= width <= 215 and 160 <= height <= 200, coords
+    clip.screenshot(screenshot_dir, "04-studio-blur-drawn")
+
+    number = clip.save_version()
+    assert number == 2
+    expect(clip.version(2)).to_be_visible()
+    clip.screenshot(screenshot_dir, "05-version-2-processing")
+    version = clip.wait_version_ready(2)
+    expect(version.locator(".plan-summary")).to_contain_text("1 region")
+    expect(version.locator("video.player")).to_be_visible()
+    clip.screenshot(screenshot_dir, "06-version-2-ready")
+    clip_url = page.url
+    clip.sign_out()
+
+    clip_path = clip_url.removeprefix(base)
+    LoginPage(page, base).sign_in(
+        live_server.supervisor.email, live_server.supervisor.password, clip_path
+    )
+    supervisor_view = ClipPage(page, base)
+    supervisor_view.approve(2)
+    expect(supervisor_view.version(2).locator("summary .badge-approved")).to_have_text("Approved")
+    supervisor_view.screenshot(screenshot_dir, "07-version-2-approved")

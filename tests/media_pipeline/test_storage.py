@@ -1,0 +1,275 @@
+"""LocalStore and S3Store behind one interface; S3 against moto's server on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from media_pipeline import (
+    InvalidKey,
+    LocalStore,
+    ObjectNotFound,
+    S3Store,
+    StorageError,
+    Store,
+    content_disposition,
+    store_from_url,
+    validate_key,
+)
+
+MIB = 1024 * 1024
+BAD_KEYS = [
+    "",
+    "../x",
+    "a/../../x",
+    "/etc/passwd",
+    "a\\b",
+    "a\x00b",
+    "a//b",
+    "./a",
+    "a/.",
+    "a/.tmp-x",
+    "a\nb",
+]
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    name = f"tt-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_store(s3_endpoint: str, bucket: str) -> S3Store:
+    # Multipart from 5 MiB, S3's smallest part size, so a 12 MiB file takes 3 parts.
+    return S3Store(
+        bucket,
+        "tenant-a/media",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        server_side_encryption="AES256",
+        multipart_threshold=5 * MIB,
+        multipart_chunksize=5 * MIB,
+        max_concurrency=2,
+        max_in_memory_chunks=3,
+        max_attempts=3,
+    )
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "local":
+        yield LocalStore(tmp_path / "media")
+    else:
+        yield request.getfixturevalue("s3_store")
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_validate_key_rejects_unsafe_keys(key: str) -> None:
+    with pytest.raises(InvalidKey):
+        validate_key(key)
+
+
+def test_validate_key_accepts_ordinary_keys() -> None:
+    assert validate_key("cases/7f3a/v2/web_720.mp4") == "cases/7f3a/v2/web_720.mp4"
+
+
+@pytest.mark.parametrize("key", ["../escape", "/abs", "a\\b"])
+def test_store_rejects_traversal_keys_on_every_operation(
+    store: Store, tmp_path: Path, key: str
+) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    for call in (
+        lambda: store.put_file(key, source, "text/plain"),
+        lambda: store.exists(key),
+        lambda: store.open(key),
+        lambda: store.delete(key),
+        lambda: store.url(key),
+    ):
+        with pytest.raises(InvalidKey):
+            call()
+
+
+def test_store_put_file_round_trips_and_hashes(store: Store, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(data)
+    stored = store.put_file("cases/c1/clip.mp4", source, "video/mp4")
+    assert (stored.key, stored.size, stored.sha256) == (
+        "cases/c1/clip.mp4",
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+    )
+    with store.open("cases/c1/clip.mp4") as f:
+        assert f.read() == data
+    assert store.exists("cases/c1/clip.mp4") and store.size("cases/c1/clip.mp4") == len(data)
+    copy = store.get_to_path("cases/c1/clip.mp4", tmp_path / "copy.mp4")
+    assert copy.sha256 == stored.sha256 and (tmp_path / "copy.mp4").read_bytes() == data
+
+
+def test_store_iter_keys_lists_by_prefix_in_order(store: Store) -> None:
+    for key in ("b/2", "a/1", "b/1", "c"):
+        store.put_stream(key, io.BytesIO(key.encode()), "text/plain")
+    assert list(store.iter_keys("b/")) == ["b/1", "b/2"]
+    assert list(store.iter_keys()) == ["a/1", "b/1", "b/2", "c"]
+
+
+def test_store_delete_is_idempotent(store: Store) -> None:
+    store.put_stream("x/y", io.BytesIO(b"1"), "text/plain")
+    store.delete("x/y")
+    store.delete("x/y")
+    assert not store.exists("x/y")
+    with pytest.raises(ObjectNotFound):
+        store.open("x/y").read()
+
+
+def test_store_missing_object_raises_not_found(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(ObjectNotFound):
+        store.size("nothing/here")
+    with pytest.raises(ObjectNotFound):
+        store.get_to_path("nothing/here", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+class _Exploding(io.RawIOBase):
+    """A stream that fails half-way, like a client disconnecting during an upload."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.sent > 3 * MIB:
+            raise OSError("connection reset")
+        n = len(buffer)
+        buffer[:n] = b"a" * n
+        self.sent += n
+        return n
+
+
+def test_local_store_failed_upload_leaves_no_object_or_temp_file(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "media")
+    with pytest.raises(OSError, match="connection reset"):
+        store.put_stream("cases/c1/upload.bin", _Exploding(), "application/octet-stream")  # type: ignore[arg-type]
+    assert list(store.iter_keys()) == []
+    assert os.listdir(tmp_path / "media" / "cases" / "c1") == []
+
+
+def test_local_store_refuses_symlink_out_of_root(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "media")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, tmp_path / "media" / "link")
+    with pytest.raises(InvalidKey, match="outside"):
+        store.put_stream("link/file", io.BytesIO(b"x"), "text/plain")
+    assert list(outside.iterdir()) == []
+
+
+def test_local_store_has_no_direct_url(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put_stream("a", io.BytesIO(b"x"), "text/plain")
+    assert store.url("a", 60) is None
+
+
+def test_s3_store_multipart_upload_hashes_while_streaming(
+    s3_store: S3Store, tmp_path: Path
+) -> None:
+    data = os.urandom(12 * MIB + 123)
+    source = tmp_path / "big.mp4"
+    source.write_bytes(data)
+    stored = s3_store.put_file("cases/c1/big.mp4", source, "video/mp4")
+    assert stored.sha256 == hashlib.sha256(data).hexdigest() and stored.size == len(data)
+    head = s3_store.head("cases/c1/big.mp4")
+    assert head["ETag"].strip('"').endswith("-3")  # three parts: it really was multipart
+    assert head["ContentLength"] == len(data)
+    with s3_store.open("cases/c1/big.mp4") as body:
+        assert hashlib.sha256(body.read()).hexdigest() == stored.sha256
+
+
+def test_s3_store_sets_content_type_disposition_and_encryption(
+    s3_store: S3Store, bucket: str, s3_endpoint: str
+) -> None:
+    disposition = content_disposition("tip «night».mp4")
+    s3_store.put_stream("tips/t1/a.mp4", io.BytesIO(b"video"), "video/mp4", disposition)
+    raw = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    head = raw.head_object(Bucket=bucket, Key="tenant-a/media/tips/t1/a.mp4")
+    assert head["ContentType"] == "video/mp4"
+    assert head["ContentDisposition"] == disposition
+    assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_s3_store_presigned_url_serves_the_same_bytes(s3_store: S3Store) -> None:
+    data = os.urandom(70_000)
+    s3_store.put_stream("renditions/web.mp4", io.BytesIO(data), "video/mp4")
+    url = s3_store.url(
+        "renditions/web.mp4", expires=120, disposition=content_disposition("web.mp4")
+    )
+    assert url is not None and "X-Amz-Signature=" in url and "X-Amz-Expires=120" in url
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback test server
+        assert response.read() == data
+        assert response.headers["Content-Disposition"].startswith('attachment; filename="web.mp4"')
+
+
+def test_s3_store_configures_standard_retries_and_bounded_transfers(s3_store: S3Store) -> None:
+    assert s3_store.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert s3_store.transfer_config.multipart_chunksize == 5 * MIB
+    assert s3_store.transfer_config.max_in_memory_upload_chunks == 3
+    assert s3_store.transfer_config.max_request_concurrency == 2
+
+
+def test_s3_store_unreachable_endpoint_raises_storage_error_after_retries(tmp_path: Path) -> None:
+    store = S3Store("b", endpoint_url="http://127.0.0.1:9", max_attempts=2, connect_timeout_s=0.5)
+    with pytest.raises(StorageError):
+        store.put_stream("k", io.BytesIO(b"x"), "text/plain")
+    with pytest.raises(StorageError):
+        store.exists("k")
+
+
+def test_s3_store_refuses_header_injection_in_disposition(s3_store: S3Store) -> None:
+    with pytest.raises(ValueError, match="control characters"):
+        s3_store.put_stream("k", io.BytesIO(b"x"), "text/plain", "attachment\r\nX-Evil: 1")
+
+
+def test_content_disposition_keeps_ascii_fallback_safe() -> None:
+    value = content_disposition('evil"\r\nname.mp4')
+    assert "\r" not in value and "\n" not in value
+    assert value.startswith(
+        "attachment; filename=\"evil___name.mp4\"; filename*=UTF-8''evil%22%0D%0Aname.mp4"
+    )
+
+
+def test_store_from_url_builds_local_and_s3_stores(tmp_path: Path, s3_endpoint: str) -> None:
+    local = store_from_url(f"file://{tmp_path}/media")
+    assert isinstance(local, LocalStore) and local.root == str(tmp_path / "media")
+    s3 = store_from_url(
+        "s3://evidence/prod/media", endpoint_url=s3_endpoint, region_name="us-east-1"
+    )
+    assert isinstance(s3, S3Store) and (s3.bucket, s3.prefix) == ("evidence", "prod/media/")
+    with pytest.raises(ValueError):
+        store_from_url("http://example.com/x")
+
+
+def test_local_store_adopt_file_moves_without_copying(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "media")
+    upload = tmp_path / "upload.part"
+    upload.write_bytes(b"original evidence")
+    inode = upload.stat().st_ino
+    digest = hashlib.sha256(b"original evidence").hexdigest()
+    stored = store.adopt_file("cases/c1/original", upload, digest, 17)
+    assert (stored.sha256, stored.size) == (digest, 17)
+    assert not upload.exists()
+    assert Path(store.local_path("cases/c1/original")).stat().st_ino == inode
+    with pytest.raises(ObjectNotFound):
+        store.local_path("cases/c1/missing")

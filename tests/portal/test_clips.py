@@ -1,0 +1,298 @@
+"""From a finished upload to stored, rendered, approved footage, with real ffmpeg."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.jobs.execution import execute_job
+from portal.models import AuditEvent, Case, Clip, ClipVersion, Job, Role, User
+from portal.models.base import utcnow
+from portal.services.clips import (
+    approval_is_intact,
+    approve_version,
+    attach_upload,
+    create_version,
+    plan_from_request,
+    revoke_approval,
+)
+from portal.services.errors import Conflict, PermissionDenied, ValidationFailed
+from portal.services.storage import get_store
+from portal.services.uploads import create_upload
+from tests.portal.conftest import csrf_token, run_jobs, staged_upload
+
+CHECKLIST = {"bystanders_blurred": True, "no_juveniles": True, "investigation_safe": True}
+
+
+def test_clip_ingest_stores_original_under_its_id_and_renders(
+    ready_clip: Clip, sample_clip: Path
+) -> None:
+    clip = ready_clip
+    assert clip.status == "ready"
+    assert clip.original_key == f"cases/{clip.case.public_id}/clips/{clip.public_id}/original"
+    assert "doorbell" not in clip.original_key
+    assert clip.original_sha256 == hashlib.sha256(sample_clip.read_bytes()).hexdigest()
+    store = get_store()
+    with store.open(clip.original_key) as stored:
+        assert hashlib.sha256(stored.read()).hexdigest() == clip.original_sha256
+    assert (clip.width, clip.height) == (320, 240)
+    assert clip.duration_s == pytest.approx(3.0, abs=0.1)
+    assert clip.proxy_key and store.exists(clip.proxy_key)
+    version = clip.versions[0]
+    assert version.status == "ready" and version.number == 1
+    names = {r.name for r in version.renditions}
+    assert {"poster", "sprite", "sprite_index", "square", "vertical"} <= names
+    assert not names & {"web_1080", "web_720"}  # never upscaled from 240p
+    for rendition in version.renditions:
+        with store.open(rendition.storage_key) as stored:
+            assert hashlib.sha256(stored.read()).hexdigest() == rendition.sha256
+    assert version.source_sha256 == clip.original_sha256
+    assert version.ffmpeg_command[0].endswith("ffmpeg")
+
+
+def test_clip_rejected_file_is_kept_with_reason_and_never_processed(
+    users: dict[Role, User], case: Case, tmp_path: Path
+) -> None:
+    fake = tmp_path / "playlist.mp4"
+    fake.write_text("#EXTM3U\n#EXTINF:10,\nhttp://127.0.0.1:9/secret.ts\n")
+    upload = staged_upload(users[Role.OFFICER], case, fake)
+    clip = attach_upload(case, upload.public_id, users[Role.OFFICER])
+    assert run_jobs() == ["succeeded"]
+    db.session.refresh(clip)
+    assert clip.status == "rejected" and clip.rejection_reason
+    assert clip.versions == [] and clip.proxy_job is None
+    assert get_store().exists(clip.original_key)
+
+
+def test_clip_attach_refuses_unfinished_foreign_or_reused_uploads(
+    users: dict[Role, User], case: Case, sample_clip: Path
+) -> None:
+    officer = users[Role.OFFICER]
+    unfinished = create_upload(officer, length=10, max_bytes=100, case=case)
+    with pytest.raises(Conflict, match="not complete"):
+        attach_upload(case, unfinished.public_id, officer)
+    upload = staged_upload(officer, case, sample_clip)
+    with pytest.raises(Exception, match="No such upload"):
+        attach_upload(case, upload.public_id, users[Role.DETECTIVE])
+    attach_upload(case, upload.public_id, officer)
+    with pytest.raises(Conflict, match="already attached"):
+        attach_upload(case, upload.public_id, officer)
+    with pytest.raises(PermissionDenied):
+        attach_upload(case, upload.public_id, users[Role.SUPERVISOR])
+
+
+def test_version_with_blur_renders_and_records_plan(
+    ready_clip: Clip, users: dict[Role, User]
+) -> None:
+    plan = plan_from_request(
+        {
+            "trim_start": 0.5,
+            "trim_end": 2.5,
+            "audio": "mute",
+            "blur": [{"x": 10, "y": 10, "width": 100, "height": 80, "start": 0.5, "end": 2.0}],
+        }
+    )
+    version = create_version(ready_clip, plan, users[Role.DETECTIVE])
+    assert version.number == 2
+    assert run_jobs() == ["succeeded"]
+    db.session.refresh(version)
+    assert version.status == "ready"
+    assert version.plan["blur"][0]["width"] == 100
+    web = next(r for r in version.renditions if r.name == "web_480" or r.role == "web")
+    assert web.duration_s == pytest.approx(2.0, abs=0.1)
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "evidence.edit"))
+    assert event is not None and event.details["number"] == 2
+
+
+@pytest.mark.parametrize(
+    ("plan", "field"),
+    [
+        ({"trim_end": 99}, "trim_end"),
+        ({"blur": [{"x": 300, "y": 0, "width": 100, "height": 10}]}, "blur[0].width"),
+        ({"audio": "loud"}, "audio"),
+        ({"watermark": "/etc/passwd"}, "watermark"),
+        ({"watermark": True}, "watermark"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_version_bad_plan_names_the_field(
+    ready_clip: Clip, users: dict[Role, User], plan: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        create_version(ready_clip, plan_from_request(plan), users[Role.OFFICER])
+    assert excinfo.value.field == field
+    assert len(ready_clip.versions) == 1
+
+
+def test_approval_rules(ready_clip: Clip, users: dict[Role, User], make_user) -> None:  # type: ignore[no-untyped-def]
+    version = ready_clip.versions[0]
+    supervisor = users[Role.SUPERVISOR]
+    with pytest.raises(PermissionDenied):
+        approve_version(version, users[Role.DETECTIVE], CHECKLIST)
+    with pytest.raises(ValidationFailed, match="Confirm every item"):
+        approve_version(version, supervisor, {**CHECKLIST, "no_juveniles": False})
+    approval = approve_version(version, supervisor, CHECKLIST)
+    assert approval_is_intact(version)
+    with pytest.raises(Conflict, match="already approved"):
+        approve_version(version, supervisor, CHECKLIST)
+    with pytest.raises(ValidationFailed):
+        revoke_approval(version, supervisor, "  ")
+    revoke_approval(version, supervisor, "Bystander's face visible at 0:02")
+    assert version.active_approval is None
+    assert approval.revoked_by_id == supervisor.id
+
+
+def test_approval_is_refused_to_the_author(
+    ready_clip: Clip, users: dict[Role, User], make_user
+) -> None:  # type: ignore[no-untyped-def]
+    editing_supervisor = make_user(Role.SUPERVISOR, Role.DETECTIVE)
+    ready_clip.case.assignments  # noqa: B018
+    from portal.services.cases import assign_detective
+
+    assign_detective(ready_clip.case, editing_supervisor, actor=users[Role.OFFICER])
+    db.session.commit()
+    version = create_version(ready_clip, plan_from_request({"audio": "strip"}), editing_supervisor)
+    run_jobs()
+    db.session.refresh(version)
+    with pytest.raises(PermissionDenied, match="edited yourself"):
+        approve_version(version, editing_supervisor, CHECKLIST)
+    approve_version(version, users[Role.SUPERVISOR], CHECKLIST)
+
+
+def test_approval_detects_renditions_changed_after_approval(
+    ready_clip: Clip, users: dict[Role, User]
+) -> None:
+    version = ready_clip.versions[0]
+    approve_version(version, users[Role.SUPERVISOR], CHECKLIST)
+    version.renditions[0].sha256 = "0" * 64
+    assert not approval_is_intact(version)
+
+
+def test_rerunning_a_finished_render_does_nothing(ready_clip: Clip) -> None:
+    version = ready_clip.versions[0]
+    job = db.session.get(Job, version.job_id)
+    assert job is not None
+    job.status = "queued"
+    job.run_after = utcnow()
+    db.session.commit()
+    before = [(r.name, r.sha256) for r in version.renditions]
+    assert execute_job(job.id, "again") == "succeeded"
+    db.session.refresh(version)
+    assert [(r.name, r.sha256) for r in version.renditions] == before
+
+
+# -- the pages and endpoints ------------------------------------------------------------
+
+
+def test_clip_status_json_reports_jobs_and_renditions(
+    ready_clip: Clip,
+    client: FlaskClient,
+    users: dict[Role, User],
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    signed_in(users[Role.DETECTIVE])
+    data = client.get(f"/staff/clips/{ready_clip.public_id}/status.json").json
+    assert data["clip"]["status"] == "ready"
+    assert data["clip"]["proxy_url"].endswith("/proxy.mp4")
+    assert {j["kind"] for j in data["jobs"]} == {"ingest", "proxy", "render"}
+    assert all(j["status"] == "succeeded" and j["progress"] == 1.0 for j in data["jobs"])
+    poster = data["versions"][0]["poster_url"]
+    response = client.get(poster)
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+
+
+def test_clip_proxy_supports_range_requests(
+    ready_clip: Clip,
+    client: FlaskClient,
+    users: dict[Role, User],
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    signed_in(users[Role.OFFICER])
+    response = client.get(
+        f"/staff/clips/{ready_clip.public_id}/proxy.mp4", headers={"Range": "bytes=0-99"}
+    )
+    assert response.status_code == 206 and len(response.data) == 100
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_original_download_is_an_audited_attachment(
+    ready_clip: Clip,
+    client: FlaskClient,
+    users: dict[Role, User],
+    sample_clip: Path,
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    signed_in(users[Role.DETECTIVE])
+    response = client.get(f"/staff/clips/{ready_clip.public_id}/original")
+    assert response.status_code == 200
+    assert response.data == sample_clip.read_bytes()
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.mimetype == "application/octet-stream"
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "evidence.download"))
+    assert event is not None and event.actor_id == users[Role.DETECTIVE].id
+
+
+@pytest.mark.parametrize("role", [Role.SUPERVISOR, Role.COORDINATOR, Role.ADMIN])
+def test_original_download_refused_to_other_roles(
+    ready_clip: Clip,
+    client: FlaskClient,
+    users: dict[Role, User],
+    role: Role,
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    signed_in(users[role])
+    assert client.get(f"/staff/clips/{ready_clip.public_id}/original").status_code == 403
+
+
+def test_clip_of_another_case_is_not_found(
+    ready_clip: Clip, client: FlaskClient, make_user, signed_in: Callable[[User], FlaskClient]
+) -> None:  # type: ignore[no-untyped-def]
+    signed_in(make_user(Role.DETECTIVE))
+    for path in ("", "/status.json", "/proxy.mp4", "/original", "/evidence"):
+        response = client.get(f"/staff/clips/{ready_clip.public_id}{path}")
+        assert response.status_code in (403, 404), path
+        assert response.status_code == 404 or path == "/original"
+
+
+def test_save_version_endpoint_validates_and_creates(
+    ready_clip: Clip,
+    client: FlaskClient,
+    users: dict[Role, User],
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    signed_in(users[Role.OFFICER])
+    headers = {"X-CSRFToken": csrf_token(client, "/staff/")}
+    url = f"/staff/clips/{ready_clip.public_id}/versions"
+    bad = client.post(url, json={"plan": {"trim_end": 50}}, headers=headers)
+    assert bad.status_code == 422 and bad.json["field"] == "trim_end"
+    good = client.post(url, json={"plan": {"audio": "strip"}}, headers=headers)
+    assert good.status_code == 201 and good.json["version"]["number"] == 2
+    assert client.post(url, json={"plan": {}}).status_code == 400  # no CSRF header
+
+
+def test_approve_and_revoke_through_the_pages(
+    ready_clip: Clip, app: Flask, users: dict[Role, User]
+) -> None:
+    from tests.portal.conftest import sign_in
+
+    version = ready_clip.versions[0]
+    supervisor = app.test_client()
+    sign_in(supervisor, users[Role.SUPERVISOR].email)
+    token = csrf_token(supervisor, "/staff/")
+    url = f"/staff/versions/{version.public_id}/approval"
+    supervisor.post(url, data={"csrf_token": token, "bystanders_blurred": "y"})
+    assert db.session.get(ClipVersion, version.id).active_approval is None  # type: ignore[union-attr]
+    supervisor.post(url, data={"csrf_token": token, **{k: "y" for k in CHECKLIST}})
+    assert db.session.get(ClipVersion, version.id).active_approval is not None  # type: ignore[union-attr]
+    officer = app.test_client()
+    sign_in(officer, users[Role.OFFICER].email)
+    response = officer.post(url, data={"csrf_token": csrf_token(officer, "/staff/")})
+    assert response.status_code == 403

@@ -1,0 +1,245 @@
+"""The tus 1.0 endpoint: creation, resumption, checksums, limits, termination."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+
+from portal.extensions import db
+from portal.models import Case, Role, Upload, User
+from portal.models.base import utcnow
+from portal.services.uploads import expire_uploads, partial_path
+from tests.portal.conftest import csrf_token
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.fixture
+def officer_client(
+    client: FlaskClient, users: dict[Role, User], signed_in: Callable[[User], FlaskClient]
+) -> FlaskClient:
+    signed_in(users[Role.OFFICER])
+    token = csrf_token(client, "/staff/")
+    client.environ_base["HTTP_X_CSRFTOKEN"] = token
+    return client
+
+
+def create(client: FlaskClient, length: int, case: Case | None = None, **extra: str) -> str:
+    metadata = f"filename {b64('doorbell cam.mp4')},filetype {b64('video/mp4')}"
+    if case is not None:
+        metadata += f",case {b64(case.public_id)}"
+    response = client.post(
+        "/staff/uploads/",
+        headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": metadata, **extra},
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    return response.headers["Location"]
+
+
+def patch(client: FlaskClient, location: str, offset: int, body: bytes, **headers: str):  # type: ignore[no-untyped-def]
+    return client.patch(
+        location,
+        data=body,
+        headers={
+            **TUS,
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+            **headers,
+        },
+    )
+
+
+def test_tus_options_advertises_extensions(officer_client: FlaskClient) -> None:
+    response = officer_client.options("/staff/uploads/")
+    assert response.status_code == 204
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert set(response.headers["Tus-Extension"].split(",")) >= {
+        "creation",
+        "termination",
+        "checksum",
+        "expiration",
+    }
+    assert "sha1" in response.headers["Tus-Checksum-Algorithm"]
+
+
+def test_tus_upload_in_chunks_then_resume_from_head(
+    officer_client: FlaskClient, case: Case
+) -> None:
+    data = os.urandom(300_000)
+    location = create(officer_client, len(data), case)
+    assert patch(officer_client, location, 0, data[:100_000]).headers["Upload-Offset"] == "100000"
+    head = officer_client.head(location, headers=TUS)
+    assert head.status_code == 200
+    assert head.headers["Upload-Offset"] == "100000"
+    assert head.headers["Upload-Length"] == "300000"
+    assert head.headers["Cache-Control"] == "no-store"
+    response = patch(officer_client, location, 100_000, data[100_000:])
+    assert response.status_code == 204 and response.headers["Upload-Offset"] == "300000"
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None
+    assert upload.status == "complete"
+    assert upload.sha256 == hashlib.sha256(data).hexdigest()
+    assert upload.filename == "doorbell cam.mp4" and upload.case_id == case.id
+    assert partial_path(upload).read_bytes() == data
+
+
+def test_tus_hash_survives_a_process_restart(officer_client: FlaskClient, case: Case) -> None:
+    from portal.services import uploads
+
+    data = os.urandom(50_000)
+    location = create(officer_client, len(data), case)
+    patch(officer_client, location, 0, data[:20_000])
+    uploads._hash_cache = uploads._HashCache()  # as after a restart: no running hash
+    patch(officer_client, location, 20_000, data[20_000:])
+    assert db.session.scalar(select(Upload.sha256)) == hashlib.sha256(data).hexdigest()
+
+
+def test_tus_wrong_offset_is_a_conflict(officer_client: FlaskClient, case: Case) -> None:
+    location = create(officer_client, 10, case)
+    response = patch(officer_client, location, 5, b"12345")
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    assert "upload is at 0" in response.json["title"]
+
+
+def test_tus_checksum_mismatch_keeps_nothing(officer_client: FlaskClient, case: Case) -> None:
+    location = create(officer_client, 10, case)
+    bad = base64.b64encode(hashlib.sha1(b"other").digest()).decode()
+    response = patch(
+        officer_client, location, 0, b"0123456789", **{"Upload-Checksum": f"sha1 {bad}"}
+    )
+    assert response.status_code == 460
+    assert officer_client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+    good = base64.b64encode(hashlib.sha1(b"0123456789").digest()).decode()
+    response = patch(
+        officer_client, location, 0, b"0123456789", **{"Upload-Checksum": f"sha1 {good}"}
+    )
+    assert response.status_code == 204
+    assert db.session.scalar(select(Upload.sha256)) == hashlib.sha256(b"0123456789").hexdigest()
+
+
+def test_tus_unsupported_checksum_algorithm(officer_client: FlaskClient, case: Case) -> None:
+    location = create(officer_client, 4, case)
+    response = patch(officer_client, location, 0, b"abcd", **{"Upload-Checksum": "crc32 AAAA"})
+    assert response.status_code == 422 and response.json["field"] == "Upload-Checksum"
+
+
+def test_tus_more_bytes_than_declared_are_refused(officer_client: FlaskClient, case: Case) -> None:
+    location = create(officer_client, 4, case)
+    response = patch(officer_client, location, 0, b"abcdefgh")
+    assert response.status_code == 413
+    assert officer_client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+def test_tus_too_large_is_refused_before_storing(
+    app: Flask, officer_client: FlaskClient, case: Case
+) -> None:
+    app.config["TATTLETALE"] = replace(app.config["TATTLETALE"], max_upload_bytes=1000)
+    response = officer_client.post("/staff/uploads/", headers={**TUS, "Upload-Length": "1001"})
+    assert response.status_code == 413
+    assert "largest accepted" in response.json["title"]
+    assert db.session.scalar(select(Upload)) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Upload-Length": "10"}, 412),  # no Tus-Resumable
+        ({**TUS}, 422),  # no length
+        ({**TUS, "Upload-Length": "-5"}, 422),
+        ({**TUS, "Upload-Length": "0"}, 422),
+        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "filename !!notbase64"}, 422),
+    ],
+)
+def test_tus_bad_creation_requests(
+    officer_client: FlaskClient, headers: dict[str, str], status: int
+) -> None:
+    response = officer_client.post("/staff/uploads/", headers=headers)
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+
+
+def test_tus_patch_needs_offset_content_type(officer_client: FlaskClient, case: Case) -> None:
+    location = create(officer_client, 4, case)
+    response = officer_client.patch(
+        location, data=b"abcd", headers={**TUS, "Upload-Offset": "0", "Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+
+
+def test_tus_termination_removes_the_bytes(officer_client: FlaskClient, case: Case) -> None:
+    location = create(officer_client, 10, case)
+    patch(officer_client, location, 0, b"01234")
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None and partial_path(upload).exists()
+    assert officer_client.delete(location, headers=TUS).status_code == 204
+    assert not partial_path(upload).exists()
+    assert officer_client.head(location, headers=TUS).status_code == 410
+
+
+def test_tus_upload_of_someone_else_is_not_found(
+    app: Flask, officer_client: FlaskClient, case: Case, users: dict[Role, User]
+) -> None:
+    location = create(officer_client, 10, case)
+    other = app.test_client()
+    from tests.portal.conftest import sign_in
+
+    sign_in(other, users[Role.DETECTIVE].email)
+    assert other.head(location, headers=TUS).status_code == 404
+
+
+def test_tus_needs_csrf_header(
+    client: FlaskClient, users: dict[Role, User], signed_in: Callable[[User], FlaskClient]
+) -> None:
+    signed_in(users[Role.OFFICER])
+    response = client.post("/staff/uploads/", headers={**TUS, "Upload-Length": "10"})
+    assert response.status_code == 400
+
+
+def test_tus_refused_for_roles_without_upload(
+    client: FlaskClient, users: dict[Role, User], signed_in: Callable[[User], FlaskClient]
+) -> None:
+    signed_in(users[Role.COORDINATOR])
+    client.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(client, "/staff/")
+    response = client.post("/staff/uploads/", headers={**TUS, "Upload-Length": "10"})
+    assert response.status_code == 403
+
+
+def test_tus_case_of_another_officer_is_not_found(
+    officer_client: FlaskClient, make_user: Callable[..., User], agency
+) -> None:  # type: ignore[no-untyped-def]
+    from portal.services.cases import create_case
+
+    someone = make_user(Role.OFFICER)
+    foreign = create_case(agency, number="X-1", title="Not mine", created_by=someone)
+    db.session.commit()
+    metadata = f"case {b64(foreign.public_id)}"
+    response = officer_client.post(
+        "/staff/uploads/", headers={**TUS, "Upload-Length": "10", "Upload-Metadata": metadata}
+    )
+    assert response.status_code == 404
+
+
+def test_expired_uploads_are_cleaned_up(officer_client: FlaskClient, case: Case) -> None:
+    create(officer_client, 10, case)
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None
+    db.session.execute(update(Upload).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert expire_uploads() == 1
+    db.session.refresh(upload)
+    assert upload.status == "expired" and not partial_path(upload).exists()
