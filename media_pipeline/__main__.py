@@ -18,6 +18,7 @@ from .pipeline import make_proxy, process
 from .plan import BlurRegion, Caption, EditPlan, Watermark
 from .probe import probe
 from .profiles import DEFAULT_PROFILES, profiles_by_name
+from .runner import ProgressCallback
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 _NUMBER = r"\d+(?:\.\d+)?"
@@ -100,7 +101,7 @@ def _plan(args: argparse.Namespace) -> EditPlan:
     )
 
 
-def _progress_printer() -> object:
+def _progress_printer() -> ProgressCallback:
     last = [-1]
 
     def report(fraction: float) -> None:
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits = Limits(timeout_s=args.timeout)
         cancel = threading.Event()
         progress = None if args.quiet else _progress_printer()
-        manifest = process(args.file, args.out, plan, profiles, limits, progress, cancel)  # type: ignore[arg-type]
+        manifest = process(args.file, args.out, plan, profiles, limits, progress, cancel)
         if args.proxy:
             make_proxy(args.file, f"{args.out}/proxy.mp4", limits, cancel=cancel)
         for output in manifest.outputs:

@@ -322,8 +322,6 @@ def video_output_args(profile: VideoProfile, limits: Limits, with_audio: bool) -
         "profile:v": "high",
         "preset": profile.preset,
         "crf": str(profile.crf),
-        "maxrate": f"{profile.max_bitrate_kbps}k",
-        "bufsize": f"{2 * profile.max_bitrate_kbps}k",
         "pix_fmt": "yuv420p",
         "force_key_frames": f"expr:gte(t,n_forced*{_num(profile.keyframe_interval_s)})",
         "movflags": "+faststart",
@@ -333,6 +331,13 @@ def video_output_args(profile: VideoProfile, limits: Limits, with_audio: bool) -
         "map_chapters": "-1",
         "fflags": "+bitexact",
     }
+    if profile.max_bitrate_kbps:
+        args.update(
+            {
+                "maxrate": f"{profile.max_bitrate_kbps}k",
+                "bufsize": f"{2 * profile.max_bitrate_kbps}k",
+            }
+        )
     if with_audio:
         args.update({"c:a": "aac", "b:a": f"{profile.audio_bitrate_kbps}k"})
     if limits.threads:
@@ -435,7 +440,9 @@ def build_renditions(
         elif isinstance(profile, PosterProfile):
             out_w, out_h = fit_size(width, height, profile.width, profile.height)
             poster = (
-                branch.filter("trim", start=_num(plan.poster_offset(info)))
+                # A one-second window: once it has passed, trim ends the branch and
+                # split stops feeding it frames for the rest of the clip.
+                branch.filter("trim", start=_num(plan.poster_offset(info)), duration="1")
                 .filter("scale", out_w, out_h)
                 .filter("setsar", "1")
             )

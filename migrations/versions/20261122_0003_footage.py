@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 00:26:23.875984
+Create Date: 2026-11-22 00:43:15.696753
 
 """
 
@@ -19,51 +19,14 @@ depends_on = None
 def upgrade():
 
     op.create_table(
-        "clips",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("case_id", sa.Integer(), nullable=False),
-        sa.Column("uploaded_by_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("rejection_reason", sa.Text(), nullable=False),
-        sa.Column("original_filename", sa.String(length=255), nullable=False),
-        sa.Column("staging_path", sa.String(length=500), nullable=False),
-        sa.Column("original_key", sa.String(length=500), nullable=False),
-        sa.Column("original_size", sa.BigInteger(), nullable=False),
-        sa.Column("original_sha256", sa.String(length=64), nullable=False),
-        sa.Column("probe", sa.JSON(), nullable=False),
-        sa.Column("duration_s", sa.Float(), nullable=True),
-        sa.Column("width", sa.Integer(), nullable=True),
-        sa.Column("height", sa.Integer(), nullable=True),
-        sa.Column("frame_rate", sa.Float(), nullable=True),
-        sa.Column("proxy_key", sa.String(length=500), nullable=False),
-        sa.Column("proxy_sha256", sa.String(length=64), nullable=False),
-        sa.Column("ingest_job_id", sa.Integer(), nullable=True),
-        sa.Column("proxy_job_id", sa.Integer(), nullable=True),
-        sa.Column("public_id", sa.String(length=32), nullable=False),
-        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_clips_case_id_cases")),
-        sa.ForeignKeyConstraint(
-            ["ingest_job_id"], ["jobs.id"], name=op.f("fk_clips_ingest_job_id_jobs")
-        ),
-        sa.ForeignKeyConstraint(
-            ["proxy_job_id"], ["jobs.id"], name=op.f("fk_clips_proxy_job_id_jobs")
-        ),
-        sa.ForeignKeyConstraint(
-            ["uploaded_by_id"], ["users.id"], name=op.f("fk_clips_uploaded_by_id_users")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_clips")),
-    )
-    with op.batch_alter_table("clips", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_clips_case_id"), ["case_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_clips_public_id"), ["public_id"], unique=True)
-
-    op.create_table(
         "uploads",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("length", sa.BigInteger(), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("durable_offset", sa.BigInteger(), nullable=False),
+        sa.Column("boot_id", sa.String(length=64), nullable=False),
         sa.Column("filename", sa.String(length=255), nullable=False),
         sa.Column("client_content_type", sa.String(length=100), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -85,6 +48,49 @@ def upgrade():
         )
         batch_op.create_index(batch_op.f("ix_uploads_expires_at"), ["expires_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_uploads_public_id"), ["public_id"], unique=True)
+
+    op.create_table(
+        "clips",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("uploaded_by_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("rejection_reason", sa.Text(), nullable=False),
+        sa.Column("original_filename", sa.String(length=255), nullable=False),
+        sa.Column("staging_path", sa.String(length=500), nullable=False),
+        sa.Column("original_key", sa.String(length=500), nullable=False),
+        sa.Column("original_size", sa.BigInteger(), nullable=False),
+        sa.Column("original_sha256", sa.String(length=64), nullable=False),
+        sa.Column("probe", sa.JSON(), nullable=False),
+        sa.Column("duration_s", sa.Float(), nullable=True),
+        sa.Column("width", sa.Integer(), nullable=True),
+        sa.Column("height", sa.Integer(), nullable=True),
+        sa.Column("frame_rate", sa.Float(), nullable=True),
+        sa.Column("proxy_key", sa.String(length=500), nullable=False),
+        sa.Column("proxy_sha256", sa.String(length=64), nullable=False),
+        sa.Column("upload_id", sa.Integer(), nullable=True),
+        sa.Column("ingest_job_id", sa.Integer(), nullable=True),
+        sa.Column("proxy_job_id", sa.Integer(), nullable=True),
+        sa.Column("public_id", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_clips_case_id_cases")),
+        sa.ForeignKeyConstraint(
+            ["ingest_job_id"], ["jobs.id"], name=op.f("fk_clips_ingest_job_id_jobs")
+        ),
+        sa.ForeignKeyConstraint(
+            ["proxy_job_id"], ["jobs.id"], name=op.f("fk_clips_proxy_job_id_jobs")
+        ),
+        sa.ForeignKeyConstraint(
+            ["upload_id"], ["uploads.id"], name=op.f("fk_clips_upload_id_uploads")
+        ),
+        sa.ForeignKeyConstraint(
+            ["uploaded_by_id"], ["users.id"], name=op.f("fk_clips_uploaded_by_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_clips")),
+    )
+    with op.batch_alter_table("clips", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_clips_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_clips_public_id"), ["public_id"], unique=True)
 
     op.create_table(
         "clip_versions",
@@ -183,6 +189,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f("ix_clip_versions_clip_id"))
 
     op.drop_table("clip_versions")
+    with op.batch_alter_table("clips", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_clips_public_id"))
+        batch_op.drop_index(batch_op.f("ix_clips_case_id"))
+
+    op.drop_table("clips")
     with op.batch_alter_table("uploads", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_uploads_public_id"))
         batch_op.drop_index(batch_op.f("ix_uploads_expires_at"))
@@ -190,8 +201,3 @@ def downgrade():
         batch_op.drop_index(batch_op.f("ix_uploads_case_id"))
 
     op.drop_table("uploads")
-    with op.batch_alter_table("clips", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_clips_public_id"))
-        batch_op.drop_index(batch_op.f("ix_clips_case_id"))
-
-    op.drop_table("clips")

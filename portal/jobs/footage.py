@@ -42,6 +42,7 @@ from portal.services.storage import (
     version_prefix,
     work_dir,
 )
+from portal.services.uploads import UploadDamaged, make_staged_file_durable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,14 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
     ctx.report(0.1, "probing")
     staged = clip.staging_path
     if staged and os.path.exists(staged):
+        if clip.upload is not None:
+            try:
+                make_staged_file_durable(clip.upload)
+            except UploadDamaged as exc:
+                clip.status = ClipStatus.FAILED.value
+                clip.rejection_reason = exc.message
+                db.session.commit()
+                raise PermanentJobError(exc.message) from None
         try:
             info = probe(staged, pipeline_limits())
         except Rejected as exc:

@@ -49,6 +49,11 @@ class Upload(PublicIdMixin, Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     length: Mapped[int] = mapped_column(BigInteger)
     offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Bytes known to be on disk (fsynced). Up to ``offset`` they are in the page cache,
+    # which a machine crash loses: after a reboot (another ``boot_id``) the upload
+    # falls back to this offset and the client re-sends the rest.
+    durable_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    boot_id: Mapped[str] = mapped_column(String(64), default="")
     # What the client called the file: shown to staff, never used as a path or key.
     filename: Mapped[str] = mapped_column(String(255), default="")
     client_content_type: Mapped[str] = mapped_column(String(100), default="")
@@ -92,11 +97,13 @@ class Clip(PublicIdMixin, Base):
     frame_rate: Mapped[float | None] = mapped_column(Float)
     proxy_key: Mapped[str] = mapped_column(String(500), default="")
     proxy_sha256: Mapped[str] = mapped_column(String(64), default="")
+    upload_id: Mapped[int | None] = mapped_column(ForeignKey("uploads.id"))
     ingest_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
     proxy_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
 
     case: Mapped[Case] = relationship()
     uploaded_by: Mapped[User] = relationship()
+    upload: Mapped[Upload | None] = relationship()
     ingest_job: Mapped[Job | None] = relationship(foreign_keys=[ingest_job_id])
     proxy_job: Mapped[Job | None] = relationship(foreign_keys=[proxy_job_id])
     versions: Mapped[list[ClipVersion]] = relationship(

@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from flask import has_request_context
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy.orm import Session
 
 from portal.extensions import db
 from portal.models import AuditEvent, Outcome, User
@@ -129,13 +130,24 @@ def search_events(
     return list(db.session.scalars(query.limit(limit)))
 
 
-def iter_events(agency_id: int, search: AuditFilter, *, batch: int = 500) -> Iterator[AuditEvent]:
-    """Every matching event, newest first, a batch at a time (for export)."""
-    before_id: int | None = None
-    while True:
-        rows = search_events(agency_id, search, before_id=before_id, limit=batch)
-        if not rows:
-            return
-        yield from rows
-        before_id = rows[-1].id
-        db.session.expunge_all()
+def iter_events(
+    engine: Engine, agency_id: int, search: AuditFilter, *, batch: int = 500
+) -> Iterator[AuditEvent]:
+    """Every matching event, newest first, a batch at a time (for export).
+
+    Reads through a session of its own, cleared after each batch, so memory stays
+    flat however long the log, and the caller's session is left alone. Needs no
+    app context: a streamed response can iterate it after the view returned.
+    """
+    with Session(engine) as session:
+        before_id: int | None = None
+        while True:
+            query = audit_query(agency_id, search)
+            if before_id is not None:
+                query = query.where(AuditEvent.id < before_id)
+            rows = list(session.scalars(query.limit(batch)))
+            if not rows:
+                return
+            yield from rows
+            before_id = rows[-1].id
+            session.expunge_all()

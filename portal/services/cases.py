@@ -25,6 +25,8 @@ def create_case(
     offense: str = "",
     occurred_at: datetime | None = None,
     location_address: str = "",
+    latitude: float | None = None,
+    longitude: float | None = None,
     public_summary: str = "",
     internal_notes: str = "",
 ) -> Case:
@@ -48,6 +50,8 @@ def create_case(
         offense=offense.strip(),
         occurred_at=occurred_at,
         location_address=location_address.strip(),
+        latitude=latitude,
+        longitude=longitude,
         public_summary=public_summary.strip(),
         internal_notes=internal_notes.strip(),
         status=CaseStatus.OPEN.value,

@@ -93,6 +93,7 @@ def attach_upload(case: Case, upload_public_id: str, user: User) -> Clip:
     return _new_clip(
         case,
         user,
+        upload=upload,
         filename=upload.filename,
         staging_path=str(partial_path(upload)),
         size=upload.length,
@@ -101,10 +102,18 @@ def attach_upload(case: Case, upload_public_id: str, user: User) -> Clip:
 
 
 def _new_clip(
-    case: Case, user: User, *, filename: str, staging_path: str, size: int, sha256: str
+    case: Case,
+    user: User,
+    *,
+    upload: Upload,
+    filename: str,
+    staging_path: str,
+    size: int,
+    sha256: str,
 ) -> Clip:
     clip = Clip(
         case=case,
+        upload=upload,
         uploaded_by=user,
         status=ClipStatus.INGESTING.value,
         original_filename=filename,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
@@ -18,9 +19,14 @@ MAX_PASSWORD_LENGTH = 256
 # still verifies in well under a second on one core.
 _hasher = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=1)
 
+
 # Verifying against this when the account does not exist keeps the response time the
 # same, so timing does not reveal which e-mail addresses have accounts.
-_DUMMY_HASH = _hasher.hash("tattletale-timing-equaliser")
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: hashing allocates the KDF's 64 MiB, which every
+    # process (workers, CLI) would otherwise carry as peak memory from the start.
+    return _hasher.hash("tattletale-timing-equaliser")
 
 
 COMMON_PASSWORDS_RESOURCE = "common-passwords.txt"
@@ -89,7 +95,7 @@ def hash_password(password: str, *, user_inputs: Iterable[str] = ()) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -13,6 +13,7 @@ import binascii
 import fcntl
 import hashlib
 import os
+import queue
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -32,6 +33,12 @@ from portal.services.errors import Conflict, DomainError, NotFound, ValidationFa
 from portal.services.storage import upload_dir
 
 CHUNK_BYTES = 4 * 1024 * 1024
+# fsync a receiving upload at least this often (a checkpoint the client can resume
+# from after a machine crash). Not after every request, and not at the end: that ties
+# the upload's speed to the disk's write-back rate. The finished file is fsynced by the
+# ingest job before it becomes evidence (see ``make_staged_file_durable``).
+DURABLE_EVERY_BYTES = 1024 * 1024 * 1024
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 UPLOAD_LIFETIME = timedelta(hours=24)
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 
@@ -42,6 +49,10 @@ class UploadTooLarge(DomainError):
 
 class UploadGone(DomainError):
     status = 410
+
+
+class UploadDamaged(DomainError):
+    status = 409
 
 
 class ChecksumMismatch(DomainError):
@@ -81,6 +92,32 @@ class _HashCache:
 _hash_cache = _HashCache()
 
 
+class _PipelinedHasher:
+    """Feeds blocks to hash objects in a second thread while the request thread keeps
+    receiving and writing. hashlib releases the GIL on large blocks, so hashing runs
+    beside the socket and disk work instead of after it: measured on this project's
+    upload benchmark, in-line hashing made the endpoint about half as fast as a bare
+    stream copy. The queue is short, so at most a few blocks are held in memory."""
+
+    def __init__(self, *hashers: Any) -> None:
+        self._hashers = [h for h in hashers if h is not None]
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._run, name="upload-hasher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            for hasher in self._hashers:
+                hasher.update(block)
+
+    def update(self, block: bytes) -> None:
+        self._queue.put(block)
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
 def clean_filename(name: str) -> str:
     """The client's file name for display only: no control characters, no path."""
     name = unicodedata.normalize("NFC", name)
@@ -109,6 +146,34 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             ) from None
         result[key] = decoded
     return result
+
+
+def current_boot_id() -> str:
+    try:
+        return _BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""  # not Linux: every offset is treated as durable only once fsynced
+
+
+def _recover_after_reboot(upload: Upload) -> None:
+    """Bytes past ``durable_offset`` written before the machine restarted may not be
+    on disk. Roll back to what is, so the client re-sends the rest; never hash zeros
+    a crash left in place of video."""
+    if upload.status != UploadStatus.RECEIVING.value or upload.offset == upload.durable_offset:
+        return
+    if upload.boot_id and upload.boot_id == current_boot_id():
+        return
+    _hash_cache.take(upload.id)
+    with open(partial_path(upload), "r+b") as partial:
+        partial.truncate(upload.durable_offset)
+    record_event(
+        "upload.rollback",
+        object_type="upload",
+        object_id=upload.public_id,
+        details={"from": upload.offset, "to": upload.durable_offset},
+    )
+    upload.offset = upload.durable_offset
+    db.session.commit()
 
 
 def partial_path(upload: Upload) -> Path:
@@ -164,6 +229,7 @@ def get_upload_for(user: User, public_id: str) -> Upload:
         raise NotFound("No such upload.")
     if upload.status in (UploadStatus.CANCELLED.value, UploadStatus.EXPIRED.value):
         raise UploadGone("This upload was cancelled or has expired.")
+    _recover_after_reboot(upload)
     return upload
 
 
@@ -213,7 +279,7 @@ def append_to_upload(
         raise Conflict(f"Upload-Offset is {offset}, but the upload is at {upload.offset}.")
     checksum = _parse_checksum(checksum_header)
     path = partial_path(upload)
-    with open(path, "r+b", buffering=0) as partial:
+    with open(path, "r+b") as partial:
         try:
             # One writer per upload, across threads and processes sharing the disk.
             fcntl.flock(partial, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -226,6 +292,7 @@ def append_to_upload(
         remaining = upload.length - upload.offset
         written = 0
         too_long = False
+        hashing = _PipelinedHasher(state.hasher, body_hasher)
         try:
             while True:
                 block = stream.read(CHUNK_BYTES)
@@ -235,9 +302,7 @@ def append_to_upload(
                     too_long = True
                     block = block[: remaining - written]
                 partial.write(block)
-                state.hasher.update(block)
-                if body_hasher is not None:
-                    body_hasher.update(block)
+                hashing.update(block)
                 written += len(block)
                 if too_long:
                     break
@@ -246,7 +311,7 @@ def append_to_upload(
             # OSError): keep what arrived, so the client resumes from there.
             pass
         finally:
-            os.fsync(partial.fileno())
+            hashing.finish()
         # On refusal this request's bytes are dropped, and so is the running hash (it
         # has seen them): the next request re-hashes the partial file once.
         if too_long:
@@ -255,9 +320,19 @@ def append_to_upload(
         if checksum and body_hasher is not None and body_hasher.digest() != checksum[1]:
             partial.truncate(upload.offset)
             raise ChecksumMismatch("The chunk does not match its Upload-Checksum.")
-    new_offset = upload.offset + written
-    values: dict[str, Any] = {"offset": new_offset, "updated_at": utcnow()}
-    complete = new_offset == upload.length
+        new_offset = upload.offset + written
+        complete = new_offset == upload.length
+        partial.flush()
+        durable = upload.durable_offset
+        if not complete and new_offset - durable >= DURABLE_EVERY_BYTES:
+            os.fsync(partial.fileno())
+            durable = new_offset
+    values: dict[str, Any] = {
+        "offset": new_offset,
+        "durable_offset": durable,
+        "boot_id": current_boot_id(),
+        "updated_at": utcnow(),
+    }
     if complete:
         values["status"] = UploadStatus.COMPLETE.value
         values["sha256"] = state.hasher.hexdigest()
@@ -298,6 +373,25 @@ def upload_from_stream(user: User, stream: BinaryIO, *, filename: str, case: Cas
         case=case,
     )
     return append_to_upload(upload, offset=0, stream=stream)
+
+
+def make_staged_file_durable(upload: Upload) -> None:
+    """Before a finished upload becomes evidence: fsync it, and if the machine restarted
+    since its last bytes arrived (they may have been lost with the page cache), check
+    the file still has the hash computed while it was received."""
+    path = partial_path(upload)
+    with open(path, "rb") as staged:
+        os.fsync(staged.fileno())
+        if upload.durable_offset >= upload.length or upload.boot_id == current_boot_id():
+            return
+        hasher = hashlib.sha256()
+        while block := staged.read(CHUNK_BYTES):
+            hasher.update(block)
+    if hasher.hexdigest() != upload.sha256:
+        raise UploadDamaged(
+            "The upload was damaged by a server restart before it was saved. "
+            "Please upload the file again."
+        )
 
 
 def terminate_upload(upload: Upload, user: User) -> None:

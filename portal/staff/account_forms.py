@@ -11,7 +11,15 @@ from wtforms import (
     StringField,
     widgets,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from portal.models import Outcome
 from portal.services.users import MAX_TOKEN_DAYS
@@ -28,7 +36,8 @@ class TokenForm(FlaskForm):
     expires_in_days = IntegerField(
         "Expires after (days)",
         default=90,
-        validators=[DataRequired(), NumberRange(min=1, max=MAX_TOKEN_DAYS)],
+        # InputRequired, not DataRequired: 0 is falsy and should read "between 1 and ...".
+        validators=[InputRequired(), NumberRange(min=1, max=MAX_TOKEN_DAYS)],
     )
     scopes = SelectMultipleField(
         "May act as",
@@ -53,7 +62,7 @@ class AuditSearchForm(FlaskForm):
     object_id = StringField("Object id", validators=[Optional(), Length(max=64)])
     outcome = SelectField(
         "Outcome",
-        choices=[("", "any")] + [(o.value, o.value) for o in Outcome],
+        choices=[SelectChoice("", "any")] + [SelectChoice(o.value, o.value) for o in Outcome],
         validators=[Optional()],
         default="",
     )

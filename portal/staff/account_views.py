@@ -21,6 +21,7 @@ from flask import (
 from flask_login import current_user, login_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from portal.errors import render_error
 from portal.extensions import db
@@ -232,7 +233,7 @@ def account_mfa_disable():
 
 def _token_form() -> TokenForm:
     form = TokenForm()
-    form.scopes.choices = [(r.value, r.value) for r in sorted(current_user.held_roles)]
+    form.scopes.choices = [SelectChoice(r.value, r.value) for r in sorted(current_user.held_roles)]
     if request.method == "GET":
         form.scopes.data = [r.value for r in current_user.held_roles]
     return form

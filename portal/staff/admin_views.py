@@ -12,8 +12,9 @@ import io
 import json
 from collections.abc import Iterator
 
-from flask import Response, render_template, request, stream_with_context, url_for
+from flask import Response, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy import Engine
 
 from portal.extensions import db
 from portal.models import AuditEvent
@@ -94,7 +95,7 @@ def _cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
-def _csv_rows(agency_id: int, search: AuditFilter) -> Iterator[str]:
+def _csv_rows(engine: Engine, agency_id: int, search: AuditFilter) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -106,7 +107,7 @@ def _csv_rows(agency_id: int, search: AuditFilter) -> Iterator[str]:
 
     writer.writerow(EXPORT_COLUMNS)
     yield flush()
-    for event in iter_events(agency_id, search):
+    for event in iter_events(engine, agency_id, search):
         writer.writerow([_cell(value) for value in _export_values(event)])
         yield flush()
 
@@ -146,6 +147,6 @@ def audit_export():
         details=search.as_details(),
     )
     db.session.commit()
-    response = Response(stream_with_context(_csv_rows(agency_id, search)), mimetype="text/csv")
+    response = Response(_csv_rows(db.engine, agency_id, search), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
     return response

@@ -20,7 +20,6 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
-    ValidationError,
 )
 
 
@@ -61,9 +60,16 @@ class CaseForm(FlaskForm):
     )
     detectives = SelectMultipleField("Assigned detectives", choices=[], validate_choice=True)
 
-    def validate_longitude(self, field):  # type: ignore[no-untyped-def]
-        if (field.data is None) != (self.latitude.data is None):
-            raise ValidationError("Give both latitude and longitude, or neither.")
+    def validate(self, extra_validators=None):  # type: ignore[no-untyped-def]
+        ok = super().validate(extra_validators)
+        # Across two fields, so not a field validator (Optional() stops those early).
+        if (self.latitude.data is None) != (self.longitude.data is None):
+            self.longitude.errors = [
+                *self.longitude.errors,
+                "Give both latitude and longitude, or neither.",
+            ]
+            ok = False
+        return ok
 
     def to_changes(self) -> dict[str, object]:
         occurred = self.occurred_at.data

@@ -65,8 +65,12 @@ def _needs(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def live_server(
-    template_database: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    template_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveServer]:
+    """The app serving on a free port. A test module that sets ``RUN_JOBS = False``
+    gets no job runner: its uploads are attached but never processed."""
     _needs(CHROMIUM)
     _needs("ffmpeg")
     root = tmp_path_factory.mktemp("live")
@@ -110,7 +114,9 @@ def live_server(
         db.session.remove()
 
     runner = app.extensions["tattletale.runner"]
-    runner.start()
+    run_jobs = getattr(request.module, "RUN_JOBS", True)
+    if run_jobs:
+        runner.start()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
@@ -127,7 +133,8 @@ def live_server(
     finally:
         server.shutdown()
         thread.join(timeout=10)
-        runner.stop()
+        if run_jobs:
+            runner.stop()
         with app.app_context():
             db.engine.dispose()
 
@@ -181,6 +188,22 @@ def make_clip(
             "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
             *video, "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
             "-movflags", "+faststart", str(path),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return path
+
+
+def make_noise_clip(path: Path, *, seconds: float = 12) -> Path:
+    """A big (about 3.5 MB a second) but cheap-to-process lossless clip of noise."""
+    subprocess.run(
+        [
+            "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"color=c=gray:s=320x240:r=25:d={seconds},noise=alls=100:allf=t+u",
+            "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-shortest", str(path),
         ],
         check=True,
         timeout=120,

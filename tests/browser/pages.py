@@ -107,6 +107,25 @@ class ClipPage(BasePage):
         mouse.move(box["x"] + x1 * box["width"], box["y"] + y1 * box["height"], steps=8)
         mouse.up()
 
+    def seek(self, seconds: float) -> None:
+        self.page.locator("[data-video]").evaluate(
+            "(v, t) => new Promise(done => { v.addEventListener('seeked', done, {once: true}); "
+            "v.currentTime = t; })",
+            seconds,
+        )
+
+    def set_out(self, seconds: float) -> None:
+        field = self.page.get_by_label("Out", exact=True)
+        field.fill(f"{seconds:.2f}")
+        field.press("Enter")
+        field.blur()
+
+    def use_current_frame_as_poster(self) -> None:
+        self.page.get_by_role("button", name="Use current frame as poster").click()
+
+    def burn_in_caption(self) -> None:
+        self.page.get_by_label("Burn in appeal caption").check()
+
     def regions(self) -> Locator:
         return self.page.locator("[data-region-list] .region-item")
 

@@ -3,6 +3,8 @@ upload, processing, blur edit, new version, supervisor approval."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,19 +40,54 @@ def test_footage_journey_upload_edit_approve(
 
     clip.draw_blur(0.30, 0.25, 0.60, 0.75)
     expect(clip.regions()).to_have_count(1)
-    coords = clip.regions().first.locator("[data-region-coords]").inner_text()
+    coords_text = clip.regions().first.locator("[data-region-coords]")
+    expect(coords_text).to_have_text(re.compile(r"^\d+×\d+ at \d+,\d+$"))
+    coords = coords_text.inner_text()
     width, height = (int(v) for v in coords.split(" at ")[0].split("×"))
     # Drawn on the displayed picture, stored in source pixels (640x360).
     assert 170 <= width <= 215 and 160 <= height <= 200, coords
+    # Keyboard: "." steps one frame (25 fps), "," steps back.
+    page.locator("body").press(".")
+    expect(page.locator("[data-frame]")).to_have_text("1")
+    page.locator("body").press(",")
+    expect(page.locator("[data-frame]")).to_have_text("0")
+
+    clip.set_out(3.5)
+    expect(page.locator("[data-length]")).to_have_text("0:03.50")
+    clip.seek(1.2)
+    clip.use_current_frame_as_poster()
+    expect(page.locator("[data-poster-marker]")).to_be_visible()
+    clip.burn_in_caption()
+    expect(page.locator("[data-preview-caption]")).to_contain_text("Case 24-0117")
     clip.screenshot(screenshot_dir, "04-studio-blur-drawn")
+
+    # A refusal names the field: the message appears at that control.
+    page.route(
+        "**/versions",
+        lambda route: route.fulfill(
+            status=422,
+            content_type="application/problem+json",
+            body=json.dumps({"title": "goes past the right edge", "field": "blur[0].width"}),
+        ),
+    )
+    page.get_by_role("button", name="Save as new version").click()
+    expect(clip.regions().first.locator("[data-region-error]")).to_contain_text("right edge")
+    page.unroute("**/versions")
 
     number = clip.save_version()
     assert number == 2
     expect(clip.version(2)).to_be_visible()
     clip.screenshot(screenshot_dir, "05-version-2-processing")
     version = clip.wait_version_ready(2)
-    expect(version.locator(".plan-summary")).to_contain_text("1 region")
+    summary = version.locator(".plan-summary")
+    expect(summary).to_contain_text("1 region")
+    expect(summary).to_contain_text("0:00.00 – 0:03.50")
+    expect(summary).to_contain_text("Case 24-0117")
     expect(version.locator("video.player")).to_be_visible()
+    # The studio starts from the newest version's edits.
+    expect(clip.regions()).to_have_count(1)
+    expect(page.get_by_label("Burn in appeal caption")).to_be_checked()
+    expect(page.get_by_label("Out", exact=True)).to_have_value("3.50")
     clip.screenshot(screenshot_dir, "06-version-2-ready")
     clip_url = page.url
     clip.sign_out()

@@ -317,3 +317,11 @@ def test_store_outputs_uploads_everything_and_verifies_hashes(
         assert stored[output.name].sha256 == output.sha256
         assert store.exists(f"cases/c1/v1/{output.file}")
     assert store.exists("cases/c1/v1/manifest.json")
+
+
+def test_process_is_reproducible_bit_for_bit(corpus: Corpus, tmp_path: Path) -> None:
+    """Re-running the recorded command on the same source gives the same hashes."""
+    profiles = profiles_by_name(["web_480", "square", "poster"], FAST_PROFILES)
+    first = process(corpus("h264_mp4"), tmp_path / "a", EditPlan(trim_start=0.5), profiles)
+    second = process(corpus("h264_mp4"), tmp_path / "b", EditPlan(trim_start=0.5), profiles)
+    assert [o.sha256 for o in first.outputs] == [o.sha256 for o in second.outputs]

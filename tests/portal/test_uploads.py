@@ -17,7 +17,12 @@ from sqlalchemy import select, update
 from portal.extensions import db
 from portal.models import Case, Role, Upload, User
 from portal.models.base import utcnow
-from portal.services.uploads import expire_uploads, partial_path
+from portal.services.uploads import (
+    UploadDamaged,
+    expire_uploads,
+    make_staged_file_durable,
+    partial_path,
+)
 from tests.portal.conftest import csrf_token
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -243,3 +248,41 @@ def test_expired_uploads_are_cleaned_up(officer_client: FlaskClient, case: Case)
     assert expire_uploads() == 1
     db.session.refresh(upload)
     assert upload.status == "expired" and not partial_path(upload).exists()
+
+
+def test_tus_rolls_back_to_durable_offset_after_a_reboot(
+    officer_client: FlaskClient, case: Case
+) -> None:
+    data = os.urandom(30_000)
+    location = create(officer_client, len(data), case)
+    patch(officer_client, location, 0, data[:10_000])
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None and upload.offset == 10_000 and upload.durable_offset == 0
+    # The machine restarted: bytes not yet fsynced may be gone.
+    db.session.execute(update(Upload).values(boot_id="an-earlier-boot"))
+    db.session.commit()
+    assert officer_client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+    assert partial_path(upload).stat().st_size == 0
+    patch(officer_client, location, 0, data)
+    db.session.refresh(upload)
+    assert upload.status == "complete"
+    assert upload.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_staged_upload_damaged_by_a_crash_is_detected(
+    officer_client: FlaskClient, case: Case
+) -> None:
+    data = os.urandom(20_000)
+    location = create(officer_client, len(data), case)
+    patch(officer_client, location, 0, data)
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None
+    make_staged_file_durable(upload)  # same boot: fsync only
+    # A reboot before the bytes reached the disk: zeros where video was.
+    upload.boot_id = "an-earlier-boot"
+    db.session.commit()
+    with open(partial_path(upload), "r+b") as staged:
+        staged.seek(10_000)
+        staged.write(bytes(10_000))
+    with pytest.raises(UploadDamaged, match="upload the file again"):
+        make_staged_file_durable(upload)

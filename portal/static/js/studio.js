@@ -96,6 +96,46 @@
 
   /* ------------------------------------------------------------ enabling */
 
+  /* Start from the newest version's plan: editing is usually a second pass. */
+  Studio.prototype.loadPlan = function () {
+    var text = this.root.dataset.basePlan;
+    if (!text) return;
+    var plan;
+    try { plan = JSON.parse(text); } catch (e) { return; }
+    if (!plan || typeof plan !== "object") return;
+    var self = this;
+    var d = this.duration;
+    if (typeof plan.trim_start === "number") this.inPt = clamp(plan.trim_start, 0, d);
+    if (typeof plan.trim_end === "number") this.outPt = clamp(plan.trim_end, this.inPt, d);
+    (Array.isArray(plan.blur) ? plan.blur : []).forEach(function (b) {
+      if (!b || typeof b !== "object") return;
+      self.regions.push({
+        x: b.x | 0, y: b.y | 0, width: b.width | 0, height: b.height | 0,
+        start: typeof b.start === "number" ? b.start : null,
+        end: typeof b.end === "number" ? b.end : null,
+        whole_frame: b.whole_frame === true,
+        box: null,
+      });
+    });
+    var audio = this.root.querySelector('input[name="audio"][value="' + (plan.audio || "keep") + '"]');
+    if (audio) audio.checked = true;
+    var lines = plan.caption && Array.isArray(plan.caption.lines) ? plan.caption.lines : null;
+    if (lines) {
+      this.captionToggle.checked = true;
+      this.captionLines.forEach(function (input, i) { input.value = typeof lines[i] === "string" ? lines[i] : ""; });
+    }
+    if (this.watermark) this.watermark.checked = !!plan.watermark;
+    var note = $(this.root, "[data-base-note]");
+    if (note && this.root.dataset.baseVersion) {
+      note.textContent = "Starting from the edits of version " + this.root.dataset.baseVersion + ". ";
+    }
+    if (typeof plan.poster_time === "number") this.pendingPoster = this.inPt + plan.poster_time;
+    this.renderRegions();
+    this.updateCaption();
+    this.updateWatermark();
+    this.dirty = false;
+  };
+
   Studio.prototype.enable = function (proxyUrl) {
     if (this.enabled) return;
     this.enabled = true;
@@ -127,6 +167,15 @@
       if (!self.duration && isFinite(v.duration)) self.duration = v.duration;
       if (!self.outPt || self.outPt > self.duration) self.outPt = self.duration;
       if (!self.W) { self.W = v.videoWidth; self.H = v.videoHeight; }
+      if (!self.planLoaded) {
+        self.planLoaded = true;
+        self.loadPlan();
+      }
+      if (self.pendingPoster !== undefined && self.pendingPoster !== null) {
+        self.setPoster(self.pendingPoster);
+        self.pendingPoster = null;
+        self.dirty = false;
+      }
       self.layout();
       self.updateTimeline();
       self.updateTrimInputs();
@@ -249,7 +298,7 @@
     v.pause();
     var frame = 1 / this.fps;
     // Land in the middle of the frame: seeking to its exact start may show the one before.
-    var current = Math.round(v.currentTime * this.fps);
+    var current = Math.floor(v.currentTime * this.fps + 1e-6);
     this.seek(clamp((current + frames) * frame + frame / 2, 0, Math.max(0, this.duration - frame / 2)));
   };
 
@@ -312,8 +361,25 @@
     o.top = v.offsetTop + (ch - ph) / 2 + "px";
     o.width = pw + "px";
     o.height = ph + "px";
-    this.captionPreview.style.fontSize = Math.max(9, ph * 0.045) + "px";
+    this.pictureHeight = ph;
+    this.styleCaption();
     this.watermarkPreview.style.fontSize = Math.max(8, ph * 0.03) + "px";
+  };
+
+  /* Size the caption preview as media_pipeline.graph._caption draws it: font size
+   * min(H/22, 0.92 W / (0.55 x longest line)) source pixels, a black@0.6 box padded by
+   * a third of it, lifted one font size off the bottom. */
+  Studio.prototype.styleCaption = function () {
+    var ph = this.pictureHeight;
+    if (!ph || !this.H || !this.W) return;
+    var longest = this.captionText().reduce(function (m, l) { return Math.max(m, l.length); }, 1);
+    var size = Math.max(8, Math.min(Math.floor(this.H / 22), Math.floor((this.W * 0.92) / (0.55 * longest))));
+    var k = ph / this.H;
+    var s = this.captionPreview.style;
+    s.fontSize = size * k + "px";
+    s.padding = Math.max(2, Math.floor(size / 3)) * k + "px";
+    s.bottom = Math.max(4, size) * k + "px";
+    s.lineHeight = String(1 + Math.max(1, Math.floor(size / 4)) / size);
   };
 
   /* A pointer event's position as fractions (0..1) of the picture. */
@@ -663,7 +729,7 @@
     err.setAttribute("data-region-error", "");
     li.appendChild(err);
     r.item = li;
-    setTimeout(function () { self.updateRegionText(i); }, 0);
+    this.updateRegionText(i);
     return li;
   };
 
@@ -718,6 +784,7 @@
     var lines = this.captionText();
     box.hidden = !on || lines.length === 0;
     lines.forEach(function (line) { box.appendChild(el("div", "preview-caption-line", line)); });
+    this.styleCaption();
     this.clearError("caption");
   };
 

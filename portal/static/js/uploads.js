@@ -238,13 +238,14 @@
     }
   };
 
+  /* The case is part of the fingerprint: the same file dropped on another case must
+   * start a new upload, not continue one that belongs to the first case. */
+  function fingerprintOf(widget, file) {
+    return ["tattletale", widget.caseId, file.name, file.type, file.size, file.lastModified, widget.endpoint].join("|");
+  }
+
   UploadItem.prototype.fingerprint = function (file) {
-    var w = this.widget;
-    // The case is part of the fingerprint: the same file dropped on another case
-    // must start a new upload, not continue one that belongs to the first case.
-    return Promise.resolve(
-      ["tattletale", w.caseId, file.name, file.type, file.size, file.lastModified, w.endpoint].join("|")
-    );
+    return Promise.resolve(fingerprintOf(this.widget, file));
   };
 
   UploadItem.prototype.start = function () {
@@ -461,6 +462,7 @@
   UploadWidget.prototype.addFiles = function (files) {
     var self = this;
     Array.prototype.forEach.call(files, function (file) {
+      self.forgetOffer(file);
       var item = new UploadItem(self, file);
       self.items.push(item);
       self.list.appendChild(item.li);
@@ -474,6 +476,17 @@
     });
     this.list.hidden = this.items.length === 0;
     this.pump();
+  };
+
+  /* The file was chosen again: it is no longer an unfinished upload to offer. */
+  UploadWidget.prototype.forgetOffer = function (file) {
+    if (!this.resumeBox) return;
+    var key = "tus::" + fingerprintOf(this, file) + "::";
+    var box = this.resumeBox;
+    Array.prototype.forEach.call(box.querySelectorAll("li"), function (li) {
+      if (li.dataset.storageKey && li.dataset.storageKey.indexOf(key) === 0) li.remove();
+    });
+    if (!box.querySelector("li")) box.hidden = true;
   };
 
   /* Start queued uploads while fewer than MAX_PARALLEL are running. */
@@ -521,6 +534,7 @@
         mine.forEach(function (u) {
           var name = (u.metadata && u.metadata.filename) || "a file";
           var li = el("li", "resume-item");
+          li.dataset.storageKey = u.urlStorageKey;
           var text = el("span", "", name + " (" + formatBytes(u.size) + ")");
           var discard = el("button", "btn btn-small btn-ghost", "Discard");
           discard.type = "button";
