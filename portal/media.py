@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, redirect, send_file
+from flask import abort, redirect, send_file
 from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
 
 from media_pipeline import LocalStore, content_disposition
 from portal.extensions import db
@@ -11,13 +12,13 @@ from portal.models import ClipVersion, Rendition
 from portal.services.storage import get_store
 
 
-def serve_object(key: str, content_type: str, *, download_name: str | None = None) -> Response:
+def serve_object(key: str, content_type: str, *, download_name: str | None = None) -> BaseResponse:
     """Serve a stored object. Local store: from disk with Range support (video
     seeking). S3: a redirect to a short-lived presigned URL."""
     store = get_store()
     disposition = content_disposition(download_name) if download_name else None
     if isinstance(store, LocalStore):
-        response = send_file(
+        response: BaseResponse = send_file(
             store.local_path(key),
             mimetype=content_type,
             as_attachment=download_name is not None,
@@ -36,7 +37,7 @@ def serve_object(key: str, content_type: str, *, download_name: str | None = Non
     return response
 
 
-def serve_rendition(version: ClipVersion, name: str) -> Response:
+def serve_rendition(version: ClipVersion, name: str) -> BaseResponse:
     rendition = db.session.scalar(
         select(Rendition).where(Rendition.version_id == version.id, Rendition.name == name)
     )

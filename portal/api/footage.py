@@ -4,7 +4,7 @@ same services as the staff pages; errors are problem+json with the offending fie
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from flask import Response, g, jsonify, request, url_for
 
@@ -52,7 +52,7 @@ MAX_TEXT = {
 }
 
 
-def _user():  # type: ignore[no-untyped-def]
+def _user():
     return g.api_user
 
 
@@ -118,7 +118,7 @@ def _case_json(case: Case) -> dict[str, Any]:
 
 
 @bp.route("/cases", methods=["POST"])
-def post_case():  # type: ignore[no-untyped-def]
+def post_case():
     fields = _case_fields(_json_object(), partial=False)
     if fields.pop("status", "open") != "open":
         raise ValidationFailed("A new case is open.", field="status")
@@ -131,7 +131,7 @@ def post_case():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/cases", methods=["GET"])
-def get_cases():  # type: ignore[no-untyped-def]
+def get_cases():
     try:
         limit = int(request.args.get("limit", "25"))
     except ValueError:
@@ -149,7 +149,7 @@ def get_cases():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/cases/<case_id>", methods=["GET"])
-def get_case(case_id: str):  # type: ignore[no-untyped-def]
+def get_case(case_id: str):
     case = get_case_for(_user(), case_id)
     body = _case_json(case)
     body["clips"] = [
@@ -160,7 +160,7 @@ def get_case(case_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/cases/<case_id>", methods=["PATCH"])
-def patch_case(case_id: str):  # type: ignore[no-untyped-def]
+def patch_case(case_id: str):
     case = get_case_for(_user(), case_id)
     update_case(case, _user(), _case_fields(_json_object(), partial=True))
     return jsonify(_case_json(case))
@@ -170,17 +170,17 @@ def patch_case(case_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/uploads", methods=["OPTIONS"], endpoint="tus_options")
-def api_tus_options():  # type: ignore[no-untyped-def]
+def api_tus_options():
     return tus.options()
 
 
 @bp.route("/uploads", methods=["POST"], endpoint="tus_create")
-def api_tus_create():  # type: ignore[no-untyped-def]
+def api_tus_create():
     return tus.create(_user(), "api.tus_upload")
 
 
 @bp.route("/uploads/<upload_id>", methods=["HEAD", "PATCH", "DELETE"], endpoint="tus_upload")
-def api_tus_upload(upload_id: str):  # type: ignore[no-untyped-def]
+def api_tus_upload(upload_id: str):
     if request.method == "PATCH":
         return tus.patch(_user(), upload_id)
     if request.method == "DELETE":
@@ -203,21 +203,21 @@ def _clip_json(clip: Clip) -> dict[str, Any]:
 
 
 @bp.route("/cases/<case_id>/clips", methods=["POST"])
-def post_clip(case_id: str):  # type: ignore[no-untyped-def]
+def post_clip(case_id: str):
     case = get_case_for(_user(), case_id)
     file = request.files.get("file")
     if file is not None:
-        upload = upload_from_stream(_user(), file.stream, filename=file.filename or "", case=case)
-        upload_id = upload.public_id
+        stream = cast(BinaryIO, file.stream)
+        upload = upload_from_stream(_user(), stream, filename=file.filename or "", case=case)
+        upload_id: object = upload.public_id
     else:
-        data = _json_object()
-        upload_id = data.get("upload_id")
+        upload_id = _json_object().get("upload_id")
         if not isinstance(upload_id, str) or not upload_id:
             raise ValidationFailed(
                 "Send a finished tus upload's id, or the file as multipart 'file'.",
                 field="upload_id",
             )
-    clip = attach_upload(case, upload_id, _user())
+    clip = attach_upload(case, str(upload_id), _user())
     response = jsonify(_clip_json(clip))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_clip", clip_id=clip.public_id)
@@ -225,17 +225,17 @@ def post_clip(case_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/clips/<clip_id>", methods=["GET"])
-def get_clip(clip_id: str):  # type: ignore[no-untyped-def]
+def get_clip(clip_id: str):
     return jsonify(_clip_json(get_clip_for(_user(), clip_id)))
 
 
 @bp.route("/versions/<version_id>/renditions/<name>", methods=["GET"])
-def get_rendition(version_id: str, name: str) -> Response:
+def get_rendition(version_id: str, name: str):
     return serve_rendition(get_version_for(_user(), version_id), name)
 
 
 @bp.route("/clips/<clip_id>/versions", methods=["POST"])
-def post_version(clip_id: str):  # type: ignore[no-untyped-def]
+def post_version(clip_id: str):
     clip = get_clip_for(_user(), clip_id, Permission.CLIP_EDIT)
     data = _json_object()
     if "plan" not in data:
@@ -252,7 +252,7 @@ def post_version(clip_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/versions/<version_id>/approval", methods=["POST"])
-def post_approval(version_id: str):  # type: ignore[no-untyped-def]
+def post_approval(version_id: str):
     version = get_version_for(_user(), version_id, Permission.VERSION_APPROVE)
     checklist = _json_object().get("checklist")
     if not isinstance(checklist, dict) or not all(isinstance(v, bool) for v in checklist.values()):
@@ -271,7 +271,7 @@ def post_approval(version_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.route("/versions/<version_id>/approval", methods=["DELETE"])
-def delete_approval(version_id: str):  # type: ignore[no-untyped-def]
+def delete_approval(version_id: str):
     version = get_version_for(_user(), version_id, Permission.VERSION_APPROVE)
     reason = (request.get_json(silent=True) or {}).get("reason") if request.data else None
     if not isinstance(reason, str):

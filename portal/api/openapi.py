@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from portal.api import openapi_footage
 from portal.models import Role
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -84,6 +85,7 @@ def build_openapi() -> dict[str, Any]:
                     },
                     "required": ["id", "email", "roles", "agency"],
                 },
+                **openapi_footage.SCHEMAS,
             },
         },
         "paths": {
@@ -153,5 +155,6 @@ def build_openapi() -> dict[str, Any]:
                     "responses": {"200": {"description": "The OpenAPI document."}},
                 }
             },
+            **openapi_footage.PATHS,
         },
     }

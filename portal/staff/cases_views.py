@@ -25,7 +25,7 @@ from portal.staff.presenters import clip_card
 
 @bp.route("/cases")
 @requires(Permission.CASE_VIEW)
-def case_list():  # type: ignore[no-untyped-def]
+def case_list():
     form = CaseFilterForm(request.args)
     page = None
     if form.validate():
@@ -54,7 +54,7 @@ def _detective_choices(form: CaseForm) -> None:
 
 @bp.route("/cases/new", methods=["GET", "POST"])
 @requires(Permission.CASE_CREATE)
-def case_new():  # type: ignore[no-untyped-def]
+def case_new():
     form = CaseForm()
     _detective_choices(form)
     if form.validate_on_submit():
@@ -76,7 +76,7 @@ def case_new():  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<case_id>")
 @requires(Permission.CASE_VIEW)
-def case_detail(case_id: str):  # type: ignore[no-untyped-def]
+def case_detail(case_id: str):
     case = get_case_for(current_user, case_id)
     return render_template(
         "staff/case_detail.html",
@@ -92,7 +92,7 @@ def case_detail(case_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<case_id>/edit", methods=["GET", "POST"])
 @requires(Permission.CASE_EDIT)
-def case_edit(case_id: str):  # type: ignore[no-untyped-def]
+def case_edit(case_id: str):
     case = get_case_for(current_user, case_id)
     form = CaseForm(obj=case)
     _detective_choices(form)

@@ -74,19 +74,19 @@ def _problem(error: DomainError) -> Response:
 
 
 @bp.route("/uploads/", methods=["OPTIONS"], endpoint="tus_options")
-def tus_options():  # type: ignore[no-untyped-def]
+def tus_options():
     return tus.options()
 
 
 @bp.route("/uploads/", methods=["POST"], endpoint="tus_create")
 @requires(Permission.CLIP_UPLOAD)
-def tus_create():  # type: ignore[no-untyped-def]
+def tus_create():
     return tus.create(current_user, "staff.tus_upload")
 
 
 @bp.route("/uploads/<upload_id>", methods=["HEAD", "PATCH", "DELETE"], endpoint="tus_upload")
 @requires(Permission.CLIP_UPLOAD)
-def tus_upload(upload_id: str):  # type: ignore[no-untyped-def]
+def tus_upload(upload_id: str):
     if request.method == "PATCH":
         return tus.patch(current_user, upload_id)
     if request.method == "DELETE":
@@ -96,7 +96,7 @@ def tus_upload(upload_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/cases/<case_id>/clips", methods=["POST"])
 @requires(Permission.CLIP_UPLOAD)
-def clip_attach(case_id: str):  # type: ignore[no-untyped-def]
+def clip_attach(case_id: str):
     payload = request.get_json(silent=True) or {}
     upload_id = payload.get("upload_id") if isinstance(payload, dict) else None
     try:
@@ -130,7 +130,7 @@ def _clip_urls(clip: Clip) -> dict[str, str | None]:
 
 @bp.route("/clips/<clip_id>")
 @requires(Permission.CASE_VIEW)
-def clip_detail(clip_id: str):  # type: ignore[no-untyped-def]
+def clip_detail(clip_id: str):
     clip = get_clip_for(current_user, clip_id)
     record_evidence_access(clip, current_user, "evidence.view")
     return render_template(
@@ -153,7 +153,7 @@ def clip_detail(clip_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/clips/<clip_id>/status.json")
 @requires(Permission.CASE_VIEW)
-def clip_status_json(clip_id: str):  # type: ignore[no-untyped-def]
+def clip_status_json(clip_id: str):
     clip = get_clip_for(current_user, clip_id)
     proxy = url_for("staff.clip_proxy", clip_id=clip.public_id) if clip.proxy_key else None
     return jsonify(clip_status(clip, proxy))
@@ -161,7 +161,7 @@ def clip_status_json(clip_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/clips/<clip_id>/proxy.mp4")
 @requires(Permission.CASE_VIEW)
-def clip_proxy(clip_id: str):  # type: ignore[no-untyped-def]
+def clip_proxy(clip_id: str):
     clip = get_clip_for(current_user, clip_id)
     if not clip.proxy_key:
         abort(404)
@@ -170,13 +170,13 @@ def clip_proxy(clip_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/versions/<version_id>/media/<name>")
 @requires(Permission.CASE_VIEW)
-def rendition_media(version_id: str, name: str):  # type: ignore[no-untyped-def]
+def rendition_media(version_id: str, name: str):
     return serve_rendition(get_version_for(current_user, version_id), name)
 
 
 @bp.route("/clips/<clip_id>/versions", methods=["POST"])
 @requires(Permission.CLIP_EDIT)
-def version_create(clip_id: str):  # type: ignore[no-untyped-def]
+def version_create(clip_id: str):
     payload = request.get_json(silent=True)
     try:
         clip = get_clip_for(current_user, clip_id, Permission.CLIP_EDIT)
@@ -192,7 +192,7 @@ def version_create(clip_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/clips/<clip_id>/retry", methods=["POST"])
 @requires(Permission.CLIP_EDIT)
-def clip_retry(clip_id: str):  # type: ignore[no-untyped-def]
+def clip_retry(clip_id: str):
     form = RetryForm()
     if form.validate_on_submit():
         clip = get_clip_for(current_user, clip_id, Permission.CLIP_EDIT)
@@ -206,7 +206,7 @@ def clip_retry(clip_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/versions/<version_id>/approval", methods=["POST"], endpoint="approve_version")
 @requires(Permission.VERSION_APPROVE)
-def approve_version_view(version_id: str):  # type: ignore[no-untyped-def]
+def approve_version_view(version_id: str):
     form = ApprovalForm()
     version = get_version_for(current_user, version_id, Permission.VERSION_APPROVE)
     if form.validate_on_submit():
@@ -221,7 +221,7 @@ def approve_version_view(version_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/versions/<version_id>/approval/revoke", methods=["POST"], endpoint="revoke_approval")
 @requires(Permission.VERSION_APPROVE)
-def revoke_approval_view(version_id: str):  # type: ignore[no-untyped-def]
+def revoke_approval_view(version_id: str):
     form = RevokeForm()
     version = get_version_for(current_user, version_id, Permission.VERSION_APPROVE)
     if form.validate_on_submit():
@@ -237,7 +237,7 @@ def revoke_approval_view(version_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/clips/<clip_id>/evidence")
 @requires(Permission.CASE_VIEW)
-def clip_evidence(clip_id: str):  # type: ignore[no-untyped-def]
+def clip_evidence(clip_id: str):
     clip = get_clip_for(current_user, clip_id)
     record_evidence_access(clip, current_user, "evidence.record_view")
     object_ids = [clip.public_id, *(v.public_id for v in clip.versions)]
@@ -257,7 +257,7 @@ def clip_evidence(clip_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/clips/<clip_id>/original")
 @requires(Permission.EVIDENCE_DOWNLOAD)
-def clip_original(clip_id: str):  # type: ignore[no-untyped-def]
+def clip_original(clip_id: str):
     clip = get_clip_for(current_user, clip_id, Permission.EVIDENCE_DOWNLOAD)
     if not clip.original_key:
         abort(404)

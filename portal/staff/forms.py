@@ -60,7 +60,7 @@ class CaseForm(FlaskForm):
     )
     detectives = SelectMultipleField("Assigned detectives", choices=[], validate_choice=True)
 
-    def validate(self, extra_validators=None):  # type: ignore[no-untyped-def]
+    def validate(self, extra_validators=None):
         ok = super().validate(extra_validators)
         # Across two fields, so not a field validator (Optional() stops those early).
         if (self.latitude.data is None) != (self.longitude.data is None):

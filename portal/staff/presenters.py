@@ -85,7 +85,7 @@ def _job(kind: str, job: Job | None, version: int | None = None) -> dict[str, An
     }
 
 
-def version_status(version: ClipVersion, media_url=rendition_url) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def version_status(version: ClipVersion, media_url=rendition_url) -> dict[str, Any]:
     names = {r.name for r in version.renditions}
     return {
         "id": version.public_id,
@@ -113,7 +113,7 @@ def version_status(version: ClipVersion, media_url=rendition_url) -> dict[str, A
     }
 
 
-def clip_status(clip: Clip, proxy_url: str | None, media_url=rendition_url) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def clip_status(clip: Clip, proxy_url: str | None, media_url=rendition_url) -> dict[str, Any]:
     jobs = [
         _job("ingest", clip.ingest_job),
         _job("proxy", clip.proxy_job),

@@ -89,8 +89,10 @@ class ClipPage(BasePage):
         """The clip is ingested, its first version rendered and the studio open."""
         self.wait_version_ready(1, timeout_ms)
         expect(self.page.locator("[data-studio-body]")).to_be_visible(timeout=timeout_ms)
+        # A function, not an expression: the CSP forbids the eval() Playwright would
+        # use to poll an expression.
         self.page.wait_for_function(
-            "document.querySelector('[data-video]').readyState >= 2", timeout=timeout_ms
+            "() => document.querySelector('[data-video]').readyState >= 2", timeout=timeout_ms
         )
 
     @property

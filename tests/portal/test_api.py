@@ -95,3 +95,16 @@ def test_api_unknown_path_is_problem_json(client: FlaskClient) -> None:
     response = client.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+
+
+def test_api_openapi_document_lists_every_operation(app, client: FlaskClient) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    document = client.get("/api/v1/openapi.json").json
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        assert path in document["paths"], path
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert method.lower() in document["paths"][path], (method, path)
