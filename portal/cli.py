@@ -67,6 +67,21 @@ def agencies_create(name: str, slug: str, timezone: str, require_mfa: bool | Non
     click.echo(f"created agency {slug}")
 
 
+@agencies.command("watermark")
+@click.argument("slug")
+@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+def agencies_watermark(slug: str, image: str) -> None:
+    """Set the agency logo (PNG or JPEG) that edits may burn into appeals."""
+    from portal.services.agencies import set_watermark
+
+    agency = _pick_agency(slug)
+    try:
+        set_watermark(agency, image, actor=None)
+    except DomainError as exc:
+        _fail(exc.message)
+    click.echo(f"watermark set for {agency.slug}")
+
+
 @users.command("create")
 @click.argument("email")
 @click.option(

@@ -13,6 +13,7 @@ from portal.api import bp
 from portal.extensions import db
 from portal.media import serve_rendition
 from portal.models import Case, Clip, ClipVersion
+from portal.services.agencies import watermark_reference
 from portal.services.authz import Permission
 from portal.services.cases import create_case, get_case_for, list_cases, update_case
 from portal.services.clips import (
@@ -240,7 +241,8 @@ def post_version(clip_id: str):
     data = _json_object()
     if "plan" not in data:
         raise ValidationFailed("is required", field="plan")
-    version = create_version(clip, plan_from_request(data["plan"]), _user())
+    plan = plan_from_request(data["plan"], watermark_path=watermark_reference(clip.case.agency))
+    version = create_version(clip, plan, _user())
     response = jsonify(
         id=version.public_id,
         number=version.number,

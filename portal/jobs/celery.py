@@ -14,6 +14,7 @@ from celery import Celery, Task, shared_task
 from flask import Flask
 
 from portal.jobs.execution import due_job_ids, execute_job, requeue_stale_jobs
+from portal.jobs.periodic import all_periodic, run_periodic
 
 REAP_INTERVAL_S = 60
 
@@ -38,6 +39,14 @@ def create_celery(app: Flask) -> Celery:
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "reap-jobs": {"task": "tattletale.reap_jobs", "schedule": REAP_INTERVAL_S},
+            **{
+                task.name: {
+                    "task": "tattletale.periodic",
+                    "schedule": task.interval_s,
+                    "args": [task.name],
+                }
+                for task in all_periodic()
+            },
         },
     )
     celery_app.set_default()
@@ -61,6 +70,11 @@ def reap_jobs() -> None:
     # restart, dispatch failure after commit). A second message is harmless.
     for job_id in due_job_ids(waiting_for=timedelta(seconds=REAP_INTERVAL_S * 5)):
         run_job.apply_async(args=[job_id], queue=settings.celery_queue)
+
+
+@shared_task(name="tattletale.periodic", ignore_result=True)
+def run_periodic_task(name: str) -> None:
+    run_periodic(name)
 
 
 class CeleryRunner:

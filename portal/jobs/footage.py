@@ -7,6 +7,7 @@ derived from public ids; a re-run overwrites the same keys with the same content
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -29,9 +30,11 @@ from media_pipeline import (
 )
 from portal.extensions import db
 from portal.jobs.execution import PermanentJobError
+from portal.jobs.periodic import periodic
 from portal.jobs.registry import JobContext, enqueue, job
 from portal.models import Clip, ClipStatus, ClipVersion, Job, Rendition, VersionStatus
 from portal.models.base import utcnow
+from portal.services.agencies import WATERMARK_PREFIX
 from portal.services.audit import record_event
 from portal.services.clips import media_info_of
 from portal.services.storage import (
@@ -42,7 +45,7 @@ from portal.services.storage import (
     version_prefix,
     work_dir,
 )
-from portal.services.uploads import UploadDamaged, make_staged_file_durable
+from portal.services.uploads import UploadDamaged, expire_uploads, make_staged_file_durable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,12 @@ log = logging.getLogger(__name__)
 def pipeline_limits() -> Limits:
     settings = current_app.config["TATTLETALE"]
     return Limits(max_file_bytes=settings.max_upload_bytes)
+
+
+@periodic("uploads.expire", every_s=3600)
+def expire_stale_uploads() -> None:
+    """Unfinished or never-attached uploads older than their expiry are removed."""
+    expire_uploads()
 
 
 @job("clips.ingest")
@@ -188,7 +197,12 @@ def render_version(ctx: JobContext, version_id: int) -> None:
     tmp = tempfile.mkdtemp(prefix="render-", dir=work_dir())
     try:
         plan = EditPlan.from_dict(version.plan)
-        with LocalCopy(store, clip.original_key) as source:
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(LocalCopy(store, clip.original_key))
+            if plan.watermark is not None and plan.watermark.path.startswith(WATERMARK_PREFIX):
+                logo_key = plan.watermark.path.removeprefix(WATERMARK_PREFIX)
+                logo = stack.enter_context(LocalCopy(store, logo_key))
+                plan = replace(plan, watermark=replace(plan.watermark, path=logo))
             manifest = process(
                 source,
                 tmp,

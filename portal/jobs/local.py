@@ -17,6 +17,7 @@ from datetime import timedelta
 from flask import Flask
 
 from portal.jobs.execution import due_job_ids, execute_job, requeue_stale_jobs
+from portal.jobs.periodic import run_due
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,11 @@ class LocalRunner:
     def _schedule(self) -> None:
         settings = self.app.config["TATTLETALE"]
         stale_after = timedelta(seconds=settings.job_stale_after_s)
+        last_run: dict[str, float] = {}
         while not self._stop.is_set():
             try:
                 with self.app.app_context():
+                    run_due(last_run)
                     requeue_stale_jobs(stale_after)
                     for job_id in due_job_ids():
                         self._put(job_id)

@@ -19,6 +19,8 @@ class Agency(PublicIdMixin, TimestampMixin, Base):
     # Every staff account must sign in with a second factor. `agencies create` and the
     # demo turn it on in production; TATTLETALE_REQUIRE_MFA overrides it either way.
     require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The agency logo burned into appeals on request, in the evidence store ("" if none).
+    watermark_key: Mapped[str] = mapped_column(String(500), default="")
 
     def __repr__(self) -> str:
         return f"<Agency {self.slug}>"

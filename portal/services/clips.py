@@ -33,6 +33,7 @@ from portal.models import (
     VersionStatus,
 )
 from portal.models.base import utcnow
+from portal.services.agencies import WATERMARK_PREFIX
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -177,8 +178,13 @@ def create_version(clip: Clip, plan: EditPlan, user: User) -> ClipVersion:
         raise PermissionDenied("You may not edit this clip.")
     if clip.status != ClipStatus.READY.value:
         raise Conflict("The clip is not ready for editing.")
+    # The agency logo is a store key, resolved to a file by the render job; the rest
+    # of the plan is checked against the clip here.
+    checked = plan
+    if plan.watermark is not None and plan.watermark.path.startswith(WATERMARK_PREFIX):
+        checked = replace(plan, watermark=None)
     try:
-        plan.validate_against(media_info_of(clip))
+        checked.validate_against(media_info_of(clip))
     except InvalidPlan as exc:
         raise ValidationFailed(exc.reason, field=exc.field) from None
     number = (

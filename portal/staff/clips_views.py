@@ -22,6 +22,7 @@ from portal import tus
 from portal.extensions import db
 from portal.media import serve_object, serve_rendition
 from portal.models import AuditEvent, Clip, ClipVersion
+from portal.services.agencies import watermark_reference
 from portal.services.authz import Permission, can
 from portal.services.cases import get_case_for
 from portal.services.clips import (
@@ -147,7 +148,7 @@ def clip_detail(clip_id: str):
         checklist=APPROVAL_CHECKLIST,
         approval_is_intact=approval_is_intact,
         tip_url=url_for("public.index", _external=True),
-        watermark_available=False,
+        watermark_available=bool(clip.case.agency.watermark_key),
     )
 
 
@@ -182,7 +183,10 @@ def version_create(clip_id: str):
         clip = get_clip_for(current_user, clip_id, Permission.CLIP_EDIT)
         if not isinstance(payload, dict) or "plan" not in payload:
             raise ValidationFailed("Send a JSON object with a plan.", field="plan")
-        version = create_version(clip, plan_from_request(payload["plan"]), current_user)
+        plan = plan_from_request(
+            payload["plan"], watermark_path=watermark_reference(clip.case.agency)
+        )
+        version = create_version(clip, plan, current_user)
     except DomainError as exc:
         return _problem(exc)
     return jsonify(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -296,3 +298,42 @@ def test_approve_and_revoke_through_the_pages(
     sign_in(officer, users[Role.OFFICER].email)
     response = officer.post(url, data={"csrf_token": csrf_token(officer, "/staff/")})
     assert response.status_code == 403
+
+
+def test_version_with_agency_watermark_renders(
+    ready_clip: Clip,
+    users: dict[Role, User],
+    cli,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    logo = tmp_path / "logo.png"
+    subprocess.run(
+        [
+            shutil.which("ffmpeg") or "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:size=64x32",
+            "-frames:v",
+            "1",
+            str(logo),
+        ],
+        check=True,
+    )
+    bad = tmp_path / "logo.svg"
+    bad.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    refused = cli.invoke(args=["agencies", "watermark", "springfield", str(bad)])
+    assert refused.exit_code == 2 and "Not a usable logo" in refused.output
+    result = cli.invoke(args=["agencies", "watermark", "springfield", str(logo)])
+    assert result.exit_code == 0, result.output
+    agency = ready_clip.case.agency
+    db.session.refresh(agency)
+    plan = plan_from_request({"watermark": True}, watermark_path=f"store:{agency.watermark_key}")
+    version = create_version(ready_clip, plan, users[Role.OFFICER])
+    assert run_jobs() == ["succeeded"]
+    db.session.refresh(version)
+    assert version.status == "ready"
+    assert version.plan["watermark"]["path"] == f"store:{agency.watermark_key}"
+    assert any("overlay" in part for part in version.ffmpeg_command)
