@@ -137,15 +137,16 @@ def upgrade():
         batch_op.create_unique_constraint(batch_op.f("uq_audit_events_prev_hash"), ["prev_hash"])
     _create_append_only_triggers(dialect)
 
-    with op.batch_alter_table("agencies", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("require_mfa", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("totp_secret", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN, never a batch copy: other tables refer to
+    # these two, and SQLite refuses to drop (for the copy) a referenced table that
+    # has rows while foreign keys are enforced.
+    op.add_column(
+        "agencies",
+        sa.Column("require_mfa", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("users", sa.Column("totp_secret", sa.Text(), nullable=True))
+    op.add_column("users", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("users", sa.Column("totp_last_step", sa.Integer(), nullable=True))
 
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("scopes", sa.JSON(), nullable=True))
@@ -203,13 +204,11 @@ def downgrade():
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_column("scopes")
 
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("totp_last_step")
-        batch_op.drop_column("totp_enabled_at")
-        batch_op.drop_column("totp_secret")
-
-    with op.batch_alter_table("agencies", schema=None) as batch_op:
-        batch_op.drop_column("require_mfa")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not a batch copy: see upgrade.
+    op.drop_column("users", "totp_last_step")
+    op.drop_column("users", "totp_enabled_at")
+    op.drop_column("users", "totp_secret")
+    op.drop_column("agencies", "require_mfa")
 
     _drop_append_only_triggers(dialect)
     with op.batch_alter_table("audit_events", schema=None) as batch_op:

@@ -172,15 +172,16 @@ def upgrade():
     )
     with op.batch_alter_table("renditions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_renditions_version_id"), ["version_id"], unique=False)
-    with op.batch_alter_table("agencies", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("watermark_key", sa.String(length=500), nullable=False, server_default="")
-        )
+    # Plain ALTER TABLE, not batch mode: SQLite can add and drop a column in place,
+    # while batch mode's table copy fails once other tables reference agencies.
+    op.add_column(
+        "agencies",
+        sa.Column("watermark_key", sa.String(length=500), nullable=False, server_default=""),
+    )
 
 
 def downgrade():
-    with op.batch_alter_table("agencies", schema=None) as batch_op:
-        batch_op.drop_column("watermark_key")
+    op.drop_column("agencies", "watermark_key")
 
     with op.batch_alter_table("renditions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_renditions_version_id"))

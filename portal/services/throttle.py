@@ -105,7 +105,8 @@ def register_failure(keys: list[ThrottleKey]) -> None:
     """Count a failure against every key (in the caller's transaction)."""
     now = utcnow()
     for k in keys:
-        row = next(iter(_rows([k], for_update=True)), None)
+        existing = _rows([k], for_update=True)
+        row = existing[0] if existing else None
         if row is None:
             row = SignInThrottle(
                 scope=k.scope,

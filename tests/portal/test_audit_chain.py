@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import AuditEvent, Outcome
+from portal.models import ApiToken, AuditEvent, Outcome
 from portal.services.audit import record_event
 from portal.services.audit_chain import GENESIS_HASH, entry_digest, verify_chain
 
@@ -181,3 +182,62 @@ def test_audit_chain_does_not_fork_under_concurrent_writers(app: Flask) -> None:
     report = verify_chain(db.engine)
     assert report.ok, report
     assert report.entries == 4 * 8 * 2
+
+
+def test_migration_chains_entries_written_before_it_as_the_app_would(app: Flask) -> None:
+    """Revision 0002 hashes the log already there with its own copy of the canonical
+    form; `audit verify` (the app's copy) must agree with it. Tokens keep the roles
+    their user holds."""
+    from flask_migrate import downgrade, upgrade
+
+    db.session.remove()
+    downgrade(revision="0001")
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO agencies (id, name, slug, timezone, public_id, created_at, "
+                "updated_at) VALUES (1, 'A', 'a', 'UTC', 'agency1', :at, :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, agency_id, email, display_name, password_hash, "
+                "is_disabled, public_id, created_at, updated_at) VALUES "
+                "(1, 1, 'a@a.example', 'A', 'x', false, 'user1', :at, :at)"
+            ),
+            {"at": at},
+        )
+        conn.execute(sa.text("INSERT INTO user_roles (user_id, role) VALUES (1, 'detective')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_tokens (user_id, name, token_hash, public_id, created_at, "
+                "updated_at) VALUES (1, 'old', :hash, 'token1', :at, :at)"
+            ),
+            {"at": at, "hash": "a" * 64},
+        )
+        for n, details in enumerate(['{"k": "\u00fc", "n": 1.5}', "{}", '{"list": [1, 2]}']):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO audit_events (occurred_at, agency_id, actor_id, actor_label, "
+                    "action, object_type, object_id, outcome, client_addr, details) VALUES "
+                    "(:at, :agency, :actor, 'a@a.example', 'legacy.event', 'user', :obj, "
+                    "'success', NULL, :details)"
+                ),
+                {
+                    "at": at,
+                    "agency": 1 if n else None,
+                    "actor": 1 if n else None,
+                    "obj": f"o{n}",
+                    "details": details,
+                },
+            )
+    upgrade()
+    report = verify_chain(db.engine)
+    assert report.ok, report
+    assert report.entries == 3
+    record(1)  # the app goes on from the migrated head
+    assert verify_chain(db.engine).entries == 4
+    token = db.session.scalar(select(ApiToken))
+    assert token is not None and token.scopes == ["detective"]

@@ -271,3 +271,25 @@ def test_mfa_totp_secret_is_encrypted_in_the_database(users: dict[Role, User]) -
         sa.text("SELECT totp_secret FROM users WHERE id = :id"), {"id": users[Role.DETECTIVE].id}
     ).scalar_one()
     assert secret not in raw and raw.startswith("gAAAAA")
+
+
+@pytest.mark.parametrize(
+    ("env", "flag", "expected"),
+    [
+        ("production", None, True),
+        ("testing", None, False),
+        ("production", "--no-require-mfa", False),
+        ("testing", "--require-mfa", True),
+    ],
+)
+def test_cli_agencies_create_requires_mfa_in_production_by_default(
+    app: Flask, cli: FlaskCliRunner, env: str, flag: str | None, expected: bool
+) -> None:
+    from portal.models import Agency
+
+    app.config["TATTLETALE"] = replace(app.config["TATTLETALE"], env=env)
+    args = ["agencies", "create", "Ogdenville PD", "--slug", "ogdenville"]
+    result = cli.invoke(args=args + ([flag] if flag else []))
+    assert result.exit_code == 0, result.output
+    agency = db.session.scalar(select(Agency).where(Agency.slug == "ogdenville"))
+    assert agency is not None and agency.require_mfa is expected
