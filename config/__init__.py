@@ -40,6 +40,8 @@ class Settings:
     # A running job whose heartbeat is older than this is presumed lost with its worker.
     job_stale_after_s: int = 600
     max_upload_bytes: int = 8 * 1024**3
+    # Evidence may not be deleted before it is this old (an agency's retention rule).
+    evidence_retention_days: int = 365
     session_idle_minutes: int = 30
     session_lifetime_hours: int = 12
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
@@ -214,6 +216,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_max_attempts=_int(env_map, "TATTLETALE_JOB_MAX_ATTEMPTS", 3, minimum=1),
         job_stale_after_s=_int(env_map, "TATTLETALE_JOB_STALE_AFTER", 600, minimum=10),
         max_upload_bytes=_int(env_map, "TATTLETALE_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
+        evidence_retention_days=_int(env_map, "TATTLETALE_EVIDENCE_RETENTION_DAYS", 365),
         session_idle_minutes=_int(env_map, "TATTLETALE_SESSION_IDLE_MINUTES", 30, minimum=1),
         session_lifetime_hours=_int(env_map, "TATTLETALE_SESSION_LIFETIME_HOURS", 12, minimum=1),
         trusted_proxies=_int(env_map, "TATTLETALE_TRUSTED_PROXIES", 0),

@@ -28,6 +28,7 @@ users = click.Group("users", help="Staff accounts.")
 agencies = click.Group("agencies", help="Agencies on this instance.")
 demo = click.Group("demo", help="The demo agency for trying Tattletale out.")
 jobs = click.Group("jobs", help="Background jobs.")
+evidence = click.Group("evidence", help="Stored footage: integrity checks.")
 
 
 def _fail(message: str) -> None:
@@ -80,6 +81,35 @@ def agencies_watermark(slug: str, image: str) -> None:
     except DomainError as exc:
         _fail(exc.message)
     click.echo(f"watermark set for {agency.slug}")
+
+
+@evidence.command("verify")
+@click.argument("case_ref", required=False)
+def evidence_verify(case_ref: str | None) -> None:
+    """Re-hash stored originals and renditions (of CASE: its id or number) and compare
+    them with the recorded hashes. Exit 1 on any mismatch or missing object."""
+    from portal.models import Case
+    from portal.services.evidence import record_verification, verify_evidence
+
+    case = None
+    if case_ref:
+        matches = db.session.scalars(
+            select(Case).where((Case.public_id == case_ref) | (Case.number == case_ref))
+        ).all()
+        if len(matches) != 1:
+            _fail(f"no single case with id or number {case_ref!r}")
+        case = matches[0]
+    checked, problems = 0, []
+    for check in verify_evidence(case):
+        checked += 1
+        if not check.ok:
+            problems.append(check)
+            click.echo(f"{check.problem}: {check.key} (clip {check.clip})")
+    record_verification(case, checked, problems)
+    click.echo(
+        f"{'ok' if not problems else 'FAILED'}: {checked} objects checked, {len(problems)} problems"
+    )
+    sys.exit(1 if problems else 0)
 
 
 @users.command("create")
@@ -278,6 +308,7 @@ def serve(host: str, port: int | None) -> None:
 def init_app(app: Flask) -> None:
     from portal import cli_security  # adds its commands to `users`, and its own groups
 
-    for group in (users, agencies, demo, jobs, cli_security.audit, cli_security.secrets_group):
+    groups = (users, agencies, demo, jobs, evidence, cli_security.audit, cli_security.secrets_group)
+    for group in groups:
         app.cli.add_command(group)
     app.cli.add_command(serve)

@@ -6,7 +6,7 @@ from flask import abort, redirect, send_file
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from media_pipeline import LocalStore, content_disposition
+from media_pipeline import LocalStore, ObjectNotFound, content_disposition
 from portal.extensions import db
 from portal.models import ClipVersion, Rendition
 from portal.services.storage import get_store
@@ -18,8 +18,12 @@ def serve_object(key: str, content_type: str, *, download_name: str | None = Non
     store = get_store()
     disposition = content_disposition(download_name) if download_name else None
     if isinstance(store, LocalStore):
+        try:
+            path = store.local_path(key)
+        except ObjectNotFound:
+            abort(404)
         response: BaseResponse = send_file(
-            store.local_path(key),
+            path,
             mimetype=content_type,
             as_attachment=download_name is not None,
             download_name=download_name,

@@ -72,8 +72,14 @@ def upgrade():
         sa.Column("upload_id", sa.Integer(), nullable=True),
         sa.Column("ingest_job_id", sa.Integer(), nullable=True),
         sa.Column("proxy_job_id", sa.Integer(), nullable=True),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("deleted_by_id", sa.Integer(), nullable=True),
+        sa.Column("deletion_reason", sa.Text(), nullable=False),
         sa.Column("public_id", sa.String(length=32), nullable=False),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_clips_case_id_cases")),
+        sa.ForeignKeyConstraint(
+            ["deleted_by_id"], ["users.id"], name=op.f("fk_clips_deleted_by_id_users")
+        ),
         sa.ForeignKeyConstraint(
             ["ingest_job_id"], ["jobs.id"], name=op.f("fk_clips_ingest_job_id_jobs")
         ),

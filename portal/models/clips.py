@@ -72,6 +72,7 @@ class ClipStatus(enum.StrEnum):
     READY = "ready"
     REJECTED = "rejected"  # the pipeline refused the file; the reason says why
     FAILED = "failed"  # ingest failed for a reason of ours; can be retried
+    DELETED = "deleted"  # removed from storage by an admin; the record stays
 
 
 class Clip(PublicIdMixin, Base):
@@ -102,8 +103,13 @@ class Clip(PublicIdMixin, Base):
     proxy_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
 
     case: Mapped[Case] = relationship()
-    uploaded_by: Mapped[User] = relationship()
+    uploaded_by: Mapped[User] = relationship(foreign_keys=[uploaded_by_id])
+    deleted_by: Mapped[User | None] = relationship(foreign_keys="Clip.deleted_by_id")
     upload: Mapped[Upload | None] = relationship()
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    deletion_reason: Mapped[str] = mapped_column(Text, default="")
+
     ingest_job: Mapped[Job | None] = relationship(foreign_keys=[ingest_job_id])
     proxy_job: Mapped[Job | None] = relationship(foreign_keys=[proxy_job_id])
     versions: Mapped[list[ClipVersion]] = relationship(

@@ -26,6 +26,7 @@ class Permission(enum.StrEnum):
     USER_MANAGE = "user.manage"
     AUDIT_VIEW = "audit.view"
     JOB_VIEW = "job.view"
+    EVIDENCE_DELETE = "evidence.delete"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -57,7 +58,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
     Role.COORDINATOR: frozenset({Permission.CASE_VIEW, Permission.SCHEDULE_MANAGE}),
     Role.ADMIN: frozenset(
-        {Permission.CASE_VIEW, Permission.USER_MANAGE, Permission.AUDIT_VIEW, Permission.JOB_VIEW}
+        {
+            Permission.CASE_VIEW,
+            Permission.USER_MANAGE,
+            Permission.AUDIT_VIEW,
+            Permission.JOB_VIEW,
+            Permission.EVIDENCE_DELETE,
+        }
     ),
 }
 

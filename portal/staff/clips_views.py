@@ -39,9 +39,10 @@ from portal.services.clips import (
     revoke_approval,
 )
 from portal.services.errors import DomainError, ValidationFailed
+from portal.services.evidence import delete_clip
 from portal.staff import bp
 from portal.staff.authz import requires
-from portal.staff.forms import ApprovalForm, RetryForm, RevokeForm
+from portal.staff.forms import ApprovalForm, DeleteEvidenceForm, RetryForm, RevokeForm
 from portal.staff.presenters import (
     approve_url,
     clip_status,
@@ -253,10 +254,29 @@ def clip_evidence(clip_id: str):
         clip=clip,
         case=clip.case,
         custody=custody,
+        delete_form=DeleteEvidenceForm(formdata=None)
+        if can(current_user, Permission.EVIDENCE_DELETE, clip.case) and clip.status != "deleted"
+        else None,
         probe_json=json.dumps(clip.probe, indent=2, sort_keys=True),
         urls=_clip_urls(clip),
         approval_is_intact=approval_is_intact,
     )
+
+
+@bp.route("/clips/<clip_id>/delete", methods=["POST"])
+@requires(Permission.EVIDENCE_DELETE)
+def clip_delete(clip_id: str):
+    clip = get_clip_for(current_user, clip_id, Permission.EVIDENCE_DELETE)
+    form = DeleteEvidenceForm()
+    if form.validate_on_submit():
+        try:
+            delete_clip(clip, current_user, form.reason.data or "")
+            flash("The footage was deleted from storage; its record remains.", "info")
+        except DomainError as exc:
+            flash(exc.message, "error")
+    else:
+        flash("Give the reason for deleting this evidence (at least 10 characters).", "error")
+    return redirect(url_for("staff.clip_evidence", clip_id=clip_id))
 
 
 @bp.route("/clips/<clip_id>/original")

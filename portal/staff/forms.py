@@ -112,3 +112,9 @@ class RevokeForm(FlaskForm):
 
 class RetryForm(FlaskForm):
     pass
+
+
+class DeleteEvidenceForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason for deleting", validators=[DataRequired(), Length(min=10, max=2000)]
+    )
