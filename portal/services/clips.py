@@ -47,14 +47,19 @@ APPROVAL_CHECKLIST = {
 }
 
 
+def _check_case_access(user: User, case: Case | None, permission: Permission, what: str) -> None:
+    """``NotFound`` unless the user may see the case (never 403, so ids of other cases
+    cannot be probed), then ``PermissionDenied`` unless they may do ``permission``."""
+    if case is None or not can(user, Permission.CASE_VIEW, case):
+        raise NotFound(f"No such {what}.")
+    if permission is not Permission.CASE_VIEW and not can(user, permission, case):
+        raise PermissionDenied(f"You may not do that with this {what}.")
+
+
 def get_clip_for(user: User, public_id: str, permission: Permission = Permission.CASE_VIEW) -> Clip:
-    """The clip if the user may act on its case; ``NotFound`` otherwise (never 403, so
-    clip ids of other cases cannot be probed)."""
     clip = db.session.scalar(select(Clip).where(Clip.public_id == public_id))
-    if clip is None or not can(user, Permission.CASE_VIEW, clip.case):
-        raise NotFound("No such clip.")
-    if permission is not Permission.CASE_VIEW and not can(user, permission, clip.case):
-        raise PermissionDenied("You may not do that with this clip.")
+    _check_case_access(user, clip.case if clip else None, permission, "clip")
+    assert clip is not None
     return clip
 
 
@@ -62,10 +67,8 @@ def get_version_for(
     user: User, public_id: str, permission: Permission = Permission.CASE_VIEW
 ) -> ClipVersion:
     version = db.session.scalar(select(ClipVersion).where(ClipVersion.public_id == public_id))
-    if version is None or not can(user, Permission.CASE_VIEW, version.clip.case):
-        raise NotFound("No such version.")
-    if permission is not Permission.CASE_VIEW and not can(user, permission, version.clip.case):
-        raise PermissionDenied("You may not do that with this version.")
+    _check_case_access(user, version.clip.case if version else None, permission, "version")
+    assert version is not None
     return version
 
 

@@ -151,29 +151,40 @@ def _issue_recovery_codes(user: User) -> list[str]:
     return codes
 
 
+def _require_current_code(
+    user: User, code: str, action: str, message: str, *, client_addr: str | None
+) -> None:
+    """Accept a current TOTP code (once) or audit the refusal and raise."""
+    code = _normalize(code)
+    reason = _accept_totp(user, code) if len(code) == 6 and code.isdigit() else "bad_code"
+    if reason is None:
+        return
+    record_event(
+        action,
+        actor=user,
+        object_type="user",
+        object_id=user.public_id,
+        outcome=Outcome.DENIED,
+        client_addr=client_addr,
+        details={"reason": reason},
+    )
+    db.session.commit()
+    raise ValidationFailed(message, field="code")
+
+
 def confirm_enrolment(user: User, code: str, *, client_addr: str | None) -> list[str]:
     """Turn the factor on once the user proves their app has the secret; return the
     recovery codes, which are shown this once and stored only hashed."""
     if user.mfa_enabled:
         raise Conflict("Two-step sign-in is already on for this account.")
-    code = _normalize(code)
-    reason = _accept_totp(user, code) if len(code) == 6 and code.isdigit() else "bad_code"
-    if reason is not None:
-        record_event(
-            "mfa.enrol",
-            actor=user,
-            object_type="user",
-            object_id=user.public_id,
-            outcome=Outcome.DENIED,
-            client_addr=client_addr,
-            details={"reason": reason},
-        )
-        db.session.commit()
-        raise ValidationFailed(
-            "That code does not match. Check the time on your phone and enter the "
-            "code your app shows now.",
-            field="code",
-        )
+    _require_current_code(
+        user,
+        code,
+        "mfa.enrol",
+        "That code does not match. Check the time on your phone and enter the "
+        "code your app shows now.",
+        client_addr=client_addr,
+    )
     user.totp_enabled_at = utcnow()
     codes = _issue_recovery_codes(user)
     record_event(
@@ -252,20 +263,13 @@ def disable_own_mfa(user: User, code: str, *, client_addr: str | None) -> None:
     Refused where the agency requires one."""
     if mfa_required(user):
         raise PermissionDenied("Your agency requires two-step sign-in; it cannot be turned off.")
-    code = _normalize(code)
-    reason = _accept_totp(user, code) if len(code) == 6 and code.isdigit() else "bad_code"
-    if reason is not None:
-        record_event(
-            "mfa.disable",
-            actor=user,
-            object_type="user",
-            object_id=user.public_id,
-            outcome=Outcome.DENIED,
-            client_addr=client_addr,
-            details={"reason": reason},
-        )
-        db.session.commit()
-        raise ValidationFailed("That code is not correct, or it was already used.", field="code")
+    _require_current_code(
+        user,
+        code,
+        "mfa.disable",
+        "That code is not correct, or it was already used.",
+        client_addr=client_addr,
+    )
     disable_mfa(user, actor=user, reason="self", client_addr=client_addr)
 
 
