@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.test-installed
 RUNTIME_SYSTEM := ffmpeg=ffmpeg ffprobe=ffmpeg /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf=fonts-dejavu-core
 TEST_SYSTEM := $(RUNTIME_SYSTEM) /usr/bin/chromium=chromium
 
-.PHONY: help run test test-sqlite test-postgres lint bench audit system-deps clean
+.PHONY: help run test test-sqlite test-postgres lint bench audit lock system-deps clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,12 +23,13 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(RUNTIME_STAMP): setup.cfg pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e .
+# requirements.lock pins every package to the versions CI tested with.
+$(RUNTIME_STAMP): setup.cfg pyproject.toml requirements.lock | $(VENV)/bin/python
+	$(PY) -m pip install -q -c requirements.lock -e .
 	@touch $@
 
-$(TEST_STAMP): setup.cfg pyproject.toml $(RUNTIME_STAMP)
-	$(PY) -m pip install -q -e '.[test]'
+$(TEST_STAMP): setup.cfg pyproject.toml requirements.lock $(RUNTIME_STAMP)
+	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
 	@touch $@
 
 system-deps: ## Install ffmpeg and fonts (apt-get) when missing
@@ -59,8 +60,12 @@ test-postgres: $(TEST_STAMP) ## The database-backed tests again, on PostgreSQL
 bench: system-deps $(TEST_STAMP) ## Benchmarks; each prints `name: figure` lines
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-audit: $(TEST_STAMP) ## pip-audit the installed dependencies (needs the package index)
-	$(VENV)/bin/pip-audit --skip-editable
+audit: $(TEST_STAMP) ## pip-audit the locked dependencies (needs PyPI's vulnerability data)
+	$(VENV)/bin/pip-audit --no-deps --disable-pip --strict -r requirements.lock
+
+lock: $(TEST_STAMP) ## Rewrite requirements.lock from the installed versions
+	{ echo "# Exact versions CI and 'make' install with (pip -c). Regenerate with 'make lock'."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -vi '^tattletale'; } > requirements.lock
 
 clean: ## Remove the virtualenv and caches (keeps instance/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

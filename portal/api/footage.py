@@ -10,6 +10,7 @@ from flask import Response, g, jsonify, request, url_for
 
 from portal import tus
 from portal.api import bp
+from portal.api.authz import api_requires
 from portal.extensions import db
 from portal.media import serve_rendition
 from portal.models import Case, Clip, ClipVersion
@@ -119,6 +120,7 @@ def _case_json(case: Case) -> dict[str, Any]:
 
 
 @bp.route("/cases", methods=["POST"])
+@api_requires(Permission.CASE_CREATE)
 def post_case():
     fields = _case_fields(_json_object(), partial=False)
     if fields.pop("status", "open") != "open":
@@ -132,6 +134,7 @@ def post_case():
 
 
 @bp.route("/cases", methods=["GET"])
+@api_requires(Permission.CASE_VIEW)
 def get_cases():
     try:
         limit = int(request.args.get("limit", "25"))
@@ -150,6 +153,7 @@ def get_cases():
 
 
 @bp.route("/cases/<case_id>", methods=["GET"])
+@api_requires(Permission.CASE_VIEW)
 def get_case(case_id: str):
     case = get_case_for(_user(), case_id)
     body = _case_json(case)
@@ -161,6 +165,7 @@ def get_case(case_id: str):
 
 
 @bp.route("/cases/<case_id>", methods=["PATCH"])
+@api_requires(Permission.CASE_EDIT)
 def patch_case(case_id: str):
     case = get_case_for(_user(), case_id)
     update_case(case, _user(), _case_fields(_json_object(), partial=True))
@@ -176,11 +181,13 @@ def api_tus_options():
 
 
 @bp.route("/uploads", methods=["POST"], endpoint="tus_create")
+@api_requires(Permission.CLIP_UPLOAD)
 def api_tus_create():
     return tus.create(_user(), "api.tus_upload")
 
 
 @bp.route("/uploads/<upload_id>", methods=["HEAD", "PATCH", "DELETE"], endpoint="tus_upload")
+@api_requires(Permission.CLIP_UPLOAD)
 def api_tus_upload(upload_id: str):
     if request.method == "PATCH":
         return tus.patch(_user(), upload_id)
@@ -204,6 +211,7 @@ def _clip_json(clip: Clip) -> dict[str, Any]:
 
 
 @bp.route("/cases/<case_id>/clips", methods=["POST"])
+@api_requires(Permission.CLIP_UPLOAD)
 def post_clip(case_id: str):
     case = get_case_for(_user(), case_id)
     file = request.files.get("file")
@@ -226,16 +234,19 @@ def post_clip(case_id: str):
 
 
 @bp.route("/clips/<clip_id>", methods=["GET"])
+@api_requires(Permission.CASE_VIEW)
 def get_clip(clip_id: str):
     return jsonify(_clip_json(get_clip_for(_user(), clip_id)))
 
 
 @bp.route("/versions/<version_id>/renditions/<name>", methods=["GET"])
+@api_requires(Permission.CASE_VIEW)
 def get_rendition(version_id: str, name: str):
     return serve_rendition(get_version_for(_user(), version_id), name)
 
 
 @bp.route("/clips/<clip_id>/versions", methods=["POST"])
+@api_requires(Permission.CLIP_EDIT)
 def post_version(clip_id: str):
     clip = get_clip_for(_user(), clip_id, Permission.CLIP_EDIT)
     data = _json_object()
@@ -254,6 +265,7 @@ def post_version(clip_id: str):
 
 
 @bp.route("/versions/<version_id>/approval", methods=["POST"])
+@api_requires(Permission.VERSION_APPROVE)
 def post_approval(version_id: str):
     version = get_version_for(_user(), version_id, Permission.VERSION_APPROVE)
     checklist = _json_object().get("checklist")
@@ -273,6 +285,7 @@ def post_approval(version_id: str):
 
 
 @bp.route("/versions/<version_id>/approval", methods=["DELETE"])
+@api_requires(Permission.VERSION_APPROVE)
 def delete_approval(version_id: str):
     version = get_version_for(_user(), version_id, Permission.VERSION_APPROVE)
     reason = (request.get_json(silent=True) or {}).get("reason") if request.data else None
