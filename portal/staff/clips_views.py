@@ -102,9 +102,10 @@ def clip_attach(case_id: str):
     payload = request.get_json(silent=True) or {}
     upload_id = payload.get("upload_id") if isinstance(payload, dict) else None
     try:
+        case = get_case_for(current_user, case_id)
         if not isinstance(upload_id, str) or not upload_id:
             raise ValidationFailed("Send the finished upload's id.", field="upload_id")
-        clip = attach_upload(get_case_for(current_user, case_id), upload_id, current_user)
+        clip = attach_upload(case, upload_id, current_user)
     except DomainError as exc:
         return _problem(exc)
     url = url_for("staff.clip_detail", clip_id=clip.public_id)
