@@ -10,6 +10,7 @@ from datetime import timedelta
 import click
 from flask import Flask, current_app
 from sqlalchemy import select
+from werkzeug.serving import run_simple
 
 from portal.extensions import db
 from portal.models import Agency, Job, JobStatus, User
@@ -302,7 +303,8 @@ def serve(host: str, port: int | None) -> None:
     click.echo(f"Tattletale is serving on http://{host}:{port}/ (staff: /staff/)")
     # Werkzeug's threaded server is enough for one agency's staff on one machine;
     # scale-out runs gunicorn (see the README).
-    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    # run_simple, not app.run: Flask ignores app.run() inside its own CLI.
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
 def init_app(app: Flask) -> None:

@@ -120,3 +120,46 @@ def test_cli_jobs_ping_times_out_without_runner(cli: FlaskCliRunner, app: Flask)
     result = cli.invoke(args=["jobs", "ping", "--wait", "0.3"])
     assert result.exit_code == 2 and "no runner answered" in result.output
     assert db.session.scalar(select(Job.status)) == "queued"
+
+
+def test_cli_serve_answers_http(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "TATTLETALE_ENV": "testing",
+        "TATTLETALE_DATABASE_URL": settings.database_url,
+        "TATTLETALE_INSTANCE_PATH": str(settings.instance_path),
+        "TATTLETALE_PORT": str(port),
+    }
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "serve"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
+                    assert r.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(10)
