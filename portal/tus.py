@@ -44,6 +44,12 @@ class _DisconnectAsOSError:
         except ClientDisconnected as exc:
             raise ConnectionError("client disconnected") from exc
 
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            return self._stream.readinto(buffer)  # type: ignore[attr-defined]
+        except ClientDisconnected as exc:
+            raise ConnectionError("client disconnected") from exc
+
 
 def _tus_headers(response: Response) -> Response:
     response.headers["Tus-Resumable"] = TUS_VERSION
