@@ -39,3 +39,20 @@ class AuthenticationFailed(DomainError):
         super().__init__("The e-mail address or password is not correct.")
         # For the audit log only: unknown_user, bad_password, disabled.
         self.reason = reason
+
+
+class UploadTooLarge(DomainError):
+    status = 413
+
+
+class UploadGone(DomainError):
+    status = 410
+
+
+class UploadDamaged(DomainError):
+    status = 409
+
+
+class ChecksumMismatch(DomainError):
+    # tus checksum extension: 460 Checksum Mismatch.
+    status = 460

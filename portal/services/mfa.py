@@ -29,6 +29,7 @@ from portal.services import throttle
 from portal.services.audit import record_event
 from portal.services.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
 from portal.services.sessions import end_all_sessions
+from portal.services.users import record_sign_in
 
 RECOVERY_CODE_COUNT = 10
 # One step either side of now: authenticator clocks drift and people type slowly.
@@ -245,17 +246,7 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
             client_addr=client_addr,
             details={"remaining": remaining_recovery_codes(user)},
         )
-    throttle.clear_account(user.email)
-    user.last_login_at = utcnow()
-    record_event(
-        "auth.login",
-        actor=user,
-        object_type="user",
-        object_id=user.public_id,
-        client_addr=client_addr,
-        details={"mfa": method},
-    )
-    db.session.commit()
+    record_sign_in(user, client_addr=client_addr, details={"mfa": method})
 
 
 def disable_own_mfa(user: User, code: str, *, client_addr: str | None) -> None:

@@ -29,7 +29,15 @@ from portal.extensions import db
 from portal.models import Case, Upload, UploadStatus, User
 from portal.models.base import utcnow
 from portal.services.audit import record_event
-from portal.services.errors import Conflict, DomainError, NotFound, ValidationFailed
+from portal.services.errors import (
+    ChecksumMismatch,
+    Conflict,
+    NotFound,
+    UploadDamaged,
+    UploadGone,
+    UploadTooLarge,
+    ValidationFailed,
+)
 from portal.services.storage import upload_dir
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -41,23 +49,6 @@ DURABLE_EVERY_BYTES = 1024 * 1024 * 1024
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 UPLOAD_LIFETIME = timedelta(hours=24)
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
-
-
-class UploadTooLarge(DomainError):
-    status = 413
-
-
-class UploadGone(DomainError):
-    status = 410
-
-
-class UploadDamaged(DomainError):
-    status = 409
-
-
-class ChecksumMismatch(DomainError):
-    # tus checksum extension: 460 Checksum Mismatch.
-    status = 460
 
 
 @dataclass

@@ -156,7 +156,15 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
         )
         db.session.commit()
         return user
-    throttle.clear_account(normalized)
+    record_sign_in(user, client_addr=client_addr)
+    return user
+
+
+def record_sign_in(
+    user: User, *, client_addr: str | None, details: dict[str, str] | None = None
+) -> None:
+    """A completed sign-in (after the second factor, when there is one)."""
+    throttle.clear_account(user.email)
     user.last_login_at = utcnow()
     record_event(
         "auth.login",
@@ -164,9 +172,9 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
         object_type="user",
         object_id=user.public_id,
         client_addr=client_addr,
+        details=details,
     )
     db.session.commit()
-    return user
 
 
 def record_logout(user: User, *, client_addr: str | None) -> None:
