@@ -21,6 +21,7 @@ from media_pipeline import (
     EditPlan,
     InvalidPlan,
     Limits,
+    MediaInfo,
     MediaPipelineError,
     Rejected,
     make_proxy,
@@ -61,6 +62,14 @@ def expire_stale_uploads() -> None:
     expire_uploads()
 
 
+def _probe(path: str) -> tuple[MediaInfo | None, str]:
+    """The probe result, or None and the reason the pipeline refuses the file."""
+    try:
+        return probe(path, pipeline_limits()), ""
+    except Rejected as exc:
+        return None, exc.reason
+
+
 @job("clips.ingest")
 def ingest_clip(ctx: JobContext, clip_id: int) -> None:
     """Probe the finished upload, move it into storage, start the proxy and version 1."""
@@ -82,11 +91,7 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
                 clip.rejection_reason = exc.message
                 db.session.commit()
                 raise PermanentJobError(exc.message) from None
-        try:
-            info = probe(staged, pipeline_limits())
-        except Rejected as exc:
-            info = None
-            reason = exc.reason
+        info, reason = _probe(staged)
         ctx.report(0.5, "storing original")
         adopt = getattr(store, "adopt_file", None)
         if adopt is not None:
@@ -99,11 +104,7 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
     elif store.exists(key):
         # A previous attempt stored the original and died before recording it.
         with LocalCopy(store, key) as path:
-            try:
-                info = probe(path, pipeline_limits())
-            except Rejected as exc:
-                info = None
-                reason = exc.reason
+            info, reason = _probe(path)
     else:
         raise PermanentJobError("the uploaded file is gone before it was stored")
 

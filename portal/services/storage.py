@@ -27,10 +27,11 @@ def get_store() -> Store:
 def upload_dir() -> Path:
     """Where tus uploads are received. Inside the media root for the local store, so a
     finished upload is renamed into place instead of copied."""
-    settings = current_app.config["TATTLETALE"]
     store = get_store()
-    base = Path(store.root) if isinstance(store, LocalStore) else settings.instance_path
-    path = base / ".uploads" if isinstance(store, LocalStore) else base / "uploads"
+    if isinstance(store, LocalStore):
+        path = Path(store.root) / ".uploads"
+    else:
+        path = current_app.config["TATTLETALE"].instance_path / "uploads"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
