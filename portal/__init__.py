@@ -10,9 +10,10 @@ from config import PROJECT_ROOT, Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app. Only wiring: no migrations, no network, no threads started."""
-    from portal import cli, errors, logs, security
+    from portal import cli
     from portal.api import bp as api_bp
     from portal.extensions import csrf, db, login_manager, migrate
+    from portal.http import errors, headers, logs
     from portal.jobs import init_jobs
     from portal.public import bp as public_bp
     from portal.staff import bp as staff_bp
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API takes bearer tokens, never cookies: no CSRF to forge
 
-    security.init_app(app)
+    headers.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app

@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, g, request
 
 from portal.extensions import db
+from portal.http.edge import problem, staff_client_addr
 from portal.models import Outcome
 from portal.services.audit import ANONYMOUS_ACTOR, record_event
 from portal.services.errors import AuthenticationFailed
 from portal.services.users import authenticate_token
-from portal.web import problem, staff_client_addr
 
 bp = Blueprint("api", __name__)
 

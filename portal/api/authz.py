@@ -14,10 +14,10 @@ from typing import Any
 from flask import g, request
 
 from portal.extensions import db
+from portal.http.edge import problem, staff_client_addr
 from portal.models import Outcome
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
-from portal.web import problem, staff_client_addr
 
 
 def api_requires(permission: Permission) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

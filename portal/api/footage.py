@@ -8,11 +8,11 @@ from typing import Any, BinaryIO, cast
 
 from flask import Response, g, jsonify, request, url_for
 
-from portal import tus
 from portal.api import bp
 from portal.api.authz import api_requires
 from portal.extensions import db
-from portal.media import serve_rendition
+from portal.http import tus
+from portal.http.media import serve_rendition
 from portal.models import Case, Clip, ClipVersion
 from portal.services.agencies import watermark_reference
 from portal.services.authz import Permission

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
+from portal.http.edge import staff_client_addr
 from portal.models import AuditEvent, Outcome, User
 from portal.services import audit_chain  # noqa: F401  (chains every entry on flush)
-from portal.web import staff_client_addr
 
 SYSTEM_ACTOR = "system"
 ANONYMOUS_ACTOR = "anonymous"

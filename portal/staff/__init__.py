@@ -9,10 +9,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_login import current_user
 
 from portal.extensions import db, login_manager
+from portal.http.edge import staff_client_addr
 from portal.models import Outcome
 from portal.services.audit import ANONYMOUS_ACTOR, record_event
 from portal.services.sessions import load_session_user
-from portal.web import staff_client_addr
 
 bp = Blueprint("staff", __name__, template_folder="../templates")
 

@@ -23,8 +23,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
-from portal.errors import render_error
 from portal.extensions import db
+from portal.http.edge import safe_next_url, staff_client_addr
+from portal.http.errors import render_error
 from portal.models import Outcome, Role, StaffSession, User
 from portal.models.base import utcnow
 from portal.services import mfa
@@ -40,7 +41,6 @@ from portal.services.users import (
 )
 from portal.staff import bp
 from portal.staff.account_forms import CodeForm, ConfirmForm, TokenForm
-from portal.web import safe_next_url, staff_client_addr
 
 PENDING_MFA = "mfa_pending"
 PENDING_MFA_SECONDS = 300

@@ -17,13 +17,13 @@ from flask_login import current_user
 from sqlalchemy import Engine
 
 from portal.extensions import db
+from portal.http.edge import staff_client_addr
 from portal.models import AuditEvent
 from portal.services.audit import AuditFilter, iter_events, record_event, search_events
 from portal.services.authz import Permission
 from portal.staff import bp
 from portal.staff.account_forms import AuditSearchForm
 from portal.staff.authz import requires
-from portal.web import staff_client_addr
 
 PAGE_SIZE = 50
 EXPORT_COLUMNS = (

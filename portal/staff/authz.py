@@ -10,10 +10,10 @@ from flask import abort, request
 from flask_login import current_user
 
 from portal.extensions import db
+from portal.http.edge import staff_client_addr
 from portal.models import Outcome
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
-from portal.web import staff_client_addr
 
 
 def deny(permission: Permission, object_type: str = "route", object_id: str = "") -> None:

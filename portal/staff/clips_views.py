@@ -18,9 +18,10 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal import tus
 from portal.extensions import db
-from portal.media import serve_object, serve_rendition
+from portal.http import tus
+from portal.http.edge import problem
+from portal.http.media import serve_object, serve_rendition
 from portal.models import AuditEvent, Clip, ClipVersion
 from portal.services.agencies import watermark_reference
 from portal.services.authz import Permission, can
@@ -49,7 +50,6 @@ from portal.staff.presenters import (
     rendition_url,
     revoke_url,
 )
-from portal.web import problem
 
 
 @bp.app_template_global("rendition_url")

@@ -5,6 +5,7 @@ from flask_login import current_user, logout_user
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.http.edge import staff_client_addr
 from portal.models import User
 from portal.services.authz import Permission, permissions_of
 from portal.services.errors import AuthenticationFailed
@@ -13,7 +14,6 @@ from portal.staff import bp
 from portal.staff.account_views import after_password
 from portal.staff.authz import requires
 from portal.staff.forms import LoginForm, LogoutForm
-from portal.web import staff_client_addr
 
 
 @bp.app_context_processor

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from flask import Response, current_app, request, url_for
 from werkzeug.exceptions import ClientDisconnected
 
+from portal.http.edge import problem
 from portal.models import Upload, User
 from portal.services.authz import Permission, can
 from portal.services.cases import get_case_for
@@ -25,7 +26,6 @@ from portal.services.uploads import (
     parse_metadata,
     terminate_upload,
 )
-from portal.web import problem
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,checksum,expiration"

@@ -10,10 +10,10 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
+from portal.http.edge import is_api_request, problem, staff_client_addr
 from portal.models import Outcome
 from portal.services.audit import ANONYMOUS_ACTOR, record_event
 from portal.services.errors import DomainError
-from portal.web import is_api_request, problem, staff_client_addr
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,108 @@
+"""The one validation of text that every form field and API field goes through.
+
+Text typed by staff ends up in HTTP headers (a case number in a download's file
+name), in ffmpeg's drawtext filter (a caption), in the audit log, in e-mails and on
+the public site. What it may hold is decided here, once:
+
+* never a lone surrogate (``"\\ud800"``): it cannot be encoded as UTF-8, so it breaks
+  every page, log line and file that shows it;
+* never a control character (Cc), never a format character (Cf: the bidirectional
+  overrides such as U+202E that make ``exe.mp4`` read as ``mp4.exe``, zero-width
+  joiners, byte-order marks), never a private-use or unassigned code point;
+* line breaks only where the field is multi-line, and then only ``\\n`` (``\\r\\n``
+  and lone ``\\r`` are normalised to it), with ``\\t`` allowed;
+* normalised to NFC and stripped of leading and trailing white space;
+* at most ``max_length`` characters after that.
+
+WTForms fields use :class:`TextValidator`; API schemas call :func:`clean_text`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+from portal.services.errors import ValidationFailed
+
+# Categories refused everywhere: control, format, surrogate, private use, unassigned,
+# and the Unicode line and paragraph separators (a line break the field did not ask
+# for, which header and log parsers treat differently).
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+MULTILINE_ALLOWED = frozenset({"\n", "\t"})
+
+_NAMES = {"\x00": "a NUL character", "\r": "a carriage return", "\n": "a line break"}
+
+
+def describe_char(ch: str) -> str:
+    """A human name for a refused character, for error messages."""
+    if ch in _NAMES:
+        return _NAMES[ch]
+    code = f"U+{ord(ch):04X}"
+    if unicodedata.category(ch) == "Cs":
+        return f"an unpaired surrogate ({code})"
+    name = unicodedata.name(ch, "")
+    return f"{code} {name}".strip() if name else code
+
+
+def first_refused_char(value: str, *, multiline: bool = False) -> str | None:
+    for ch in value:
+        if multiline and ch in MULTILINE_ALLOWED:
+            continue
+        if unicodedata.category(ch) in REFUSED_CATEGORIES:
+            return ch
+    return None
+
+
+def clean_text(
+    value: Any,
+    *,
+    field: str,
+    max_length: int,
+    multiline: bool = False,
+    required: bool = False,
+    label: str | None = None,
+) -> str:
+    """Validate and normalise one text field; raise :class:`ValidationFailed` naming
+    the field. ``None`` becomes ``""`` (then refused if ``required``)."""
+    label = label or field.replace("_", " ").capitalize()
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{label} must be text.", field=field)
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    refused = first_refused_char(value, multiline=multiline)
+    if refused is not None:
+        raise ValidationFailed(f"{label} must not contain {describe_char(refused)}.", field=field)
+    value = unicodedata.normalize("NFC", value).strip()
+    if required and not value:
+        raise ValidationFailed(f"{label} is required.", field=field)
+    if len(value) > max_length:
+        raise ValidationFailed(
+            f"{label} must be at most {max_length} characters (it has {len(value)}).",
+            field=field,
+        )
+    return value
+
+
+class TextValidator:
+    """WTForms validator: the same rules for form fields. It also replaces the
+    field's data with the normalised text, so the view passes on what was checked."""
+
+    def __init__(self, *, max_length: int, multiline: bool = False) -> None:
+        self.max_length = max_length
+        self.multiline = multiline
+
+    def __call__(self, form: Any, field: Any) -> None:
+        from wtforms.validators import StopValidation
+
+        try:
+            field.data = clean_text(
+                field.data,
+                field=field.name,
+                max_length=self.max_length,
+                multiline=self.multiline,
+                label=str(field.label.text) if getattr(field, "label", None) else None,
+            )
+        except ValidationFailed as exc:
+            raise StopValidation(exc.message) from None
