@@ -79,6 +79,24 @@ def test_layering_import_walker_sees_every_form_of_import(tmp_path: Path) -> Non
     } <= found
 
 
+def test_layering_models_import_no_service_http_or_blueprint() -> None:
+    forbidden = (
+        "portal.services",
+        "portal.http",
+        "portal.jobs",
+        "portal.staff",
+        "portal.api",
+        "portal.public",
+    )
+    assert violations("portal.models", forbidden) == []
+
+
+def test_layering_keyring_imports_no_portal_module() -> None:
+    # The keyring is below the models: it may not reach back up into the portal.
+    found = imported_modules(ROOT / "portal" / "keyring.py")
+    assert sorted(m for m in found if m.startswith("portal")) == []
+
+
 def test_layering_api_imports_nothing_of_the_staff_pages() -> None:
     assert violations("portal.api", ("portal.staff",)) == []
 
