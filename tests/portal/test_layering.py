@@ -103,3 +103,10 @@ def test_layering_api_imports_nothing_of_the_staff_pages() -> None:
 
 def test_layering_staff_pages_import_nothing_of_the_api() -> None:
     assert violations("portal.staff", ("portal.api",)) == []
+
+
+def test_layering_cli_modules_do_not_import_each_other_in_a_loop() -> None:
+    cli = imported_modules(ROOT / "portal" / "cli.py")
+    security = imported_modules(ROOT / "portal" / "cli_security.py")
+    assert "portal.cli_security" in cli
+    assert not any(m == "portal.cli" or m.startswith("portal.cli.") for m in security)
