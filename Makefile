@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 PYTEST_WORKERS ?= 2
+# Branch coverage of every run, printed after it; no threshold (a measurement, not a gate).
+COV_ARGS := --cov=portal --cov=media_pipeline --cov=config --cov-branch --cov-report=term:skip-covered
 
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
@@ -19,7 +21,9 @@ TEST_SYSTEM := $(RUNTIME_SYSTEM) /usr/bin/chromium=chromium
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# Debian's python3 makes virtualenvs only with python3-venv (it holds ensurepip).
 $(VENV)/bin/python:
+	@PYTHON=$(PYTHON) scripts/ensure-system-packages.sh import:ensurepip=python3-venv
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
@@ -48,14 +52,16 @@ lint: $(TEST_STAMP) ## ruff (lint, security rules, format) and mypy
 test: lint ## Lint, then the whole suite on SQLite, and on PostgreSQL when TATTLETALE_TEST_DATABASE_URL is set
 	@scripts/ensure-system-packages.sh $(TEST_SYSTEM)
 	$(MAKE) --no-print-directory test-sqlite
-	@if [ -n "$$TATTLETALE_TEST_DATABASE_URL" ]; then $(MAKE) --no-print-directory test-postgres; \
+	@if [ -n "$$TATTLETALE_TEST_DATABASE_URL" ]; then \
+	  echo "Coverage after the PostgreSQL run: both runs combined"; \
+	  $(MAKE) --no-print-directory test-postgres COV_APPEND=--cov-append; \
 	else echo "TATTLETALE_TEST_DATABASE_URL is not set: the PostgreSQL run is skipped"; fi
 
-test-sqlite: $(TEST_STAMP)
-	env -u TATTLETALE_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+test-sqlite: $(TEST_STAMP) ## The whole suite on SQLite, with branch coverage
+	env -u TATTLETALE_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider $(COV_ARGS)
 
 test-postgres: $(TEST_STAMP) ## The database-backed tests again, on PostgreSQL
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider tests/portal tests/config
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider $(COV_ARGS) $(COV_APPEND) tests/portal tests/config
 
 bench: system-deps $(TEST_STAMP) ## Benchmarks; each prints `name: figure` lines
 	$(PY) bench/run.py $(BENCH_ARGS)
@@ -68,4 +74,4 @@ lock: $(TEST_STAMP) ## Rewrite requirements.lock from the installed versions
 	  $(PY) -m pip freeze --exclude-editable | grep -vi '^tattletale'; } > requirements.lock
 
 clean: ## Remove the virtualenv and caches (keeps instance/)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info .coverage .coverage.*

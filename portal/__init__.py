@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.http import errors, headers, logs
     from portal.jobs import init_jobs
     from portal.public import bp as public_bp
+    from portal.services import crypto
     from portal.staff import bp as staff_bp
 
     settings = settings or load_settings()
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
+    crypto.init_app(app)
     init_jobs(app)
 
     app.register_blueprint(public_bp)

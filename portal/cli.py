@@ -12,6 +12,8 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from werkzeug.serving import run_simple
 
+from portal import cli_security
+from portal.cli_errors import fail as _fail
 from portal.extensions import db
 from portal.models import Agency, Job, JobStatus, User
 from portal.services.errors import DomainError
@@ -30,11 +32,6 @@ agencies = click.Group("agencies", help="Agencies on this instance.")
 demo = click.Group("demo", help="The demo agency for trying Tattletale out.")
 jobs = click.Group("jobs", help="Background jobs.")
 evidence = click.Group("evidence", help="Stored footage: integrity checks.")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 def _pick_agency(slug: str | None) -> Agency:
@@ -308,9 +305,7 @@ def serve(host: str, port: int | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    from portal import cli_security  # adds its commands to `users`, and its own groups
-
-    groups = (users, agencies, demo, jobs, evidence, cli_security.audit, cli_security.secrets_group)
-    for group in groups:
+    for group in (users, agencies, demo, jobs, evidence):
         app.cli.add_command(group)
     app.cli.add_command(serve)
+    cli_security.init_app(app, users=users)

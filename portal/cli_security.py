@@ -6,14 +6,11 @@ from __future__ import annotations
 import sys
 
 import click
-import sqlalchemy as sa
+from flask import Flask
 
-from portal.cli import _fail, users
+from portal.cli_errors import fail
 from portal.extensions import db
-from portal.models import Base
-from portal.models.encrypted import EncryptedText
 from portal.services import crypto, mfa
-from portal.services.audit import record_event
 from portal.services.audit_chain import verify_chain
 from portal.services.errors import DomainError
 from portal.services.users import parse_roles, require_user, set_roles, sign_out_everywhere
@@ -36,7 +33,7 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
-@users.command("roles")
+@click.command("roles")
 @click.argument("email")
 @click.option(
     "--role",
@@ -52,11 +49,11 @@ def users_roles(email: str, roles: tuple[str, ...]) -> None:
         set_roles(user, parse_roles(roles))
         db.session.commit()
     except DomainError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     click.echo(f"{user.email}: {', '.join(sorted(r.value for r in user.held_roles))}")
 
 
-@users.command("reset-mfa")
+@click.command("reset-mfa")
 @click.argument("email")
 def users_reset_mfa(email: str) -> None:
     """Remove the account's second factor (lost phone). Ends its sessions; the user
@@ -69,11 +66,11 @@ def users_reset_mfa(email: str) -> None:
         mfa.disable_mfa(user, actor=None, reason="operator_reset")
         db.session.commit()
     except DomainError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     click.echo(f"two-step sign-in reset for {email}")
 
 
-@users.command("sign-out-everywhere")
+@click.command("sign-out-everywhere")
 @click.argument("email")
 def users_sign_out_everywhere(email: str) -> None:
     """End every session of the account (a stolen laptop, a suspected intrusion)."""
@@ -82,45 +79,8 @@ def users_sign_out_everywhere(email: str) -> None:
         ended = sign_out_everywhere(user)
         db.session.commit()
     except DomainError as exc:
-        _fail(exc.message)
+        fail(exc.message)
     click.echo(f"ended {ended} session(s) of {email}")
-
-
-def encrypted_columns() -> list[tuple[sa.Table, sa.Column]]:
-    """Every column of type EncryptedText in the schema, found from the metadata, so
-    a column added later is rotated without touching this command."""
-    return [
-        (table, column)
-        for table in Base.metadata.sorted_tables
-        for column in table.columns
-        if isinstance(column.type, EncryptedText)
-    ]
-
-
-def rotate_column(table: sa.Table, column: sa.Column, *, batch: int = 500) -> int:
-    """Re-encrypt every value of one column with the newest key; returns the count."""
-    (pk,) = table.primary_key.columns
-    raw = sa.type_coerce(column, sa.Text())  # the stored token, not decrypted
-    purpose = column.type.purpose  # type: ignore[attr-defined]
-    rotated = 0
-    last = None
-    while True:
-        query = sa.select(pk, raw).where(column.isnot(None)).order_by(pk).limit(batch)
-        if last is not None:
-            query = query.where(pk > last)
-        rows = db.session.execute(query).all()
-        if not rows:
-            return rotated
-        for key, token in rows:
-            values: dict[sa.Column, object] = {
-                column: sa.type_coerce(crypto.rotate(token, purpose), sa.Text())
-            }
-            if "updated_at" in table.c:
-                # A new ciphertext of the same value is not a change to the record.
-                values[table.c.updated_at] = table.c.updated_at
-            db.session.execute(sa.update(table).where(pk == key).values(values))
-            rotated += 1
-        last = rows[-1][0]
 
 
 @secrets_group.command("rotate")
@@ -130,15 +90,12 @@ def secrets_rotate() -> None:
     Put the new key first, keep the old ones after it, run this, then remove the
     old keys. One transaction: it all moves to the new key or none of it does.
     """
-    counts = {}
     try:
-        for table, column in encrypted_columns():
-            counts[f"{table.name}.{column.name}"] = rotate_column(table, column)
+        counts = crypto.rotate_secrets()
+        db.session.commit()
     except crypto.DecryptionFailed as exc:
         db.session.rollback()
-        _fail(str(exc))
-    record_event("secrets.rotate", object_type="encryption_keys", details=counts)
-    db.session.commit()
+        fail(str(exc))
     for name, count in counts.items():
         click.echo(f"{name}: {count} re-encrypted")
     click.echo(f"total: {sum(counts.values())}")
@@ -148,3 +105,11 @@ def secrets_rotate() -> None:
 def secrets_generate_key() -> None:
     """Print a new key for TATTLETALE_ENCRYPTION_KEYS (put it first to rotate to it)."""
     click.echo(crypto.generate_key())
+
+
+def init_app(app: Flask, *, users: click.Group) -> None:
+    """Add the security commands to the ``users`` group, and the groups of their own."""
+    for command in (users_roles, users_reset_mfa, users_sign_out_everywhere):
+        users.add_command(command)
+    app.cli.add_command(audit)
+    app.cli.add_command(secrets_group)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages Tattletale needs when their commands are missing.
 # Usage: scripts/ensure-system-packages.sh COMMAND=PACKAGE [COMMAND=PACKAGE ...]
-# A pair whose COMMAND is a path (starts with /) checks for that file instead.
+# A pair whose COMMAND is a path (starts with /) checks for that file instead, and one
+# written import:MODULE checks that $PYTHON (default python3) can import MODULE.
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,8 @@ for pair in "$@"; do
   pkg=${pair#*=}
   if [[ $cmd == /* ]]; then
     [[ -e $cmd ]] || missing+=("$pkg")
+  elif [[ $cmd == import:* ]]; then
+    "${PYTHON:-python3}" -c "import ${cmd#import:}" >/dev/null 2>&1 || missing+=("$pkg")
   else
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
   fi

@@ -8,7 +8,9 @@ emptied after each test.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import logging
 import os
 import shutil
 import uuid
@@ -29,6 +31,41 @@ TEST_PASSWORD = "correct horse battery staple"
 PG_URL = os.environ.get("TATTLETALE_TEST_DATABASE_URL", "")
 
 
+@contextlib.contextmanager
+def logging_restored() -> Iterator[None]:
+    """Put the process's logging back as it was on leaving.
+
+    create_app configures logging for the whole process (a stderr handler on the root
+    logger, the root and werkzeug levels). Left in place, the first test's app decides
+    what every later test logs, and its handler keeps writing to a stream pytest has
+    since closed. pytest's own capture handlers come and go by themselves.
+    """
+    root = logging.getLogger()
+    logging.getLogger("werkzeug")  # configured by the app: make sure it is restored
+    levels = {
+        name: logger.level
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    root_level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+                root.removeHandler(handler)
+                handler.close()
+        root.setLevel(root_level)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    with logging_restored():
+        yield
+
+
 def _migrate(database_url: str, instance_path: Path) -> None:
     from flask_migrate import upgrade
 
@@ -37,10 +74,11 @@ def _migrate(database_url: str, instance_path: Path) -> None:
         database_url=database_url,
         instance_path=instance_path,
     )
-    app = create_app(settings)
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
+    with logging_restored():
+        app = create_app(settings)
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from portal.api.authz import api_requires
 from portal.extensions import db
 from portal.http import tus
 from portal.http.media import serve_rendition
+from portal.http.presenters import clip_status
 from portal.models import Case, Clip, ClipVersion
 from portal.services.agencies import watermark_reference
 from portal.services.authz import Permission
@@ -30,7 +31,6 @@ from portal.services.clips import (
 )
 from portal.services.errors import ValidationFailed
 from portal.services.uploads import upload_from_stream
-from portal.staff.presenters import clip_status
 
 CASE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "number": str,

@@ -2,90 +2,104 @@
 tipster contact details, channel credentials) are encrypted with keys that live in
 the configuration, never in the database.
 
-Fernet (AES-128-CBC with HMAC-SHA256, from ``cryptography``) under a
-:class:`~cryptography.fernet.MultiFernet`: the first key of
-``TATTLETALE_ENCRYPTION_KEYS`` encrypts, every key decrypts, so a new key can be put
-in front, ``flask --app wsgi secrets rotate`` re-encrypts everything with it, and
-the old key is then removed.
-
-Each column encrypts under its own *purpose*: the Fernet key is derived from the
-configured key with HKDF, the purpose as the ``info``. A ciphertext copied from one
-column into another (a TOTP secret pasted into a field an attacker can read back
-through another feature) then fails to decrypt instead of being revealed.
+The cipher and the keys are :mod:`portal.keyring`, which the ``EncryptedText`` column
+type uses too; this module gives it the app's ``TATTLETALE_ENCRYPTION_KEYS`` and
+re-encrypts everything stored with the newest key (``flask --app wsgi secrets
+rotate``): put a new key first, keep the old ones after it, rotate, then remove the
+old keys.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
-from functools import lru_cache
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
+import sqlalchemy as sa
+from flask import Flask, current_app
 
-_HKDF_SALT = b"tattletale secrets at rest v1"
+from portal.extensions import db
+from portal.keyring import (
+    DecryptionFailed,
+    decrypt,
+    encrypt,
+    generate_key,
+    rotate,
+    use_key_source,
+)
+from portal.models import Base
+from portal.models.encrypted import EncryptedText
+from portal.services.audit import record_event
+
+__all__ = [
+    "DecryptionFailed",
+    "decrypt",
+    "encrypt",
+    "encrypted_columns",
+    "generate_key",
+    "init_app",
+    "rotate",
+    "rotate_column",
+    "rotate_secrets",
+]
 
 
-class DecryptionFailed(RuntimeError):
-    """A stored value cannot be decrypted with any configured key.
+def _app_keys() -> Sequence[str]:
+    # Read at each use: the keys of the app handling this request or command.
+    return current_app.config["TATTLETALE"].encryption_keys
 
-    A configuration fault, not a user error: the key that encrypted the value was
-    removed from ``TATTLETALE_ENCRYPTION_KEYS`` before ``secrets rotate`` ran, or
-    the value was changed behind the app's back.
+
+def init_app(app: Flask) -> None:
+    """Encrypted columns take their keys from the current app's configuration."""
+    use_key_source(_app_keys)
+
+
+def encrypted_columns() -> list[tuple[sa.Table, sa.Column]]:
+    """Every column of type EncryptedText in the schema, found from the metadata, so
+    a column added later is rotated with no further code."""
+    return [
+        (table, column)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, EncryptedText)
+    ]
+
+
+def rotate_column(table: sa.Table, column: sa.Column, *, batch: int = 500) -> int:
+    """Re-encrypt every value of one column with the newest key; returns the count."""
+    (pk,) = table.primary_key.columns
+    raw = sa.type_coerce(column, sa.Text())  # the stored token, not decrypted
+    assert isinstance(column.type, EncryptedText)
+    purpose = column.type.purpose
+    rotated = 0
+    last = None
+    while True:
+        query = sa.select(pk, raw).where(column.isnot(None)).order_by(pk).limit(batch)
+        if last is not None:
+            query = query.where(pk > last)
+        rows = db.session.execute(query).all()
+        if not rows:
+            return rotated
+        for key, token in rows:
+            values: dict[sa.Column, object] = {
+                column: sa.type_coerce(rotate(token, purpose), sa.Text())
+            }
+            if "updated_at" in table.c:
+                # A new ciphertext of the same value is not a change to the record.
+                values[table.c.updated_at] = table.c.updated_at
+            db.session.execute(sa.update(table).where(pk == key).values(values))
+            rotated += 1
+        last = rows[-1][0]
+
+
+def rotate_secrets() -> dict[str, int]:
+    """Re-encrypt every secret at rest with the newest key, in the current
+    transaction, and audit it; returns the count per ``table.column``.
+
+    The caller commits, or rolls back on :class:`DecryptionFailed` (a value no
+    configured key opens), so it all moves to the new key or none of it does.
     """
-
-
-def generate_key() -> str:
-    """A new random key for ``TATTLETALE_ENCRYPTION_KEYS``."""
-    return Fernet.generate_key().decode()
-
-
-def _derive(key: str, purpose: str) -> Fernet:
-    raw = base64.urlsafe_b64decode(key.encode())
-    derived = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=purpose.encode()
-    ).derive(raw)
-    return Fernet(base64.urlsafe_b64encode(derived))
-
-
-@lru_cache(maxsize=64)
-def _multifernet(keys: tuple[str, ...], purpose: str) -> MultiFernet:
-    if not keys:
-        raise DecryptionFailed("no encryption key is configured (TATTLETALE_ENCRYPTION_KEYS)")
-    return MultiFernet([_derive(key, purpose) for key in keys])
-
-
-def _configured_keys() -> tuple[str, ...]:
-    return tuple(current_app.config["TATTLETALE"].encryption_keys)
-
-
-def encrypt(plaintext: str, purpose: str, *, keys: Sequence[str] | None = None) -> str:
-    """Encrypt with the newest key. The result is ASCII, safe for a text column."""
-    fernet = _multifernet(tuple(keys) if keys is not None else _configured_keys(), purpose)
-    return fernet.encrypt(plaintext.encode()).decode("ascii")
-
-
-def decrypt(token: str, purpose: str, *, keys: Sequence[str] | None = None) -> str:
-    fernet = _multifernet(tuple(keys) if keys is not None else _configured_keys(), purpose)
-    try:
-        return fernet.decrypt(token.encode("ascii")).decode()
-    except (InvalidToken, UnicodeError):
-        raise DecryptionFailed(
-            f"a stored {purpose} value cannot be decrypted with any key in "
-            "TATTLETALE_ENCRYPTION_KEYS; was a key removed before "
-            "'flask --app wsgi secrets rotate' re-encrypted everything?"
-        ) from None
-
-
-def rotate(token: str, purpose: str, *, keys: Sequence[str] | None = None) -> str:
-    """The same plaintext, encrypted again with the newest key."""
-    fernet = _multifernet(tuple(keys) if keys is not None else _configured_keys(), purpose)
-    try:
-        return fernet.rotate(token.encode("ascii")).decode("ascii")
-    except (InvalidToken, UnicodeError):
-        raise DecryptionFailed(
-            f"a stored {purpose} value cannot be decrypted with any key in "
-            "TATTLETALE_ENCRYPTION_KEYS, so it cannot be rotated"
-        ) from None
+    counts = {
+        f"{table.name}.{column.name}": rotate_column(table, column)
+        for table, column in encrypted_columns()
+    }
+    record_event("secrets.rotate", object_type="encryption_keys", details=counts)
+    return counts

@@ -1,6 +1,7 @@
-"""What the clip pages and the status JSON show, built from the models.
+"""What the staff clip pages and their status JSON show, built from the models.
 
-URLs are made here, in the web layer; services never know about routes.
+URLs are made here, in the web layer; services never know about routes. The status
+document itself is shared with the API (:mod:`portal.http.presenters`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any
 
 from flask import url_for
 
-from portal.models import Clip, ClipVersion, Job, VersionStatus
-
-POSTER = "poster"
+from portal.http import presenters as shared
+from portal.http.presenters import POSTER
+from portal.models import Clip, ClipVersion, VersionStatus
 
 
 def rendition_url(version: ClipVersion, name: str) -> str:
@@ -70,69 +71,6 @@ def clip_card(clip: Clip) -> ClipCard:
     )
 
 
-def _job(kind: str, job: Job | None, version: int | None = None) -> dict[str, Any] | None:
-    if job is None:
-        return None
-    return {
-        "kind": kind,
-        "version": version,
-        "status": job.status,
-        "progress": round(job.progress, 4),
-        "stage": job.stage,
-        "error": job.error.splitlines()[0] if job.error else "",
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-    }
-
-
-def version_status(version: ClipVersion, media_url=rendition_url) -> dict[str, Any]:
-    names = {r.name for r in version.renditions}
-    return {
-        "id": version.public_id,
-        "number": version.number,
-        "status": version.status,
-        "error": version.error,
-        "approved": version.active_approval is not None,
-        "created_at": version.created_at.isoformat(),
-        "created_by": version.created_by.display_name,
-        "plan": version.plan,
-        "poster_url": media_url(version, POSTER) if POSTER in names else None,
-        "renditions": [
-            {
-                "name": r.name,
-                "role": r.role,
-                "url": media_url(version, r.name),
-                "width": r.width,
-                "height": r.height,
-                "size": r.size,
-                "sha256": r.sha256,
-                "content_type": r.content_type,
-            }
-            for r in version.renditions
-        ],
-    }
-
-
-def clip_status(clip: Clip, proxy_url: str | None, media_url=rendition_url) -> dict[str, Any]:
-    jobs = [
-        _job("ingest", clip.ingest_job),
-        _job("proxy", clip.proxy_job),
-        *(_job("render", v.job, v.number) for v in clip.versions),
-    ]
-    return {
-        "clip": {
-            "id": clip.public_id,
-            "status": clip.status,
-            "rejection_reason": clip.rejection_reason,
-            "filename": clip.original_filename,
-            "sha256": clip.original_sha256,
-            "size": clip.original_size,
-            "duration_s": clip.duration_s,
-            "width": clip.width,
-            "height": clip.height,
-            "frame_rate": clip.frame_rate,
-            "proxy_url": proxy_url,
-        },
-        "jobs": [j for j in jobs if j is not None],
-        "versions": [version_status(v, media_url) for v in clip.versions],
-    }
+def clip_status(clip: Clip, proxy_url: str | None) -> dict[str, Any]:
+    """The clip's status document with the staff pages' media URLs."""
+    return shared.clip_status(clip, proxy_url, media_url=rendition_url)

@@ -1,4 +1,5 @@
-"""Secrets at rest: encrypted columns, purposes kept apart, key rotation by CLI."""
+"""Secrets at rest: encrypted columns, purposes kept apart, key rotation (the service
+and its CLI)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from portal.cli_security import encrypted_columns
+from portal import keyring
 from portal.extensions import db
 from portal.models import AuditEvent, Role, User
 from portal.services import crypto
@@ -22,10 +23,14 @@ def use_keys(app: Flask, *keys: str) -> None:
     app.config["TATTLETALE"] = replace(app.config["TATTLETALE"], encryption_keys=keys)
 
 
-def raw_secret(user: User) -> str:
+def raw_secret_of(user_id: int) -> str:
     return db.session.execute(
-        sa.text("SELECT totp_secret FROM users WHERE id = :id"), {"id": user.id}
+        sa.text("SELECT totp_secret FROM users WHERE id = :id"), {"id": user_id}
     ).scalar_one()
+
+
+def raw_secret(user: User) -> str:
+    return raw_secret_of(user.id)
 
 
 def test_crypto_round_trip_and_no_plaintext_in_the_token(app: Flask) -> None:
@@ -97,10 +102,80 @@ def test_crypto_wrong_key_gives_a_clear_error(
 
 
 def test_crypto_rotation_finds_encrypted_columns_from_the_metadata() -> None:
-    found = {(table.name, column.name) for table, column in encrypted_columns()}
+    found = {(table.name, column.name) for table, column in crypto.encrypted_columns()}
     assert ("users", "totp_secret") in found
 
 
 def test_cli_secrets_generate_key_prints_a_usable_key(app: Flask, cli: FlaskCliRunner) -> None:
     key = cli.invoke(args=["secrets", "generate-key"]).output.strip()
     assert crypto.decrypt(crypto.encrypt("x", "p", keys=[key]), "p", keys=[key]) == "x"
+
+
+def test_crypto_rotate_secrets_moves_values_to_the_newest_key_and_audits(
+    app: Flask, users: dict[Role, User]
+) -> None:
+    use_keys(app, OLD)
+    for role, user in users.items():
+        user.totp_secret = f"SECRET{role.value.upper()}"
+    users[Role.ADMIN].totp_secret = None
+    db.session.commit()
+
+    use_keys(app, NEW, OLD)
+    counts = crypto.rotate_secrets()
+    db.session.commit()
+
+    # Five accounts, one without a secret.
+    assert counts == {"users.totp_secret": 4}
+    stored = raw_secret(users[Role.DETECTIVE])
+    assert crypto.decrypt(stored, "user.totp_secret", keys=[NEW]) == "SECRETDETECTIVE"
+    with pytest.raises(crypto.DecryptionFailed):
+        crypto.decrypt(stored, "user.totp_secret", keys=[OLD])
+    event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "secrets.rotate"))
+    assert event is not None and event.details == {"users.totp_secret": 4}
+
+
+def test_crypto_rotate_secrets_fails_on_an_unknown_key_and_rolls_back_whole(
+    app: Flask, users: dict[Role, User]
+) -> None:
+    use_keys(app, OLD)
+    ordered = sorted(users.values(), key=lambda u: u.id)
+    for user in ordered:
+        user.totp_secret = f"SECRET{user.id}"
+    db.session.commit()
+    ids = [user.id for user in ordered]
+    # The last row (rotated last) holds a value under a key nobody configured.
+    stray = crypto.encrypt("STRAY", "user.totp_secret", keys=[crypto.generate_key()])
+    db.session.execute(
+        sa.text("UPDATE users SET totp_secret = :t WHERE id = :id"), {"t": stray, "id": ids[-1]}
+    )
+    db.session.commit()
+    before = {user_id: raw_secret_of(user_id) for user_id in ids}
+
+    use_keys(app, NEW, OLD)
+    with pytest.raises(crypto.DecryptionFailed, match="cannot be rotated"):
+        crypto.rotate_secrets()
+    db.session.rollback()
+
+    assert {user_id: raw_secret_of(user_id) for user_id in ids} == before
+    assert crypto.decrypt(before[ids[0]], "user.totp_secret", keys=[OLD]) == f"SECRET{ids[0]}"
+    rotations = sa.select(AuditEvent).where(AuditEvent.action == "secrets.rotate")
+    assert db.session.scalar(rotations) is None
+
+
+def test_keyring_without_a_key_source_names_the_missing_wiring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Outside an app the models have no keys; the error says why, not a KeyError.
+    monkeypatch.setattr(keyring, "_key_source", keyring._no_key_source)
+    with pytest.raises(keyring.DecryptionFailed, match="use_key_source"):
+        keyring.encrypt("JBSWY3DPEHPK3PXP", "user.totp_secret")
+
+
+def test_keyring_reads_the_keys_of_the_current_app_at_each_use(app: Flask) -> None:
+    use_keys(app, OLD)
+    token = keyring.encrypt("x", "p")
+    use_keys(app, NEW)
+    assert keyring.configured_keys() == (NEW,)
+    assert keyring.decrypt(keyring.encrypt("x", "p"), "p", keys=[NEW]) == "x"
+    with pytest.raises(keyring.DecryptionFailed):
+        keyring.decrypt(token, "p")
