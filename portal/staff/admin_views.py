@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Response, render_template, request, url_for
 from flask_login import current_user
@@ -79,7 +80,7 @@ def audit_log():
     events = search_events(
         current_user.agency_id, search, before_id=form.before.data, limit=PAGE_SIZE + 1
     )
-    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "before" and v}
     next_url = None
     if len(events) > PAGE_SIZE:
         events = events[:PAGE_SIZE]

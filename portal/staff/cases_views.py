@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -58,7 +60,7 @@ def case_new():
     form = CaseForm()
     _detective_choices(form)
     if form.validate_on_submit():
-        changes = form.to_changes()
+        changes: dict[str, Any] = form.to_changes()
         changes.pop("status")
         try:
             case = create_case(current_user.agency, created_by=current_user, **changes)
