@@ -1,6 +1,7 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
 
 from portal.models.agencies import Agency
+from portal.models.appeals import Appeal, AppealClip, AppealStatus
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
@@ -21,6 +22,9 @@ from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 __all__ = [
     "Agency",
     "ApiToken",
+    "Appeal",
+    "AppealClip",
+    "AppealStatus",
     "Approval",
     "AuditEvent",
     "Base",
