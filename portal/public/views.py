@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-from flask import jsonify, render_template
-from sqlalchemy import text
+from flask import render_template
 
-from portal.extensions import db
 from portal.public import bp
 
 
@@ -11,9 +9,3 @@ from portal.public import bp
 def index():
     # Published appeals arrive with the publishing feature; until then the page says so.
     return render_template("public/index.html", appeals=[])
-
-
-@bp.route("/healthz")
-def health():
-    db.session.execute(text("SELECT 1"))
-    return jsonify(status="ok")
