@@ -52,6 +52,8 @@ class Settings:
     encryption_keys: tuple[str, ...] = ()
     # None: each agency's own setting decides; True/False: overrides every agency.
     require_mfa: bool | None = None
+    # Bearer token Prometheus sends to /metrics; unset, /metrics answers 404.
+    metrics_token: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -224,4 +226,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=(env_map.get("TATTLETALE_LOG_LEVEL") or "INFO").upper(),
         encryption_keys=encryption_keys,
         require_mfa=_optional_bool(env_map, "TATTLETALE_REQUIRE_MFA"),
+        metrics_token=env_map.get("TATTLETALE_METRICS_TOKEN") or None,
     )
