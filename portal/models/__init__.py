@@ -17,6 +17,7 @@ from portal.models.clips import (
 )
 from portal.models.jobs import Job, JobStatus
 from portal.models.security import MfaRecoveryCode, SignInThrottle
+from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
@@ -36,12 +37,16 @@ __all__ = [
     "ClipVersion",
     "Job",
     "JobStatus",
+    "MessageAuthor",
     "MfaRecoveryCode",
     "Outcome",
     "Rendition",
     "Role",
     "SignInThrottle",
     "StaffSession",
+    "Tip",
+    "TipMessage",
+    "TipStatus",
     "Upload",
     "UploadStatus",
     "User",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -15,21 +14,17 @@ from portal.extensions import db
 from portal.models import (
     Agency,
     Appeal,
-    AppealClip,
     AppealStatus,
-    Approval,
     Case,
-    CaseStatus,
     Clip,
     ClipVersion,
-    Rendition,
     Role,
     User,
 )
 from portal.models.base import utcnow
 from portal.services.appeals import publish_appeal, save_appeal, week_start, withdraw_appeal
-from portal.services.cases import create_case
-from portal.services.clips import APPROVAL_CHECKLIST, approve_version, renditions_digest
+from portal.services.clips import APPROVAL_CHECKLIST, approve_version
+from tests.portal.conftest import listed_appeal
 
 
 @pytest.fixture
@@ -59,78 +54,6 @@ def published(draft: Appeal, users: dict[Role, User]) -> Appeal:
     publish_appeal(draft, users[Role.COORDINATOR])
     db.session.commit()
     return draft
-
-
-def listed_appeal(
-    agency: Agency,
-    owner: User,
-    approver: User,
-    *,
-    number: str,
-    title: str,
-    offense: str = "",
-    place: str = "",
-    published_days_ago: float = 0,
-    solved: bool = False,
-    status: AppealStatus = AppealStatus.PUBLISHED,
-) -> Appeal:
-    """A published appeal made of rows only (for listings, which fetch no media)."""
-    case = create_case(
-        agency,
-        number=number,
-        title=title,
-        created_by=owner,
-        offense=offense,
-        location_address=place,
-    )
-    if solved:
-        case.status = CaseStatus.SOLVED.value
-    clip = Clip(case=case, uploaded_by=owner, status="ready", original_key=f"{number}/original")
-    version = ClipVersion(clip=clip, number=1, plan={}, created_by=owner, status="ready")
-    version.renditions = [
-        Rendition(
-            name="web_720",
-            role="video",
-            storage_key=f"{number}/web_720.mp4",
-            content_type="video/mp4",
-            size=10,
-            sha256="a" * 64,
-            width=1280,
-            height=720,
-            duration_s=75.0,
-        ),
-        Rendition(
-            name="poster",
-            role="poster",
-            storage_key=f"{number}/poster.jpg",
-            content_type="image/jpeg",
-            size=10,
-            sha256="b" * 64,
-            width=1280,
-            height=720,
-        ),
-    ]
-    db.session.add_all([clip, version])
-    db.session.flush()
-    db.session.add(
-        Approval(
-            version=version,
-            approved_by=approver,
-            renditions_digest=renditions_digest(version.renditions),
-        )
-    )
-    appeal = Appeal(
-        agency_id=agency.id,
-        case=case,
-        title=title,
-        created_by=owner,
-        status=status.value,
-        published_at=utcnow() - timedelta(days=published_days_ago),
-    )
-    appeal.clips = [AppealClip(version=version, position=0)]
-    db.session.add(appeal)
-    db.session.commit()
-    return appeal
 
 
 def links_of(html: str) -> list[str]:
