@@ -52,6 +52,11 @@ class Settings:
     encryption_keys: tuple[str, ...] = ()
     # None: each agency's own setting decides; True/False: overrides every agency.
     require_mfa: bool | None = None
+    # HMAC key for tip receipts (kept outside the database: a stolen dump alone does
+    # not let anyone test passphrases against the stored hashes).
+    receipt_key: str = ""
+    # Bearer token Prometheus sends to /metrics; unset, /metrics answers 404.
+    metrics_token: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -79,13 +84,13 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
     return value
 
 
-def _development_secret(instance_path: Path) -> str:
+def _development_secret(instance_path: Path, name: str = "secret_key") -> str:
     """Generate the development signing key once and keep it in ``instance/``.
 
     Only for development: a key that survives restarts keeps sessions valid while
     the developer works. Production never gets here (it must be given a key).
     """
-    key_file = instance_path / "secret_key"
+    key_file = instance_path / name
     if key_file.exists():
         return key_file.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
@@ -161,6 +166,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "TATTLETALE_DATABASE_URL",
                 "TATTLETALE_STORAGE_URL",
                 "TATTLETALE_ENCRYPTION_KEYS",
+                "TATTLETALE_RECEIPT_KEY",
             )
             if not env_map.get(name)
         ]
@@ -173,8 +179,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "production needs TATTLETALE_DATABASE_URL to be a PostgreSQL URL "
                 "(postgresql+psycopg://...); SQLite is for one machine in development"
             )
-        if len(env_map["TATTLETALE_SECRET_KEY"]) < 32:
-            raise ConfigError("TATTLETALE_SECRET_KEY must be at least 32 characters")
+        for name in ("TATTLETALE_SECRET_KEY", "TATTLETALE_RECEIPT_KEY"):
+            if len(env_map[name]) < 32:
+                raise ConfigError(f"{name} must be at least 32 characters")
 
     secret_key = env_map.get("TATTLETALE_SECRET_KEY") or ""
     if not secret_key:
@@ -182,6 +189,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             secret_key = secrets.token_urlsafe(48)
         else:
             secret_key = _development_secret(instance_path)
+
+    receipt_key = env_map.get("TATTLETALE_RECEIPT_KEY") or ""
+    if not receipt_key:
+        if env == "testing":
+            receipt_key = secrets.token_urlsafe(48)
+        else:
+            receipt_key = _development_secret(instance_path, "receipt_key")
 
     database_url = env_map.get("TATTLETALE_DATABASE_URL") or (
         f"sqlite:///{instance_path / 'tattletale.db'}"
@@ -224,4 +238,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=(env_map.get("TATTLETALE_LOG_LEVEL") or "INFO").upper(),
         encryption_keys=encryption_keys,
         require_mfa=_optional_bool(env_map, "TATTLETALE_REQUIRE_MFA"),
+        metrics_token=env_map.get("TATTLETALE_METRICS_TOKEN") or None,
+        receipt_key=receipt_key,
     )

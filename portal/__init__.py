@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.extensions import csrf, db, login_manager, migrate
     from portal.http import errors, headers, logs
     from portal.jobs import init_jobs
+    from portal.ops import bp as ops_bp
     from portal.public import bp as public_bp
     from portal.services import crypto
     from portal.staff import bp as staff_bp
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_jobs(app)
 
     app.register_blueprint(public_bp)
+    app.register_blueprint(ops_bp)
     app.register_blueprint(staff_bp, url_prefix="/staff")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API takes bearer tokens, never cookies: no CSRF to forge

@@ -10,7 +10,6 @@ from datetime import timedelta
 import click
 from flask import Flask, current_app
 from sqlalchemy import select
-from werkzeug.serving import run_simple
 
 from portal import cli_security
 from portal.cli_errors import fail as _fail
@@ -290,18 +289,14 @@ def jobs_list(status: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Default: TATTLETALE_PORT or 5000.")
 def serve(host: str, port: int | None) -> None:
-    """Serve the portal with the local job runner (the embedded mode)."""
+    """Serve the portal with gunicorn; in the embedded mode one of its processes also
+    runs the local job runner (see portal/jobs/lease.py)."""
+    from portal.http.server import serve as serve_portal
+
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    settings = app.config["TATTLETALE"]
-    runner = app.extensions["tattletale.runner"]
-    if hasattr(runner, "start"):
-        runner.start()
-    port = port or settings.port
+    port = port or app.config["TATTLETALE"].port
     click.echo(f"Tattletale is serving on http://{host}:{port}/ (staff: /staff/)")
-    # Werkzeug's threaded server is enough for one agency's staff on one machine;
-    # scale-out runs gunicorn (see the README).
-    # run_simple, not app.run: Flask ignores app.run() inside its own CLI.
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    serve_portal(app, host=host, port=port)
 
 
 def init_app(app: Flask) -> None:

@@ -11,8 +11,21 @@ from portal.extensions import db
 from portal.models import ClipVersion, Rendition
 from portal.services.storage import get_store
 
+STAFF_CACHE = "private, no-store"
+# Published media: a CDN or reverse proxy may keep it for a few minutes (a viral
+# appeal's spike), and revalidates by ETag after that; a withdrawn appeal is gone
+# from caches within that time.
+PUBLIC_CACHE = "public, max-age=300"
 
-def serve_object(key: str, content_type: str, *, download_name: str | None = None) -> BaseResponse:
+
+def serve_object(
+    key: str,
+    content_type: str,
+    *,
+    download_name: str | None = None,
+    cache_control: str = STAFF_CACHE,
+    etag: str | None = None,
+) -> BaseResponse:
     """Serve a stored object. Local store: from disk with Range support (video
     seeking). S3: a redirect to a short-lived presigned URL."""
     store = get_store()
@@ -28,6 +41,7 @@ def serve_object(key: str, content_type: str, *, download_name: str | None = Non
             as_attachment=download_name is not None,
             download_name=download_name,
             conditional=True,
+            etag=etag if etag is not None else True,
             max_age=0,
         )
         if disposition:
@@ -37,7 +51,7 @@ def serve_object(key: str, content_type: str, *, download_name: str | None = Non
         if url is None:
             abort(404)
         response = redirect(url)
-    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Cache-Control"] = cache_control
     return response
 
 
@@ -48,3 +62,14 @@ def serve_rendition(version: ClipVersion, name: str) -> BaseResponse:
     if rendition is None:
         abort(404)
     return serve_object(rendition.storage_key, rendition.content_type)
+
+
+def serve_published_rendition(rendition: Rendition) -> BaseResponse:
+    """A rendition of a published appeal, for anyone: cacheable, validated by its
+    SHA-256 (which never changes for a stored rendition)."""
+    return serve_object(
+        rendition.storage_key,
+        rendition.content_type,
+        cache_control=PUBLIC_CACHE,
+        etag=rendition.sha256,
+    )

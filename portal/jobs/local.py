@@ -28,6 +28,8 @@ class LocalRunner:
         self.threads = threads
         self.poll_interval_s = poll_interval_s
         self.worker_prefix = f"local:{socket.gethostname()}:"
+        # Named by the process that runs the jobs, which under a forking server is
+        # not the one that built the app: set again in start().
         self.worker_name = f"{self.worker_prefix}{os.getpid()}"
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._queued: set[int] = set()
@@ -57,6 +59,7 @@ class LocalRunner:
     def start(self) -> None:
         if self.started:
             return
+        self.worker_name = f"{self.worker_prefix}{os.getpid()}"
         with self.app.app_context():
             # Jobs this host's runners were running when their process died. Only
             # one web process per host may use the local runner; scale-out is Celery.

@@ -1,6 +1,7 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
 
 from portal.models.agencies import Agency
+from portal.models.appeals import Appeal, AppealClip, AppealStatus
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
@@ -16,11 +17,15 @@ from portal.models.clips import (
 )
 from portal.models.jobs import Job, JobStatus
 from portal.models.security import MfaRecoveryCode, SignInThrottle
+from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
     "Agency",
     "ApiToken",
+    "Appeal",
+    "AppealClip",
+    "AppealStatus",
     "Approval",
     "AuditEvent",
     "Base",
@@ -32,12 +37,16 @@ __all__ = [
     "ClipVersion",
     "Job",
     "JobStatus",
+    "MessageAuthor",
     "MfaRecoveryCode",
     "Outcome",
     "Rendition",
     "Role",
     "SignInThrottle",
     "StaffSession",
+    "Tip",
+    "TipMessage",
+    "TipStatus",
     "Upload",
     "UploadStatus",
     "User",

@@ -1,19 +1,264 @@
+"""The public site: appeals, agency pages, search, the appeal page, the feed, and
+the published media. Every view here is anonymous: nothing records who asks."""
+
 from __future__ import annotations
 
-from flask import jsonify, render_template
-from sqlalchemy import text
+from datetime import datetime
 
-from portal.extensions import db
+from flask import abort, make_response, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from portal.extensions import csrf, db
+from portal.http.media import serve_published_rendition
+from portal.models import Agency, Appeal, Rendition, Tip
+from portal.models.base import utcnow
 from portal.public import bp
+from portal.public.forms import ReceiptCheckForm, ReplyForm, SearchForm, TipForm
+from portal.services.appeals import (
+    CHANNELS,
+    PublicClip,
+    channel_of,
+    get_public_agency,
+    get_public_appeal,
+    get_public_rendition,
+    list_public_appeals,
+    public_clips,
+)
+from portal.services.errors import NotFound, ValidationFailed
+from portal.services.tips import (
+    TipInput,
+    add_tipster_message,
+    decoy_receipt,
+    open_tip,
+    submit_tip,
+    thread_token,
+    tip_from_thread_token,
+)
+
+# Pages anyone may keep for a minute (a reverse proxy absorbs a spike); a withdrawn
+# appeal leaves caches within that time.
+PAGE_CACHE = "public, max-age=60"
+
+
+def _cacheable(body: str, status: int = 200) -> BaseResponse:
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = PAGE_CACHE
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def _listing(template: str, **context: object) -> BaseResponse:
+    form = SearchForm(request.args)
+    query = form.q.data if form.validate() else ""
+    listing = list_public_appeals(query=query or "", **context)  # type: ignore[arg-type]
+    status = 200 if not form.errors else 400
+    return _cacheable(render_template(template, listing=listing, form=form, **context), status)
 
 
 @bp.route("/")
-def index():
-    # Published appeals arrive with the publishing feature; until then the page says so.
-    return render_template("public/index.html", appeals=[])
+def index() -> BaseResponse:
+    return _listing("public/index.html")
 
 
-@bp.route("/healthz")
-def health():
-    db.session.execute(text("SELECT 1"))
-    return jsonify(status="ok")
+@bp.route("/agencies/<slug>")
+def agency_page(slug: str) -> BaseResponse:
+    try:
+        agency = get_public_agency(slug)
+    except NotFound:
+        abort(404)
+    return _listing("public/agency.html", agency=agency)
+
+
+@bp.route("/appeals/<appeal_id>")
+def appeal_page(appeal_id: str) -> BaseResponse:
+    try:
+        appeal = get_public_appeal(appeal_id)
+    except NotFound:
+        abort(404)
+    via = channel_of(request.args.get("via"))
+    body = render_template(
+        "public/appeal.html",
+        appeal=appeal,
+        clips=public_clips(appeal),
+        via=via,
+        canonical=url_for("public.appeal_page", appeal_id=appeal.public_id, _external=True),
+    )
+    # The page differs by ?via= only in the links it carries onward (the tip form's
+    # channel); caches key on the full URL, so each variant is cached on its own.
+    return _cacheable(body)
+
+
+@bp.route("/appeals.atom")
+def feed() -> BaseResponse:
+    listing = list_public_appeals(limit=50)
+    appeals = [*listing.this_week, *listing.open, *listing.solved]
+    appeals.sort(key=lambda a: a.published_at or a.created_at, reverse=True)
+    response = _cacheable(render_template("public/feed.xml", appeals=appeals))
+    response.mimetype = "application/atom+xml"
+    return response
+
+
+@bp.route("/media/<appeal_id>/<version_id>/<name>")
+def appeal_media(appeal_id: str, version_id: str, name: str) -> BaseResponse:
+    try:
+        rendition = get_public_rendition(appeal_id, version_id, name)
+    except NotFound:
+        abort(404)
+    return serve_published_rendition(rendition)
+
+
+@bp.app_template_global()
+def public_media_url(appeal_id: str, rendition: Rendition) -> str:
+    return url_for(
+        "public.appeal_media",
+        appeal_id=appeal_id,
+        version_id=rendition.version.public_id,
+        name=rendition.name,
+    )
+
+
+@bp.app_template_global()
+def channel_names() -> dict[str, str]:
+    return CHANNELS
+
+
+@bp.app_template_global()
+def appeal_clips(appeal: Appeal) -> list[PublicClip]:
+    return public_clips(appeal)
+
+
+@bp.app_template_global()
+def now_utc() -> datetime:
+    return utcnow()
+
+
+# -- tips --------------------------------------------------------------------------------
+#
+# The tip views are exempt from the app-wide CSRF check on purpose: the form checks
+# its own token, so an expired token re-renders the form with what the tipster typed
+# and a fresh token, instead of an error page that loses it.
+
+
+def _private(body: str, status: int = 200) -> BaseResponse:
+    response = make_response(body, status)
+    # Nothing about a tip is ever kept by a browser's or a proxy's cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _tip_form_page(
+    form: TipForm, *, agency: Agency, appeal: Appeal | None, status: int = 200
+) -> BaseResponse:
+    return _private(
+        render_template("public/tip_form.html", form=form, agency=agency, appeal=appeal), status
+    )
+
+
+def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseResponse:
+    if request.method == "GET":
+        form.via.data = channel_of(request.args.get("via"))
+        return _tip_form_page(form, agency=agency, appeal=appeal)
+    if not form.validate():
+        if form.csrf_token.errors:
+            form.csrf_token.errors = []
+            form.form_errors.append(
+                "This form had expired. What you wrote is still here: please send it again."
+            )
+        return _tip_form_page(form, agency=agency, appeal=appeal, status=400)
+    if form.website.data:
+        # A bot filled in the hidden field: answer like a success, keep nothing.
+        return _private(render_template("public/receipt.html", receipt=decoy_receipt()))
+    try:
+        _, receipt = submit_tip(
+            TipInput(
+                body=form.body.data or "",
+                seen_when=form.seen_when.data or "",
+                name=form.name.data or "",
+                phone=form.phone.data or "",
+                email=form.email.data or "",
+                notify_by_email=bool(form.notify_by_email.data),
+                via=form.via.data or "",
+            ),
+            agency=agency,
+            appeal=appeal,
+        )
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        getattr(form, exc.field or "body", form.body).errors = [exc.message]
+        return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
+    return _private(render_template("public/receipt.html", receipt=receipt))
+
+
+@bp.route("/appeals/<appeal_id>/tip", methods=["GET", "POST"])
+@csrf.exempt
+def appeal_tip(appeal_id: str) -> BaseResponse:
+    try:
+        appeal = get_public_appeal(appeal_id)
+    except NotFound:
+        abort(404)
+    return _take_tip(TipForm(), agency=appeal.agency, appeal=appeal)
+
+
+@bp.route("/agencies/<slug>/tip", methods=["GET", "POST"])
+@csrf.exempt
+def agency_tip(slug: str) -> BaseResponse:
+    try:
+        agency = get_public_agency(slug)
+    except NotFound:
+        abort(404)
+    return _take_tip(TipForm(), agency=agency, appeal=None)
+
+
+def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:
+    form = form or ReplyForm(formdata=None)
+    form.token.data = thread_token(tip)
+    return _private(render_template("public/tip_thread.html", tip=tip, form=form), status)
+
+
+@bp.route("/tips/check", methods=["GET", "POST"])
+@csrf.exempt
+def tip_check() -> BaseResponse:
+    form = ReceiptCheckForm()
+    if request.method == "POST":
+        if form.validate():
+            try:
+                tip = open_tip(form.number.data or "", form.passphrase.data or "")
+            except NotFound as exc:
+                form.form_errors.append(exc.message)
+            else:
+                return _thread_page(tip)
+        elif form.csrf_token.errors:
+            form.csrf_token.errors = []
+            form.form_errors.append("This form had expired. Please enter your receipt again.")
+        return _private(render_template("public/tip_check.html", form=form), 400)
+    return _private(render_template("public/tip_check.html", form=form))
+
+
+@bp.route("/tips/reply", methods=["POST"])
+@csrf.exempt
+def tip_reply() -> BaseResponse:
+    form = ReplyForm()
+    try:
+        tip = tip_from_thread_token(form.token.data or "")
+    except NotFound as exc:
+        check = ReceiptCheckForm(formdata=None)
+        check.form_errors.append(exc.message)
+        return _private(render_template("public/tip_check.html", form=check), 400)
+    if not form.validate():
+        if form.csrf_token.errors:
+            form.csrf_token.errors = []
+            form.form_errors.append(
+                "This form had expired. What you wrote is still here: please send it again."
+            )
+        return _thread_page(tip, form, 400)
+    try:
+        add_tipster_message(tip, form.body.data or "")
+        db.session.commit()
+    except ValidationFailed as exc:
+        db.session.rollback()
+        form.body.errors = [exc.message]
+        return _thread_page(tip, form, 422)
+    db.session.refresh(tip)
+    response = _thread_page(tip, ReplyForm(formdata=None))
+    return response

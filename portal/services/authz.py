@@ -27,6 +27,7 @@ class Permission(enum.StrEnum):
     AUDIT_VIEW = "audit.view"
     JOB_VIEW = "job.view"
     EVIDENCE_DELETE = "evidence.delete"
+    APPEAL_PUBLISH = "appeal.publish"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -54,9 +55,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.SUPERVISOR: frozenset(
-        {Permission.CASE_VIEW, Permission.VERSION_APPROVE, Permission.JOB_VIEW}
+        {
+            Permission.CASE_VIEW,
+            Permission.VERSION_APPROVE,
+            Permission.APPEAL_PUBLISH,
+            Permission.JOB_VIEW,
+        }
     ),
-    Role.COORDINATOR: frozenset({Permission.CASE_VIEW, Permission.SCHEDULE_MANAGE}),
+    Role.COORDINATOR: frozenset(
+        {Permission.CASE_VIEW, Permission.SCHEDULE_MANAGE, Permission.APPEAL_PUBLISH}
+    ),
     Role.ADMIN: frozenset(
         {
             Permission.CASE_VIEW,

@@ -279,6 +279,11 @@ def revoke_approval(version: ClipVersion, user: User, reason: str) -> Approval:
         object_id=version.public_id,
         details={"reason": approval.revoke_reason},
     )
+    # In the same transaction: no moment where the site shows an unapproved version.
+    # (Imported here: appeals build on this module's approval checks.)
+    from portal.services.appeals import withdraw_appeals_showing
+
+    withdraw_appeals_showing(version, user, approval.revoke_reason)
     db.session.commit()
     return approval
 

@@ -53,6 +53,7 @@ def require_sign_in():
 from portal.staff import (  # noqa: E402,F401  (registers the routes)
     account_views,
     admin_views,
+    appeals_views,
     cases_views,
     clips_views,
     views,

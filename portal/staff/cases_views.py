@@ -8,6 +8,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from flask_login import current_user
 
 from portal.extensions import db
+from portal.services.appeals import appeal_of
 from portal.services.authz import Permission, can
 from portal.services.cases import (
     agency_detectives,
@@ -86,6 +87,8 @@ def case_detail(case_id: str):
         clips=[clip_card(c) for c in list_clips(case)],
         can_upload=can(current_user, Permission.CLIP_UPLOAD, case),
         can_edit_case=can(current_user, Permission.CASE_EDIT, case),
+        can_manage_appeal=can(current_user, Permission.APPEAL_PUBLISH, case),
+        appeal=appeal_of(case),
         upload_endpoint=url_for("staff.tus_create"),
         attach_url=url_for("staff.clip_attach", case_id=case.public_id),
         max_upload_bytes=current_app.config["TATTLETALE"].max_upload_bytes,

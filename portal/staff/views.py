@@ -16,7 +16,9 @@ from portal.staff.authz import requires
 from portal.staff.forms import LoginForm, LogoutForm
 
 
-@bp.app_context_processor
+# Staff requests only: building the sign-out form makes a CSRF token, which writes the
+# session, and a public page must set no cookie at all.
+@bp.context_processor
 def inject_staff_helpers():
     granted = permissions_of(current_user) if current_user.is_authenticated else frozenset()
     return {"logout_form": LogoutForm(formdata=None), "granted": granted, "Permission": Permission}

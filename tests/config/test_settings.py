@@ -35,6 +35,7 @@ def test_settings_production_names_every_missing_setting() -> None:
         "TATTLETALE_DATABASE_URL",
         "TATTLETALE_STORAGE_URL",
         "TATTLETALE_ENCRYPTION_KEYS",
+        "TATTLETALE_RECEIPT_KEY",
     ):
         assert name in message
 
@@ -48,6 +49,7 @@ def test_settings_production_refuses_sqlite() -> None:
                 "TATTLETALE_DATABASE_URL": "sqlite:///prod.db",
                 "TATTLETALE_STORAGE_URL": "s3://bucket/media",
                 "TATTLETALE_ENCRYPTION_KEYS": KEY,
+                "TATTLETALE_RECEIPT_KEY": "r" * 40,
             }
         )
 
@@ -61,6 +63,7 @@ def test_settings_production_refuses_short_secret() -> None:
                 "TATTLETALE_DATABASE_URL": "postgresql+psycopg://db/tattletale",
                 "TATTLETALE_STORAGE_URL": "s3://bucket/media",
                 "TATTLETALE_ENCRYPTION_KEYS": KEY,
+                "TATTLETALE_RECEIPT_KEY": "r" * 40,
             }
         )
 
@@ -73,10 +76,26 @@ def test_settings_production_starts_with_everything_set() -> None:
             "TATTLETALE_DATABASE_URL": "postgresql+psycopg://db/tattletale",
             "TATTLETALE_STORAGE_URL": "s3://bucket/media",
             "TATTLETALE_ENCRYPTION_KEYS": KEY,
+            "TATTLETALE_RECEIPT_KEY": "r" * 48,
             "TATTLETALE_BROKER_URL": "redis://127.0.0.1:6379/0",
         }
     )
     assert settings.is_production and settings.uses_celery
+    assert settings.receipt_key == "r" * 48
+
+
+def test_settings_production_refuses_a_short_receipt_key() -> None:
+    with pytest.raises(ConfigError, match="TATTLETALE_RECEIPT_KEY must be at least 32"):
+        load_settings(
+            {
+                "TATTLETALE_ENV": "production",
+                "TATTLETALE_SECRET_KEY": "k" * 48,
+                "TATTLETALE_DATABASE_URL": "postgresql+psycopg://db/tattletale",
+                "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+                "TATTLETALE_ENCRYPTION_KEYS": KEY,
+                "TATTLETALE_RECEIPT_KEY": "short",
+            }
+        )
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,25 @@ from flask.testing import FlaskClient
 
 from portal.extensions import db
 from portal.jobs.execution import due_job_ids, execute_job
-from portal.models import Agency, Case, Clip, Role, Upload, User, UserRole
+from portal.models import (
+    Agency,
+    Appeal,
+    AppealClip,
+    AppealStatus,
+    Approval,
+    Case,
+    CaseStatus,
+    Clip,
+    ClipVersion,
+    Rendition,
+    Role,
+    Upload,
+    User,
+    UserRole,
+)
+from portal.models.base import utcnow
 from portal.services.cases import assign_detective, create_case
-from portal.services.clips import attach_upload
+from portal.services.clips import attach_upload, renditions_digest
 from portal.services.uploads import create_upload, partial_path
 from tests.conftest import TEST_PASSWORD
 
@@ -164,3 +181,78 @@ def ready_clip(users: dict[Role, User], case: Case, sample_clip: Path) -> Clip:
     assert run_jobs() == ["succeeded"] * 3  # ingest, proxy, render version 1
     db.session.refresh(clip)
     return clip
+
+
+# -- appeals -----------------------------------------------------------------------------
+
+
+def listed_appeal(
+    agency: Agency,
+    owner: User,
+    approver: User,
+    *,
+    number: str,
+    title: str,
+    offense: str = "",
+    place: str = "",
+    published_days_ago: float = 0,
+    solved: bool = False,
+    status: AppealStatus = AppealStatus.PUBLISHED,
+) -> Appeal:
+    """A published appeal made of rows only (for listings, which fetch no media)."""
+    case = create_case(
+        agency,
+        number=number,
+        title=title,
+        created_by=owner,
+        offense=offense,
+        location_address=place,
+    )
+    if solved:
+        case.status = CaseStatus.SOLVED.value
+    clip = Clip(case=case, uploaded_by=owner, status="ready", original_key=f"{number}/original")
+    version = ClipVersion(clip=clip, number=1, plan={}, created_by=owner, status="ready")
+    version.renditions = [
+        Rendition(
+            name="web_720",
+            role="video",
+            storage_key=f"{number}/web_720.mp4",
+            content_type="video/mp4",
+            size=10,
+            sha256="a" * 64,
+            width=1280,
+            height=720,
+            duration_s=75.0,
+        ),
+        Rendition(
+            name="poster",
+            role="poster",
+            storage_key=f"{number}/poster.jpg",
+            content_type="image/jpeg",
+            size=10,
+            sha256="b" * 64,
+            width=1280,
+            height=720,
+        ),
+    ]
+    db.session.add_all([clip, version])
+    db.session.flush()
+    db.session.add(
+        Approval(
+            version=version,
+            approved_by=approver,
+            renditions_digest=renditions_digest(version.renditions),
+        )
+    )
+    appeal = Appeal(
+        agency_id=agency.id,
+        case=case,
+        title=title,
+        created_by=owner,
+        status=status.value,
+        published_at=utcnow() - timedelta(days=published_days_ago),
+    )
+    appeal.clips = [AppealClip(version=version, position=0)]
+    db.session.add(appeal)
+    db.session.commit()
+    return appeal

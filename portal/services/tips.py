@@ -1,0 +1,260 @@
+"""Tips from the public: intake, the receipt, and the conversation with the tipster.
+
+The threat this module answers: someone wants to learn who sent a tip (the suspect,
+their friends, a curious insider). So a tip stores only what the tipster typed; its
+contact fields are encrypted at rest; and the tipster comes back with a receipt (a
+random tip number and a passphrase of seven words from the EFF's diceware list,
+about 90 bits) that is stored only as an HMAC under a key kept outside the
+database. With that much entropy a slow password hash would add nothing but cap
+tip intake at a few per second.
+
+Services flush; the request that called them commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Agency, Appeal, MessageAuthor, Tip, TipMessage, User
+from portal.models.base import utcnow
+from portal.services.appeals import channel_of
+from portal.services.audit import record_event
+from portal.services.authz import Permission, can
+from portal.services.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.services.text import clean_text
+
+PASSPHRASE_WORDS = 7
+# Crockford's base 32 without I, L, O, U: nothing to misread when copied by hand.
+NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+NUMBER_LENGTH = 10  # 50 bits: numbers are not guessable either
+MAX_TIP_CHARS = 10_000
+MAX_MESSAGE_CHARS = 5_000
+# A reply form stays valid this long after the receipt was checked.
+THREAD_TOKEN_MAX_AGE_S = 3600
+_PHONE = re.compile(r"^\+?[0-9 ().\-]{5,30}$")
+WRONG_RECEIPT = "That tip number and passphrase do not match a tip. Check them and try again."
+
+
+@cache
+def wordlist() -> tuple[str, ...]:
+    """The EFF long wordlist (7,776 words, designed for diceware), from xkcdpass."""
+    text = files("xkcdpass").joinpath("static/eff-long").read_text(encoding="utf-8")
+    words = tuple(line.strip() for line in text.splitlines() if line.strip())
+    assert len(set(words)) == 7776, "the EFF long wordlist must hold 7,776 distinct words"
+    return words
+
+
+def new_passphrase() -> str:
+    words = wordlist()
+    return " ".join(secrets.choice(words) for _ in range(PASSPHRASE_WORDS))
+
+
+def new_tip_number() -> str:
+    body = "".join(secrets.choice(NUMBER_ALPHABET) for _ in range(NUMBER_LENGTH))
+    return f"T-{body[:5]}-{body[5:]}"
+
+
+def normalize_number(value: str) -> str:
+    compact = re.sub(r"[\s\-]", "", (value or "").upper()).removeprefix("T")
+    compact = compact.translate(str.maketrans("OIL", "011"))
+    if len(compact) != NUMBER_LENGTH or any(ch not in NUMBER_ALPHABET for ch in compact):
+        return ""
+    return f"T-{compact[:5]}-{compact[5:]}"
+
+
+def normalize_passphrase(value: str) -> str:
+    """Forgiving about how it was written down: case, spaces, hyphens, dots."""
+    return " ".join(re.split(r"[\s\-.,_]+", (value or "").strip().lower())).strip()
+
+
+def receipt_hash(number: str, passphrase: str) -> str:
+    key = current_app.config["TATTLETALE"].receipt_key.encode()
+    message = f"{number}\n{normalize_passphrase(passphrase)}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    number: str
+    passphrase: str
+
+
+@dataclass(frozen=True)
+class TipInput:
+    body: str
+    seen_when: str = ""
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+    notify_by_email: bool = False
+    via: str = ""
+
+
+def _clean_contact(data: TipInput) -> tuple[str, str, str]:
+    name = clean_text(data.name, field="name", max_length=200)
+    phone = clean_text(data.phone, field="phone", max_length=30)
+    if phone and not _PHONE.match(phone):
+        raise ValidationFailed(
+            "Give the phone number with digits only (spaces, +, - and brackets are fine).",
+            field="phone",
+        )
+    email = clean_text(data.email, field="email", max_length=254)
+    if email:
+        try:
+            email = validate_email(email, check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise ValidationFailed("That e-mail address is not valid.", field="email") from None
+    if data.notify_by_email and not email:
+        raise ValidationFailed(
+            "Give an e-mail address to be told when a reply waits.", field="email"
+        )
+    return name, phone, email
+
+
+def submit_tip(
+    data: TipInput, *, agency: Agency, appeal: Appeal | None = None
+) -> tuple[Tip, Receipt]:
+    """Accept a tip. The receipt's passphrase is returned once and never stored."""
+    body = clean_text(
+        data.body,
+        field="body",
+        max_length=MAX_TIP_CHARS,
+        multiline=True,
+        required=True,
+        label="What you know",
+    )
+    seen_when = clean_text(data.seen_when, field="seen_when", max_length=200)
+    name, phone, email = _clean_contact(data)
+    if appeal is not None and appeal.agency_id != agency.id:
+        raise ValidationFailed("This appeal belongs to another agency.", field="appeal")
+    number = new_tip_number()
+    while db.session.scalar(select(Tip.id).where(Tip.number == number)) is not None:
+        number = new_tip_number()  # 50 bits: practically never
+    passphrase = new_passphrase()
+    tip = Tip(
+        number=number,
+        agency_id=agency.id,
+        appeal_id=appeal.id if appeal is not None else None,
+        case_id=appeal.case_id if appeal is not None else None,
+        channel=channel_of(data.via),
+        body=body,
+        seen_when=seen_when,
+        contact_name=name or None,
+        contact_phone=phone or None,
+        contact_email=email or None,
+        notify_by_email=bool(email) and data.notify_by_email,
+        receipt_hash=receipt_hash(number, passphrase),
+    )
+    db.session.add(tip)
+    db.session.flush()
+    return tip, Receipt(number=number, passphrase=passphrase)
+
+
+def decoy_receipt() -> Receipt:
+    """What a bot that filled the honeypot is shown: a receipt that opens nothing."""
+    return Receipt(number=new_tip_number(), passphrase=new_passphrase())
+
+
+# A hash to compare against when the number matches no tip, so a wrong number costs
+# the same work and answers the same as a wrong passphrase.
+_NO_TIP_HASH = "0" * 64
+
+
+def open_tip(number: str, passphrase: str) -> Tip:
+    """The tip this receipt belongs to, or NotFound with one message for every way
+    of being wrong (unknown number, wrong passphrase, malformed input)."""
+    normalized = normalize_number(number)
+    tip = db.session.scalar(select(Tip).where(Tip.number == normalized)) if normalized else None
+    expected = tip.receipt_hash if tip is not None else _NO_TIP_HASH
+    given = receipt_hash(normalized or "T-invalid", passphrase)
+    if not hmac.compare_digest(expected, given) or tip is None:
+        raise NotFound(WRONG_RECEIPT)
+    return tip
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="tip-thread")
+
+
+def thread_token(tip: Tip) -> str:
+    """What the reply form carries instead of the passphrase: signed, expiring, and
+    naming only the tip."""
+    return _serializer().dumps(tip.public_id)
+
+
+def tip_from_thread_token(token: str) -> Tip:
+    try:
+        public_id = _serializer().loads(token, max_age=THREAD_TOKEN_MAX_AGE_S)
+    except BadSignature:
+        raise NotFound(
+            "This page has expired. Open your tip again with its number and passphrase."
+        ) from None
+    tip = db.session.scalar(select(Tip).where(Tip.public_id == public_id))
+    if tip is None:
+        raise NotFound(WRONG_RECEIPT)
+    return tip
+
+
+def add_tipster_message(tip: Tip, body: str) -> TipMessage:
+    body = clean_text(
+        body,
+        field="body",
+        max_length=MAX_MESSAGE_CHARS,
+        multiline=True,
+        required=True,
+        label="Your message",
+    )
+    message = TipMessage(tip=tip, author=MessageAuthor.TIPSTER.value, body=body)
+    tip.last_tipster_message_at = utcnow()
+    db.session.add(message)
+    db.session.flush()
+    return message
+
+
+def may_handle(user: User, tip: Tip) -> bool:
+    """Detectives of the tip's case (or supervisors of its agency); a general tip,
+    tied to no case, to the agency's supervisors and detectives."""
+    if tip.case is not None:
+        return can(user, Permission.TIP_TRIAGE, tip.case) or (
+            can(user, Permission.VERSION_APPROVE, tip.case)
+        )
+    return user.agency_id == tip.agency_id and can(user, Permission.TIP_TRIAGE)
+
+
+def add_staff_message(tip: Tip, user: User, body: str) -> TipMessage:
+    if not may_handle(user, tip):
+        raise PermissionDenied("You may not write to this tipster.")
+    body = clean_text(
+        body,
+        field="body",
+        max_length=MAX_MESSAGE_CHARS,
+        multiline=True,
+        required=True,
+        label="Message",
+    )
+    message = TipMessage(
+        tip=tip, author=MessageAuthor.STAFF.value, author_user_id=user.id, body=body
+    )
+    tip.last_staff_message_at = utcnow()
+    db.session.add(message)
+    db.session.flush()
+    record_event(
+        "tip.message",
+        actor=user,
+        object_type="tip",
+        object_id=tip.public_id,
+        details={"length": len(body)},
+    )
+    return message
