@@ -8,9 +8,11 @@ OpenAPI document from them. Errors are RFC 9457 problem documents.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any, NoReturn
 
 import flask_smorest
+from apispec import BasePlugin
 from flask import Flask, g, request
 from marshmallow import ValidationError
 from webargs import core
@@ -99,6 +101,15 @@ class ApiParser(FlaskParser):
         raise ValidationFailed(message, field=field)
 
 
+class SchemaExtras(BasePlugin):
+    """apispec plugin: a schema's ``OPENAPI_EXTRA`` (JSON Schema keywords that
+    marshmallow fields cannot express) goes into its component."""
+
+    def schema_helper(self, name: str, definition: dict[str, Any], **kwargs: Any) -> Any:
+        schema = kwargs.get("schema")
+        return deepcopy(getattr(schema, "OPENAPI_EXTRA", None))
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ApiParser()
 
@@ -143,6 +154,7 @@ def init_api(app: Flask) -> Api:
         app,
         spec_kwargs={
             "servers": [{"url": API_PREFIX}],
+            "extra_plugins": [SchemaExtras()],
             "security": [{"bearer": []}],
         },
     )

@@ -176,11 +176,16 @@ def _case_fields(*, creating: bool) -> dict[str, fields.Field]:
         "longitude": Number(allow_none=True, validate=validate.Range(-180, 180)),
         "public_summary": Text(max_length=4000, multiline=True),
         "internal_notes": Text(max_length=20000, multiline=True),
-        "status": fields.String(validate=validate.OneOf(STATUSES)),
+        # A new case is open; a client may say so, but not open it as solved.
+        "status": fields.String(validate=validate.OneOf(["open"] if creating else STATUSES)),
     }
 
 
 class _CaseInput(Strict):
+    #: Added to the schema's JSON Schema (see portal.api.SchemaExtras): the rule of
+    #: coordinates_together, so that the document refuses what the validation refuses.
+    OPENAPI_EXTRA = {"dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]}}
+
     @ma.validates_schema
     def coordinates_together(self, data: dict[str, Any], **kwargs: Any) -> None:
         if ("latitude" in data) != ("longitude" in data):
