@@ -33,6 +33,7 @@ def _token_json(token: ApiToken) -> dict[str, Any]:
 
 
 @bp.route("/tokens")
+@bp.doc(operationId="listTokens")
 @bp.response(200, TokenListSchema, description="The tokens (their secrets are never stored).")
 def list_tokens():
     """The caller's own API tokens, with scopes, expiry and last use."""
@@ -40,6 +41,7 @@ def list_tokens():
 
 
 @bp.route("/audit/verify")
+@bp.doc(operationId="verifyAuditChain")
 @api_requires(Permission.AUDIT_VIEW)
 @bp.response(200, AuditChainSchema, description="The chain's state.")
 def audit_verify():

@@ -74,6 +74,7 @@ def _case_json(case: Case) -> dict[str, Any]:
 
 
 @bp.route("/cases", methods=["POST"])
+@bp.doc(operationId="createCase")
 @api_requires(Permission.CASE_CREATE)
 @bp.arguments(CaseCreateSchema)
 @bp.response(201, CaseSchema, headers={"Location": {"schema": {"type": "string"}}})
@@ -87,6 +88,7 @@ def post_case(fields: dict[str, Any]):
 
 
 @bp.route("/cases", methods=["GET"])
+@bp.doc(operationId="listCases")
 @api_requires(Permission.CASE_VIEW)
 @bp.arguments(CaseQuerySchema, location="query")
 @bp.response(200, CaseListSchema, description="One page of cases, newest first.")
@@ -103,6 +105,7 @@ def get_cases(query: dict[str, Any]):
 
 
 @bp.route("/cases/<id:case_id>", methods=["GET"])
+@bp.doc(operationId="getCase")
 @api_requires(Permission.CASE_VIEW)
 @bp.response(200, CaseDetailSchema)
 @problems(404)
@@ -118,6 +121,7 @@ def get_case(case_id: str):
 
 
 @bp.route("/cases/<id:case_id>", methods=["PATCH"])
+@bp.doc(operationId="updateCase")
 @api_requires(Permission.CASE_EDIT)
 @json_body(CaseUpdateSchema)
 @bp.response(200, CaseSchema)
@@ -135,6 +139,7 @@ def patch_case(read: Body, case_id: str):
 
 
 @bp.route("/uploads", methods=["OPTIONS"], endpoint="tus_options")
+@bp.doc(operationId="tusOptions")
 @bp.response(204, description="The tus versions, extensions and size limit, in headers.")
 def api_tus_options():
     """tus 1.0 discovery."""
@@ -144,6 +149,7 @@ def api_tus_options():
 @bp.route("/uploads", methods=["POST"], endpoint="tus_create")
 @api_requires(Permission.CLIP_UPLOAD)
 @bp.doc(
+    operationId="createUpload",
     parameters=[
         *tus_headers(),
         {
@@ -158,7 +164,7 @@ def api_tus_options():
             "schema": {"type": "string", "maxLength": 4096},
             "description": "Comma-separated `key base64(value)`; keys filename, filetype, case.",
         },
-    ]
+    ],
 )
 @bp.response(201, description="Created; Location names the upload.")
 @problems(404, 412, 413, 422)
@@ -168,6 +174,7 @@ def api_tus_create():
 
 
 @bp.route("/uploads/<id:upload_id>", methods=["HEAD"], endpoint="tus_offset")
+@bp.doc(operationId="getUploadOffset")
 @api_requires(Permission.CLIP_UPLOAD)
 @bp.response(200, description="Upload-Offset and Upload-Length, in headers.")
 @problems(404, 410)
@@ -179,6 +186,7 @@ def api_tus_offset(upload_id: str):
 @bp.route("/uploads/<id:upload_id>", methods=["PATCH"], endpoint="tus_upload")
 @api_requires(Permission.CLIP_UPLOAD)
 @bp.doc(
+    operationId="appendUpload",
     parameters=[
         *tus_headers(),
         {
@@ -200,7 +208,7 @@ def api_tus_append(upload_id: str):
 
 @bp.route("/uploads/<id:upload_id>", methods=["DELETE"], endpoint="tus_cancel")
 @api_requires(Permission.CLIP_UPLOAD)
-@bp.doc(parameters=tus_headers())
+@bp.doc(operationId="cancelUpload", parameters=tus_headers())
 @bp.response(204, description="Cancelled; its bytes are gone.")
 @problems(404, 409, 410, 412)
 def api_tus_cancel(upload_id: str):
@@ -225,6 +233,7 @@ def _clip_json(clip: Clip) -> dict[str, Any]:
 @bp.route("/cases/<id:case_id>/clips", methods=["POST"])
 @api_requires(Permission.CLIP_UPLOAD)
 @bp.doc(
+    operationId="createClip",
     requestBody={
         "required": True,
         "description": "A finished tus upload's id, or a small file as multipart `file`.",
@@ -232,7 +241,7 @@ def _clip_json(clip: Clip) -> dict[str, Any]:
             "application/json": {"schema": ClipAttachSchema},
             "multipart/form-data": {"schema": ClipFileSchema},
         },
-    }
+    },
 )
 @bp.response(
     201,
@@ -258,6 +267,7 @@ def post_clip(case_id: str):
 
 
 @bp.route("/clips/<id:clip_id>", methods=["GET"])
+@bp.doc(operationId="getClip")
 @api_requires(Permission.CASE_VIEW)
 @bp.response(200, ClipStatusSchema, description="Status, probe, jobs and versions.")
 @problems(404)
@@ -269,10 +279,11 @@ def get_clip(clip_id: str):
 @bp.route("/versions/<id:version_id>/renditions/<id:name>", methods=["GET"])
 @api_requires(Permission.CASE_VIEW)
 @bp.doc(
+    operationId="getRendition",
     responses={
         "200": binary("*/*", "The file (Range supported)."),
         "206": binary("*/*", "The requested range."),
-    }
+    },
 )
 @problems(404, 416)
 def get_rendition(version_id: str, name: str):
@@ -281,6 +292,7 @@ def get_rendition(version_id: str, name: str):
 
 
 @bp.route("/clips/<id:clip_id>/versions", methods=["POST"])
+@bp.doc(operationId="createVersion")
 @api_requires(Permission.CLIP_EDIT)
 @json_body(VersionCreateSchema)
 @bp.response(201, VersionCreatedSchema, description="The new version, queued.")
@@ -299,6 +311,7 @@ def post_version(read: Body, clip_id: str):
 
 
 @bp.route("/versions/<id:version_id>/approval", methods=["POST"])
+@bp.doc(operationId="approveVersion")
 @api_requires(Permission.VERSION_APPROVE)
 @json_body(ApprovalCreateSchema)
 @bp.response(201, ApprovalSchema, description="Approved for release.")
@@ -316,6 +329,7 @@ def post_approval(read: Body, version_id: str):
 
 
 @bp.route("/versions/<id:version_id>/approval", methods=["DELETE"])
+@bp.doc(operationId="revokeApproval")
 @api_requires(Permission.VERSION_APPROVE)
 @json_body(RevocationSchema)
 @bp.response(204, description="Revoked.")

@@ -55,7 +55,7 @@ def build_openapi() -> dict[str, Any]:
 
 
 @bp.route("/openapi.json")
-@bp.doc(security=[])
+@bp.doc(operationId="getOpenApi", security=[])
 @bp.response(200, description="This document (OpenAPI 3.1).")
 def openapi():
     """This document."""
@@ -63,6 +63,7 @@ def openapi():
 
 
 @bp.route("/me")
+@bp.doc(operationId="getMe")
 @bp.response(200, MeSchema, description="The account the token belongs to.")
 def me():
     """The caller's account."""

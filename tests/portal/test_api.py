@@ -199,3 +199,30 @@ def test_api_openapi_document_describes_tus_and_multipart_bodies(client: FlaskCl
     clip = paths["/cases/{case_id}/clips"]["post"]["requestBody"]["content"]
     assert set(clip) == {"application/json", "multipart/form-data"}
     assert clip["multipart/form-data"]["schema"] == {"$ref": "#/components/schemas/ClipFile"}
+
+
+def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) -> None:
+    """Generated clients name their methods after these: they must not change."""
+    document = client.get("/api/v1/openapi.json").json
+    ids = {(method, path): op.get("operationId") for path, method, op in operations(document)}
+    assert ids == {
+        ("get", "/me"): "getMe",
+        ("get", "/tokens"): "listTokens",
+        ("get", "/audit/verify"): "verifyAuditChain",
+        ("get", "/openapi.json"): "getOpenApi",
+        ("post", "/cases"): "createCase",
+        ("get", "/cases"): "listCases",
+        ("get", "/cases/{case_id}"): "getCase",
+        ("patch", "/cases/{case_id}"): "updateCase",
+        ("options", "/uploads"): "tusOptions",
+        ("post", "/uploads"): "createUpload",
+        ("head", "/uploads/{upload_id}"): "getUploadOffset",
+        ("patch", "/uploads/{upload_id}"): "appendUpload",
+        ("delete", "/uploads/{upload_id}"): "cancelUpload",
+        ("post", "/cases/{case_id}/clips"): "createClip",
+        ("get", "/clips/{clip_id}"): "getClip",
+        ("post", "/clips/{clip_id}/versions"): "createVersion",
+        ("get", "/versions/{version_id}/renditions/{name}"): "getRendition",
+        ("post", "/versions/{version_id}/approval"): "approveVersion",
+        ("delete", "/versions/{version_id}/approval"): "revokeApproval",
+    }
