@@ -171,6 +171,9 @@ def init_api(app: Flask) -> Api:
         },
     )
     api.register_blueprint(bp, url_prefix=API_PREFIX)
+    # flask-smorest's 'flask openapi' commands print the raw spec, without what
+    # views.build_openapi adds (relative paths, permissions): one document only.
+    app.cli.commands.pop("openapi", None)
     return api
 
 

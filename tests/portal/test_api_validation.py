@@ -322,3 +322,7 @@ def test_api_wrong_method_is_405_with_allow(app: Flask, client: FlaskClient) -> 
         assert response.status_code == 405
         assert response.mimetype == "application/problem+json"
         assert set(response.headers["Allow"].split(", ")) == allowed
+    # The staff pages answer 405 with Allow too, on their HTML error page.
+    response = client.put("/staff/login")
+    assert response.status_code == 405 and response.mimetype == "text/html"
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
