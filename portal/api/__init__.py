@@ -96,8 +96,8 @@ class ApiParser(FlaskParser):
             if location in ("json", "query", "files", "form"):
                 messages = inner
         field, message = _first_error(messages)
-        if message == "Invalid input type.":
-            message = "The body must be a JSON object."
+        if message == "Invalid input type.":  # marshmallow's words for "not an object"
+            message = "The body must be a JSON object." if field == "body" else "Must be an object."
         raise ValidationFailed(message, field=field)
 
 

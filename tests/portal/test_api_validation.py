@@ -236,6 +236,19 @@ def test_api_lone_surrogate_in_a_field_is_422(
     assert case.public_summary == ""
 
 
+@pytest.mark.parametrize("plan", [[], "trim", 3, True])
+def test_api_nested_object_of_the_wrong_type_is_422_naming_it(
+    client: FlaskClient, users: dict[Role, User], version: ClipVersion, plan: object
+) -> None:
+    response = client.post(
+        f"/api/v1/clips/{version.clip.public_id}/versions",
+        json={"plan": plan},
+        headers=bearer(users[Role.OFFICER]),
+    )
+    assert_problem(response, 422, "plan")
+    assert response.json["title"] == "Must be an object."
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
