@@ -12,6 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app. Only wiring: no migrations, no network, no threads started."""
     from portal import cli
     from portal.api import bp as api_bp
+    from portal.api import init_api
     from portal.extensions import csrf, db, login_manager, migrate
     from portal.http import errors, headers, logs
     from portal.jobs import init_jobs
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(public_bp)
     app.register_blueprint(ops_bp)
     app.register_blueprint(staff_bp, url_prefix="/staff")
-    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    init_api(app)  # the API blueprint, at /api/v1, with its OpenAPI document
     csrf.exempt(api_bp)  # the API takes bearer tokens, never cookies: no CSRF to forge
 
     headers.init_app(app)

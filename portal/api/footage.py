@@ -1,15 +1,33 @@
 """API operations on cases, uploads, clips, versions and approvals. They call the
-same services as the staff pages; errors are problem+json with the offending field."""
+same services as the staff pages; each declares its body and answers with the schemas
+of :mod:`portal.api.schemas`, and errors are problem+json with the offending field."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-from flask import Response, g, jsonify, request, url_for
+from flask import Response, g, request, url_for
 
 from portal.api import bp
 from portal.api.authz import api_requires
+from portal.api.docs import binary, json_body, problems, tus_headers
+from portal.api.schemas import (
+    ApprovalCreateSchema,
+    ApprovalSchema,
+    CaseCreateSchema,
+    CaseDetailSchema,
+    CaseListSchema,
+    CaseQuerySchema,
+    CaseSchema,
+    CaseUpdateSchema,
+    ClipAttachSchema,
+    ClipFileSchema,
+    ClipStatusSchema,
+    RevocationSchema,
+    VersionCreatedSchema,
+    VersionCreateSchema,
+)
 from portal.extensions import db
 from portal.http import tus
 from portal.http.media import serve_rendition
@@ -19,7 +37,6 @@ from portal.services.agencies import watermark_reference
 from portal.services.authz import Permission
 from portal.services.cases import create_case, get_case_for, list_cases, update_case
 from portal.services.clips import (
-    APPROVAL_CHECKLIST,
     approve_version,
     attach_upload,
     create_version,
@@ -29,76 +46,13 @@ from portal.services.clips import (
     plan_from_request,
     revoke_approval,
 )
-from portal.services.errors import ValidationFailed
 from portal.services.uploads import upload_from_stream
 
-CASE_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "number": str,
-    "title": str,
-    "offense": str,
-    "occurred_at": str,
-    "location_address": str,
-    "latitude": (int, float),
-    "longitude": (int, float),
-    "public_summary": str,
-    "internal_notes": str,
-    "status": str,
-}
-MAX_TEXT = {
-    "number": 64,
-    "title": 200,
-    "offense": 120,
-    "location_address": 300,
-    "public_summary": 4000,
-    "internal_notes": 20000,
-}
+Body = Callable[[], dict[str, Any]]
 
 
 def _user():
     return g.api_user
-
-
-def _json_object() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object.", field="body")
-    return data
-
-
-def _case_fields(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    """Type-check case fields from a client; the service checks the meaning."""
-    fields: dict[str, Any] = {}
-    for name, value in data.items():
-        if name not in CASE_FIELDS:
-            raise ValidationFailed(f"Unknown field {name!r}.", field=name)
-        expected = CASE_FIELDS[name]
-        if value is None and name in ("occurred_at", "latitude", "longitude"):
-            fields[name] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, expected):
-            raise ValidationFailed("has the wrong type", field=name)
-        if isinstance(value, str) and len(value) > MAX_TEXT.get(name, 100):
-            raise ValidationFailed(
-                f"is longer than {MAX_TEXT.get(name, 100)} characters", field=name
-            )
-        if name == "occurred_at":
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValidationFailed("must be an ISO 8601 date and time", field=name) from None
-            value = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
-        if name == "latitude" and not -90 <= value <= 90:
-            raise ValidationFailed("must be between -90 and 90", field=name)
-        if name == "longitude" and not -180 <= value <= 180:
-            raise ValidationFailed("must be between -180 and 180", field=name)
-        fields[name] = value
-    if not partial:
-        for required in ("number", "title"):
-            if required not in fields:
-                raise ValidationFailed("is required", field=required)
-    if ("latitude" in fields) != ("longitude" in fields):
-        raise ValidationFailed("give latitude and longitude together", field="longitude")
-    return fields
 
 
 def _case_json(case: Case) -> dict[str, Any]:
@@ -107,7 +61,7 @@ def _case_json(case: Case) -> dict[str, Any]:
         "number": case.number,
         "title": case.title,
         "offense": case.offense,
-        "occurred_at": case.occurred_at.isoformat() if case.occurred_at else None,
+        "occurred_at": case.occurred_at,
         "location_address": case.location_address,
         "latitude": case.latitude,
         "longitude": case.longitude,
@@ -115,85 +69,151 @@ def _case_json(case: Case) -> dict[str, Any]:
         "internal_notes": case.internal_notes,
         "status": case.status,
         "detectives": [d.public_id for d in case.detectives],
-        "created_at": case.created_at.isoformat(),
+        "created_at": case.created_at,
     }
 
 
 @bp.route("/cases", methods=["POST"])
+@bp.doc(operationId="createCase")
 @api_requires(Permission.CASE_CREATE)
-def post_case():
-    fields = _case_fields(_json_object(), partial=False)
-    if fields.pop("status", "open") != "open":
-        raise ValidationFailed("A new case is open.", field="status")
+@bp.arguments(CaseCreateSchema)
+@bp.response(201, CaseSchema, headers={"Location": {"schema": {"type": "string"}}})
+@problems(400, 409)
+def post_case(fields: dict[str, Any]):
+    """Open a case."""
+    fields.pop("status", None)  # the schema allows only "open", which a new case is
     case = create_case(_user().agency, created_by=_user(), **fields)
     db.session.commit()
-    response = jsonify(_case_json(case))
-    response.status_code = 201
-    response.headers["Location"] = url_for("api.get_case", case_id=case.public_id)
-    return response
+    return _case_json(case), 201, {"Location": url_for("api.get_case", case_id=case.public_id)}
 
 
 @bp.route("/cases", methods=["GET"])
+@bp.doc(operationId="listCases")
 @api_requires(Permission.CASE_VIEW)
-def get_cases():
-    try:
-        limit = int(request.args.get("limit", "25"))
-    except ValueError:
-        raise ValidationFailed("must be a whole number", field="limit") from None
-    if not 1 <= limit <= 100:
-        raise ValidationFailed("must be between 1 and 100", field="limit")
+@bp.arguments(CaseQuerySchema, location="query")
+@bp.response(200, CaseListSchema, description="One page of cases, newest first.")
+def get_cases(query: dict[str, Any]):
+    """The cases the caller may see."""
     page = list_cases(
         _user(),
-        status=request.args.get("status") or None,
-        search=request.args.get("q", "")[:100],
-        after=request.args.get("after") or None,
-        limit=limit,
+        status=query.get("status") or None,
+        search=query["q"],
+        after=query.get("after") or None,
+        limit=query["limit"],
     )
-    return jsonify(cases=[_case_json(c) for c in page.cases], next=page.next_cursor)
+    return {"cases": [_case_json(c) for c in page.cases], "next": page.next_cursor}
 
 
-@bp.route("/cases/<case_id>", methods=["GET"])
+@bp.route("/cases/<id:case_id>", methods=["GET"])
+@bp.doc(operationId="getCase")
 @api_requires(Permission.CASE_VIEW)
+@bp.response(200, CaseDetailSchema)
+@problems(404)
 def get_case(case_id: str):
+    """A case with its clips."""
     case = get_case_for(_user(), case_id)
     body = _case_json(case)
     body["clips"] = [
         {"id": c.public_id, "status": c.status, "url": url_for("api.get_clip", clip_id=c.public_id)}
         for c in list_clips(case)
     ]
-    return jsonify(body)
+    return body
 
 
-@bp.route("/cases/<case_id>", methods=["PATCH"])
+@bp.route("/cases/<id:case_id>", methods=["PATCH"])
+@bp.doc(operationId="updateCase")
 @api_requires(Permission.CASE_EDIT)
-def patch_case(case_id: str):
+@json_body(CaseUpdateSchema)
+@bp.response(200, CaseSchema)
+@problems(400, 404, 409)
+def patch_case(read: Body, case_id: str):
+    """Change some of a case's fields."""
     case = get_case_for(_user(), case_id)
-    update_case(case, _user(), _case_fields(_json_object(), partial=True))
-    return jsonify(_case_json(case))
+    update_case(case, _user(), read())
+    return _case_json(case)
 
 
 # -- uploads (tus) --------------------------------------------------------------------
+# The tus protocol (portal/http/tus.py) reads its headers itself; these declarations
+# document them.
 
 
 @bp.route("/uploads", methods=["OPTIONS"], endpoint="tus_options")
+@bp.doc(operationId="tusOptions")
+@bp.response(204, description="The tus versions, extensions and size limit, in headers.")
 def api_tus_options():
+    """tus 1.0 discovery."""
     return tus.options()
 
 
 @bp.route("/uploads", methods=["POST"], endpoint="tus_create")
 @api_requires(Permission.CLIP_UPLOAD)
+@bp.doc(
+    operationId="createUpload",
+    parameters=[
+        *tus_headers(),
+        {
+            "name": "Upload-Length",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        },
+        {
+            "name": "Upload-Metadata",
+            "in": "header",
+            "schema": {"type": "string", "maxLength": 4096},
+            "description": "Comma-separated `key base64(value)`; keys filename, filetype, case.",
+        },
+    ],
+)
+@bp.response(201, description="Created; Location names the upload.")
+@problems(404, 412, 413, 422)
 def api_tus_create():
+    """tus 1.0 creation."""
     return tus.create(_user(), "api.tus_upload")
 
 
-@bp.route("/uploads/<upload_id>", methods=["HEAD", "PATCH", "DELETE"], endpoint="tus_upload")
+@bp.route("/uploads/<id:upload_id>", methods=["HEAD"], endpoint="tus_offset")
+@bp.doc(operationId="getUploadOffset")
 @api_requires(Permission.CLIP_UPLOAD)
-def api_tus_upload(upload_id: str):
-    if request.method == "PATCH":
-        return tus.patch(_user(), upload_id)
-    if request.method == "DELETE":
-        return tus.delete(_user(), upload_id)
+@bp.response(200, description="Upload-Offset and Upload-Length, in headers.")
+@problems(404, 410)
+def api_tus_offset(upload_id: str):
+    """How much of the upload has arrived."""
     return tus.head(_user(), upload_id)
+
+
+@bp.route("/uploads/<id:upload_id>", methods=["PATCH"], endpoint="tus_upload")
+@api_requires(Permission.CLIP_UPLOAD)
+@bp.doc(
+    operationId="appendUpload",
+    parameters=[
+        *tus_headers(),
+        {
+            "name": "Upload-Offset",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        {"name": "Upload-Checksum", "in": "header", "schema": {"type": "string"}},
+    ],
+    requestBody=binary("application/offset+octet-stream", "The next bytes of the file."),
+)
+@bp.response(204, description="Stored; Upload-Offset is the new offset.")
+@problems(400, 404, 409, 410, 412, 413, 415, 460)
+def api_tus_append(upload_id: str):
+    """Append bytes at Upload-Offset."""
+    return tus.patch(_user(), upload_id)
+
+
+@bp.route("/uploads/<id:upload_id>", methods=["DELETE"], endpoint="tus_cancel")
+@api_requires(Permission.CLIP_UPLOAD)
+@bp.doc(operationId="cancelUpload", parameters=tus_headers())
+@bp.response(204, description="Cancelled; its bytes are gone.")
+@problems(404, 409, 410, 412)
+def api_tus_cancel(upload_id: str):
+    """tus 1.0 termination."""
+    return tus.delete(_user(), upload_id)
 
 
 # -- clips ----------------------------------------------------------------------------
@@ -210,86 +230,112 @@ def _clip_json(clip: Clip) -> dict[str, Any]:
     return body
 
 
-@bp.route("/cases/<case_id>/clips", methods=["POST"])
+@bp.route("/cases/<id:case_id>/clips", methods=["POST"])
 @api_requires(Permission.CLIP_UPLOAD)
+@bp.doc(
+    operationId="createClip",
+    requestBody={
+        "required": True,
+        "description": "A finished tus upload's id, or a small file as multipart `file`.",
+        "content": {
+            "application/json": {"schema": ClipAttachSchema},
+            "multipart/form-data": {"schema": ClipFileSchema},
+        },
+    },
+)
+@bp.response(
+    201,
+    ClipStatusSchema,
+    description="The clip, ingesting.",
+    headers={"Location": {"schema": {"type": "string"}}},
+)
+@problems(400, 404, 409, 413, 422)
 def post_clip(case_id: str):
+    """Make a clip of an upload."""
     case = get_case_for(_user(), case_id)
-    file = request.files.get("file")
-    if file is not None:
+    parser = bp.ARGUMENTS_PARSER
+    if request.mimetype == "multipart/form-data":
+        file = parser.parse(ClipFileSchema, location="files")["file"]
         stream = cast(BinaryIO, file.stream)
         upload = upload_from_stream(_user(), stream, filename=file.filename or "", case=case)
-        upload_id: object = upload.public_id
+        upload_id = upload.public_id
     else:
-        upload_id = _json_object().get("upload_id")
-        if not isinstance(upload_id, str) or not upload_id:
-            raise ValidationFailed(
-                "Send a finished tus upload's id, or the file as multipart 'file'.",
-                field="upload_id",
-            )
-    clip = attach_upload(case, str(upload_id), _user())
-    response = jsonify(_clip_json(clip))
-    response.status_code = 201
-    response.headers["Location"] = url_for("api.get_clip", clip_id=clip.public_id)
-    return response
+        upload_id = parser.parse(ClipAttachSchema, location="json")["upload_id"]
+    clip = attach_upload(case, upload_id, _user())
+    location = url_for("api.get_clip", clip_id=clip.public_id)
+    return _clip_json(clip), 201, {"Location": location}
 
 
-@bp.route("/clips/<clip_id>", methods=["GET"])
+@bp.route("/clips/<id:clip_id>", methods=["GET"])
+@bp.doc(operationId="getClip")
 @api_requires(Permission.CASE_VIEW)
+@bp.response(200, ClipStatusSchema, description="Status, probe, jobs and versions.")
+@problems(404)
 def get_clip(clip_id: str):
-    return jsonify(_clip_json(get_clip_for(_user(), clip_id)))
+    """A clip and its versions."""
+    return _clip_json(get_clip_for(_user(), clip_id))
 
 
-@bp.route("/versions/<version_id>/renditions/<name>", methods=["GET"])
+@bp.route("/versions/<id:version_id>/renditions/<id:name>", methods=["GET"])
 @api_requires(Permission.CASE_VIEW)
+@bp.doc(
+    operationId="getRendition",
+    responses={
+        "200": binary("*/*", "The file (Range supported)."),
+        "206": binary("*/*", "The requested range."),
+    },
+)
+@problems(404, 416)
 def get_rendition(version_id: str, name: str):
+    """One rendered file of a version (video, poster)."""
     return serve_rendition(get_version_for(_user(), version_id), name)
 
 
-@bp.route("/clips/<clip_id>/versions", methods=["POST"])
+@bp.route("/clips/<id:clip_id>/versions", methods=["POST"])
+@bp.doc(operationId="createVersion")
 @api_requires(Permission.CLIP_EDIT)
-def post_version(clip_id: str):
+@json_body(VersionCreateSchema)
+@bp.response(201, VersionCreatedSchema, description="The new version, queued.")
+@problems(400, 404, 409)
+def post_version(read: Body, clip_id: str):
+    """Save an edit plan as a new version and render it."""
     clip = get_clip_for(_user(), clip_id, Permission.CLIP_EDIT)
-    data = _json_object()
-    if "plan" not in data:
-        raise ValidationFailed("is required", field="plan")
-    plan = plan_from_request(data["plan"], watermark_path=watermark_reference(clip.case.agency))
+    plan = plan_from_request(read()["plan"], watermark_path=watermark_reference(clip.case.agency))
     version = create_version(clip, plan, _user())
-    response = jsonify(
-        id=version.public_id,
-        number=version.number,
-        status=version.status,
-        clip=url_for("api.get_clip", clip_id=clip.public_id),
-    )
-    response.status_code = 201
-    return response
+    return {
+        "id": version.public_id,
+        "number": version.number,
+        "status": version.status,
+        "clip": url_for("api.get_clip", clip_id=clip.public_id),
+    }
 
 
-@bp.route("/versions/<version_id>/approval", methods=["POST"])
+@bp.route("/versions/<id:version_id>/approval", methods=["POST"])
+@bp.doc(operationId="approveVersion")
 @api_requires(Permission.VERSION_APPROVE)
-def post_approval(version_id: str):
+@json_body(ApprovalCreateSchema)
+@bp.response(201, ApprovalSchema, description="Approved for release.")
+@problems(400, 404, 409)
+def post_approval(read: Body, version_id: str):
+    """Approve this exact version for release (a supervisor, never its author)."""
     version = get_version_for(_user(), version_id, Permission.VERSION_APPROVE)
-    checklist = _json_object().get("checklist")
-    if not isinstance(checklist, dict) or not all(isinstance(v, bool) for v in checklist.values()):
-        raise ValidationFailed(
-            "an object of booleans: " + ", ".join(APPROVAL_CHECKLIST), field="checklist"
-        )
-    approval = approve_version(version, _user(), checklist)
-    response = jsonify(
-        version=version.public_id,
-        approved_by=approval.approved_by.public_id,
-        approved_at=approval.approved_at.isoformat(),
-        renditions_digest=approval.renditions_digest,
-    )
-    response.status_code = 201
-    return response
+    approval = approve_version(version, _user(), read()["checklist"])
+    return {
+        "version": version.public_id,
+        "approved_by": approval.approved_by.public_id,
+        "approved_at": approval.approved_at,
+        "renditions_digest": approval.renditions_digest,
+    }
 
 
-@bp.route("/versions/<version_id>/approval", methods=["DELETE"])
+@bp.route("/versions/<id:version_id>/approval", methods=["DELETE"])
+@bp.doc(operationId="revokeApproval")
 @api_requires(Permission.VERSION_APPROVE)
-def delete_approval(version_id: str):
+@json_body(RevocationSchema)
+@bp.response(204, description="Revoked.")
+@problems(400, 404, 409)
+def delete_approval(read: Body, version_id: str):
+    """Revoke the approval, saying why."""
     version = get_version_for(_user(), version_id, Permission.VERSION_APPROVE)
-    reason = (request.get_json(silent=True) or {}).get("reason") if request.data else None
-    if not isinstance(reason, str):
-        raise ValidationFailed("Say why the approval is revoked.", field="reason")
-    revoke_approval(version, _user(), reason)
+    revoke_approval(version, _user(), read()["reason"])
     return Response(status=204)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template, request
+from flask import Flask, g, make_response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from portal.extensions import db
 from portal.http.edge import is_api_request, problem, staff_client_addr
@@ -72,7 +72,11 @@ def init_app(app: Flask) -> None:
         status = error.code or 500
         if status >= 500:
             return internal_error(error)
-        return render_error(status)
+        response = make_response(render_error(status))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # RFC 9110 15.5.6: a 405 must say which methods the resource has.
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def internal_error(error: Exception):

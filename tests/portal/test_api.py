@@ -108,3 +108,121 @@ def test_api_openapi_document_lists_every_operation(app, client: FlaskClient) ->
         assert path in document["paths"], path
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
             assert method.lower() in document["paths"][path], (method, path)
+
+
+def operations(document: dict) -> list[tuple[str, str, dict]]:  # type: ignore[type-arg]
+    return [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+    ]
+
+
+def test_api_openapi_document_is_valid_openapi_3_1(client: FlaskClient) -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
+
+    document = client.get("/api/v1/openapi.json").json
+    assert document["openapi"] == "3.1.0"
+    validate(document, cls=OpenAPIV31SpecValidator)
+
+
+def test_api_openapi_document_declares_every_operations_permission(
+    app, client: FlaskClient
+) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    document = client.get("/api/v1/openapi.json").json
+    assert document["security"] == [{"bearer": []}]
+    declared = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api."):
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        permission = getattr(app.view_functions[rule.endpoint], "required_permission", None)
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            operation = document["paths"][path][method.lower()]
+            if permission is None:
+                assert "x-permission" not in operation, (method, path)
+                continue
+            assert operation["x-permission"] == permission.value, (method, path)
+            assert "403" in operation["responses"], (method, path)
+            assert "401" in operation["responses"], (method, path)
+            declared += 1
+    assert declared == 14
+    assert document["paths"]["/openapi.json"]["get"]["security"] == []
+    assert document["paths"]["/cases"]["post"]["x-permission"] == "case.create"
+    assert document["paths"]["/versions/{version_id}/approval"]["delete"]["x-permission"] == (
+        "version.approve"
+    )
+
+
+def test_api_openapi_document_declares_output_schemas_and_problems(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    schemas = document["components"]["schemas"]
+    listing = document["paths"]["/cases"]["get"]["responses"]["200"]["content"]
+    assert listing["application/json"]["schema"] == {"$ref": "#/components/schemas/CaseList"}
+    assert schemas["CaseList"]["properties"]["cases"]["items"] == {
+        "$ref": "#/components/schemas/Case"
+    }
+    assert "id" in schemas["Case"]["properties"] and "id" not in schemas["CaseCreate"]["properties"]
+    created = document["paths"]["/cases"]["post"]
+    assert created["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CaseCreate"
+    }
+    assert schemas["Problem"]["properties"]["field"] == {"type": "string"}
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if "$ref" in response:
+                response = document["components"]["responses"][response["$ref"].split("/")[-1]]
+            if status.startswith(("4", "5")):
+                assert list(response["content"]) == ["application/problem+json"], (
+                    method,
+                    path,
+                    status,
+                )
+    assert "422" in created["responses"]
+
+
+def test_api_openapi_document_describes_tus_and_multipart_bodies(client: FlaskClient) -> None:
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    append = paths["/uploads/{upload_id}"]["patch"]
+    assert append["requestBody"]["content"] == {
+        "application/offset+octet-stream": {"schema": {"type": "string", "format": "binary"}}
+    }
+    headers = {p["name"]: p for p in append["parameters"] if p["in"] == "header"}
+    assert headers["Tus-Resumable"]["required"] and headers["Upload-Offset"]["required"]
+    assert {"head", "patch", "delete"} <= set(paths["/uploads/{upload_id}"])
+    creation = {p["name"] for p in paths["/uploads"]["post"]["parameters"]}
+    assert {"Tus-Resumable", "Upload-Length", "Upload-Metadata"} <= creation
+    clip = paths["/cases/{case_id}/clips"]["post"]["requestBody"]["content"]
+    assert set(clip) == {"application/json", "multipart/form-data"}
+    assert clip["multipart/form-data"]["schema"] == {"$ref": "#/components/schemas/ClipFile"}
+
+
+def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) -> None:
+    """Generated clients name their methods after these: they must not change."""
+    document = client.get("/api/v1/openapi.json").json
+    ids = {(method, path): op.get("operationId") for path, method, op in operations(document)}
+    assert ids == {
+        ("get", "/me"): "getMe",
+        ("get", "/tokens"): "listTokens",
+        ("get", "/audit/verify"): "verifyAuditChain",
+        ("get", "/openapi.json"): "getOpenApi",
+        ("post", "/cases"): "createCase",
+        ("get", "/cases"): "listCases",
+        ("get", "/cases/{case_id}"): "getCase",
+        ("patch", "/cases/{case_id}"): "updateCase",
+        ("options", "/uploads"): "tusOptions",
+        ("post", "/uploads"): "createUpload",
+        ("head", "/uploads/{upload_id}"): "getUploadOffset",
+        ("patch", "/uploads/{upload_id}"): "appendUpload",
+        ("delete", "/uploads/{upload_id}"): "cancelUpload",
+        ("post", "/cases/{case_id}/clips"): "createClip",
+        ("get", "/clips/{clip_id}"): "getClip",
+        ("post", "/clips/{clip_id}/versions"): "createVersion",
+        ("get", "/versions/{version_id}/renditions/{name}"): "getRendition",
+        ("post", "/versions/{version_id}/approval"): "approveVersion",
+        ("delete", "/versions/{version_id}/approval"): "revokeApproval",
+    }

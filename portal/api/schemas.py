@@ -1,0 +1,401 @@
+"""The request and response schemas of /api/v1: one declaration per body, from which
+both the validation and the OpenAPI document are made (flask-smorest, apispec).
+
+Every text field is a :class:`Text`, which calls :func:`portal.services.text.clean_text`:
+the API and the staff forms refuse and normalise text the same way. Requests refuse
+unknown keys (``additionalProperties: false``), so a misspelt field is an error and
+not silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from portal.models import Case, CaseStatus, Role
+from portal.services.clips import APPROVAL_CHECKLIST
+from portal.services.errors import ValidationFailed
+from portal.services.text import clean_text
+
+PROBLEM_JSON = "application/problem+json"
+
+# The range a case's date may fall in. Outside it a date is a typo, and near year 1
+# or 9999 turning an offset into UTC overflows Python's datetime.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+# Coordinates and times are JSON numbers; these bounds keep a client's 1e308 from
+# reaching float arithmetic as inf.
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_PIXELS = 100_000
+
+
+class Text(fields.String):
+    """A text field checked by :func:`clean_text` (the one text validation)."""
+
+    def __init__(
+        self,
+        *,
+        max_length: int,
+        multiline: bool = False,
+        blank: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        metadata = dict(kwargs.pop("metadata", {}))
+        metadata.setdefault("maxLength", max_length)
+        if not blank:
+            # At least one character that is not white space (clean_text strips it).
+            metadata.setdefault("minLength", 1)
+            metadata.setdefault("pattern", r"\S")
+        super().__init__(metadata=metadata, **kwargs)
+        self.max_length = max_length
+        self.multiline = multiline
+        self.blank = blank
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            return clean_text(
+                value,
+                field=attr or self.name or "value",
+                max_length=self.max_length,
+                multiline=self.multiline,
+                required=not self.blank,
+            )
+        except ValidationFailed as exc:
+            raise ma.ValidationError(exc.message) from None
+
+
+def _column_length(column: str) -> int:
+    """The length of a ``String`` column of ``cases``: the database decides it."""
+    length = Case.__table__.c[column].type.length  # type: ignore[attr-defined]
+    assert isinstance(length, int)
+    return length
+
+
+class Number(fields.Float):
+    """A finite JSON number (never a boolean, never NaN or infinity)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of 400 digits
+            raise ma.ValidationError("Not a valid number.") from None
+        if not math.isfinite(number):
+            raise ma.ValidationError("Not a valid number.")
+        return super()._deserialize(number, attr, data, **kwargs)
+
+
+class WholeNumber(fields.Integer):
+    """A JSON integer (never a boolean, never 1.5)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Flag(fields.Boolean):
+    """JSON true or false (never 1, "yes" or "on")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class Moment(fields.Field):
+    """An ISO 8601 date and time. Without an offset it is taken as UTC; it is stored
+    in UTC and must fall between 1900 and 2100."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ma.ValidationError("Not an ISO 8601 date and time.")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ma.ValidationError("Not an ISO 8601 date and time.") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:
+            raise ma.ValidationError("Must be between 1900 and 2100.") from None
+        if not EARLIEST <= parsed < LATEST:
+            raise ma.ValidationError("Must be between 1900 and 2100.")
+        return parsed
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return value
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+# -- problems -------------------------------------------------------------------------
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details; ``field`` names the offending input."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    field = fields.String()
+
+
+# -- cases ----------------------------------------------------------------------------
+
+STATUSES = [s.value for s in CaseStatus]
+
+
+def _case_fields(*, creating: bool) -> dict[str, fields.Field]:
+    return {
+        "number": Text(max_length=_column_length("number"), blank=False, required=creating),
+        "title": Text(max_length=_column_length("title"), blank=False, required=creating),
+        "offense": Text(max_length=_column_length("offense")),
+        "occurred_at": Moment(allow_none=True),
+        "location_address": Text(max_length=_column_length("location_address")),
+        "latitude": Number(allow_none=True, validate=validate.Range(-90, 90)),
+        "longitude": Number(allow_none=True, validate=validate.Range(-180, 180)),
+        "public_summary": Text(max_length=4000, multiline=True),
+        "internal_notes": Text(max_length=20000, multiline=True),
+        # A new case is open; a client may say so, but not open it as solved.
+        "status": fields.String(validate=validate.OneOf(["open"] if creating else STATUSES)),
+    }
+
+
+class _CaseInput(Strict):
+    #: Added to the schema's JSON Schema (see portal.api.SchemaExtras): the rule of
+    #: coordinates_together, so that the document refuses what the validation refuses.
+    OPENAPI_EXTRA = {"dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]}}
+
+    @ma.validates_schema
+    def coordinates_together(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("latitude" in data) != ("longitude" in data):
+            missing = "longitude" if "latitude" in data else "latitude"
+            raise ma.ValidationError("Give latitude and longitude together.", missing)
+
+
+CaseCreateSchema = _CaseInput.from_dict(_case_fields(creating=True), name="CaseCreate")
+CaseUpdateSchema = _CaseInput.from_dict(_case_fields(creating=False), name="CaseUpdate")
+CaseCreateSchema.__doc__ = "A new case (it is open; status may only say so)."
+CaseUpdateSchema.__doc__ = "The fields to change; the others stay as they are."
+
+
+class CaseQuerySchema(ma.Schema):
+    q = Text(max_length=100, load_default="")
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    after = Text(max_length=32, metadata={"description": "The `next` cursor of the previous page."})
+    limit = fields.Integer(load_default=25, validate=validate.Range(1, 100))
+
+
+class CaseSchema(ma.Schema):
+    id = fields.String(required=True)
+    number = fields.String(required=True)
+    title = fields.String(required=True)
+    offense = fields.String(required=True)
+    occurred_at = Moment(allow_none=True, required=True)
+    location_address = fields.String(required=True)
+    latitude = fields.Float(allow_none=True, required=True)
+    longitude = fields.Float(allow_none=True, required=True)
+    public_summary = fields.String(required=True)
+    internal_notes = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    detectives = fields.List(fields.String(), required=True)
+    created_at = Moment(required=True)
+
+
+class ClipLinkSchema(ma.Schema):
+    id = fields.String(required=True)
+    status = fields.String(required=True)
+    url = fields.String(required=True)
+
+
+class CaseDetailSchema(CaseSchema):
+    clips = fields.List(fields.Nested(ClipLinkSchema), required=True)
+
+
+class CaseListSchema(ma.Schema):
+    cases = fields.List(fields.Nested(CaseSchema), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+# -- clips, versions, approvals ---------------------------------------------------------
+
+
+class ClipAttachSchema(Strict):
+    upload_id = Text(max_length=32, blank=False, required=True)
+
+
+class ClipFileSchema(ma.Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class BlurRegionSchema(Strict):
+    x = WholeNumber(validate=validate.Range(0, MAX_PIXELS))
+    y = WholeNumber(validate=validate.Range(0, MAX_PIXELS))
+    width = WholeNumber(validate=validate.Range(4, MAX_PIXELS))
+    height = WholeNumber(validate=validate.Range(4, MAX_PIXELS))
+    start = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
+    end = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
+    whole_frame = Flag()
+
+
+class CaptionSchema(Strict):
+    lines = fields.List(
+        Text(max_length=80, blank=False), required=True, validate=validate.Length(1, 4)
+    )
+
+
+class EditPlanSchema(Strict):
+    """Times in seconds on the source timeline (poster_time: into the edited clip);
+    rectangles in source display pixels."""
+
+    trim_start = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
+    trim_end = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
+    blur = fields.List(fields.Nested(BlurRegionSchema), validate=validate.Length(max=32))
+    audio = fields.String(validate=validate.OneOf(["keep", "mute", "strip"]))
+    caption = fields.Nested(CaptionSchema, allow_none=True)
+    watermark = Flag(metadata={"description": "Add the agency's watermark."})
+    poster_time = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
+
+
+class VersionCreateSchema(Strict):
+    plan = fields.Nested(EditPlanSchema, required=True)
+
+
+ChecklistSchema = Strict.from_dict(
+    {key: Flag(metadata={"description": label}) for key, label in APPROVAL_CHECKLIST.items()},
+    name="Checklist",
+)
+
+
+class ApprovalCreateSchema(Strict):
+    checklist = fields.Nested(ChecklistSchema, required=True)
+
+
+class RevocationSchema(Strict):
+    reason = Text(max_length=2000, multiline=True, blank=False, required=True)
+
+
+class RenditionSchema(ma.Schema):
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    url = fields.String(required=True)
+    width = fields.Integer(allow_none=True, required=True)
+    height = fields.Integer(allow_none=True, required=True)
+    size = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    content_type = fields.String(required=True)
+
+
+class VersionStatusSchema(ma.Schema):
+    id = fields.String(required=True)
+    number = fields.Integer(required=True)
+    status = fields.String(required=True)
+    error = fields.String(required=True)
+    approved = fields.Boolean(required=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    created_by = fields.String(required=True)
+    plan = fields.Dict(required=True)
+    poster_url = fields.String(allow_none=True, required=True)
+    renditions = fields.List(fields.Nested(RenditionSchema), required=True)
+
+
+class JobStatusSchema(ma.Schema):
+    kind = fields.String(required=True)
+    version = fields.Integer(allow_none=True, required=True)
+    status = fields.String(required=True)
+    progress = fields.Float(required=True)
+    stage = fields.String(allow_none=True, required=True)
+    error = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    max_attempts = fields.Integer(required=True)
+
+
+class ClipSchema(ma.Schema):
+    id = fields.String(required=True)
+    case = fields.String(required=True)
+    status = fields.String(required=True)
+    rejection_reason = fields.String(required=True)
+    filename = fields.String(required=True)
+    sha256 = fields.String(required=True)
+    size = fields.Integer(required=True)
+    duration_s = fields.Float(allow_none=True, required=True)
+    width = fields.Integer(allow_none=True, required=True)
+    height = fields.Integer(allow_none=True, required=True)
+    frame_rate = fields.Float(allow_none=True, required=True)
+    proxy_url = fields.String(allow_none=True, required=True)
+    probe = fields.Dict(required=True)
+
+
+class ClipStatusSchema(ma.Schema):
+    clip = fields.Nested(ClipSchema, required=True)
+    jobs = fields.List(fields.Nested(JobStatusSchema), required=True)
+    versions = fields.List(fields.Nested(VersionStatusSchema), required=True)
+
+
+class VersionCreatedSchema(ma.Schema):
+    id = fields.String(required=True)
+    number = fields.Integer(required=True)
+    status = fields.String(required=True)
+    clip = fields.String(required=True, metadata={"description": "The clip's address."})
+
+
+class ApprovalSchema(ma.Schema):
+    version = fields.String(required=True)
+    approved_by = fields.String(required=True)
+    approved_at = Moment(required=True)
+    renditions_digest = fields.String(required=True)
+
+
+# -- the caller, tokens, audit ----------------------------------------------------------
+
+ROLES = [role.value for role in Role]
+
+
+class MeSchema(ma.Schema):
+    id = fields.String(required=True)
+    email = fields.String(required=True)
+    display_name = fields.String(required=True)
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True)
+    agency = fields.String(required=True)
+
+
+class TokenSchema(ma.Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    scopes = fields.List(fields.String(validate=validate.OneOf(ROLES)), required=True)
+    created_at = Moment(required=True)
+    expires_at = Moment(allow_none=True, required=True)
+    last_used_at = Moment(allow_none=True, required=True)
+    state = fields.String(required=True, validate=validate.OneOf(["active", "expired", "revoked"]))
+
+
+class TokenListSchema(ma.Schema):
+    tokens = fields.List(fields.Nested(TokenSchema), required=True)
+
+
+class AuditChainSchema(ma.Schema):
+    ok = fields.Boolean(required=True)
+    entries = fields.Integer(required=True)
+    head = fields.String(required=True)
+    broken_at = fields.Integer(allow_none=True, required=True)
+    reason = fields.String(allow_none=True, required=True)
