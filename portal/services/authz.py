@@ -59,6 +59,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CASE_VIEW,
             Permission.VERSION_APPROVE,
             Permission.APPEAL_PUBLISH,
+            Permission.TIP_TRIAGE,
             Permission.JOB_VIEW,
         }
     ),

@@ -24,14 +24,15 @@ from importlib.resources import files
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 
 from portal.extensions import db
-from portal.models import Agency, Appeal, MessageAuthor, Tip, TipMessage, User
+from portal.models import Agency, Appeal, Case, MessageAuthor, Tip, TipMessage, User
 from portal.models.base import utcnow
 from portal.services.appeals import channel_of
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
+from portal.services.cases import visible_cases_query
 from portal.services.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.services.text import clean_text
 
@@ -224,13 +225,74 @@ def add_tipster_message(tip: Tip, body: str) -> TipMessage:
 
 
 def may_handle(user: User, tip: Tip) -> bool:
-    """Detectives of the tip's case (or supervisors of its agency); a general tip,
-    tied to no case, to the agency's supervisors and detectives."""
+    """Detectives of the tip's case (supervisors: every case of their agency); a
+    general tip, tied to no case, to the agency's detectives and supervisors."""
     if tip.case is not None:
-        return can(user, Permission.TIP_TRIAGE, tip.case) or (
-            can(user, Permission.VERSION_APPROVE, tip.case)
-        )
+        return can(user, Permission.TIP_TRIAGE, tip.case)
     return user.agency_id == tip.agency_id and can(user, Permission.TIP_TRIAGE)
+
+
+def visible_tips_query(user: User) -> Select[tuple[Tip]]:
+    """Every tip ``user`` may see: those of the cases they may triage, and the
+    agency's general tips."""
+    cases = visible_cases_query(user).with_only_columns(Case.id).order_by(None)
+    return select(Tip).where(
+        Tip.agency_id == user.agency_id,
+        or_(Tip.case_id.in_(cases.scalar_subquery()), Tip.case_id.is_(None)),
+    )
+
+
+@dataclass(frozen=True)
+class TipPage:
+    tips: list[Tip]
+    next_before: int | None
+
+
+def list_tips(user: User, *, before: int | None = None, limit: int = 50) -> TipPage:
+    """Newest first, by keyset on the id (stays fast however many tips there are)."""
+    if not can(user, Permission.TIP_TRIAGE):
+        raise PermissionDenied("You may not see tips.")
+    query = visible_tips_query(user).order_by(Tip.id.desc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(Tip.id < before)
+    fetched = list(db.session.scalars(query))
+    more = len(fetched) > limit
+    fetched = fetched[:limit]
+    # The query narrows by case; may_handle is the rule itself (a case the user sees
+    # but may not triage, e.g. as a coordinator, drops out here).
+    tips = [tip for tip in fetched if may_handle(user, tip)]
+    return TipPage(tips=tips, next_before=fetched[-1].id if more else None)
+
+
+def get_tip_for(user: User, public_id: str) -> Tip:
+    """The tip, if ``user`` may handle it; NotFound otherwise (ids are not probed)."""
+    tip = db.session.scalar(select(Tip).where(Tip.public_id == public_id))
+    if tip is None or not may_handle(user, tip):
+        raise NotFound("No such tip.")
+    return tip
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    phone: str
+    email: str
+
+
+def reveal_contact(tip: Tip, user: User) -> Contact:
+    """The tipster's contact details, for staff of the tip's case. Every reveal is
+    in the audit log: who saw whose contact, and when."""
+    if not may_handle(user, tip):
+        raise PermissionDenied("You may not see this tipster's contact details.")
+    record_event(
+        "tip.contact_reveal",
+        actor=user,
+        object_type="tip",
+        object_id=tip.public_id,
+    )
+    return Contact(
+        name=tip.contact_name or "", phone=tip.contact_phone or "", email=tip.contact_email or ""
+    )
 
 
 def add_staff_message(tip: Tip, user: User, body: str) -> TipMessage:

@@ -56,5 +56,6 @@ from portal.staff import (  # noqa: E402,F401  (registers the routes)
     appeals_views,
     cases_views,
     clips_views,
+    tips_views,
     views,
 )

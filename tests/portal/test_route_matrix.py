@@ -16,9 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.extensions import db
-from portal.models import Agency, Case, Clip, ClipVersion, Role, User
+from portal.models import Agency, Case, Clip, ClipVersion, Role, Tip, User
 from portal.services.authz import ROLE_PERMISSIONS
 from portal.services.cases import create_case
+from portal.services.tips import TipInput, submit_tip
 from portal.services.users import create_api_token
 from tests.portal.conftest import csrf_token
 
@@ -46,11 +47,12 @@ def routes(app: Flask) -> Iterator[Route]:
             yield Route(rule.endpoint, rule.rule, method)
 
 
-def url(rule: str, case: Case, clip: Clip, version: ClipVersion) -> str:
+def url(rule: str, case: Case, clip: Clip, version: ClipVersion, tip: Tip) -> str:
     values = {
         "case_id": case.public_id,
         "clip_id": clip.public_id,
         "version_id": version.public_id,
+        "tip_id": tip.public_id,
         "name": "poster",
         "upload_id": "not-an-upload",
     }
@@ -58,15 +60,22 @@ def url(rule: str, case: Case, clip: Clip, version: ClipVersion) -> str:
     return path
 
 
-def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion]:
-    """Another agency's case with a clip and a version: rows only, since every route
-    must refuse before it touches storage."""
+def tip_on(case: Case) -> Tip:
+    tip, _ = submit_tip(TipInput(body="I know him."), agency=case.agency)
+    tip.case_id = case.id
+    db.session.commit()
+    return tip
+
+
+def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, Tip]:
+    """Another agency's case with a clip, a version and a tip: rows only, since every
+    route must refuse before it touches storage."""
     case = create_case(agency, number="F-1", title="Foreign", created_by=owner)
     clip = Clip(case=case, uploaded_by=owner, status="ready", original_key="x/original")
     version = ClipVersion(clip=clip, number=1, plan={}, created_by=owner, status="ready")
     db.session.add_all([clip, version])
     db.session.commit()
-    return case, clip, version
+    return case, clip, version, tip_on(case)
 
 
 def request(client: FlaskClient, route: Route, path: str, auth: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -93,7 +102,7 @@ def test_every_route_by_role_with_own_and_foreign_ids(
     user = users[role]
     stranger = make_user(Role.OFFICER, agency_=other_agency)
     foreign = foreign_clip(other_agency, stranger)
-    own = (case, ready_clip, ready_clip.versions[0])
+    own = (case, ready_clip, ready_clip.versions[0], tip_on(case))
 
     staff = app.test_client()
     response = staff.post(

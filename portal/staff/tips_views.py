@@ -1,0 +1,82 @@
+"""Staff pages for tips: the queue, a tip with its conversation, the tipster's
+contact (revealed on request, audited)."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from portal.extensions import db
+from portal.services.authz import Permission
+from portal.services.errors import DomainError
+from portal.services.tips import (
+    Contact,
+    add_staff_message,
+    get_tip_for,
+    list_tips,
+    reveal_contact,
+)
+from portal.staff import bp
+from portal.staff.authz import requires
+from portal.staff.tip_forms import RevealForm, StaffMessageForm
+
+
+@bp.route("/tips")
+@requires(Permission.TIP_TRIAGE)
+def tip_list() -> str:
+    before = request.args.get("before", "")
+    page = list_tips(current_user, before=int(before) if before.isdigit() else None)
+    return render_template("staff/tips.html", page=page)
+
+
+def _tip_page(
+    tip_id: str,
+    *,
+    form: StaffMessageForm | None = None,
+    contact: Contact | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    tip = get_tip_for(current_user, tip_id)
+    return render_template(
+        "staff/tip_detail.html",
+        tip=tip,
+        form=form or StaffMessageForm(formdata=None),
+        reveal_form=RevealForm(),
+        contact=contact,
+    ), status
+
+
+@bp.route("/tips/<tip_id>")
+@requires(Permission.TIP_TRIAGE)
+def tip_detail(tip_id: str) -> tuple[str, int]:
+    return _tip_page(tip_id)
+
+
+@bp.route("/tips/<tip_id>/contact", methods=["POST"])
+@requires(Permission.TIP_TRIAGE)
+def tip_contact(tip_id: str) -> tuple[str, int]:
+    tip = get_tip_for(current_user, tip_id)
+    if not RevealForm().validate_on_submit():
+        abort(400)
+    contact = reveal_contact(tip, current_user)
+    db.session.commit()
+    return _tip_page(tip_id, contact=contact)
+
+
+@bp.route("/tips/<tip_id>/messages", methods=["POST"])
+@requires(Permission.TIP_TRIAGE)
+def tip_message(tip_id: str) -> Response | tuple[str, int]:
+    tip = get_tip_for(current_user, tip_id)
+    form = StaffMessageForm()
+    if form.validate_on_submit():
+        try:
+            add_staff_message(tip, current_user, form.body.data or "")
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            form.body.errors = [exc.message]
+        else:
+            flash("Sent. The tipster reads it with their receipt.", "info")
+            return redirect(url_for("staff.tip_detail", tip_id=tip.public_id))
+    return _tip_page(tip_id, form=form, status=400)
