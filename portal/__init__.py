@@ -13,7 +13,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal import cli
     from portal.api import bp as api_bp
     from portal.extensions import csrf, db, login_manager, migrate
-    from portal.http import errors, headers, logs
+    from portal.http import errors, headers, logs, rendering
     from portal.jobs import init_jobs
     from portal.public import bp as public_bp
     from portal.staff import bp as staff_bp
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.exempt(api_bp)  # the API takes bearer tokens, never cookies: no CSRF to forge
 
     headers.init_app(app)
+    rendering.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app
