@@ -152,11 +152,15 @@ class ApprovalForm(FlaskForm):
     investigation_safe = BooleanField("Nothing in it compromises the investigation")
 
 
+REVOKE_REASON_MISSING = "Say why the approval is revoked."
+DELETION_REASON_MISSING = "Give the reason for deleting this evidence (at least 10 characters)."
+
+
 class RevokeForm(FlaskForm):
     reason = TextAreaField(
         "Reason",
         validators=[
-            DataRequired(),
+            DataRequired(message=REVOKE_REASON_MISSING),
             TextValidator(max_length=MAX_REVOKE_REASON_LENGTH, multiline=True),
         ],
     )
@@ -170,9 +174,9 @@ class DeleteEvidenceForm(FlaskForm):
     reason = TextAreaField(
         "Reason for deleting",
         validators=[
-            DataRequired(),
+            DataRequired(message=DELETION_REASON_MISSING),
             TextValidator(max_length=MAX_DELETION_REASON_LENGTH, multiline=True),
             # After TextValidator, so the ten characters are counted on the cleaned text.
-            Length(min=10),
+            Length(min=10, message=DELETION_REASON_MISSING),
         ],
     )

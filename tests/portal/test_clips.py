@@ -383,3 +383,28 @@ def test_clip_page_shows_a_stored_plan_with_a_lone_surrogate(
     assert "Case 24-0001 \ufffd / Do you recognize this person?" in response.get_data(as_text=True)
     status = client.get(f"/staff/clips/{ready_clip.public_id}/status.json")
     assert status.status_code == 200
+
+
+def test_revoke_through_the_page_refuses_a_reason_with_a_lone_surrogate(
+    ready_clip: Clip, app: Flask, users: dict[Role, User]
+) -> None:
+    from tests.portal.conftest import sign_in
+
+    version = ready_clip.versions[0]
+    approve_version(version, users[Role.SUPERVISOR], CHECKLIST)
+    supervisor = app.test_client()
+    sign_in(supervisor, users[Role.SUPERVISOR].email)
+    token = csrf_token(supervisor, "/staff/")
+    url = f"/staff/versions/{version.public_id}/approval/revoke"
+    response = supervisor.post(
+        url,
+        json={"csrf_token": token, "reason": "wrong clip \ud800"},
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 302
+    page = supervisor.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Reason must not contain an unpaired surrogate (U+D800)." in page
+    assert db.session.get(ClipVersion, version.id).active_approval is not None  # type: ignore[union-attr]
+    with pytest.raises(ValidationFailed) as caught:
+        revoke_approval(version, users[Role.SUPERVISOR], "x" * 2001)
+    assert caught.value.field == "reason"
