@@ -26,6 +26,18 @@ DEFAULT_PROMPT = "Do you recognize this person?"
 MAX_CAPTION_LINES = 4
 MAX_CAPTION_LINE_CHARS = 80
 MAX_BLUR_REGIONS = 32
+#: Unicode categories a caption line must not hold, the same as the portal's text
+#: rules (portal/services/text.py; this package imports nothing of the portal):
+#: control (Cc: a newline would let one line pose as several), format (Cf: bidi
+#: overrides reorder what viewers read), lone surrogates (Cs: cannot be encoded, so
+#: cannot be written to the caption file ffmpeg reads), private use (Co) and
+#: unassigned (Cn: no font draws them the same), line and paragraph separators.
+CAPTION_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_REFUSED_KIND = {
+    "Cs": "an unpaired surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned character",
+}
 #: The shortest edited clip we make: below this, social networks refuse the upload.
 MIN_CLIP_S = 1.0
 
@@ -260,10 +272,14 @@ def _check_caption(caption: Caption) -> None:
             raise InvalidPlan(name, "must not be blank")
         if len(line) > MAX_CAPTION_LINE_CHARS:
             raise InvalidPlan(name, f"at most {MAX_CAPTION_LINE_CHARS} characters")
-        # Control and format characters (newlines, bidi overrides) would let one line
-        # pose as several or reorder what viewers read.
-        if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in line):
-            raise InvalidPlan(name, "must not contain control characters")
+        refused = next(
+            (ch for ch in line if unicodedata.category(ch) in CAPTION_REFUSED_CATEGORIES), None
+        )
+        if refused is not None:
+            kind = _REFUSED_KIND.get(unicodedata.category(refused))
+            if kind is None:
+                raise InvalidPlan(name, "must not contain control characters")
+            raise InvalidPlan(name, f"must not contain {kind} (U+{ord(refused):04X})")
 
 
 def _object(data: Any, name: str, allowed: set[str]) -> dict[str, Any]:

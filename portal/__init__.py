@@ -14,7 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.api import bp as api_bp
     from portal.api import init_api
     from portal.extensions import csrf, db, login_manager, migrate
-    from portal.http import errors, headers, logs
+    from portal.http import errors, headers, logs, rendering
     from portal.jobs import init_jobs
     from portal.ops import bp as ops_bp
     from portal.public import bp as public_bp
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.exempt(api_bp)  # the API takes bearer tokens, never cookies: no CSRF to forge
 
     headers.init_app(app)
+    rendering.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     return app

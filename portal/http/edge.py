@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 
 from flask import Response, jsonify, request
 
+from portal.services.text import first_refused_char
+
 
 def staff_client_addr() -> str | None:
     """The client address for the audit log of a staff or API request.
@@ -36,8 +38,10 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response
 
 def safe_next_url(target: str | None, default: str) -> str:
     """Only same-site staff paths: an attacker's ``?next=https://evil`` or
-    ``//evil`` link must not turn our login page into a redirector."""
-    if not target:
+    ``//evil`` link must not turn our login page into a redirector. Nor may it hold
+    any character the text rules refuse (portal/services/text.py): CR/LF would split
+    the ``Location`` header, a lone surrogate cannot be encoded into one at all."""
+    if not target or first_refused_char(target) is not None:
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/staff/") or "\\" in target:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, make_response, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
 from portal.http.edge import is_api_request, problem, staff_client_addr
@@ -37,7 +37,29 @@ def render_error(status: int, title: str | None = None, detail: str = ""):
     return render_template("error.html", status=status, title=title, detail=detail), status
 
 
+# Headers of an HTTPException that belong to the answer whatever page shows it: Allow
+# on a 405 (RFC 9110 15.5.6: a 405 MUST carry it), WWW-Authenticate on a 401,
+# Retry-After, Content-Range on a 416. Content-Type and Content-Length describe
+# Werkzeug's own body, which ours replaces.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
 def init_app(app: Flask) -> None:
+    @app.before_request
+    def refuse_undecodable_query():
+        # Werkzeug decodes the query string as strict UTF-8 when a view first reads
+        # request.args, so raw bytes that are not UTF-8 (a lone surrogate sent as
+        # ED A0 80, say) would fail inside the view as a 500. Refused here, once.
+        try:
+            request.query_string.decode("utf-8")
+        except UnicodeDecodeError:
+            return render_error(
+                400,
+                "The address of this request holds characters that are not valid text.",
+                "Its query string is not valid UTF-8.",
+            )
+        return None
+
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
         # Staff forms: audited. Public forms: nothing that identifies the sender.
@@ -72,10 +94,10 @@ def init_app(app: Flask) -> None:
         status = error.code or 500
         if status >= 500:
             return internal_error(error)
-        response = make_response(render_error(status))
-        if isinstance(error, MethodNotAllowed) and error.valid_methods:
-            # RFC 9110 15.5.6: a 405 must say which methods the resource has.
-            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        response = current_app.make_response(render_error(status))
+        for name, value in error.get_headers():
+            if name.lower() not in _BODY_HEADERS:
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)

@@ -10,6 +10,7 @@ from media_pipeline import LocalStore, ObjectNotFound, content_disposition
 from portal.extensions import db
 from portal.models import ClipVersion, Rendition
 from portal.services.storage import get_store
+from portal.services.text import replace_refused
 
 STAFF_CACHE = "private, no-store"
 # Published media: a CDN or reverse proxy may keep it for a few minutes (a viral
@@ -28,6 +29,11 @@ def serve_object(
 ) -> BaseResponse:
     """Serve a stored object. Local store: from disk with Range support (video
     seeking). S3: a redirect to a short-lived presigned URL."""
+    if download_name is not None:
+        # The name is made of stored text (a case number) that may predate the text
+        # rules: CR/LF would split the header, a lone surrogate cannot be encoded.
+        # Whatever is stored, only what the rules accept reaches a header.
+        download_name = replace_refused(download_name, "_")
     store = get_store()
     disposition = content_disposition(download_name) if download_name else None
     if isinstance(store, LocalStore):

@@ -13,7 +13,45 @@ from portal.models import Agency, Case, CaseAssignment, CaseStatus, Role, User, 
 from portal.models.base import utcnow
 from portal.services.audit import record_event
 from portal.services.authz import AGENCY_WIDE_ROLES, Permission, can
+from portal.services.dates import check_date_range
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from portal.services.text import clean_text
+
+
+@dataclass(frozen=True)
+class CaseText:
+    """What one text field of a case may hold: the form and the API check the same."""
+
+    label: str
+    max_length: int
+    multiline: bool = False
+
+
+CASE_TEXT_FIELDS = {
+    "number": CaseText("Case number", 64),
+    "title": CaseText("Title", 200),
+    "offense": CaseText("Offense", 120),
+    "location_address": CaseText("Where", 300),
+    "public_summary": CaseText("Public summary", 4000, multiline=True),
+    "internal_notes": CaseText("Internal notes", 20000, multiline=True),
+}
+
+
+def clean_case_text(name: str, value: Any) -> str:
+    """One case text field, checked and normalised (portal/services/text.py): the
+    service does it itself, so no caller (form, API, CLI) can store what a form refuses."""
+    rule = CASE_TEXT_FIELDS[name]
+    return clean_text(
+        value, field=name, max_length=rule.max_length, multiline=rule.multiline, label=rule.label
+    )
+
+
+def _check_occurred_at(value: Any) -> None:
+    if value is not None and not (isinstance(value, datetime) and value.tzinfo is not None):
+        raise ValidationFailed(
+            "When it happened must be a date and time in UTC.", field="occurred_at"
+        )
+    check_date_range(value, field="occurred_at", label="When it happened")
 
 
 def create_case(
@@ -32,8 +70,13 @@ def create_case(
 ) -> Case:
     if not can(created_by, Permission.CASE_CREATE):
         raise PermissionDenied("You may not create cases.")
-    number = number.strip()
-    title = title.strip()
+    number = clean_case_text("number", number)
+    title = clean_case_text("title", title)
+    offense = clean_case_text("offense", offense)
+    location_address = clean_case_text("location_address", location_address)
+    public_summary = clean_case_text("public_summary", public_summary)
+    internal_notes = clean_case_text("internal_notes", internal_notes)
+    _check_occurred_at(occurred_at)
     if not number:
         raise ValidationFailed("A case needs a case number.", field="number")
     if not title:
@@ -47,13 +90,13 @@ def create_case(
         agency=agency,
         number=number,
         title=title,
-        offense=offense.strip(),
+        offense=offense,
         occurred_at=occurred_at,
-        location_address=location_address.strip(),
+        location_address=location_address,
         latitude=latitude,
         longitude=longitude,
-        public_summary=public_summary.strip(),
-        internal_notes=internal_notes.strip(),
+        public_summary=public_summary,
+        internal_notes=internal_notes,
         status=CaseStatus.OPEN.value,
         created_by=created_by,
     )
@@ -131,7 +174,8 @@ def list_cases(
         if status not in {s.value for s in CaseStatus}:
             raise ValidationFailed(f"Unknown status {status!r}.", field="status")
         query = query.where(Case.status == status)
-    search = search.strip()
+    search = clean_text(search, field="search", max_length=100, label="Search")
+    after = clean_text(after, field="after", max_length=64, label="Page cursor") or None
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(
@@ -169,21 +213,25 @@ def update_case(case: Case, user: User, changes: dict[str, Any]) -> Case:
         raise ValidationFailed(f"Unknown field {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
     if "status" in changes and changes["status"] not in {s.value for s in CaseStatus}:
         raise ValidationFailed("Status must be open, solved or closed.", field="status")
+    changes = {
+        name: clean_case_text(name, value) if name in CASE_TEXT_FIELDS else value
+        for name, value in changes.items()
+    }
+    if "occurred_at" in changes:
+        _check_occurred_at(changes["occurred_at"])
     for name in ("number", "title"):
-        if name in changes and not str(changes[name] or "").strip():
+        if name in changes and not changes[name]:
             raise ValidationFailed(f"A case needs a {name}.", field=name)
-    if "number" in changes and changes["number"].strip() != case.number:
+    if "number" in changes and changes["number"] != case.number:
         taken = db.session.scalar(
             select(Case.id).where(
-                Case.agency_id == case.agency_id, Case.number == changes["number"].strip()
+                Case.agency_id == case.agency_id, Case.number == changes["number"]
             )
         )
         if taken is not None:
             raise Conflict(f"Case number {changes['number']} already exists.", field="number")
     changed = {}
     for name, value in changes.items():
-        if isinstance(value, str):
-            value = value.strip()
         if getattr(case, name) != value:
             setattr(case, name, value)
             changed[name] = value if name != "internal_notes" else "(changed)"

@@ -37,6 +37,7 @@ from portal.services.agencies import WATERMARK_PREFIX
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from portal.services.text import clean_text
 from portal.services.uploads import partial_path
 
 # What a supervisor confirms before a version may be published.
@@ -260,18 +261,22 @@ def approve_version(version: ClipVersion, user: User, checklist: dict[str, bool]
     return approval
 
 
+#: The longest reason kept with a revoked approval (longer is refused, never cut).
+MAX_REVOKE_REASON_LENGTH = 2000
+
+
 def revoke_approval(version: ClipVersion, user: User, reason: str) -> Approval:
     if not can(user, Permission.VERSION_APPROVE, version.clip.case):
         raise PermissionDenied("Only a supervisor may revoke an approval.")
     approval = version.active_approval
     if approval is None:
         raise Conflict("This version is not approved.")
-    reason = reason.strip()
+    reason = clean_text(reason, field="reason", max_length=MAX_REVOKE_REASON_LENGTH, multiline=True)
     if not reason:
         raise ValidationFailed("Say why the approval is revoked.", field="reason")
     approval.revoked_at = utcnow()
     approval.revoked_by = user
-    approval.revoke_reason = reason[:2000]
+    approval.revoke_reason = reason
     record_event(
         "evidence.approval_revoke",
         actor=user,

@@ -18,6 +18,7 @@ from portal.services.audit import record_event
 from portal.services.authz import Permission, can
 from portal.services.errors import Conflict, PermissionDenied, ValidationFailed
 from portal.services.storage import get_store
+from portal.services.text import clean_text
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,18 @@ def record_verification(case: Case | None, checked: int, problems: list[Check]) 
     db.session.commit()
 
 
+#: The longest reason kept with a deleted clip (longer is refused, never cut).
+MAX_DELETION_REASON_LENGTH = 2000
+
+
 def delete_clip(clip: Clip, actor: User, reason: str) -> None:
     """Remove a clip's stored objects. The row stays, with its hashes, who deleted it
     and why: the record of what existed outlives the footage."""
     if not can(actor, Permission.EVIDENCE_DELETE, clip.case):
         raise PermissionDenied("Only an administrator may delete evidence.")
-    reason = reason.strip()
+    reason = clean_text(
+        reason, field="reason", max_length=MAX_DELETION_REASON_LENGTH, multiline=True
+    )
     if len(reason) < 10:
         raise ValidationFailed("Give the reason for deleting this evidence.", field="reason")
     if clip.status == ClipStatus.DELETED.value:
@@ -105,7 +112,7 @@ def delete_clip(clip: Clip, actor: User, reason: str) -> None:
     clip.status = ClipStatus.DELETED.value
     clip.deleted_at = utcnow()
     clip.deleted_by = actor
-    clip.deletion_reason = reason[:2000]
+    clip.deletion_reason = reason
     record_event(
         "evidence.delete",
         actor=actor,

@@ -15,6 +15,18 @@ the public site. What it may hold is decided here, once:
 * at most ``max_length`` characters after that.
 
 WTForms fields use :class:`TextValidator`; API schemas call :func:`clean_text`.
+
+A secret (a password) is the exception: it is compared with what was hashed when it
+was set, so it is taken exactly as typed (``secret=True``): never stripped or
+normalised, either of which would turn the right password of whoever set it with a
+trailing space or a decomposed accent into a wrong one. Only what no password can
+hold is refused: a lone surrogate (it cannot be encoded, so cannot be hashed) and
+control characters (NUL and the like, which no keyboard types into a password box).
+Format, private-use and unassigned characters stay allowed there: a password
+manager or a phone's emoji keyboard (zero-width joiners are Cf) may have made it.
+
+Text stored before these rules (or arriving from elsewhere) is made safe to show with
+:func:`replace_refused`.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from portal.services.errors import ValidationFailed
 # for, which header and log parsers treat differently).
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 MULTILINE_ALLOWED = frozenset({"\n", "\t"})
+SECRET_REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
 
 _NAMES = {"\x00": "a NUL character", "\r": "a carriage return", "\n": "a line break"}
 
@@ -44,13 +57,27 @@ def describe_char(ch: str) -> str:
     return f"{code} {name}".strip() if name else code
 
 
-def first_refused_char(value: str, *, multiline: bool = False) -> str | None:
+def first_refused_char(value: str, *, multiline: bool = False, secret: bool = False) -> str | None:
+    refused = SECRET_REFUSED_CATEGORIES if secret else REFUSED_CATEGORIES
     for ch in value:
         if multiline and ch in MULTILINE_ALLOWED:
             continue
-        if unicodedata.category(ch) in REFUSED_CATEGORIES:
+        if unicodedata.category(ch) in refused:
             return ch
     return None
+
+
+def replace_refused(value: str, replacement: str = "\ufffd", *, multiline: bool = False) -> str:
+    """``value`` with every character :func:`clean_text` would refuse replaced, for
+    text that is already stored (rows older than these rules) and must still be shown
+    or put in a header without failing."""
+    return "".join(
+        replacement
+        if not (multiline and ch in MULTILINE_ALLOWED)
+        and unicodedata.category(ch) in REFUSED_CATEGORIES
+        else ch
+        for ch in value
+    )
 
 
 def clean_text(
@@ -61,20 +88,23 @@ def clean_text(
     multiline: bool = False,
     required: bool = False,
     label: str | None = None,
+    secret: bool = False,
 ) -> str:
     """Validate and normalise one text field; raise :class:`ValidationFailed` naming
-    the field. ``None`` becomes ``""`` (then refused if ``required``)."""
+    the field. ``None`` becomes ``""`` (then refused if ``required``). With ``secret``
+    the text is checked but returned exactly as given (see the module docstring)."""
     label = label or field.replace("_", " ").capitalize()
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise ValidationFailed(f"{label} must be text.", field=field)
-    if multiline:
+    if multiline and not secret:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-    refused = first_refused_char(value, multiline=multiline)
+    refused = first_refused_char(value, multiline=multiline, secret=secret)
     if refused is not None:
         raise ValidationFailed(f"{label} must not contain {describe_char(refused)}.", field=field)
-    value = unicodedata.normalize("NFC", value).strip()
+    if not secret:
+        value = unicodedata.normalize("NFC", value).strip()
     if required and not value:
         raise ValidationFailed(f"{label} is required.", field=field)
     if len(value) > max_length:
@@ -89,9 +119,10 @@ class TextValidator:
     """WTForms validator: the same rules for form fields. It also replaces the
     field's data with the normalised text, so the view passes on what was checked."""
 
-    def __init__(self, *, max_length: int, multiline: bool = False) -> None:
+    def __init__(self, *, max_length: int, multiline: bool = False, secret: bool = False) -> None:
         self.max_length = max_length
         self.multiline = multiline
+        self.secret = secret
 
     def __call__(self, form: Any, field: Any) -> None:
         from wtforms.validators import StopValidation
@@ -102,6 +133,7 @@ class TextValidator:
                 field=field.name,
                 max_length=self.max_length,
                 multiline=self.multiline,
+                secret=self.secret,
                 label=str(field.label.text) if getattr(field, "label", None) else None,
             )
         except ValidationFailed as exc:

@@ -23,6 +23,7 @@ from portal.services.errors import (
 )
 from portal.services.passwords import hash_password, needs_rehash, verify_password
 from portal.services.sessions import end_all_sessions, end_session
+from portal.services.text import clean_text
 
 # A marker that makes leaked tokens easy to find with secret scanners; not a secret.
 TOKEN_PREFIX = "tt_"  # noqa: S105
@@ -216,6 +217,7 @@ def _hash_token(secret: str) -> str:
 
 
 MAX_TOKEN_DAYS = 366
+MAX_TOKEN_NAME_LENGTH = 100
 
 
 def create_api_token(
@@ -246,7 +248,7 @@ def create_api_token(
     expires_at: datetime | None = utcnow() + expires_in if expires_in else None
     token = ApiToken(
         user=user,
-        name=name.strip()[:100],
+        name=clean_text(name, field="name", max_length=MAX_TOKEN_NAME_LENGTH, label="Name"),
         token_hash=_hash_token(secret),
         expires_at=expires_at,
         scopes=sorted(r.value for r in scope_set),

@@ -1,4 +1,7 @@
-"""Forms of the account pages, the second sign-in step and the audit log search."""
+"""Forms of the account pages, the second sign-in step and the audit log search.
+
+Text fields go through portal/services/text.py's TextValidator, dates through
+portal/services/dates.py's range (see portal/staff/forms.py)."""
 
 from __future__ import annotations
 
@@ -22,17 +25,27 @@ from wtforms.validators import (
 )
 
 from portal.models import Outcome
-from portal.services.users import MAX_TOKEN_DAYS
+from portal.services.dates import DateRangeValidator
+from portal.services.text import TextValidator
+from portal.services.users import MAX_TOKEN_DAYS, MAX_TOKEN_NAME_LENGTH
+
+# The largest id a database integer column holds (a larger "before" would overflow the
+# driver rather than match nothing).
+MAX_ROW_ID = 2**63 - 1
 
 
 class CodeForm(FlaskForm):
     """A TOTP code (6 digits) or a recovery code (16 characters, dashes optional)."""
 
-    code = StringField("Code", validators=[DataRequired(), Length(min=6, max=32)])
+    code = StringField(
+        "Code", validators=[DataRequired(), TextValidator(max_length=32), Length(min=6)]
+    )
 
 
 class TokenForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
+    name = StringField(
+        "Name", validators=[DataRequired(), TextValidator(max_length=MAX_TOKEN_NAME_LENGTH)]
+    )
     expires_in_days = IntegerField(
         "Expires after (days)",
         default=90,
@@ -57,18 +70,18 @@ class AuditSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    actor = StringField("Actor", validators=[Optional(), Length(max=254)])
-    action = StringField("Action", validators=[Optional(), Length(max=64)])
-    object_id = StringField("Object id", validators=[Optional(), Length(max=64)])
+    actor = StringField("Actor", validators=[TextValidator(max_length=254)])
+    action = StringField("Action", validators=[TextValidator(max_length=64)])
+    object_id = StringField("Object id", validators=[TextValidator(max_length=64)])
     outcome = SelectField(
         "Outcome",
         choices=[SelectChoice("", "any")] + [SelectChoice(o.value, o.value) for o in Outcome],
         validators=[Optional()],
         default="",
     )
-    since = DateField("From (UTC)", validators=[Optional()])
-    until = DateField("To (UTC)", validators=[Optional()])
-    before = IntegerField(validators=[Optional(), NumberRange(min=1)])
+    since = DateField("From (UTC)", validators=[Optional(), DateRangeValidator()])
+    until = DateField("To (UTC)", validators=[Optional(), DateRangeValidator()])
+    before = IntegerField(validators=[Optional(), NumberRange(min=1, max=MAX_ROW_ID)])
 
     def validate_until(self, field: DateField) -> None:
         if field.data and self.since.data and field.data < self.since.data:

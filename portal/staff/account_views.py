@@ -254,7 +254,7 @@ def account_tokens():
                 client_addr=staff_client_addr(),
             )
         except DomainError as exc:
-            form.scopes.errors = [exc.message]
+            getattr(form, exc.field or "scopes", form.scopes).errors = [exc.message]
             status = exc.status
         else:
             db.session.commit()

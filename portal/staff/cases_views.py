@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
 
 from portal.extensions import db
 from portal.services.appeals import appeal_of
@@ -40,7 +41,8 @@ def case_list():
                 after=form.after.data or None,
             )
         except DomainError as exc:
-            form.after.errors = [exc.message]
+            field = {"search": form.q, "status": form.status}.get(exc.field or "", form.after)
+            field.errors = [exc.message]
     status = 200 if page is not None else 400
     return render_template("staff/cases.html", form=form, page=page), status
 
@@ -51,7 +53,7 @@ bp.add_url_rule("/", endpoint="dashboard", view_func=case_list)
 
 def _detective_choices(form: CaseForm) -> None:
     form.detectives.choices = [
-        (u.public_id, u.display_name) for u in agency_detectives(current_user.agency_id)
+        SelectChoice(u.public_id, u.display_name) for u in agency_detectives(current_user.agency_id)
     ]
 
 

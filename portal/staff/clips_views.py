@@ -43,7 +43,14 @@ from portal.services.errors import DomainError, ValidationFailed
 from portal.services.evidence import delete_clip
 from portal.staff import bp
 from portal.staff.authz import requires
-from portal.staff.forms import ApprovalForm, DeleteEvidenceForm, RetryForm, RevokeForm
+from portal.staff.forms import (
+    DELETION_REASON_MISSING,
+    REVOKE_REASON_MISSING,
+    ApprovalForm,
+    DeleteEvidenceForm,
+    RetryForm,
+    RevokeForm,
+)
 from portal.staff.presenters import (
     approve_url,
     clip_status,
@@ -237,7 +244,8 @@ def revoke_approval_view(version_id: str):
         except DomainError as exc:
             flash(exc.message, "error")
     else:
-        flash("Say why the approval is revoked.", "error")
+        # The field's own message (too long, a refused character) when it has one.
+        flash(next(iter(form.reason.errors), REVOKE_REASON_MISSING), "error")
     return redirect(url_for("staff.clip_detail", clip_id=version.clip.public_id))
 
 
@@ -276,7 +284,7 @@ def clip_delete(clip_id: str):
         except DomainError as exc:
             flash(exc.message, "error")
     else:
-        flash("Give the reason for deleting this evidence (at least 10 characters).", "error")
+        flash(next(iter(form.reason.errors), DELETION_REASON_MISSING), "error")
     return redirect(url_for("staff.clip_evidence", clip_id=clip_id))
 
 

@@ -1,3 +1,11 @@
+"""Forms of the staff pages.
+
+Every text field goes through portal/services/text.py's TextValidator (the one
+validation of text), with the length and line rules of what it fills; every date
+through portal/services/dates.py's range. Choices are SelectChoice, the form WTForms
+keeps (tuples go in 3.4).
+"""
+
 from __future__ import annotations
 
 from datetime import UTC
@@ -14,6 +22,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -22,11 +31,50 @@ from wtforms.validators import (
     Optional,
 )
 
+from portal.models import CaseStatus
+from portal.services.cases import CASE_TEXT_FIELDS
+from portal.services.clips import MAX_REVOKE_REASON_LENGTH
+from portal.services.dates import DateRangeValidator
+from portal.services.evidence import MAX_DELETION_REASON_LENGTH
+from portal.services.passwords import MAX_PASSWORD_LENGTH
+from portal.services.text import TextValidator
+
+# The longest sign-in redirect target carried through the form; anything longer is
+# no page of ours.
+MAX_NEXT_URL_LENGTH = 2048
+
+
+def case_text(name: str) -> TextValidator:
+    """The validator of one case text field, from the rules the service applies too."""
+    rule = CASE_TEXT_FIELDS[name]
+    return TextValidator(max_length=rule.max_length, multiline=rule.multiline)
+
+
+STATUS_CHOICES = [SelectChoice(s.value, s.value.capitalize()) for s in CaseStatus]
+
 
 class LoginForm(FlaskForm):
-    email = EmailField("E-mail", validators=[DataRequired(), Email(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
-    next = StringField()
+    email = EmailField(
+        "E-mail", validators=[DataRequired(), TextValidator(max_length=254), Email()]
+    )
+    # A secret: checked for what no password can hold, never stripped or normalised
+    # (see portal/services/text.py).
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), TextValidator(max_length=MAX_PASSWORD_LENGTH, secret=True)],
+    )
+    next = StringField(validators=[TextValidator(max_length=MAX_NEXT_URL_LENGTH)])
+
+    def validate(self, extra_validators=None):
+        ok = super().validate(extra_validators)
+        if self.next.errors:
+            # A redirect target, not something the user typed: one that is not text we
+            # accept is dropped (the user lands on the start page) rather than failing
+            # a sign-in whose e-mail and password were right.
+            self.next.errors = []
+            self.next.data = ""
+            ok = not self.errors
+        return ok
 
 
 class LogoutForm(FlaskForm):
@@ -34,30 +82,28 @@ class LogoutForm(FlaskForm):
 
 
 class CaseForm(FlaskForm):
-    number = StringField("Case number", validators=[DataRequired(), Length(max=64)])
-    title = StringField("Title", validators=[DataRequired(), Length(max=200)])
-    offense = StringField("Offense", validators=[Optional(), Length(max=120)])
+    number = StringField("Case number", validators=[DataRequired(), case_text("number")])
+    title = StringField("Title", validators=[DataRequired(), case_text("title")])
+    offense = StringField("Offense", validators=[case_text("offense")])
     occurred_at = DateTimeLocalField(
-        "When it happened (UTC)", format="%Y-%m-%dT%H:%M", validators=[Optional()]
+        "When it happened (UTC)",
+        format="%Y-%m-%dT%H:%M",
+        validators=[Optional(), DateRangeValidator()],
     )
-    location_address = StringField("Where", validators=[Optional(), Length(max=300)])
+    location_address = StringField("Where", validators=[case_text("location_address")])
     latitude = FloatField("Latitude", validators=[Optional(), NumberRange(-90, 90)])
     longitude = FloatField("Longitude", validators=[Optional(), NumberRange(-180, 180)])
     public_summary = TextAreaField(
         "Public summary",
-        validators=[Optional(), Length(max=4000)],
+        validators=[case_text("public_summary")],
         description="Shown on the public appeal once footage is published.",
     )
     internal_notes = TextAreaField(
         "Internal notes",
-        validators=[Optional(), Length(max=20000)],
+        validators=[case_text("internal_notes")],
         description="Never shown to the public.",
     )
-    status = SelectField(
-        "Status",
-        choices=[("open", "Open"), ("solved", "Solved"), ("closed", "Closed")],
-        default="open",
-    )
+    status = SelectField("Status", choices=STATUS_CHOICES, default=CaseStatus.OPEN.value)
     detectives = SelectMultipleField("Assigned detectives", choices=[], validate_choice=True)
 
     def validate(self, extra_validators=None):
@@ -91,13 +137,13 @@ class CaseFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search form changes nothing
 
-    q = StringField("Search", validators=[Optional(), Length(max=100)])
+    q = StringField("Search", validators=[TextValidator(max_length=100)])
     status = SelectField(
         "Status",
-        choices=[("", "Any status"), ("open", "Open"), ("solved", "Solved"), ("closed", "Closed")],
+        choices=[SelectChoice("", "Any status"), *STATUS_CHOICES],
         validators=[Optional()],
     )
-    after = StringField(validators=[Optional(), Length(max=32)])
+    after = StringField("Page cursor", validators=[TextValidator(max_length=64)])
 
 
 class ApprovalForm(FlaskForm):
@@ -106,8 +152,18 @@ class ApprovalForm(FlaskForm):
     investigation_safe = BooleanField("Nothing in it compromises the investigation")
 
 
+REVOKE_REASON_MISSING = "Say why the approval is revoked."
+DELETION_REASON_MISSING = "Give the reason for deleting this evidence (at least 10 characters)."
+
+
 class RevokeForm(FlaskForm):
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=2000)])
+    reason = TextAreaField(
+        "Reason",
+        validators=[
+            DataRequired(message=REVOKE_REASON_MISSING),
+            TextValidator(max_length=MAX_REVOKE_REASON_LENGTH, multiline=True),
+        ],
+    )
 
 
 class RetryForm(FlaskForm):
@@ -116,5 +172,11 @@ class RetryForm(FlaskForm):
 
 class DeleteEvidenceForm(FlaskForm):
     reason = TextAreaField(
-        "Reason for deleting", validators=[DataRequired(), Length(min=10, max=2000)]
+        "Reason for deleting",
+        validators=[
+            DataRequired(message=DELETION_REASON_MISSING),
+            TextValidator(max_length=MAX_DELETION_REASON_LENGTH, multiline=True),
+            # After TextValidator, so the ten characters are counted on the cleaned text.
+            Length(min=10, message=DELETION_REASON_MISSING),
+        ],
     )

@@ -5,7 +5,7 @@ from flask_login import current_user, logout_user
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.http.edge import staff_client_addr
+from portal.http.edge import safe_next_url, staff_client_addr
 from portal.models import User
 from portal.services.authz import Permission, permissions_of
 from portal.services.errors import AuthenticationFailed
@@ -28,7 +28,8 @@ def inject_staff_helpers():
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("staff.dashboard"))
-    form = LoginForm(next=request.args.get("next", ""))
+    # Only a target safe_next_url would follow is carried through the form.
+    form = LoginForm(next=safe_next_url(request.args.get("next"), ""))
     status = 200
     if form.validate_on_submit():
         try:

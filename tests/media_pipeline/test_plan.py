@@ -104,3 +104,38 @@ def test_plan_clip_range_and_default_poster_is_middle_of_clip() -> None:
     assert plan.clip_range(_info()) == (2.0, 6.0)
     assert plan.poster_offset(_info()) == 2.0
     assert EditPlan().poster_offset(_info(duration=10.0)) == 5.0
+
+
+@pytest.mark.parametrize(
+    ("char", "message"),
+    [
+        ("\ud800", "must not contain an unpaired surrogate (U+D800)"),
+        ("\udfff", "must not contain an unpaired surrogate (U+DFFF)"),
+        ("\ue000", "must not contain a private-use character (U+E000)"),
+        ("\U000f0000", "must not contain a private-use character (U+F0000)"),
+        ("\u0378", "must not contain an unassigned character (U+0378)"),
+        ("\x00", "must not contain control characters"),
+        ("\u200b", "must not contain control characters"),
+        ("\u2029", "must not contain control characters"),
+    ],
+)
+def test_plan_caption_refuses_surrogates_private_use_and_unassigned(
+    char: str, message: str
+) -> None:
+    plan = EditPlan(caption=Caption(("Case 24-0113", f"Call us{char}")))
+    with pytest.raises(InvalidPlan) as caught:
+        plan.validate()
+    assert caught.value.field == "caption.lines[1]"
+    assert message in str(caught.value)
+
+
+def test_plan_caption_from_json_refuses_an_escaped_lone_surrogate() -> None:
+    text = '{"caption": {"lines": ["Case \\ud800"]}}'
+    with pytest.raises(InvalidPlan) as caught:
+        EditPlan.from_json(text)
+    assert caught.value.field == "caption.lines[0]"
+
+
+def test_plan_caption_accepts_multilingual_text() -> None:
+    lines = ("Caso 24-0113 — ¿lo reconoce?", "你认识这个人吗？ 👀", "هل تعرف هذا الشخص؟")
+    EditPlan(caption=Caption(lines)).validate()

@@ -131,3 +131,32 @@ def test_audit_log_of_another_agency_is_not_shown(
     assert "shelbyville-secret" not in page
     export = admin_client.get("/staff/admin/audit/export.csv", buffered=True).get_data(as_text=True)
     assert "shelbyville-secret" not in export
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("since=0001-01-01", "From (UTC) must be between the years 1900 and 2100."),
+        ("until=9999-12-31", "To (UTC) must be between the years 1900 and 2100."),
+        ("before=99999999999999999999", "Number must be between 1 and 9223372036854775807."),
+        ("actor=%00", "Actor must not contain a NUL character."),
+        ("action=auth%E2%80%AE", "Action must not contain U+202E RIGHT-TO-LEFT OVERRIDE."),
+        ("object_id=a%0D%0Ab", "Object id must not contain a carriage return."),
+    ],
+)
+@pytest.mark.parametrize("page", ["/staff/admin/audit", "/staff/admin/audit/export.csv"])
+def test_audit_search_refuses_out_of_range_and_refused_text_with_a_message(
+    admin_client: FlaskClient, page: str, query: str, message: str
+) -> None:
+    response = admin_client.get(f"{page}?{query}")
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert message in response.get_data(as_text=True)
+
+
+def test_audit_search_refuses_a_query_string_that_is_not_utf8(admin_client: FlaskClient) -> None:
+    # A lone surrogate (U+D800) sent raw as ED A0 80; WSGI passes it on as latin-1.
+    raw = b"actor=\xed\xa0\x80".decode("latin-1")
+    response = admin_client.get("/staff/admin/audit", environ_overrides={"QUERY_STRING": raw})
+    assert response.status_code == 400
+    assert "not valid text" in response.get_data(as_text=True)

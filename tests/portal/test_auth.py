@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from portal.extensions import db
+from portal.http.edge import safe_next_url
 from portal.models import AuditEvent, Role, StaffSession, User
 from portal.models.base import utcnow
 from portal.services.users import disable_user, set_password
@@ -170,3 +171,75 @@ def test_session_cookie_is_httponly_and_samesite(
     response = sign_in(client, "officer@springfield.example")
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/staff/cases\r\nSet-Cookie: session=planted",
+        "/staff/cases\nX",
+        "/staff/\x00cases",
+        "/staff/\u202ecases",
+        "/staff/\ud800",
+    ],
+)
+def test_login_next_url_with_a_control_character_goes_to_the_start_page(
+    client: FlaskClient, users: dict[Role, User], target: str
+) -> None:
+    token = csrf_token(client, "/staff/login")
+    data = {
+        "email": "officer@springfield.example",
+        "password": TEST_PASSWORD,
+        "csrf_token": token,
+        "next": target,
+    }
+    if "\ud800" in target:
+        # Only a JSON body can carry a lone surrogate; Flask-WTF reads it as form data.
+        response = client.post("/staff/login", json=data, headers={"X-CSRFToken": token})
+    else:
+        response = client.post("/staff/login", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert response.headers["Location"] == "/staff/"
+    assert "planted" not in response.headers.get("Set-Cookie", "")
+
+
+def test_login_page_does_not_carry_an_unsafe_next_url(client: FlaskClient) -> None:
+    page = client.get("/staff/login?next=/staff/cases%0D%0AX").get_data(as_text=True)
+    assert 'name="next" type="hidden" value=""' in page
+    page = client.get("/staff/login?next=/staff/cases").get_data(as_text=True)
+    assert 'name="next" type="hidden" value="/staff/cases"' in page
+
+
+def test_safe_next_url_refuses_every_refused_character() -> None:
+    for ch in ("\r", "\n", "\t", "\x00", "\x7f", "\x85", "\u2028", "\u202e", "\ud800", "\ue000"):
+        assert safe_next_url(f"/staff/cases{ch}", "/staff/") == "/staff/", repr(ch)
+    assert safe_next_url("/staff/cases?q=caf%C3%A9", "/staff/") == "/staff/cases?q=caf%C3%A9"
+    assert safe_next_url("/staff/cases/é", "/staff/") == "/staff/cases/é"
+
+
+@pytest.mark.parametrize("field", ["email", "password"])
+def test_login_with_a_lone_surrogate_is_a_bad_request_not_an_error(
+    client: FlaskClient, users: dict[Role, User], field: str
+) -> None:
+    token = csrf_token(client, "/staff/login")
+    data = {"email": "officer@springfield.example", "password": TEST_PASSWORD, "csrf_token": token}
+    data[field] = data[field] + "\ud800"
+    response = client.post("/staff/login", json=data, headers={"X-CSRFToken": token})
+    assert response.status_code == 400
+    label = {"email": "E-mail", "password": "Password"}[field]
+    assert f"{label} must not contain an unpaired surrogate (U+D800)." in response.get_data(
+        as_text=True
+    )
+
+
+def test_login_password_is_taken_as_typed(client: FlaskClient, make_user) -> None:  # type: ignore[no-untyped-def]
+    """Spaces, a decomposed accent and a zero-width joiner are part of the secret: the
+    same characters sign in, the stripped or normalised ones do not."""
+    user = make_user(Role.OFFICER, email="padded@springfield.example")
+    password = "  Cafe\u0301 \U0001f468\u200d\U0001f469 horse  "
+    set_password(user, password)
+    db.session.commit()
+    assert sign_in(client, user.email, password).status_code == 302
+    other = client.application.test_client()
+    assert sign_in(other, user.email, password.strip()).status_code == 401
+    assert sign_in(other, user.email, password.replace("e\u0301", "\u00e9")).status_code == 401

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.jobs.execution import execute_job
@@ -337,3 +337,74 @@ def test_version_with_agency_watermark_renders(
     assert version.status == "ready"
     assert version.plan["watermark"]["path"] == f"store:{agency.watermark_key}"
     assert any("overlay" in part for part in version.ffmpeg_command)
+
+
+def test_original_download_is_safe_for_a_stored_case_number_with_crlf(
+    ready_clip: Clip,
+    client: FlaskClient,
+    users: dict[Role, User],
+    sample_clip: Path,
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    # A row from before the text rules: written straight to the database, past them.
+    db.session.execute(
+        update(Case)
+        .where(Case.id == ready_clip.case_id)
+        .values(number="24-0001\r\nSet-Cookie: planted=1")
+    )
+    db.session.commit()
+    signed_in(users[Role.DETECTIVE])
+    response = client.get(f"/staff/clips/{ready_clip.public_id}/original")
+    assert response.status_code == 200
+    assert response.data == sample_clip.read_bytes()
+    disposition = response.headers["Content-Disposition"]
+    assert "\r" not in disposition and "\n" not in disposition
+    assert disposition.startswith(
+        f'attachment; filename="24-0001__Set-Cookie__planted_1-{ready_clip.public_id}-original"'
+    )
+    assert "planted" not in response.headers.get("Set-Cookie", "")
+
+
+def test_clip_page_shows_a_stored_plan_with_a_lone_surrogate(
+    ready_clip: Clip,
+    client: FlaskClient,
+    users: dict[Role, User],
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    # A plan stored before captions refused lone surrogates (JSON escapes it as \ud800).
+    version = ready_clip.versions[0]
+    plan = dict(version.plan or {})
+    plan["caption"] = {"lines": ["Case 24-0001 \ud800", "Do you recognize this person?"]}
+    db.session.execute(update(ClipVersion).where(ClipVersion.id == version.id).values(plan=plan))
+    db.session.commit()
+    signed_in(users[Role.DETECTIVE])
+    response = client.get(f"/staff/clips/{ready_clip.public_id}")
+    assert response.status_code == 200
+    assert "Case 24-0001 \ufffd / Do you recognize this person?" in response.get_data(as_text=True)
+    status = client.get(f"/staff/clips/{ready_clip.public_id}/status.json")
+    assert status.status_code == 200
+
+
+def test_revoke_through_the_page_refuses_a_reason_with_a_lone_surrogate(
+    ready_clip: Clip, app: Flask, users: dict[Role, User]
+) -> None:
+    from tests.portal.conftest import sign_in
+
+    version = ready_clip.versions[0]
+    approve_version(version, users[Role.SUPERVISOR], CHECKLIST)
+    supervisor = app.test_client()
+    sign_in(supervisor, users[Role.SUPERVISOR].email)
+    token = csrf_token(supervisor, "/staff/")
+    url = f"/staff/versions/{version.public_id}/approval/revoke"
+    response = supervisor.post(
+        url,
+        json={"csrf_token": token, "reason": "wrong clip \ud800"},
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 302
+    page = supervisor.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Reason must not contain an unpaired surrogate (U+D800)." in page
+    assert db.session.get(ClipVersion, version.id).active_approval is not None  # type: ignore[union-attr]
+    with pytest.raises(ValidationFailed) as caught:
+        revoke_approval(version, users[Role.SUPERVISOR], "x" * 2001)
+    assert caught.value.field == "reason"

@@ -112,3 +112,28 @@ def test_delete_through_the_evidence_page(
     assert db.session.get(Clip, ready_clip.id).status == "deleted"  # type: ignore[union-attr]
     poster = client.get(f"/staff/versions/{ready_clip.versions[0].public_id}/media/poster")
     assert poster.status_code == 404
+
+
+def test_delete_through_the_evidence_page_refuses_a_reason_with_a_bidi_override(
+    app: Flask,
+    ready_clip: Clip,
+    users: dict[Role, User],
+    client: FlaskClient,
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    app.config["TATTLETALE"] = replace(app.config["TATTLETALE"], evidence_retention_days=0)
+    signed_in(users[Role.ADMIN])
+    page = f"/staff/clips/{ready_clip.public_id}/evidence"
+    token = csrf_token(client, page)
+    url = f"/staff/clips/{ready_clip.public_id}/delete"
+    response = client.post(url, data={"csrf_token": token, "reason": "duplicate \u202eof clip 3"})
+    assert response.status_code == 302
+    shown = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Reason for deleting must not contain U+202E RIGHT-TO-LEFT OVERRIDE." in shown
+    assert db.session.get(Clip, ready_clip.id).status == "ready"  # type: ignore[union-attr]
+    with pytest.raises(ValidationFailed) as caught:
+        delete_clip(ready_clip, users[Role.ADMIN], "duplicate \u202eof clip 3")
+    assert caught.value.field == "reason"
+    response = client.post(url, data={"csrf_token": token, "reason": "short"})
+    shown = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Give the reason for deleting this evidence (at least 10 characters)." in shown

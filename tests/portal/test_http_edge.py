@@ -102,3 +102,17 @@ def test_staff_requests_record_the_address(
     with caplog.at_level(logging.INFO, logger="tattletale.access"):
         client.get("/staff/login", environ_base={"REMOTE_ADDR": "198.51.100.9"})
     assert any(getattr(r, "client_addr", None) == "198.51.100.9" for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("path", "mimetype"),
+    [("/healthz", "text/html"), ("/api/v1/openapi.json", "application/problem+json")],
+)
+def test_method_not_allowed_says_which_methods_are(
+    client: FlaskClient, path: str, mimetype: str
+) -> None:
+    response = client.delete(path)
+    assert response.status_code == 405
+    assert response.mimetype == mimetype
+    # RFC 9110 15.5.6: a 405 carries Allow, the methods the resource supports.
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}

@@ -293,3 +293,21 @@ def test_cli_agencies_create_requires_mfa_in_production_by_default(
     assert result.exit_code == 0, result.output
     agency = db.session.scalar(select(Agency).where(Agency.slug == "ogdenville"))
     assert agency is not None and agency.require_mfa is expected
+
+
+@pytest.mark.parametrize("value", ["123\ud800456", "123456\r\n"])
+def test_mfa_code_with_a_lone_surrogate_or_line_break_is_a_bad_request(
+    client: FlaskClient, users: dict[Role, User], signed_in, value: str
+) -> None:  # type: ignore[no-untyped-def]
+    signed_in(users[Role.OFFICER])
+    token = csrf_token(client, "/staff/account/mfa")
+    data = {"code": value, "csrf_token": token}
+    if "\ud800" in value:
+        # Only a JSON body can carry a lone surrogate; Flask-WTF reads it as form data.
+        response = client.post("/staff/account/mfa", json=data, headers={"X-CSRFToken": token})
+    else:
+        response = client.post("/staff/account/mfa", data=data)
+    assert response.status_code == 400
+    assert "Code must not contain" in response.get_data(as_text=True)
+    db.session.refresh(users[Role.OFFICER])
+    assert not users[Role.OFFICER].mfa_enabled

@@ -172,3 +172,26 @@ def test_cli_users_token_takes_scopes(cli, client: FlaskClient, chief: User) -> 
     assert client.get("/api/v1/me", headers=bearer(secret)).json["roles"] == ["officer"]
     refused = cli.invoke(args=["users", "token", chief.email, "--scope", "supervisor"])
     assert refused.exit_code == 2 and "do not hold" in refused.output
+
+
+def test_token_page_refuses_a_name_with_a_lone_surrogate_or_a_line_break(
+    client: FlaskClient, chief: User, signed_in
+) -> None:  # type: ignore[no-untyped-def]
+    signed_in(chief)
+    token = csrf_token(client, "/staff/account/tokens")
+    data = {"csrf_token": token, "name": "sync\ud800", "expires_in_days": 30, "scopes": ["officer"]}
+    response = client.post("/staff/account/tokens", json=data, headers={"X-CSRFToken": token})
+    assert response.status_code == 400
+    assert "Name must not contain an unpaired surrogate (U+D800)." in response.text
+    response = create_on_page(client, name="sync\r\nX", expires_in_days=30, scopes="officer")
+    assert response.status_code == 400
+    assert "Name must not contain a carriage return." in response.text
+    assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_token_service_refuses_a_name_the_form_refuses(chief: User) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        create_api_token(chief, name="a\u202eb")
+    assert caught.value.field == "name"
+    with pytest.raises(ValidationFailed):
+        create_api_token(chief, name="x" * 101)
