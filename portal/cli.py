@@ -289,6 +289,35 @@ def jobs_list(status: str | None) -> None:
         )
 
 
+@jobs.command("retry")
+@click.argument("ref")
+def jobs_retry(ref: str) -> None:
+    """Start the failed work of a clip again. REF is the clip's id, or the id of one
+    of its failed jobs (as `jobs list --status failed` shows)."""
+    from portal.models import Clip, ClipVersion
+    from portal.services.clips import retry_clip
+
+    clip = db.session.scalar(select(Clip).where(Clip.public_id == ref))
+    if clip is None:
+        row = db.session.scalar(select(Job).where(Job.public_id == ref))
+        if row is not None and row.subject_type == "clip" and row.subject_id is not None:
+            clip = db.session.get(Clip, row.subject_id)
+        elif row is not None and row.subject_type == "clip_version" and row.subject_id:
+            version = db.session.get(ClipVersion, row.subject_id)
+            clip = version.clip if version is not None else None
+        elif row is not None:
+            _fail(f"job {ref} is not about a clip; nothing to retry")
+    if clip is None:
+        _fail(f"no clip or job with id {ref!r}")
+    assert clip is not None
+    try:
+        started = retry_clip(clip, None)
+    except DomainError as exc:
+        _fail(exc.message)
+    for row in started:
+        click.echo(f"queued {row.name} {row.public_id}")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Default: TATTLETALE_PORT or 5000.")
