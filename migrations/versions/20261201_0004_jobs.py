@@ -33,12 +33,21 @@ clips = sa.table(
 versions = sa.table("clip_versions", sa.column("id", sa.Integer), sa.column("job_id", sa.Integer))
 
 
-def _defer_foreign_keys() -> None:
-    # SQLite: batch mode drops and recreates the table; with foreign keys enforced the
-    # drop would trip on rows that reference it. Deferred, they are checked at commit,
-    # when the recreated table is in place.
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("PRAGMA defer_foreign_keys = ON")
+def _sqlite_foreign_keys(enabled: bool) -> None:
+    """SQLite's own procedure for rebuilding a table that others reference: foreign
+    keys off while batch mode copies, drops and renames it, checked when back on.
+    The pragma is ignored inside a transaction, so the open one is committed first
+    (SQLite migrations are not transactional in Alembic anyway)."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    raw = bind.connection.dbapi_connection
+    raw.commit()
+    raw.execute(f"PRAGMA foreign_keys = {'ON' if enabled else 'OFF'}")
+    if enabled:
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
 
 
 def upgrade():
@@ -82,16 +91,16 @@ def upgrade():
             .values(subject_type=subject[0], subject_id=subject[1])
         )
 
-    _defer_foreign_keys()
+    _sqlite_foreign_keys(False)
     with op.batch_alter_table("clips", schema=None) as batch_op:
         batch_op.drop_constraint("fk_clips_ingest_job_id_jobs", type_="foreignkey")
         batch_op.drop_constraint("fk_clips_proxy_job_id_jobs", type_="foreignkey")
         batch_op.drop_column("ingest_job_id")
         batch_op.drop_column("proxy_job_id")
-    _defer_foreign_keys()
     with op.batch_alter_table("clip_versions", schema=None) as batch_op:
         batch_op.drop_constraint("fk_clip_versions_job_id_jobs", type_="foreignkey")
         batch_op.drop_column("job_id")
+    _sqlite_foreign_keys(True)
 
 
 def _latest(bind, name, subject_type, subject_id):
@@ -105,12 +114,11 @@ def _latest(bind, name, subject_type, subject_id):
 
 
 def downgrade():
-    _defer_foreign_keys()
+    _sqlite_foreign_keys(False)
     with op.batch_alter_table("clip_versions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("job_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key("fk_clip_versions_job_id_jobs", "jobs", ["job_id"], ["id"])
         batch_op.drop_column("render_token")
-    _defer_foreign_keys()
     with op.batch_alter_table("clips", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ingest_job_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("proxy_job_id", sa.Integer(), nullable=True))
@@ -135,6 +143,7 @@ def downgrade():
             .where(versions.c.id == version_id)
             .values(job_id=_latest(bind, "clips.render", "clip_version", version_id))
         )
+    _sqlite_foreign_keys(True)
 
     op.drop_index("uq_jobs_unique_key", table_name="jobs")
     op.drop_index("ix_jobs_subject", table_name="jobs")

@@ -158,11 +158,13 @@ def _enqueue_unique(unique_key: str, values: dict[str, Any], delay_s: float) -> 
         insert(Job)
         .values(unique_key=unique_key, **values)
         .on_conflict_do_nothing(index_elements=["unique_key"])
+        .returning(Job.id)
     )
-    inserted = db.session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    # No id back: the key had a row already.
+    inserted_id = db.session.execute(statement).scalar()
     row = db.session.scalar(select(Job).where(Job.unique_key == unique_key))
     assert row is not None, "the row of a unique key vanished"
-    if inserted:
+    if inserted_id is not None:
         schedule_dispatch(row.id, delay_s)
     return row
 
