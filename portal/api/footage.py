@@ -26,6 +26,7 @@ from portal.services.clips import (
     get_version_for,
     list_clips,
     plan_from_request,
+    retry_clip,
     revoke_approval,
 )
 from portal.services.errors import ValidationFailed
@@ -261,6 +262,20 @@ def post_version(clip_id: str):
         clip=url_for("api.get_clip", clip_id=clip.public_id),
     )
     response.status_code = 201
+    return response
+
+
+@bp.route("/clips/<clip_id>/retry", methods=["POST"])
+@api_requires(Permission.CLIP_EDIT)
+def post_clip_retry(clip_id: str):
+    """Start the clip's failed work again (ingest, proxy, failed versions)."""
+    clip = get_clip_for(_user(), clip_id, Permission.CLIP_EDIT)
+    jobs = retry_clip(clip, _user())
+    db.session.refresh(clip)
+    body = _clip_json(clip)
+    body["retried"] = [{"id": job.public_id, "kind": job.name} for job in jobs]
+    response = jsonify(body)
+    response.status_code = 202
     return response
 
 

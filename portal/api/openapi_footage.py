@@ -268,6 +268,19 @@ PATHS: dict[str, Any] = {
             "responses": {"201": {"description": "The new version, queued."}, **ERRORS},
         },
     },
+    "/clips/{clip_id}/retry": {
+        "parameters": [_path_param("clip_id")],
+        "post": {
+            "operationId": "retryClip",
+            "description": "Start the clip's failed work again: ingest, the editing proxy, "
+            "or its failed versions.",
+            "responses": {
+                "202": _json(_ref("ClipStatus"), "The clip, with its work queued again."),
+                **ERRORS,
+                "409": _problem("Nothing of this clip has failed."),
+            },
+        },
+    },
     "/versions/{version_id}/renditions/{name}": {
         "parameters": [_path_param("version_id"), _path_param("name")],
         "get": {

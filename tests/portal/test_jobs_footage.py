@@ -186,3 +186,38 @@ def test_footage_jobs_name_their_subject(ready_clip: Clip) -> None:
     assert ready_clip.ingest_job is not None and ready_clip.ingest_job.name == "clips.ingest"
     assert ready_clip.proxy_job is not None and ready_clip.proxy_job.name == "clips.proxy"
     assert version.job is not None and version.job.name == "clips.render"
+
+
+def test_api_retry_starts_a_failed_render_again(
+    ready_clip: Clip, users: dict[Role, User], client: FlaskClient
+) -> None:
+    from portal.services.users import create_api_token
+
+    officer = users[Role.OFFICER]
+    _, secret = create_api_token(officer)
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {secret}"}
+    plan = EditPlan().to_dict() | {"caption": {"lines": ["\udfff tip line"]}}
+    version = _version_with_plan(ready_clip, plan, officer)
+    assert run_jobs() == ["failed"]
+
+    response = client.post(f"/api/v1/clips/{ready_clip.public_id}/retry", headers=headers)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    body = response.json
+    assert body is not None
+    assert [r["kind"] for r in body["retried"]] == ["clips.render"]
+    db.session.refresh(version)
+    assert version.status == "queued"
+
+    # Nothing else has failed: a problem document, nothing changed.
+    assert run_jobs() == ["failed"]  # the same caption fails again, with its reason
+    db.session.refresh(version)
+    assert version.status == "failed"
+    for v in ready_clip.versions:
+        if v.id != version.id:
+            assert v.status == "ready"
+    version.status = "ready"  # as if a new edit replaced it: nothing is left to retry
+    db.session.commit()
+    again = client.post(f"/api/v1/clips/{ready_clip.public_id}/retry", headers=headers)
+    assert again.status_code == 409
+    assert again.mimetype == "application/problem+json"
