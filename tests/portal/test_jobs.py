@@ -336,3 +336,122 @@ def test_recovery_defaults_bring_a_killed_workers_job_back_within_two_minutes() 
     # Silent for stale_after, noticed by the next control pass, sent at once.
     assert defaults.job_stale_after_s + defaults.job_reap_interval_s <= 120
     assert defaults.job_lost_after_s <= 120
+
+
+SLOW_WORKER_MODULE = """
+import time
+
+from portal.extensions import db
+from portal.jobs.registry import job
+from portal.models import Job
+
+
+@job("tests.slow_first_time")
+def slow_first_time(ctx):
+    # The first attempt works "forever" (until its worker is killed); the next is quick.
+    row = db.session.get(Job, ctx.job_id)
+    attempt = row.attempts
+    db.session.commit()
+    deadline = time.monotonic() + (120 if attempt == 1 else 0)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+    ctx.report(1.0, f"done by {ctx.worker}")
+
+
+from portal.celery_worker import celery, flask_app  # noqa: E402
+"""
+
+
+@job("tests.slow_first_time")
+def slow_first_time(ctx: JobContext) -> None:  # pragma: no cover - runs in the worker
+    raise AssertionError("only the worker process runs this job (SLOW_WORKER_MODULE)")
+
+
+@pytest.mark.slow
+def test_celery_killed_worker_job_is_run_by_another_within_the_stale_limit(
+    celery_app: Flask, settings: Settings, tmp_path: Path
+) -> None:
+    """SIGKILL a worker mid-job: its heartbeats stop, beat puts the job back and sends
+    it, a second worker on the same host (a name of its own) finishes it."""
+    import signal
+
+    (tmp_path / "tt_slow_worker.py").write_text(SLOW_WORKER_MODULE)
+    celery_settings = celery_app.config["TATTLETALE"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT)]),
+        "TATTLETALE_ENV": "testing",
+        "TATTLETALE_DATABASE_URL": settings.database_url,
+        "TATTLETALE_INSTANCE_PATH": str(settings.instance_path),
+        "TATTLETALE_BROKER_URL": REDIS_URL,
+        "TATTLETALE_CELERY_QUEUE": celery_settings.celery_queue,
+        # The smallest stale limit allowed, so the test is quick.
+        "TATTLETALE_JOB_STALE_AFTER": "10",
+        "TATTLETALE_JOB_REAP_INTERVAL": "1",
+    }
+
+    def start(*command: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tt_slow_worker", *command],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    worker_args = (
+        "worker",
+        "--pool",
+        "solo",
+        "--queues",
+        celery_settings.celery_queue,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
+    )
+    first = start(*worker_args)
+    processes = [first]
+    try:
+        row = enqueue("tests.slow_first_time")
+        db.session.commit()
+        running = wait_for_status(row.id, {"running"}, timeout_s=60)
+        first_name = running.worker
+        assert first_name == f"celery:{socket.gethostname()}:{first.pid}"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        killed_at = time.monotonic()
+        second = start(*worker_args)
+        processes.append(second)
+        processes.append(
+            start(
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--pidfile=",
+                "--schedule",
+                str(tmp_path / "beat-schedule"),
+            )
+        )
+        done = wait_for_status(row.id, {"succeeded", "failed"}, timeout_s=60)
+        recovered_s = time.monotonic() - killed_at
+        assert done.status == "succeeded"
+        assert done.worker == f"celery:{socket.gethostname()}:{second.pid}" != first_name
+        assert done.stage == f"done by {done.worker}" and done.attempts == 2
+        # Stale after 10 s, a control pass every second: well within half a minute.
+        assert recovered_s < 30, recovered_s
+        print(f"recovery after SIGKILL (stale_after=10 s, reap=1 s): {recovered_s:.1f} s")
+    finally:
+        for process in processes[1:]:
+            process.terminate()
+        outputs = []
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            outputs.append(process.communicate(timeout=30)[0].decode(errors="replace"))
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).delete(celery_settings.celery_queue)
+    for output in outputs[1:]:
+        assert "Traceback" not in output, output
