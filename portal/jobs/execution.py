@@ -133,6 +133,18 @@ class _Context:
         if self.lost.is_set() and threading.get_ident() == self.owner:
             raise ClaimLost(f"job {self.job_id} was taken from {self.worker}")
 
+    def confirm(self) -> None:
+        """Call in the job's thread, in the transaction that records its results, just
+        before the commit: raises :class:`ClaimLost` unless the run still holds its
+        claim. The job row stays locked until the commit (PostgreSQL ``FOR UPDATE``;
+        on SQLite the transaction's earlier writes already hold the only write lock),
+        so the reaper cannot take the run back in between."""
+        held = db.session.scalar(select(Job.id).where(*self.claim.fence()).with_for_update())
+        if held is None:
+            db.session.rollback()
+            self.lost.set()
+            raise ClaimLost(f"job {self.job_id} was taken from {self.worker}")
+
     def check(self) -> None:
         """Raise :class:`ClaimLost` unless the run is still this worker's: call it
         before recording results."""
@@ -393,13 +405,4 @@ def due_job_ids(limit: int = 100, *, waiting_for: timedelta = timedelta(0)) -> l
             .order_by(Job.run_after, Job.id)
             .limit(limit)
         )
-    )
-
-
-def latest_job(name: str, subject_type: str, subject_id: int) -> Job | None:
-    return db.session.scalar(
-        select(Job)
-        .where(Job.name == name, Job.subject_type == subject_type, Job.subject_id == subject_id)
-        .order_by(Job.id.desc())
-        .limit(1)
     )

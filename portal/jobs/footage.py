@@ -158,6 +158,8 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
             object_id=clip.public_id,
             details={"reason": reason},
         )
+        db.session.flush()
+        ctx.confirm()
         db.session.commit()
         return
     probe_data = info.to_dict()
@@ -182,6 +184,7 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
     db.session.add(version)
     db.session.flush()
     enqueue("clips.render", version_id=version.id)
+    ctx.confirm()
     db.session.commit()
 
 
@@ -214,6 +217,8 @@ def make_clip_proxy(ctx: JobContext, clip_id: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     clip.proxy_key = key
     clip.proxy_sha256 = stored.sha256
+    db.session.flush()
+    ctx.confirm()
     db.session.commit()
 
 
@@ -347,6 +352,8 @@ def render_version(ctx: JobContext, version_id: int) -> None:
         object_id=version.public_id,
         details={"outputs": {o.name: o.sha256 for o in manifest.outputs}},
     )
+    db.session.flush()
+    ctx.confirm()
     db.session.commit()
 
 

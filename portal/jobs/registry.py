@@ -42,6 +42,8 @@ class JobContext(Protocol):
 
     def check(self) -> None: ...
 
+    def confirm(self) -> None: ...
+
 
 JobFunction = Callable[..., None]
 # Called when a job of this type has failed for good (no attempts left, a permanent

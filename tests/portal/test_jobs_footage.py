@@ -221,3 +221,55 @@ def test_api_retry_starts_a_failed_render_again(
     again = client.post(f"/api/v1/clips/{ready_clip.public_id}/retry", headers=headers)
     assert again.status_code == 409
     assert again.mimetype == "application/problem+json"
+
+
+def test_ingest_that_fails_fails_its_clip_with_a_reason_and_retry_restarts_it(
+    users: dict[Role, User],
+    case,
+    sample_clip,  # type: ignore[no-untyped-def]
+) -> None:
+    import os
+
+    from portal.services.clips import attach_upload
+    from tests.portal.conftest import staged_upload
+
+    upload = staged_upload(users[Role.OFFICER], case, sample_clip)
+    clip = attach_upload(case, upload.public_id, users[Role.OFFICER])
+    os.unlink(clip.staging_path)  # the staged upload is lost before it was stored
+    assert run_jobs() == ["failed"]
+    db.session.refresh(clip)
+    assert clip.status == "failed"
+    assert "the uploaded file is gone" in clip.rejection_reason
+    jobs = retry_clip(clip, users[Role.OFFICER])
+    assert [j.name for j in jobs] == ["clips.ingest"]
+    db.session.refresh(clip)
+    assert clip.status == "ingesting" and clip.rejection_reason == ""
+
+
+def test_ingest_whose_claim_was_taken_records_nothing(
+    users: dict[Role, User],
+    case,
+    sample_clip,  # type: ignore[no-untyped-def]
+) -> None:
+    from portal.jobs.execution import _Context
+    from portal.jobs.footage import ingest_clip
+    from portal.services.clips import attach_upload
+    from tests.portal.conftest import staged_upload
+
+    upload = staged_upload(users[Role.OFFICER], case, sample_clip)
+    clip = attach_upload(case, upload.public_id, users[Role.OFFICER])
+    row = clip.ingest_job
+    assert row is not None
+    stale = claim_job(row.id, "worker-1")
+    assert stale is not None
+    # The reaper takes the run back while it works; ingest finds out when it records.
+    assert requeue_stale_jobs(timedelta(0)) == [row.id]
+    with pytest.raises(ClaimLost):
+        ingest_clip(_Context(claim=stale, engine=db.engine), clip_id=clip.id)
+    db.session.rollback()
+    db.session.refresh(clip)
+    assert clip.status == "ingesting" and clip.versions == []
+    # The next claim does the work once.
+    assert run_jobs() == ["succeeded"] * 3
+    db.session.refresh(clip)
+    assert clip.status == "ready" and [v.number for v in clip.versions] == [1]
