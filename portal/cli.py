@@ -283,9 +283,11 @@ def jobs_list(status: str | None) -> None:
     if status:
         query = query.where(Job.status == status)
     for row in db.session.scalars(query):
+        subject = f"{row.subject_type}:{row.subject_id}" if row.subject_type else "-"
         click.echo(
-            f"{row.public_id}\t{row.name}\t{row.status}\t{row.progress:.0%}\t"
-            f"attempts={row.attempts}/{row.max_attempts}\t{row.error[:60]}"
+            f"{row.public_id}\t{row.name}\t{subject}\t{row.status}\t{row.progress:.0%}\t"
+            f"attempts={row.attempts}/{row.max_attempts}\t{row.worker or '-'}\t"
+            f"{row.error[:60]}"
         )
 
 

@@ -121,7 +121,7 @@ def test_retry_recovers_a_version_left_processing_by_a_failed_job(
     assert version.status == "ready"
 
 
-def test_two_renders_of_one_version_never_overlap(
+def test_render_two_runs_of_one_version_never_overlap(
     app: Flask, ready_clip: Clip, users: dict[Role, User]
 ) -> None:
     version = _version_with_plan(ready_clip, EditPlan().to_dict(), users[Role.OFFICER])
@@ -173,7 +173,7 @@ def test_two_renders_of_one_version_never_overlap(
     assert {(r.name, r.storage_key, r.sha256) for r in version.renditions} == recorded
 
 
-def test_footage_jobs_name_their_subject(ready_clip: Clip) -> None:
+def test_footage_jobs_name_their_subject_not_a_foreign_key(ready_clip: Clip) -> None:
     rows = db.session.execute(
         select(Job.name, Job.subject_type, Job.subject_id).order_by(Job.id)
     ).all()
@@ -273,3 +273,14 @@ def test_ingest_whose_claim_was_taken_records_nothing(
     assert run_jobs() == ["succeeded"] * 3
     db.session.refresh(clip)
     assert clip.status == "ready" and [v.number for v in clip.versions] == [1]
+
+
+def test_cli_jobs_list_shows_each_jobs_subject(ready_clip: Clip, cli: FlaskCliRunner) -> None:
+    result = cli.invoke(args=["jobs", "list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    version = ready_clip.versions[0]
+    assert len(lines) == 3
+    assert f"clips.render\tclip_version:{version.id}\tsucceeded" in lines[0]
+    assert f"clips.proxy\tclip:{ready_clip.id}\tsucceeded" in lines[1]
+    assert f"clips.ingest\tclip:{ready_clip.id}\tsucceeded" in lines[2]

@@ -100,7 +100,7 @@ def test_enqueue_key_is_unique_in_the_database(app: Flask) -> None:
     db.session.rollback()
 
 
-def test_job_modules_are_discovered_and_a_broken_one_stops_the_app(
+def test_discovery_finds_job_modules_and_a_broken_one_stops_the_app(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import portal.jobs
