@@ -330,12 +330,31 @@ def test_celery_beat_recovers_jobs_with_no_worker_free(
 
 
 def test_recovery_defaults_bring_a_killed_workers_job_back_within_two_minutes() -> None:
-    from config import load_settings
+    from config import ConfigError, load_settings
 
     defaults = load_settings({"TATTLETALE_ENV": "testing"})
     # Silent for stale_after, noticed by the next control pass, sent at once.
     assert defaults.job_stale_after_s + defaults.job_reap_interval_s <= 120
     assert defaults.job_lost_after_s <= 120
+    # Transient failures are retried through a 15-minute outage.
+    assert defaults.job_retry_span_s > 15 * 60
+    chosen = load_settings(
+        {
+            "TATTLETALE_ENV": "testing",
+            "TATTLETALE_JOB_STALE_AFTER": "30",
+            "TATTLETALE_JOB_REAP_INTERVAL": "5",
+            "TATTLETALE_JOB_LOST_AFTER": "90",
+            "TATTLETALE_JOB_RETRY_SPAN": "3600",
+        }
+    )
+    assert (
+        chosen.job_stale_after_s,
+        chosen.job_reap_interval_s,
+        chosen.job_lost_after_s,
+        chosen.job_retry_span_s,
+    ) == (30, 5, 90, 3600)
+    with pytest.raises(ConfigError, match="TATTLETALE_JOB_REAP_INTERVAL"):
+        load_settings({"TATTLETALE_ENV": "testing", "TATTLETALE_JOB_REAP_INTERVAL": "0"})
 
 
 SLOW_WORKER_MODULE = """
