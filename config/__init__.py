@@ -38,7 +38,16 @@ class Settings:
     job_threads: int = 2
     job_max_attempts: int = 3
     # A running job whose heartbeat is older than this is presumed lost with its worker.
-    job_stale_after_s: int = 600
+    # Heartbeats come from a thread of their own every sixth of this, whatever the job
+    # is doing, so silence means the process is gone.
+    job_stale_after_s: int = 60
+    # How often the control pass (stale jobs, lost messages, periodic ticks) runs.
+    job_reap_interval_s: int = 15
+    # A queued, due job whose message has not been taken for this long is sent again.
+    job_lost_after_s: int = 60
+    # Transient failures (outages, throttling) are retried for this long after the
+    # first one before the job fails: long enough to ride out a 15-minute outage.
+    job_retry_span_s: int = 1200
     max_upload_bytes: int = 8 * 1024**3
     # Evidence may not be deleted before it is this old (an agency's retention rule).
     evidence_retention_days: int = 365
@@ -228,7 +237,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         celery_queue=env_map.get("TATTLETALE_CELERY_QUEUE") or "tattletale",
         job_threads=_int(env_map, "TATTLETALE_JOB_THREADS", 2, minimum=1),
         job_max_attempts=_int(env_map, "TATTLETALE_JOB_MAX_ATTEMPTS", 3, minimum=1),
-        job_stale_after_s=_int(env_map, "TATTLETALE_JOB_STALE_AFTER", 600, minimum=10),
+        job_stale_after_s=_int(env_map, "TATTLETALE_JOB_STALE_AFTER", 60, minimum=10),
+        job_reap_interval_s=_int(env_map, "TATTLETALE_JOB_REAP_INTERVAL", 15, minimum=1),
+        job_lost_after_s=_int(env_map, "TATTLETALE_JOB_LOST_AFTER", 60, minimum=5),
+        job_retry_span_s=_int(env_map, "TATTLETALE_JOB_RETRY_SPAN", 1200, minimum=0),
         max_upload_bytes=_int(env_map, "TATTLETALE_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
         evidence_retention_days=_int(env_map, "TATTLETALE_EVIDENCE_RETENTION_DAYS", 365),
         session_idle_minutes=_int(env_map, "TATTLETALE_SESSION_IDLE_MINUTES", 30, minimum=1),

@@ -279,10 +279,41 @@ def jobs_list(status: str | None) -> None:
     if status:
         query = query.where(Job.status == status)
     for row in db.session.scalars(query):
+        subject = f"{row.subject_type}:{row.subject_id}" if row.subject_type else "-"
         click.echo(
-            f"{row.public_id}\t{row.name}\t{row.status}\t{row.progress:.0%}\t"
-            f"attempts={row.attempts}/{row.max_attempts}\t{row.error[:60]}"
+            f"{row.public_id}\t{row.name}\t{subject}\t{row.status}\t{row.progress:.0%}\t"
+            f"attempts={row.attempts}/{row.max_attempts}\t{row.worker or '-'}\t"
+            f"{row.error[:60]}"
         )
+
+
+@jobs.command("retry")
+@click.argument("ref")
+def jobs_retry(ref: str) -> None:
+    """Start the failed work of a clip again. REF is the clip's id, or the id of one
+    of its failed jobs (as `jobs list --status failed` shows)."""
+    from portal.models import Clip, ClipVersion
+    from portal.services.clips import retry_clip
+
+    clip = db.session.scalar(select(Clip).where(Clip.public_id == ref))
+    if clip is None:
+        row = db.session.scalar(select(Job).where(Job.public_id == ref))
+        if row is not None and row.subject_type == "clip" and row.subject_id is not None:
+            clip = db.session.get(Clip, row.subject_id)
+        elif row is not None and row.subject_type == "clip_version" and row.subject_id:
+            version = db.session.get(ClipVersion, row.subject_id)
+            clip = version.clip if version is not None else None
+        elif row is not None:
+            _fail(f"job {ref} is not about a clip; nothing to retry")
+    if clip is None:
+        _fail(f"no clip or job with id {ref!r}")
+    assert clip is not None
+    try:
+        started = retry_clip(clip, None)
+    except DomainError as exc:
+        _fail(exc.message)
+    for row in started:
+        click.echo(f"queued {row.name} {row.public_id}")
 
 
 @click.command("serve")

@@ -23,6 +23,7 @@ from portal.api.schemas import (
     CaseUpdateSchema,
     ClipAttachSchema,
     ClipFileSchema,
+    ClipRetriedSchema,
     ClipStatusSchema,
     RevocationSchema,
     VersionCreatedSchema,
@@ -44,6 +45,7 @@ from portal.services.clips import (
     get_version_for,
     list_clips,
     plan_from_request,
+    retry_clip,
     revoke_approval,
 )
 from portal.services.uploads import upload_from_stream
@@ -308,6 +310,21 @@ def post_version(read: Body, clip_id: str):
         "status": version.status,
         "clip": url_for("api.get_clip", clip_id=clip.public_id),
     }
+
+
+@bp.route("/clips/<id:clip_id>/retry", methods=["POST"])
+@bp.doc(operationId="retryClip")
+@api_requires(Permission.CLIP_EDIT)
+@bp.response(202, ClipRetriedSchema, description="The failed work, queued again.")
+@problems(404, 409)
+def post_clip_retry(clip_id: str):
+    """Start the clip's failed work again (ingest, proxy, failed versions)."""
+    clip = get_clip_for(_user(), clip_id, Permission.CLIP_EDIT)
+    jobs = retry_clip(clip, _user())
+    db.session.refresh(clip)
+    body = _clip_json(clip)
+    body["retried"] = [{"id": job.public_id, "kind": job.name} for job in jobs]
+    return body
 
 
 @bp.route("/versions/<id:version_id>/approval", methods=["POST"])

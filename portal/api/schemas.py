@@ -352,6 +352,15 @@ class ClipStatusSchema(ma.Schema):
     versions = fields.List(fields.Nested(VersionStatusSchema), required=True)
 
 
+class RetriedJobSchema(ma.Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "The job's name."})
+
+
+class ClipRetriedSchema(ClipStatusSchema):
+    retried = fields.List(fields.Nested(RetriedJobSchema), required=True)
+
+
 class VersionCreatedSchema(ma.Schema):
     id = fields.String(required=True)
     number = fields.Integer(required=True)

@@ -3,23 +3,41 @@
 Tasks are thin: they take the job's id and call :func:`execute_job`, which claims the
 row. ``acks_late`` means a message is acknowledged only after the work, so a worker
 that dies mid-job leaves the message for another; the claim makes the redelivery safe.
+
+Recovery does not go through the job queue: beat runs the control pass (stale jobs,
+lost messages, periodic ticks) itself, in its own process, every
+``TATTLETALE_JOB_REAP_INTERVAL`` seconds, so it runs even while every worker is busy.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
+import time
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery, Task, shared_task
+from celery.beat import Scheduler
 from flask import Flask
 
-from portal.jobs.execution import due_job_ids, execute_job, requeue_stale_jobs
-from portal.jobs.periodic import all_periodic, run_periodic
+from portal.jobs.control import control_pass
+from portal.jobs.execution import execute_job
 
-REAP_INTERVAL_S = 60
+log = logging.getLogger(__name__)
 
 
-def create_celery(app: Flask) -> Celery:
+class TattletaleCelery(Celery):
+    flask_app: Flask
+
+
+def worker_name() -> str:
+    # Host and process: two workers on one machine are told apart.
+    return f"celery:{socket.gethostname()}:{os.getpid()}"
+
+
+def create_celery(app: Flask) -> TattletaleCelery:
     """The Flask documentation's pattern: every task runs inside an app context."""
     settings = app.config["TATTLETALE"]
 
@@ -28,7 +46,8 @@ def create_celery(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app = TattletaleCelery(app.name, task_cls=FlaskTask)
+    celery_app.flask_app = app
     celery_app.conf.update(
         broker_url=settings.broker_url,
         task_ignore_result=True,
@@ -37,44 +56,56 @@ def create_celery(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=settings.celery_queue,
         broker_connection_retry_on_startup=True,
-        beat_schedule={
-            "reap-jobs": {"task": "tattletale.reap_jobs", "schedule": REAP_INTERVAL_S},
-            **{
-                task.name: {
-                    "task": "tattletale.periodic",
-                    "schedule": task.interval_s,
-                    "args": [task.name],
-                }
-                for task in all_periodic()
-            },
-        },
+        # Periodic work is not in beat's schedule: the control pass enqueues it as
+        # job rows with a key per tick (see portal.jobs.periodic).
+        beat_scheduler="portal.jobs.celery:ControlScheduler",
+        beat_schedule={},
     )
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
 
 
+class ControlScheduler(Scheduler):
+    """Beat's scheduler, with the control pass run in beat's own loop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_control = 0.0
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        flask_app: Flask = self.app.flask_app
+        settings = flask_app.config["TATTLETALE"]
+        now = time.monotonic()
+        if now >= self._next_control:
+            self._next_control = now + settings.job_reap_interval_s
+            try:
+                with flask_app.app_context():
+                    run_control_pass()
+            except Exception:
+                log.exception("control pass failed")
+        remaining = super().tick(*args, **kwargs)
+        return max(0.0, min(remaining, self._next_control - time.monotonic()))
+
+
+def run_control_pass() -> None:
+    from flask import current_app
+
+    settings = current_app.config["TATTLETALE"]
+    runner = current_app.extensions["tattletale.runner"]
+    control_pass(runner.dispatch, lost_after=timedelta(seconds=settings.job_lost_after_s))
+
+
 @shared_task(name="tattletale.run_job", ignore_result=True)
 def run_job(job_id: int) -> str:
-    return execute_job(job_id, f"celery:{socket.gethostname()}")
+    return execute_job(job_id, worker_name())
 
 
 @shared_task(name="tattletale.reap_jobs", ignore_result=True)
 def reap_jobs() -> None:
-    """Beat's periodic pass: put back jobs of lost workers, resend lost messages."""
-    from flask import current_app
-
-    settings = current_app.config["TATTLETALE"]
-    requeue_stale_jobs(timedelta(seconds=settings.job_stale_after_s))
-    # Only jobs that have waited a while: their message was probably lost (broker
-    # restart, dispatch failure after commit). A second message is harmless.
-    for job_id in due_job_ids(waiting_for=timedelta(seconds=REAP_INTERVAL_S * 5)):
-        run_job.apply_async(args=[job_id], queue=settings.celery_queue)
-
-
-@shared_task(name="tattletale.periodic", ignore_result=True)
-def run_periodic_task(name: str) -> None:
-    run_periodic(name)
+    """The control pass as a task, for an operator who wants to run it by hand
+    (``celery call tattletale.reap_jobs``); beat does not need it."""
+    run_control_pass()
 
 
 class CeleryRunner:

@@ -1,8 +1,13 @@
 """Jobs that turn uploaded footage into stored evidence and renditions.
 
 Each takes an id, re-reads the row, and does nothing if the work is already done, so
-a redelivered message or a second worker is harmless. Outputs go to fixed keys
-derived from public ids; a re-run overwrites the same keys with the same content.
+a redelivered message or a second worker is harmless. The original and the proxy go
+to fixed keys derived from public ids; a render writes under a folder of its own run,
+so a stale render never overwrites what a newer one stored.
+
+Each job type says how its subject is failed when the job gives up (``on_failure``):
+whatever the job raised, the clip or version ends failed with a reason and can be
+retried.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import tempfile
 from dataclasses import replace
 
 from flask import current_app
-from sqlalchemy import delete
+from sqlalchemy import delete, exists, or_, update
 
 from media_pipeline import (
     EditPlan,
@@ -30,10 +35,18 @@ from media_pipeline import (
     store_outputs,
 )
 from portal.extensions import db
-from portal.jobs.execution import PermanentJobError
+from portal.jobs.errors import ClaimLost, PermanentJobError, TransientJobError
 from portal.jobs.periodic import periodic
 from portal.jobs.registry import JobContext, enqueue, job
-from portal.models import Clip, ClipStatus, ClipVersion, Job, Rendition, VersionStatus
+from portal.models import (
+    Clip,
+    ClipStatus,
+    ClipVersion,
+    Job,
+    JobStatus,
+    Rendition,
+    VersionStatus,
+)
 from portal.models.base import utcnow
 from portal.services.agencies import WATERMARK_PREFIX
 from portal.services.audit import record_event
@@ -70,7 +83,32 @@ def _probe(path: str) -> tuple[MediaInfo | None, str]:
         return None, exc.reason
 
 
-@job("clips.ingest")
+def _fail_clip(row: Job, reason: str) -> None:
+    clip = db.session.get(Clip, row.subject_id)
+    if clip is not None and clip.status == ClipStatus.INGESTING.value:
+        clip.status = ClipStatus.FAILED.value
+        clip.rejection_reason = f"Storing the upload failed: {reason}"
+
+
+def _fail_proxy(row: Job, reason: str) -> None:
+    # The clip stays ready (versions render from the original); the proxy job's
+    # failure and its retry are shown with the clip.
+    log.warning("editing proxy failed", extra={"clip_id": row.subject_id, "reason": reason})
+
+
+def _fail_version(row: Job, reason: str) -> None:
+    version = db.session.get(ClipVersion, row.subject_id)
+    if version is None or version.status == VersionStatus.READY.value:
+        return
+    # Only the render that holds the version (or none) may fail it.
+    if version.render_token not in ("", row.claim_token):
+        return
+    version.status = VersionStatus.FAILED.value
+    version.error = reason[:2000]
+    version.render_token = ""
+
+
+@job("clips.ingest", subject=("clip", "clip_id"), on_failure=_fail_clip)
 def ingest_clip(ctx: JobContext, clip_id: int) -> None:
     """Probe the finished upload, move it into storage, start the proxy and version 1."""
     clip = db.session.get(Clip, clip_id)
@@ -120,6 +158,8 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
             object_id=clip.public_id,
             details={"reason": reason},
         )
+        db.session.flush()
+        ctx.confirm()
         db.session.commit()
         return
     probe_data = info.to_dict()
@@ -131,7 +171,7 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
     clip.frame_rate = info.video.frame_rate
     clip.status = ClipStatus.READY.value
     # The proxy first: the officer can start editing while the renditions are made.
-    clip.proxy_job = enqueue("clips.proxy", clip_id=clip.id)
+    enqueue("clips.proxy", clip_id=clip.id)
     version = ClipVersion(
         clip=clip,
         number=1,
@@ -143,11 +183,12 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
     )
     db.session.add(version)
     db.session.flush()
-    version.job = enqueue("clips.render", version_id=version.id)
+    enqueue("clips.render", version_id=version.id)
+    ctx.confirm()
     db.session.commit()
 
 
-@job("clips.proxy")
+@job("clips.proxy", subject=("clip", "clip_id"), on_failure=_fail_proxy)
 def make_clip_proxy(ctx: JobContext, clip_id: int) -> None:
     """The editing proxy: the whole source, unedited, 480p, a keyframe every 0.5 s."""
     clip = db.session.get(Clip, clip_id)
@@ -172,16 +213,64 @@ def make_clip_proxy(ctx: JobContext, clip_id: int) -> None:
         stored = store.put_file(key, os.path.join(tmp, "proxy.mp4"), output.content_type)
     except Rejected as exc:
         raise PermanentJobError(exc.reason) from None
-    except MediaPipelineError as exc:
-        raise RuntimeError(str(exc)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     clip.proxy_key = key
     clip.proxy_sha256 = stored.sha256
+    db.session.flush()
+    ctx.confirm()
     db.session.commit()
 
 
-@job("clips.render")
+def _claim_version(version_id: int, token: str) -> bool:
+    """Take the version for this run: only if it is not rendered and no live run holds
+    it (a run the reaper took back holds nothing any more)."""
+    holder_alive = exists().where(
+        Job.claim_token == ClipVersion.render_token,
+        Job.status == JobStatus.RUNNING.value,
+        Job.claim_token != "",
+    )
+    result = db.session.execute(
+        update(ClipVersion)
+        .where(
+            ClipVersion.id == version_id,
+            ClipVersion.status != VersionStatus.READY.value,
+            or_(
+                ClipVersion.render_token == "",
+                ClipVersion.render_token == token,
+                ~holder_alive,
+            ),
+        )
+        .values(status=VersionStatus.PROCESSING.value, error="", render_token=token)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _record_claim_holds(version_id: int, job_id: int, token: str) -> None:
+    """Lock the version for recording, if this run still holds it and its job: the
+    first write of the transaction that records the outputs."""
+    job_is_ours = exists().where(
+        Job.id == job_id, Job.claim_token == token, Job.status == JobStatus.RUNNING.value
+    )
+    result = db.session.execute(
+        update(ClipVersion)
+        .where(
+            ClipVersion.id == version_id,
+            ClipVersion.render_token == token,
+            ClipVersion.status == VersionStatus.PROCESSING.value,
+            job_is_ours,
+        )
+        .values(status=VersionStatus.PROCESSING.value)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise ClaimLost(f"version {version_id} is held by another render")
+
+
+@job("clips.render", subject=("clip_version", "version_id"), on_failure=_fail_version)
 def render_version(ctx: JobContext, version_id: int) -> None:
     """Every rendition of a version's plan, in one ffmpeg pass, into storage."""
     version = db.session.get(ClipVersion, version_id)
@@ -189,12 +278,18 @@ def render_version(ctx: JobContext, version_id: int) -> None:
         raise PermanentJobError(f"version {version_id} does not exist")
     if version.status == VersionStatus.READY.value:
         return
+    if not _claim_version(version_id, ctx.token):
+        db.session.refresh(version)
+        if version.status == VersionStatus.READY.value:
+            return
+        raise TransientJobError("another render of this version is still running")
+    db.session.refresh(version)
     clip = version.clip
-    version.status = VersionStatus.PROCESSING.value
-    version.error = ""
-    db.session.commit()
     store = get_store()
+    # A folder per run: a stale run that still uploads cannot touch the files a
+    # newer run recorded.
     prefix = version_prefix(clip.case.public_id, clip.public_id, version.number)
+    prefix = f"{prefix}/{ctx.token[:16]}"
     tmp = tempfile.mkdtemp(prefix="render-", dir=work_dir())
     try:
         plan = EditPlan.from_dict(version.plan)
@@ -216,17 +311,16 @@ def render_version(ctx: JobContext, version_id: int) -> None:
         ctx.report(0.96, "storing renditions")
         stored = store_outputs(manifest, tmp, store, prefix)
     except (Rejected, InvalidPlan) as exc:
-        _record_version_error(version_id, str(exc), final=True)
         raise PermanentJobError(str(exc)) from None
     except MediaPipelineError as exc:
-        # ffmpeg failed or timed out: worth another attempt, if any are left.
-        job_row = db.session.get(Job, ctx.job_id)
-        final = job_row is None or job_row.attempts >= job_row.max_attempts
-        _record_version_error(version_id, str(exc), final=final)
-        raise RuntimeError(str(exc)) from None
+        # ffmpeg failed or timed out: worth another attempt, if any are left. The
+        # version shows why until then; the job's failure hook fails it at the end.
+        _note_version_error(version_id, ctx.token, str(exc))
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    _record_claim_holds(version_id, ctx.job_id, ctx.token)
     version = db.session.get(ClipVersion, version_id)
     assert version is not None
     db.session.execute(delete(Rendition).where(Rendition.version_id == version.id))
@@ -250,6 +344,7 @@ def render_version(ctx: JobContext, version_id: int) -> None:
     version.ffmpeg_command = list(manifest.command)
     version.ffmpeg_version = manifest.ffmpeg_version[:200]
     version.status = VersionStatus.READY.value
+    version.render_token = ""
     version.rendered_at = utcnow()
     record_event(
         "evidence.render",
@@ -257,13 +352,16 @@ def render_version(ctx: JobContext, version_id: int) -> None:
         object_id=version.public_id,
         details={"outputs": {o.name: o.sha256 for o in manifest.outputs}},
     )
+    db.session.flush()
+    ctx.confirm()
     db.session.commit()
 
 
-def _record_version_error(version_id: int, message: str, *, final: bool) -> None:
+def _note_version_error(version_id: int, token: str, message: str) -> None:
     db.session.rollback()
-    version = db.session.get(ClipVersion, version_id)
-    if version is not None:
-        version.status = VersionStatus.FAILED.value if final else VersionStatus.QUEUED.value
-        version.error = message[:2000]
-        db.session.commit()
+    db.session.execute(
+        update(ClipVersion)
+        .where(ClipVersion.id == version_id, ClipVersion.render_token == token)
+        .values(error=message[:2000])
+    )
+    db.session.commit()

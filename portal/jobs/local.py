@@ -16,8 +16,8 @@ from datetime import timedelta
 
 from flask import Flask
 
-from portal.jobs.execution import due_job_ids, execute_job, requeue_stale_jobs
-from portal.jobs.periodic import run_due
+from portal.jobs.control import control_pass
+from portal.jobs.execution import execute_job, requeue_stale_jobs
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +88,13 @@ class LocalRunner:
         self._threads.clear()
 
     def _schedule(self) -> None:
-        settings = self.app.config["TATTLETALE"]
-        stale_after = timedelta(seconds=settings.job_stale_after_s)
-        last_run: dict[str, float] = {}
+        # Its own thread, never one of the workers: recovery and periodic ticks run
+        # however long the jobs take. The database is the queue, so every due row is
+        # handed to the workers on each pass (lost_after=0).
         while not self._stop.is_set():
             try:
                 with self.app.app_context():
-                    run_due(last_run)
-                    requeue_stale_jobs(stale_after)
-                    for job_id in due_job_ids():
-                        self._put(job_id)
+                    control_pass(self._put, lost_after=timedelta(0))
             except Exception:
                 log.exception("job scheduler pass failed")
             self._stop.wait(self.poll_interval_s)

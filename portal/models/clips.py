@@ -99,8 +99,6 @@ class Clip(PublicIdMixin, Base):
     proxy_key: Mapped[str] = mapped_column(String(500), default="")
     proxy_sha256: Mapped[str] = mapped_column(String(64), default="")
     upload_id: Mapped[int | None] = mapped_column(ForeignKey("uploads.id"))
-    ingest_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
-    proxy_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
 
     case: Mapped[Case] = relationship()
     uploaded_by: Mapped[User] = relationship(foreign_keys=[uploaded_by_id])
@@ -110,11 +108,27 @@ class Clip(PublicIdMixin, Base):
     deleted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     deletion_reason: Mapped[str] = mapped_column(Text, default="")
 
-    ingest_job: Mapped[Job | None] = relationship(foreign_keys=[ingest_job_id])
-    proxy_job: Mapped[Job | None] = relationship(foreign_keys=[proxy_job_id])
+    # Every job run on this clip, oldest first: the job row names its subject, so a
+    # new kind of job needs no column here.
+    jobs: Mapped[list[Job]] = relationship(
+        primaryjoin="and_(Job.subject_type == 'clip', foreign(Job.subject_id) == Clip.id)",
+        viewonly=True,
+        order_by="Job.id",
+    )
     versions: Mapped[list[ClipVersion]] = relationship(
         back_populates="clip", order_by="ClipVersion.number", lazy="selectin"
     )
+
+    def latest_job(self, name: str) -> Job | None:
+        return next((j for j in reversed(self.jobs) if j.name == name), None)
+
+    @property
+    def ingest_job(self) -> Job | None:
+        return self.latest_job("clips.ingest")
+
+    @property
+    def proxy_job(self) -> Job | None:
+        return self.latest_job("clips.proxy")
 
 
 class VersionStatus(enum.StrEnum):
@@ -145,17 +159,30 @@ class ClipVersion(PublicIdMixin, Base):
     manifest_key: Mapped[str] = mapped_column(String(500), default="")
     manifest_sha256: Mapped[str] = mapped_column(String(64), default="")
     rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    # The claim token of the render job that holds this version. Only that run may
+    # record outputs, so two renders never both write one version.
+    render_token: Mapped[str] = mapped_column(String(32), default="")
 
     clip: Mapped[Clip] = relationship(back_populates="versions")
     created_by: Mapped[User] = relationship()
-    job: Mapped[Job | None] = relationship()
+    jobs: Mapped[list[Job]] = relationship(
+        primaryjoin=(
+            "and_(Job.subject_type == 'clip_version', foreign(Job.subject_id) == ClipVersion.id)"
+        ),
+        viewonly=True,
+        order_by="Job.id",
+    )
     renditions: Mapped[list[Rendition]] = relationship(
         back_populates="version", order_by="Rendition.id", lazy="selectin"
     )
     approvals: Mapped[list[Approval]] = relationship(
         back_populates="version", order_by="Approval.id", lazy="selectin"
     )
+
+    @property
+    def job(self) -> Job | None:
+        """The latest render of this version."""
+        return self.jobs[-1] if self.jobs else None
 
     @property
     def active_approval(self) -> Approval | None:

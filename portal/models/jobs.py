@@ -22,7 +22,14 @@ class JobStatus(enum.StrEnum):
 
 class Job(PublicIdMixin, Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_run_after", "status", "run_after"),)
+    __table_args__ = (
+        Index("ix_jobs_status_run_after", "status", "run_after"),
+        # "The latest job of this clip": one generic reference, no foreign key per job type.
+        Index("ix_jobs_subject", "subject_type", "subject_id", "name"),
+        # A unique index rather than a constraint: SQLite can add one without copying
+        # the table. NULL keys (most jobs) never collide.
+        Index("uq_jobs_unique_key", "unique_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
@@ -40,3 +47,14 @@ class Job(PublicIdMixin, Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     worker: Mapped[str] = mapped_column(String(128), default="")
+    # A new random token per claim. Every write of a run (progress, heartbeat, outcome,
+    # retry) matches it, so a worker whose run was taken from it writes nothing.
+    claim_token: Mapped[str] = mapped_column(String(32), default="")
+    # What the job works on, e.g. ("clip", 12): found without a column per job type.
+    subject_type: Mapped[str] = mapped_column(String(32), default="")
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    # At most one row per key (e.g. "periodic:uploads.expire:2026-12-01T20:00:00Z").
+    unique_key: Mapped[str | None] = mapped_column(String(200))
+    # When the current run of transient failures (outage, throttling) began.
+    transient_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    transient_failures: Mapped[int] = mapped_column(Integer, default=0)

@@ -26,6 +26,7 @@ from portal.models import (
     ClipStatus,
     ClipVersion,
     Job,
+    JobStatus,
     Rendition,
     Upload,
     UploadStatus,
@@ -140,7 +141,7 @@ def _new_clip(
             "filename": filename,
         },
     )
-    clip.ingest_job = enqueue("clips.ingest", clip_id=clip.id)
+    enqueue("clips.ingest", clip_id=clip.id)
     db.session.commit()
     return clip
 
@@ -217,7 +218,7 @@ def create_version(clip: Clip, plan: EditPlan, user: User) -> ClipVersion:
         object_id=version.public_id,
         details={"clip": clip.public_id, "number": number, "plan": version.plan},
     )
-    version.job = enqueue("clips.render", version_id=version.id)
+    enqueue("clips.render", version_id=version.id)
     db.session.commit()
     return version
 
@@ -301,28 +302,46 @@ def approval_is_intact(version: ClipVersion) -> bool:
     )
 
 
-def retry_clip(clip: Clip, user: User) -> list[Job]:
-    """Send the failed jobs of a clip again (ingest, proxy, or its failed versions)."""
-    if not can(user, Permission.CLIP_EDIT, clip.case):
+def _gave_up(job: Job | None) -> bool:
+    """The work's latest job ended without doing it (or there never was one)."""
+    return job is None or job.status in (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+
+
+def retry_clip(clip: Clip, user: User | None) -> list[Job]:
+    """Send the failed work of a clip again: ingest, the proxy, or its failed versions.
+    A clip or version counts as failed when it says so, or when the job that was to
+    finish it gave up. ``user`` is None for an operator at the command line."""
+    if user is not None and not can(user, Permission.CLIP_EDIT, clip.case):
         raise PermissionDenied("You may not retry processing of this clip.")
     jobs = []
-    if clip.status == ClipStatus.FAILED.value:
+    if clip.status == ClipStatus.FAILED.value or (
+        clip.status == ClipStatus.INGESTING.value and _gave_up(clip.ingest_job)
+    ):
         clip.status = ClipStatus.INGESTING.value
-        clip.ingest_job = enqueue("clips.ingest", clip_id=clip.id)
-        jobs.append(clip.ingest_job)
+        clip.rejection_reason = ""
+        jobs.append(enqueue("clips.ingest", clip_id=clip.id))
     elif clip.status == ClipStatus.READY.value:
-        if not clip.proxy_key and clip.proxy_job and clip.proxy_job.status == "failed":
-            clip.proxy_job = enqueue("clips.proxy", clip_id=clip.id)
-            jobs.append(clip.proxy_job)
+        proxy_job = clip.proxy_job
+        if not clip.proxy_key and proxy_job is not None and _gave_up(proxy_job):
+            jobs.append(enqueue("clips.proxy", clip_id=clip.id))
         for version in clip.versions:
-            if version.status == VersionStatus.FAILED.value:
+            if version.status == VersionStatus.READY.value:
+                continue
+            if version.status == VersionStatus.FAILED.value or _gave_up(version.job):
                 version.status = VersionStatus.QUEUED.value
                 version.error = ""
-                version.job = enqueue("clips.render", version_id=version.id)
-                jobs.append(version.job)
+                version.render_token = ""
+                jobs.append(enqueue("clips.render", version_id=version.id))
     if not jobs:
         raise Conflict("Nothing of this clip has failed.")
-    record_event("evidence.retry", actor=user, object_type="clip", object_id=clip.public_id)
+    record_event(
+        "evidence.retry",
+        actor=user,
+        actor_label=None if user is not None else "operator (command line)",
+        object_type="clip",
+        object_id=clip.public_id,
+        details={"jobs": [job.name for job in jobs]},
+    )
     db.session.commit()
     return jobs
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from portal.extensions import db
 from portal.jobs.execution import execute_job
-from portal.models import AuditEvent, Case, Clip, ClipVersion, Job, Role, User
+from portal.models import AuditEvent, Case, Clip, ClipVersion, Role, User
 from portal.models.base import utcnow
 from portal.services.clips import (
     approval_is_intact,
@@ -179,7 +179,7 @@ def test_approval_detects_renditions_changed_after_approval(
 
 def test_rerunning_a_finished_render_does_nothing(ready_clip: Clip) -> None:
     version = ready_clip.versions[0]
-    job = db.session.get(Job, version.job_id)
+    job = version.job
     assert job is not None
     job.status = "queued"
     job.run_after = utcnow()

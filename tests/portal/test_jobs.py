@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from config import Settings
 from portal import create_app
@@ -246,27 +247,230 @@ def test_celery_worker_runs_enqueued_job(celery_app: Flask, settings: Settings) 
         db.session.commit()
         done = wait_for_status(row.id, {"succeeded", "failed"}, timeout_s=60)
         assert done.status == "succeeded"
-        assert done.stage.startswith("pong from celery:")
+        # Host and process id: two workers on one host are told apart.
+        assert done.worker == f"celery:{socket.gethostname()}:{worker.pid}"
+        assert done.stage == f"pong from {done.worker}"
     finally:
         worker.terminate()
         output = worker.communicate(timeout=30)[0].decode(errors="replace")
     assert "Traceback" not in output, output
 
 
-def test_periodic_tasks_run_when_due_and_celery_beat_knows_them(app: Flask) -> None:
-    from portal.jobs.celery import create_celery
-    from portal.jobs.periodic import all_periodic, periodic, run_due
+@pytest.mark.slow
+def test_celery_beat_recovers_jobs_with_no_worker_free(
+    celery_app: Flask, settings: Settings, tmp_path: Path
+) -> None:
+    """Beat runs the control pass itself: a lost worker's job is put back and sent
+    again, and periodic ticks are enqueued, while no worker takes anything."""
+    celery_settings = celery_app.config["TATTLETALE"]
+    lost = Job(
+        name="ping",
+        args={},
+        status="running",
+        attempts=1,
+        max_attempts=3,
+        worker="celery:gone:1",
+        claim_token="token-of-the-dead-run",
+        heartbeat_at=utcnow() - timedelta(minutes=5),
+    )
+    db.session.add(lost)
+    db.session.commit()
+    env = {
+        **os.environ,
+        "TATTLETALE_ENV": "testing",
+        "TATTLETALE_DATABASE_URL": settings.database_url,
+        "TATTLETALE_INSTANCE_PATH": str(settings.instance_path),
+        "TATTLETALE_BROKER_URL": REDIS_URL,
+        "TATTLETALE_CELERY_QUEUE": celery_settings.celery_queue,
+        "TATTLETALE_JOB_REAP_INTERVAL": "1",
+    }
+    beat = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal.celery_worker",
+            "beat",
+            "--loglevel",
+            "WARNING",
+            "--pidfile=",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        row = wait_for_status(lost.id, {"queued"}, timeout_s=30)
+        assert row.claim_token == "" and row.worker == ""
+        deadline = time.monotonic() + 15
+        tick = None
+        while tick is None and time.monotonic() < deadline:
+            db.session.commit()
+            tick = db.session.scalar(
+                select(Job).where(Job.unique_key.startswith("periodic:uploads.expire:"))
+            )
+            time.sleep(0.2)
+        assert tick is not None and tick.name == "periodic.run"
+        # Both were handed to the broker: the messages wait in the job queue.
+        import redis
 
-    calls: list[int] = []
+        queued = redis.Redis.from_url(REDIS_URL).llen(celery_settings.celery_queue)
+        assert queued >= 2
+    finally:
+        beat.terminate()
+        output = beat.communicate(timeout=30)[0].decode(errors="replace")
+        import redis
 
-    @periodic("tests.tick", every_s=3600)
-    def tick() -> None:
-        calls.append(1)
+        redis.Redis.from_url(REDIS_URL).delete(celery_settings.celery_queue)
+    assert "Traceback" not in output, output
 
-    last_run: dict[str, float] = {}
-    run_due(last_run)
-    run_due(last_run)  # not due again within the hour
-    assert calls == [1]
-    assert "uploads.expire" in {task.name for task in all_periodic()}
-    celery = create_celery(app)
-    assert celery.conf.beat_schedule["uploads.expire"]["args"] == ["uploads.expire"]
+
+def test_recovery_defaults_bring_a_killed_workers_job_back_within_two_minutes() -> None:
+    from config import ConfigError, load_settings
+
+    defaults = load_settings({"TATTLETALE_ENV": "testing"})
+    # Silent for stale_after, noticed by the next control pass, sent at once.
+    assert defaults.job_stale_after_s + defaults.job_reap_interval_s <= 120
+    assert defaults.job_lost_after_s <= 120
+    # Transient failures are retried through a 15-minute outage.
+    assert defaults.job_retry_span_s > 15 * 60
+    chosen = load_settings(
+        {
+            "TATTLETALE_ENV": "testing",
+            "TATTLETALE_JOB_STALE_AFTER": "30",
+            "TATTLETALE_JOB_REAP_INTERVAL": "5",
+            "TATTLETALE_JOB_LOST_AFTER": "90",
+            "TATTLETALE_JOB_RETRY_SPAN": "3600",
+        }
+    )
+    assert (
+        chosen.job_stale_after_s,
+        chosen.job_reap_interval_s,
+        chosen.job_lost_after_s,
+        chosen.job_retry_span_s,
+    ) == (30, 5, 90, 3600)
+    with pytest.raises(ConfigError, match="TATTLETALE_JOB_REAP_INTERVAL"):
+        load_settings({"TATTLETALE_ENV": "testing", "TATTLETALE_JOB_REAP_INTERVAL": "0"})
+
+
+SLOW_WORKER_MODULE = """
+import time
+
+from portal.extensions import db
+from portal.jobs.registry import job
+from portal.models import Job
+
+
+@job("tests.slow_first_time")
+def slow_first_time(ctx):
+    # The first attempt works "forever" (until its worker is killed); the next is quick.
+    row = db.session.get(Job, ctx.job_id)
+    attempt = row.attempts
+    db.session.commit()
+    deadline = time.monotonic() + (120 if attempt == 1 else 0)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+    ctx.report(1.0, f"done by {ctx.worker}")
+
+
+from portal.celery_worker import celery, flask_app  # noqa: E402
+"""
+
+
+@job("tests.slow_first_time")
+def slow_first_time(ctx: JobContext) -> None:  # pragma: no cover - runs in the worker
+    raise AssertionError("only the worker process runs this job (SLOW_WORKER_MODULE)")
+
+
+@pytest.mark.slow
+def test_celery_killed_worker_job_is_run_by_another_within_the_stale_limit(
+    celery_app: Flask, settings: Settings, tmp_path: Path
+) -> None:
+    """SIGKILL a worker mid-job: its heartbeats stop, beat puts the job back and sends
+    it, a second worker on the same host (a name of its own) finishes it."""
+    import signal
+
+    (tmp_path / "tt_slow_worker.py").write_text(SLOW_WORKER_MODULE)
+    celery_settings = celery_app.config["TATTLETALE"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT)]),
+        "TATTLETALE_ENV": "testing",
+        "TATTLETALE_DATABASE_URL": settings.database_url,
+        "TATTLETALE_INSTANCE_PATH": str(settings.instance_path),
+        "TATTLETALE_BROKER_URL": REDIS_URL,
+        "TATTLETALE_CELERY_QUEUE": celery_settings.celery_queue,
+        # The smallest stale limit allowed, so the test is quick.
+        "TATTLETALE_JOB_STALE_AFTER": "10",
+        "TATTLETALE_JOB_REAP_INTERVAL": "1",
+    }
+
+    def start(*command: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tt_slow_worker", *command],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+
+    worker_args = (
+        "worker",
+        "--pool",
+        "solo",
+        "--queues",
+        celery_settings.celery_queue,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
+    )
+    first = start(*worker_args)
+    processes = [first]
+    try:
+        row = enqueue("tests.slow_first_time")
+        db.session.commit()
+        running = wait_for_status(row.id, {"running"}, timeout_s=60)
+        first_name = running.worker
+        assert first_name == f"celery:{socket.gethostname()}:{first.pid}"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        killed_at = time.monotonic()
+        second = start(*worker_args)
+        processes.append(second)
+        processes.append(
+            start(
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--pidfile=",
+                "--schedule",
+                str(tmp_path / "beat-schedule"),
+            )
+        )
+        done = wait_for_status(row.id, {"succeeded", "failed"}, timeout_s=60)
+        recovered_s = time.monotonic() - killed_at
+        assert done.status == "succeeded"
+        assert done.worker == f"celery:{socket.gethostname()}:{second.pid}" != first_name
+        assert done.stage == f"done by {done.worker}" and done.attempts == 2
+        # Stale after 10 s, a control pass every second: well within half a minute.
+        assert recovered_s < 30, recovered_s
+        print(f"recovery after SIGKILL (stale_after=10 s, reap=1 s): {recovered_s:.1f} s")
+    finally:
+        for process in processes[1:]:
+            process.terminate()
+        outputs = []
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            outputs.append(process.communicate(timeout=30)[0].decode(errors="replace"))
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).delete(celery_settings.celery_queue)
+    for output in outputs[1:]:
+        assert "Traceback" not in output, output
