@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from config import Settings, load_settings
+from config import Settings, load_settings, normalise_database_url
 from portal import create_app
 from portal.extensions import db
 
 TEST_PASSWORD = "correct horse battery staple"
-PG_URL = os.environ.get("TATTLETALE_TEST_DATABASE_URL", "")
+PG_URL = normalise_database_url(os.environ.get("TATTLETALE_TEST_DATABASE_URL", ""))
 
 
 def _migrate(database_url: str, instance_path: Path) -> None:
