@@ -9,15 +9,19 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import io
 import os
 import re
+import shutil
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
-from .errors import InvalidKey, ObjectNotFound, StorageError
+from .errors import HashMismatch, InvalidKey, ObjectNotFound, StorageError
 from .hashing import HashingReader, hash_stream
 
 MAX_KEY_BYTES = 1024
@@ -31,6 +35,61 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """What an HTTP response about an object needs before reading it.
+
+    ``etag`` is opaque and unquoted; it changes whenever the object is replaced.
+    """
+
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+class _RangeReader(io.RawIOBase):
+    """At most ``length`` bytes of ``raw``, from where it stands.
+
+    ``fileno`` is passed through for files, so a WSGI server's ``wsgi.file_wrapper``
+    can ``sendfile`` the range (gunicorn starts at the descriptor's offset and stops at
+    Content-Length) instead of copying it through Python.
+    """
+
+    def __init__(self, raw: Any, length: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._remaining = length
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        fileno = getattr(self._raw, "fileno", None)
+        if fileno is None:
+            raise io.UnsupportedOperation("fileno")
+        return cast(int, fileno())
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if self._remaining <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")[: self._remaining]
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            count = readinto(view) or 0
+        else:
+            data = self._raw.read(len(view))
+            count = len(data)
+            view[:count] = data
+        self._remaining -= count
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._raw.close()
+        super().close()
 
 
 def validate_key(key: str) -> str:
@@ -120,6 +179,58 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix``, in lexical order."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectStat:
+        """Size, ETag and modification time; raises :class:`ObjectNotFound`."""
+
+    @abc.abstractmethod
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        """A readable stream of bytes ``start`` up to (not including) ``end``.
+
+        The caller checks the range against :meth:`stat` first; what is asked is read,
+        nothing before it (seeking a 4 GB original must not read the first gigabytes).
+        """
+
+    @abc.abstractmethod
+    def adopt_file(
+        self, key: str, path: str | os.PathLike[str], sha256: str, size: int
+    ) -> StoredObject:
+        """Make the finished file at ``path`` the object ``key``; ``path`` is gone after.
+
+        ``sha256`` and ``size`` were computed while the file was received. What is
+        stored must match them, or nothing is kept and :class:`HashMismatch` is raised
+        (the file at ``path`` is left for inspection).
+        """
+
+    def staging_dir(self, fallback: str | os.PathLike[str]) -> str:
+        """Where to receive files that will be adopted: ``fallback`` unless the store
+        can adopt from somewhere cheaper (the same filesystem, for a rename)."""
+        return os.fspath(fallback)
+
+    @contextlib.contextmanager
+    def local_path_or_copy(self, key: str, scratch_dir: str | os.PathLike[str]) -> Iterator[str]:
+        """A path to the object for tools that need one (ffmpeg).
+
+        A temporary copy inside ``scratch_dir``, removed on leaving the block whatever
+        happens there; a store that holds files returns the file itself.
+        """
+        tmpdir = tempfile.mkdtemp(prefix="source-", dir=scratch_dir)
+        try:
+            path = os.path.join(tmpdir, "source")
+            self.get_to_path(key, path)
+            yield path
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    @abc.abstractmethod
+    def remove_incomplete(self, older_than_s: float) -> int:
+        """Remove what interrupted writes left behind (temp files, unfinished multipart
+        uploads) that started more than ``older_than_s`` seconds ago. Returns how many.
+
+        Writes clean up after themselves when they fail; this is for the ones that
+        could not (a killed process, a store unreachable at the moment of failure).
+        """
 
 
 def _write_atomically(directory: str, target: str, stream: BinaryIO) -> tuple[str, int]:
@@ -238,12 +349,49 @@ class LocalStore(Store):
             if exc.errno != errno.EXDEV:
                 raise
             stored = self.put_file(key, path, "application/octet-stream")
-            if stored.sha256 != sha256:
+            if stored.sha256 != sha256 or stored.size != size:
                 self.delete(key)
-                raise StorageError(f"{key}: the copy does not match the upload's hash") from None
+                raise HashMismatch(f"{key}: the copy does not match the upload's hash") from None
             os.unlink(path)
             return stored
         return StoredObject(key, size, sha256)
+
+    def staging_dir(self, fallback: str | os.PathLike[str]) -> str:
+        # Inside the root, so adopting a finished upload is a rename, not a copy.
+        return os.path.join(self.root, ".uploads")
+
+    @contextlib.contextmanager
+    def local_path_or_copy(self, key: str, scratch_dir: str | os.PathLike[str]) -> Iterator[str]:
+        yield self.local_path(key)
+
+    def stat(self, key: str) -> ObjectStat:
+        try:
+            info = os.stat(self._path(key))
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        # Every write is a rename of a new file: a new inode and mtime per version.
+        etag = f"{info.st_ino:x}-{info.st_size:x}-{info.st_mtime_ns:x}"
+        modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
+        return ObjectStat(info.st_size, etag, modified)
+
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        stream = self.open(key)
+        stream.seek(start)
+        return cast(BinaryIO, _RangeReader(stream, max(0, end - start)))
+
+    def remove_incomplete(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not name.startswith(_TEMP_PREFIX):
+                    continue
+                path = os.path.join(directory, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+        return removed
 
 
 class S3Store(Store):
@@ -413,6 +561,52 @@ class S3Store(Store):
                     yield item["Key"][len(self.prefix) :]
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"listing {prefix!r} failed: {exc}") from exc
+
+    def stat(self, key: str) -> ObjectStat:
+        head = self.head(key)
+        return ObjectStat(
+            int(head["ContentLength"]), str(head["ETag"]).strip('"'), head["LastModified"]
+        )
+
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        if end <= start:
+            return io.BytesIO(b"")
+        # S3's byte ranges are inclusive (RFC 9110); ours end before ``end``.
+        body = self._client_call(key, "get_object", Range=f"bytes={start}-{end - 1}")["Body"]
+        return cast(BinaryIO, _RangeReader(body, end - start))
+
+    def adopt_file(
+        self, key: str, path: str | os.PathLike[str], sha256: str, size: int
+    ) -> StoredObject:
+        """Upload the file (read once, hashed on the way), check it, then remove it."""
+        stored = self.put_file(key, path, "application/octet-stream")
+        if stored.sha256 != sha256 or stored.size != size:
+            self.delete(key)
+            raise HashMismatch(f"{key}: the upload does not match the hash it was received with")
+        os.unlink(path)
+        return stored
+
+    def remove_incomplete(self, older_than_s: float) -> int:
+        """Abort unfinished multipart uploads under the prefix. Their parts are billed
+        and invisible to listings; a bucket lifecycle rule can do the same, but the
+        store must not depend on every operator having set one."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cutoff = datetime.now(UTC).timestamp() - older_than_s
+        removed = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"].timestamp() >= cutoff:
+                        continue
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    removed += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"removing unfinished uploads failed: {exc}") from exc
+        return removed
 
 
 def store_from_url(url: str, endpoint_url: str | None = None, **options: Any) -> Store:

@@ -6,13 +6,13 @@ name, a case number), so no request can choose where an object lands.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from flask import current_app
 
-from media_pipeline import LocalStore, Store, store_from_url
+from media_pipeline import Store, store_from_url
 
 
 def get_store() -> Store:
@@ -25,13 +25,11 @@ def get_store() -> Store:
 
 
 def upload_dir() -> Path:
-    """Where tus uploads are received. Inside the media root for the local store, so a
-    finished upload is renamed into place instead of copied."""
-    store = get_store()
-    if isinstance(store, LocalStore):
-        path = Path(store.root) / ".uploads"
-    else:
-        path = current_app.config["TATTLETALE"].instance_path / "uploads"
+    """Where tus uploads are received: where the store adopts them from most cheaply
+    (inside the media root for the local store, so a finished upload is renamed into
+    place instead of copied)."""
+    fallback = current_app.config["TATTLETALE"].instance_path / "uploads"
+    path = Path(get_store().staging_dir(fallback))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -58,23 +56,9 @@ def version_prefix(case_public_id: str, clip_public_id: str, number: int) -> str
     return f"{clip_prefix(case_public_id, clip_public_id)}/versions/{number}"
 
 
-class LocalCopy:
-    """A path to an object for ffmpeg: the file itself for the local store, a
-    temporary download (removed on exit) for S3."""
-
-    def __init__(self, store: Store, key: str) -> None:
-        self.store = store
-        self.key = key
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-
-    def __enter__(self) -> str:
-        if isinstance(self.store, LocalStore):
-            return self.store.local_path(self.key)
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="source-", dir=work_dir())
-        path = os.path.join(self._tmpdir.name, "source")
-        self.store.get_to_path(self.key, path)
-        return path
-
-    def __exit__(self, *exc: object) -> None:
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
+@contextlib.contextmanager
+def local_copy(key: str) -> Iterator[str]:
+    """A path to a stored object for ffmpeg: the file itself where the store has one, a
+    temporary copy in the work directory (removed on exit) otherwise."""
+    with get_store().local_path_or_copy(key, work_dir()) as path:
+        yield path
