@@ -14,9 +14,11 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
@@ -28,6 +30,7 @@ MAX_KEY_BYTES = 1024
 _TEMP_PREFIX = ".tmp-"
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._~=+@-][A-Za-z0-9._~=+@ -]*$")
 MIB = 1024 * 1024
+MIN_PART_BYTES = 5 * MIB
 
 
 @dataclass(frozen=True)
@@ -397,11 +400,16 @@ class LocalStore(Store):
 class S3Store(Store):
     """Objects in an S3 bucket (AWS, MinIO, Ceph or any S3-compatible store).
 
-    Uploads go through boto3's managed transfer: multipart above
-    ``multipart_threshold``, parts of ``multipart_chunksize``, at most
-    ``max_concurrency`` in flight and ``max_in_memory_chunks`` buffered, so memory is
-    bounded whatever the file size. The stream is fed non-seekable, so parts are read
-    in order and hashed exactly once.
+    Uploads are multipart above ``multipart_threshold``, in parts of
+    ``multipart_chunksize``, at most ``max_concurrency`` in flight and
+    ``max_in_memory_chunks`` buffered, so memory is bounded whatever the file size.
+    The stream is read in order, once, and hashed on the way.
+
+    The multipart upload is driven here rather than by boto3's transfer manager: that
+    hides the upload id, so an upload it does not abort itself stays in the bucket
+    (billed, invisible to listings), and an exception that is not an ``Exception``
+    (a worker's shutdown) raised while it reads the stream leaves it waiting forever.
+    Here every failure, of any kind, aborts the upload it started.
     """
 
     def __init__(
@@ -423,13 +431,16 @@ class S3Store(Store):
         client: Any = None,
     ) -> None:
         import boto3
-        from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         if server_side_encryption not in (None, "AES256", "aws:kms", "aws:kms:dsse"):
             raise ValueError("server_side_encryption must be AES256, aws:kms or aws:kms:dsse")
         if not bucket:
             raise ValueError("the bucket name is empty")
+        if multipart_chunksize < MIN_PART_BYTES:
+            raise ValueError("multipart_chunksize must be at least 5 MiB, S3's smallest part")
+        if max_concurrency < 1 or max_in_memory_chunks < 1:
+            raise ValueError("max_concurrency and max_in_memory_chunks must be at least 1")
         self.bucket = bucket
         self.prefix = validate_key(prefix.strip("/")) + "/" if prefix.strip("/") else ""
         self.server_side_encryption = server_side_encryption
@@ -448,18 +459,10 @@ class S3Store(Store):
         self.client = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region_name, config=self.config
         )
-        self.transfer_config = TransferConfig(
-            multipart_threshold=multipart_threshold,
-            multipart_chunksize=multipart_chunksize,
-            max_concurrency=max_concurrency,
-            use_threads=True,
-            # The classic transfer manager reads a non-seekable stream in order, which
-            # is what lets the hash be computed on the way.
-            preferred_transfer_client="classic",
-        )
-        # s3transfer's bound on buffered parts for non-seekable uploads; boto3's
-        # constructor does not take it, the attribute is read at upload time.
-        self.transfer_config.max_in_memory_upload_chunks = max_in_memory_chunks
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
+        self.max_concurrency = max_concurrency
+        self.max_in_memory_chunks = max_in_memory_chunks
 
     def __repr__(self) -> str:
         return f"S3Store(bucket={self.bucket!r}, prefix={self.prefix!r})"
@@ -485,18 +488,90 @@ class S3Store(Store):
         from botocore.exceptions import BotoCoreError, ClientError
 
         full_key = self._key(key)
+        extra = self._extra_args(content_type, disposition)
         reader = HashingReader(stream)
         try:
-            self.client.upload_fileobj(
-                reader,
-                self.bucket,
-                full_key,
-                ExtraArgs=self._extra_args(content_type, disposition),
-                Config=self.transfer_config,
-            )
+            head: list[bytearray] = []
+            buffered = 0
+            while buffered < self.multipart_threshold:
+                chunk = _read_chunk(reader, self.multipart_chunksize)
+                if not chunk:
+                    break
+                head.append(chunk)
+                buffered += len(chunk)
+            if buffered < self.multipart_threshold:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=full_key, Body=b"".join(head), **extra
+                )
+            else:
+                self._put_multipart(full_key, reader, head, extra)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}") from exc
         return StoredObject(key, reader.bytes_read, reader.hexdigest())
+
+    def _put_multipart(
+        self, full_key: str, reader: HashingReader, head: list[bytearray], extra: dict[str, str]
+    ) -> None:
+        """Parts in order from ``head`` then ``reader``; aborted on any failure."""
+        upload_id = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=full_key, ChecksumAlgorithm="CRC32", **extra
+        )["UploadId"]
+        # Buffers in memory: the ones being read, queued or sent. Taken before a part
+        # is read, given back when it has been sent.
+        slots = threading.BoundedSemaphore(self.max_in_memory_chunks)
+
+        def send(number: int, body: bytearray) -> dict[str, Any]:
+            try:
+                response = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=full_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ChecksumAlgorithm="CRC32",
+                )
+            finally:
+                slots.release()
+            part = {"ETag": response["ETag"], "PartNumber": number}
+            if "ChecksumCRC32" in response:
+                part["ChecksumCRC32"] = response["ChecksumCRC32"]
+            return part
+
+        pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="s3-part")
+        futures: list[Future[dict[str, Any]]] = []
+        try:
+            pending = list(head)
+            head.clear()
+            number = 0
+            while True:
+                slots.acquire()
+                chunk = pending.pop(0) if pending else _read_chunk(reader, self.multipart_chunksize)
+                if not chunk:
+                    slots.release()
+                    break
+                number += 1
+                futures.append(pool.submit(send, number, chunk))
+                failed = next((f for f in futures if f.done() and f.exception()), None)
+                if failed is not None:
+                    failed.result()
+            parts = [future.result() for future in futures]
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=full_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            # Best effort: if the store is unreachable now, remove_incomplete() finds
+            # the upload later.
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=full_key, UploadId=upload_id
+                )
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def _client_call(self, key: str, method: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -607,6 +682,20 @@ class S3Store(Store):
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"removing unfinished uploads failed: {exc}") from exc
         return removed
+
+
+def _read_chunk(reader: HashingReader, size: int) -> bytearray:
+    """Up to ``size`` bytes: fewer only at the end of the stream."""
+    chunk = bytearray(size)
+    filled = 0
+    with memoryview(chunk) as view:
+        while filled < size:
+            count = reader.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+    del chunk[filled:]
+    return chunk
 
 
 def store_from_url(url: str, endpoint_url: str | None = None, **options: Any) -> Store:
