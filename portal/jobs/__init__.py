@@ -19,7 +19,7 @@ __all__ = ["JobContext", "PermanentJobError", "enqueue", "execute_job", "init_jo
 def init_jobs(app: Flask) -> None:
     # Feature jobs import services, which import the registry: registered here, after
     # the package is whole, to keep the import graph acyclic.
-    from portal.jobs import footage  # noqa: F401
+    from portal.jobs import cleanup, footage  # noqa: F401
 
     settings = app.config["TATTLETALE"]
     if settings.uses_celery:

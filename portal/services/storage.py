@@ -7,7 +7,12 @@ name, a case number), so no request can choose where an object lands.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
@@ -62,3 +67,52 @@ def local_copy(key: str) -> Iterator[str]:
     temporary copy in the work directory (removed on exit) otherwise."""
     with get_store().local_path_or_copy(key, work_dir()) as path:
         yield path
+
+
+#: Leftovers older than this are removed. Three times ffmpeg's wall-clock limit per
+#: run (``Limits.timeout_s``, 4 hours): no live job holds a work entry, or an unfinished
+#: write to the store, that long.
+LEFTOVER_MAX_AGE = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    work_entries: int
+    store_writes: int
+
+
+def _newest_mtime(path: str) -> float:
+    """The latest modification inside ``path`` (itself included), symlinks not followed:
+    a long render still writing its outputs is young, however old its directory."""
+    newest = os.lstat(path).st_mtime
+    if os.path.isdir(path) and not os.path.islink(path):
+        for directory, dirs, files in os.walk(path):
+            for name in dirs + files:
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, os.lstat(os.path.join(directory, name)).st_mtime)
+    return newest
+
+
+def remove_leftovers(max_age: timedelta = LEFTOVER_MAX_AGE) -> Leftovers:
+    """Remove what interrupted work left: entries of the work directory (source copies,
+    render and proxy outputs of a killed process) and the store's unfinished writes.
+
+    Every job removes its own work files on every exit it lives through; this is for
+    the exits it does not (SIGKILL, a machine losing power).
+    """
+    cutoff = time.time() - max_age.total_seconds()
+    removed = 0
+    with os.scandir(work_dir()) as entries:
+        for entry in entries:
+            try:
+                if _newest_mtime(entry.path) >= cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed += 1
+    writes = get_store().remove_incomplete(max_age.total_seconds())
+    return Leftovers(removed, writes)
