@@ -53,20 +53,33 @@ class ObjectStat:
 
 
 class _RangeReader(io.RawIOBase):
-    """At most ``length`` bytes of ``raw``, from where it stands.
+    """Bytes ``start`` up to ``end`` of ``raw``, which is positioned at ``start``.
 
-    ``fileno`` is passed through for files, so a WSGI server's ``wsgi.file_wrapper``
-    can ``sendfile`` the range (gunicorn starts at the descriptor's offset and stops at
-    Content-Length) instead of copying it through Python.
+    For files, ``fileno``, ``seek`` and ``tell`` are passed through, so a WSGI server's
+    ``wsgi.file_wrapper`` can ``sendfile`` the range (gunicorn starts at the file's
+    offset and sends Content-Length bytes) instead of copying it through Python.
     """
 
-    def __init__(self, raw: Any, length: int) -> None:
+    def __init__(self, raw: Any, start: int, end: int) -> None:
         super().__init__()
         self._raw = raw
-        self._remaining = length
+        self._position = start
+        self._end = max(start, end)
 
     def readable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._raw, "seekable", lambda: False)())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self.seekable():
+            raise io.UnsupportedOperation("seek")
+        self._position = self._raw.seek(offset, whence)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
 
     def fileno(self) -> int:
         fileno = getattr(self._raw, "fileno", None)
@@ -75,9 +88,10 @@ class _RangeReader(io.RawIOBase):
         return cast(int, fileno())
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        if self._remaining <= 0:
+        remaining = self._end - self._position
+        if remaining <= 0:
             return 0
-        view = memoryview(buffer).cast("B")[: self._remaining]
+        view = memoryview(buffer).cast("B")[:remaining]
         readinto = getattr(self._raw, "readinto", None)
         if readinto is not None:
             count = readinto(view) or 0
@@ -85,7 +99,7 @@ class _RangeReader(io.RawIOBase):
             data = self._raw.read(len(view))
             count = len(data)
             view[:count] = data
-        self._remaining -= count
+        self._position += count
         return count
 
     def close(self) -> None:
@@ -380,7 +394,7 @@ class LocalStore(Store):
     def open_range(self, key: str, start: int, end: int) -> BinaryIO:
         stream = self.open(key)
         stream.seek(start)
-        return cast(BinaryIO, _RangeReader(stream, max(0, end - start)))
+        return cast(BinaryIO, _RangeReader(stream, start, end))
 
     def remove_incomplete(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s
@@ -648,7 +662,7 @@ class S3Store(Store):
             return io.BytesIO(b"")
         # S3's byte ranges are inclusive (RFC 9110); ours end before ``end``.
         body = self._client_call(key, "get_object", Range=f"bytes={start}-{end - 1}")["Body"]
-        return cast(BinaryIO, _RangeReader(body, end - start))
+        return cast(BinaryIO, _RangeReader(body, start, end))
 
     def adopt_file(
         self, key: str, path: str | os.PathLike[str], sha256: str, size: int

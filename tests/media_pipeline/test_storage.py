@@ -393,3 +393,28 @@ def test_store_local_path_or_copy_leaves_nothing_in_scratch(store: Store, tmp_pa
     with pytest.raises(ObjectNotFound), store.local_path_or_copy("c/missing", scratch):
         pass
     assert list(scratch.iterdir()) == []
+
+
+def test_local_store_open_range_can_be_sent_with_sendfile(tmp_path: Path) -> None:
+    """What gunicorn's wsgi.file_wrapper does with a range: socket.sendfile from the
+    file's offset, Content-Length bytes, straight from the page cache."""
+    import socket
+
+    store = LocalStore(tmp_path / "media")
+    data = os.urandom(1_000_000)
+    store.put_stream("v/web.mp4", io.BytesIO(data), "video/mp4")
+    sender, receiver = socket.socketpair()
+    received = bytearray()
+
+    def receive() -> None:
+        while chunk := receiver.recv(65536):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=receive, daemon=True)
+    reader.start()
+    with sender, receiver, store.open_range("v/web.mp4", 250_000, 750_000) as stream:
+        assert stream.tell() == 250_000
+        sent = sender.sendfile(stream, offset=stream.tell(), count=500_000)
+        sender.shutdown(socket.SHUT_WR)
+        reader.join(10)
+    assert sent == 500_000 and bytes(received) == data[250_000:750_000]
