@@ -66,10 +66,18 @@ def _range_applies(stat: ObjectStat) -> bool:
     return True
 
 
-def serve_object(key: str, content_type: str, *, download_name: str | None = None) -> Response:
+def serve_object(
+    key: str,
+    content_type: str,
+    *,
+    download_name: str | None = None,
+    cache_control: str = "private, no-store",
+) -> Response:
     """Serve a stored object from either store, with Range and conditional requests.
 
-    Staff evidence: never cached by the browser or a proxy (``private, no-store``).
+    By default, as staff evidence: never kept by the browser or a proxy. Published
+    renditions may pass a cacheable ``cache_control``; the validators make revalidation
+    cheap either way.
     """
     store = get_store()
     try:
@@ -77,7 +85,7 @@ def serve_object(key: str, content_type: str, *, download_name: str | None = Non
     except ObjectNotFound:
         abort(404)
     response = Response(mimetype=content_type, direct_passthrough=True)
-    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Cache-Control"] = cache_control
     response.set_etag(stat.etag)
     response.last_modified = stat.last_modified
     response.accept_ranges = "bytes"

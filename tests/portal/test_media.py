@@ -122,3 +122,9 @@ def test_serve_object_missing_object_is_404(app: Flask) -> None:
 
     with app.test_request_context("/media"), pytest.raises(NotFound):
         serve_object("cases/none/original", "video/mp4")
+
+
+def test_serve_object_published_media_may_be_cacheable(app: Flask, data: bytes) -> None:
+    response, body = fetch(app, {"Range": "bytes=0-9"}, cache_control="public, max-age=300")
+    assert response.status_code == 206 and body == data[:10]
+    assert response.headers["Cache-Control"] == "public, max-age=300"
