@@ -156,6 +156,20 @@ def _optional_bool(environ: Mapping[str, str], name: str) -> bool | None:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+def normalise_database_url(url: str) -> str:
+    """The SQLAlchemy URL for ``url``, with the PostgreSQL driver this project installs.
+
+    Operators write ``postgresql://`` (or Heroku's ``postgres://``), the form libpq and
+    every hosting panel give out; SQLAlchemy reads that as psycopg2, which is not
+    installed, and the app would fail at its first query. A URL that names its driver
+    (``postgresql+psycopg://``, ``postgresql+psycopg2://``) is left as written.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    return url
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment, or raise :class:`ConfigError`."""
     env_map: Mapping[str, str] = os.environ if environ is None else environ
@@ -183,10 +197,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(
                 "production needs these settings, which are not set: " + ", ".join(missing)
             )
-        if not env_map["TATTLETALE_DATABASE_URL"].startswith("postgresql"):
+        if not env_map["TATTLETALE_DATABASE_URL"].lower().startswith("postgres"):
             raise ConfigError(
                 "production needs TATTLETALE_DATABASE_URL to be a PostgreSQL URL "
-                "(postgresql+psycopg://...); SQLite is for one machine in development"
+                "(postgresql://...); SQLite is for one machine in development"
             )
         for name in ("TATTLETALE_SECRET_KEY", "TATTLETALE_RECEIPT_KEY"):
             if len(env_map[name]) < 32:
@@ -206,8 +220,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             receipt_key = _development_secret(instance_path, "receipt_key")
 
-    database_url = env_map.get("TATTLETALE_DATABASE_URL") or (
-        f"sqlite:///{instance_path / 'tattletale.db'}"
+    database_url = normalise_database_url(
+        env_map.get("TATTLETALE_DATABASE_URL") or f"sqlite:///{instance_path / 'tattletale.db'}"
     )
     storage_url = env_map.get("TATTLETALE_STORAGE_URL") or f"file://{instance_path / 'media'}"
     if not (storage_url.startswith("file://") or storage_url.startswith("s3://")):

@@ -6,6 +6,7 @@ use the same functions.
 
 from .errors import (
     Cancelled,
+    HashMismatch,
     InvalidKey,
     InvalidPlan,
     MediaPipelineError,
@@ -34,6 +35,7 @@ from .profiles import (
 )
 from .storage import (
     LocalStore,
+    ObjectStat,
     S3Store,
     Store,
     StoredObject,
@@ -52,6 +54,7 @@ __all__ = [
     "Cancelled",
     "Caption",
     "EditPlan",
+    "HashMismatch",
     "HashingReader",
     "InvalidKey",
     "InvalidPlan",
@@ -62,6 +65,7 @@ __all__ = [
     "MediaPipelineError",
     "NetworkLimits",
     "ObjectNotFound",
+    "ObjectStat",
     "OutputFile",
     "PipelineError",
     "PosterProfile",

@@ -61,3 +61,7 @@ class StorageError(MediaPipelineError):
 
 class ObjectNotFound(StorageError):
     """No object is stored under the key."""
+
+
+class HashMismatch(StorageError):
+    """What was stored is not the file whose hash the caller recorded; nothing is kept."""

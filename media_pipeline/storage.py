@@ -9,21 +9,28 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import io
 import os
 import re
+import shutil
 import tempfile
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
-from .errors import InvalidKey, ObjectNotFound, StorageError
+from .errors import HashMismatch, InvalidKey, ObjectNotFound, StorageError
 from .hashing import HashingReader, hash_stream
 
 MAX_KEY_BYTES = 1024
 _TEMP_PREFIX = ".tmp-"
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._~=+@-][A-Za-z0-9._~=+@ -]*$")
 MIB = 1024 * 1024
+MIN_PART_BYTES = 5 * MIB
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,75 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """What an HTTP response about an object needs before reading it.
+
+    ``etag`` is opaque and unquoted; it changes whenever the object is replaced.
+    """
+
+    size: int
+    etag: str
+    last_modified: datetime
+
+
+class _RangeReader(io.RawIOBase):
+    """Bytes ``start`` up to ``end`` of ``raw``, which is positioned at ``start``.
+
+    For files, ``fileno``, ``seek`` and ``tell`` are passed through, so a WSGI server's
+    ``wsgi.file_wrapper`` can ``sendfile`` the range (gunicorn starts at the file's
+    offset and sends Content-Length bytes) instead of copying it through Python.
+    """
+
+    def __init__(self, raw: Any, start: int, end: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._position = start
+        self._end = max(start, end)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return bool(getattr(self._raw, "seekable", lambda: False)())
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if not self.seekable():
+            raise io.UnsupportedOperation("seek")
+        self._position = self._raw.seek(offset, whence)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def fileno(self) -> int:
+        fileno = getattr(self._raw, "fileno", None)
+        if fileno is None:
+            raise io.UnsupportedOperation("fileno")
+        return cast(int, fileno())
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        remaining = self._end - self._position
+        if remaining <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")[:remaining]
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            count = readinto(view) or 0
+        else:
+            data = self._raw.read(len(view))
+            count = len(data)
+            view[:count] = data
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._raw.close()
+        super().close()
 
 
 def validate_key(key: str) -> str:
@@ -120,6 +196,58 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix``, in lexical order."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectStat:
+        """Size, ETag and modification time; raises :class:`ObjectNotFound`."""
+
+    @abc.abstractmethod
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        """A readable stream of bytes ``start`` up to (not including) ``end``.
+
+        The caller checks the range against :meth:`stat` first; what is asked is read,
+        nothing before it (seeking a 4 GB original must not read the first gigabytes).
+        """
+
+    @abc.abstractmethod
+    def adopt_file(
+        self, key: str, path: str | os.PathLike[str], sha256: str, size: int
+    ) -> StoredObject:
+        """Make the finished file at ``path`` the object ``key``; ``path`` is gone after.
+
+        ``sha256`` and ``size`` were computed while the file was received. What is
+        stored must match them, or nothing is kept and :class:`HashMismatch` is raised
+        (the file at ``path`` is left for inspection).
+        """
+
+    def staging_dir(self, fallback: str | os.PathLike[str]) -> str:
+        """Where to receive files that will be adopted: ``fallback`` unless the store
+        can adopt from somewhere cheaper (the same filesystem, for a rename)."""
+        return os.fspath(fallback)
+
+    @contextlib.contextmanager
+    def local_path_or_copy(self, key: str, scratch_dir: str | os.PathLike[str]) -> Iterator[str]:
+        """A path to the object for tools that need one (ffmpeg).
+
+        A temporary copy inside ``scratch_dir``, removed on leaving the block whatever
+        happens there; a store that holds files returns the file itself.
+        """
+        tmpdir = tempfile.mkdtemp(prefix="source-", dir=scratch_dir)
+        try:
+            path = os.path.join(tmpdir, "source")
+            self.get_to_path(key, path)
+            yield path
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    @abc.abstractmethod
+    def remove_incomplete(self, older_than_s: float) -> int:
+        """Remove what interrupted writes left behind (temp files, unfinished multipart
+        uploads) that started more than ``older_than_s`` seconds ago. Returns how many.
+
+        Writes clean up after themselves when they fail; this is for the ones that
+        could not (a killed process, a store unreachable at the moment of failure).
+        """
 
 
 def _write_atomically(directory: str, target: str, stream: BinaryIO) -> tuple[str, int]:
@@ -238,22 +366,64 @@ class LocalStore(Store):
             if exc.errno != errno.EXDEV:
                 raise
             stored = self.put_file(key, path, "application/octet-stream")
-            if stored.sha256 != sha256:
+            if stored.sha256 != sha256 or stored.size != size:
                 self.delete(key)
-                raise StorageError(f"{key}: the copy does not match the upload's hash") from None
+                raise HashMismatch(f"{key}: the copy does not match the upload's hash") from None
             os.unlink(path)
             return stored
         return StoredObject(key, size, sha256)
+
+    def staging_dir(self, fallback: str | os.PathLike[str]) -> str:
+        # Inside the root, so adopting a finished upload is a rename, not a copy.
+        return os.path.join(self.root, ".uploads")
+
+    @contextlib.contextmanager
+    def local_path_or_copy(self, key: str, scratch_dir: str | os.PathLike[str]) -> Iterator[str]:
+        yield self.local_path(key)
+
+    def stat(self, key: str) -> ObjectStat:
+        try:
+            info = os.stat(self._path(key))
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        # Every write is a rename of a new file: a new inode and mtime per version.
+        etag = f"{info.st_ino:x}-{info.st_size:x}-{info.st_mtime_ns:x}"
+        modified = datetime.fromtimestamp(info.st_mtime, tz=UTC)
+        return ObjectStat(info.st_size, etag, modified)
+
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        stream = self.open(key)
+        stream.seek(start)
+        return cast(BinaryIO, _RangeReader(stream, start, end))
+
+    def remove_incomplete(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not name.startswith(_TEMP_PREFIX):
+                    continue
+                path = os.path.join(directory, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+        return removed
 
 
 class S3Store(Store):
     """Objects in an S3 bucket (AWS, MinIO, Ceph or any S3-compatible store).
 
-    Uploads go through boto3's managed transfer: multipart above
-    ``multipart_threshold``, parts of ``multipart_chunksize``, at most
-    ``max_concurrency`` in flight and ``max_in_memory_chunks`` buffered, so memory is
-    bounded whatever the file size. The stream is fed non-seekable, so parts are read
-    in order and hashed exactly once.
+    Uploads are multipart above ``multipart_threshold``, in parts of
+    ``multipart_chunksize``, at most ``max_concurrency`` in flight and
+    ``max_in_memory_chunks`` buffered, so memory is bounded whatever the file size.
+    The stream is read in order, once, and hashed on the way.
+
+    The multipart upload is driven here rather than by boto3's transfer manager: that
+    hides the upload id, so an upload it does not abort itself stays in the bucket
+    (billed, invisible to listings), and an exception that is not an ``Exception``
+    (a worker's shutdown) raised while it reads the stream leaves it waiting forever.
+    Here every failure, of any kind, aborts the upload it started.
     """
 
     def __init__(
@@ -275,13 +445,16 @@ class S3Store(Store):
         client: Any = None,
     ) -> None:
         import boto3
-        from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         if server_side_encryption not in (None, "AES256", "aws:kms", "aws:kms:dsse"):
             raise ValueError("server_side_encryption must be AES256, aws:kms or aws:kms:dsse")
         if not bucket:
             raise ValueError("the bucket name is empty")
+        if multipart_chunksize < MIN_PART_BYTES:
+            raise ValueError("multipart_chunksize must be at least 5 MiB, S3's smallest part")
+        if max_concurrency < 1 or max_in_memory_chunks < 1:
+            raise ValueError("max_concurrency and max_in_memory_chunks must be at least 1")
         self.bucket = bucket
         self.prefix = validate_key(prefix.strip("/")) + "/" if prefix.strip("/") else ""
         self.server_side_encryption = server_side_encryption
@@ -300,18 +473,10 @@ class S3Store(Store):
         self.client = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region_name, config=self.config
         )
-        self.transfer_config = TransferConfig(
-            multipart_threshold=multipart_threshold,
-            multipart_chunksize=multipart_chunksize,
-            max_concurrency=max_concurrency,
-            use_threads=True,
-            # The classic transfer manager reads a non-seekable stream in order, which
-            # is what lets the hash be computed on the way.
-            preferred_transfer_client="classic",
-        )
-        # s3transfer's bound on buffered parts for non-seekable uploads; boto3's
-        # constructor does not take it, the attribute is read at upload time.
-        self.transfer_config.max_in_memory_upload_chunks = max_in_memory_chunks
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
+        self.max_concurrency = max_concurrency
+        self.max_in_memory_chunks = max_in_memory_chunks
 
     def __repr__(self) -> str:
         return f"S3Store(bucket={self.bucket!r}, prefix={self.prefix!r})"
@@ -337,18 +502,90 @@ class S3Store(Store):
         from botocore.exceptions import BotoCoreError, ClientError
 
         full_key = self._key(key)
+        extra = self._extra_args(content_type, disposition)
         reader = HashingReader(stream)
         try:
-            self.client.upload_fileobj(
-                reader,
-                self.bucket,
-                full_key,
-                ExtraArgs=self._extra_args(content_type, disposition),
-                Config=self.transfer_config,
-            )
+            head: list[bytearray] = []
+            buffered = 0
+            while buffered < self.multipart_threshold:
+                chunk = _read_chunk(reader, self.multipart_chunksize)
+                if not chunk:
+                    break
+                head.append(chunk)
+                buffered += len(chunk)
+            if buffered < self.multipart_threshold:
+                self.client.put_object(
+                    Bucket=self.bucket, Key=full_key, Body=b"".join(head), **extra
+                )
+            else:
+                self._put_multipart(full_key, reader, head, extra)
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"upload of {key} failed: {exc}") from exc
         return StoredObject(key, reader.bytes_read, reader.hexdigest())
+
+    def _put_multipart(
+        self, full_key: str, reader: HashingReader, head: list[bytearray], extra: dict[str, str]
+    ) -> None:
+        """Parts in order from ``head`` then ``reader``; aborted on any failure."""
+        upload_id = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=full_key, ChecksumAlgorithm="CRC32", **extra
+        )["UploadId"]
+        # Buffers in memory: the ones being read, queued or sent. Taken before a part
+        # is read, given back when it has been sent.
+        slots = threading.BoundedSemaphore(self.max_in_memory_chunks)
+
+        def send(number: int, body: bytearray) -> dict[str, Any]:
+            try:
+                response = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=full_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=body,
+                    ChecksumAlgorithm="CRC32",
+                )
+            finally:
+                slots.release()
+            part = {"ETag": response["ETag"], "PartNumber": number}
+            if "ChecksumCRC32" in response:
+                part["ChecksumCRC32"] = response["ChecksumCRC32"]
+            return part
+
+        pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="s3-part")
+        futures: list[Future[dict[str, Any]]] = []
+        try:
+            pending = list(head)
+            head.clear()
+            number = 0
+            while True:
+                slots.acquire()
+                chunk = pending.pop(0) if pending else _read_chunk(reader, self.multipart_chunksize)
+                if not chunk:
+                    slots.release()
+                    break
+                number += 1
+                futures.append(pool.submit(send, number, chunk))
+                failed = next((f for f in futures if f.done() and f.exception()), None)
+                if failed is not None:
+                    failed.result()
+            parts = [future.result() for future in futures]
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=full_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            # Best effort: if the store is unreachable now, remove_incomplete() finds
+            # the upload later.
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=full_key, UploadId=upload_id
+                )
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def _client_call(self, key: str, method: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -413,6 +650,66 @@ class S3Store(Store):
                     yield item["Key"][len(self.prefix) :]
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"listing {prefix!r} failed: {exc}") from exc
+
+    def stat(self, key: str) -> ObjectStat:
+        head = self.head(key)
+        return ObjectStat(
+            int(head["ContentLength"]), str(head["ETag"]).strip('"'), head["LastModified"]
+        )
+
+    def open_range(self, key: str, start: int, end: int) -> BinaryIO:
+        if end <= start:
+            return io.BytesIO(b"")
+        # S3's byte ranges are inclusive (RFC 9110); ours end before ``end``.
+        body = self._client_call(key, "get_object", Range=f"bytes={start}-{end - 1}")["Body"]
+        return cast(BinaryIO, _RangeReader(body, start, end))
+
+    def adopt_file(
+        self, key: str, path: str | os.PathLike[str], sha256: str, size: int
+    ) -> StoredObject:
+        """Upload the file (read once, hashed on the way), check it, then remove it."""
+        stored = self.put_file(key, path, "application/octet-stream")
+        if stored.sha256 != sha256 or stored.size != size:
+            self.delete(key)
+            raise HashMismatch(f"{key}: the upload does not match the hash it was received with")
+        os.unlink(path)
+        return stored
+
+    def remove_incomplete(self, older_than_s: float) -> int:
+        """Abort unfinished multipart uploads under the prefix. Their parts are billed
+        and invisible to listings; a bucket lifecycle rule can do the same, but the
+        store must not depend on every operator having set one."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cutoff = datetime.now(UTC).timestamp() - older_than_s
+        removed = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads", ()):
+                    if upload["Initiated"].timestamp() >= cutoff:
+                        continue
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    removed += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"removing unfinished uploads failed: {exc}") from exc
+        return removed
+
+
+def _read_chunk(reader: HashingReader, size: int) -> bytearray:
+    """Up to ``size`` bytes: fewer only at the end of the stream."""
+    chunk = bytearray(size)
+    filled = 0
+    with memoryview(chunk) as view:
+        while filled < size:
+            count = reader.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+    del chunk[filled:]
+    return chunk
 
 
 def store_from_url(url: str, endpoint_url: str | None = None, **options: Any) -> Store:

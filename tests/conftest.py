@@ -13,6 +13,7 @@ import contextvars
 import logging
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,12 +24,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from config import Settings, load_settings
+from config import Settings, load_settings, normalise_database_url
 from portal import create_app
 from portal.extensions import db
 
 TEST_PASSWORD = "correct horse battery staple"
-PG_URL = os.environ.get("TATTLETALE_TEST_DATABASE_URL", "")
+PG_URL = normalise_database_url(os.environ.get("TATTLETALE_TEST_DATABASE_URL", ""))
 
 
 @contextlib.contextmanager
@@ -126,15 +127,79 @@ def database_url(template_database: str, tmp_path: Path) -> Iterator[str]:
     engine.dispose()
 
 
+#: Obviously fake credentials, and no profile or config file from the developer's home.
+_FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto in server mode on loopback: a real S3 protocol endpoint, not an in-process
+    mock. One per test session (and xdist worker); each test takes its own bucket."""
+    from moto.server import ThreadedMotoServer
+
+    saved = {k: os.environ.get(k) for k in _FAKE_AWS_ENV}
+    os.environ.update(_FAKE_AWS_ENV)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def bucket(s3_endpoint: str) -> str:
+    """A fresh, empty bucket on the test S3 server."""
+    import boto3
+
+    name = f"tt-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def storage_location(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    """(TATTLETALE_STORAGE_URL, TATTLETALE_S3_ENDPOINT_URL) of the app under test.
+
+    The local directory unless a test asks for S3 with
+    ``@pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)``.
+    """
+    kind = getattr(request, "param", "local")
+    if kind == "s3":
+        bucket = request.getfixturevalue("bucket")
+        return f"s3://{bucket}/media", request.getfixturevalue("s3_endpoint")
+    assert kind == "local", kind
+    return f"file://{tmp_path / 'instance' / 'media'}", None
+
+
+@pytest.fixture
+def settings(
+    database_url: str, tmp_path: Path, storage_location: tuple[str, str | None]
+) -> Settings:
     instance = tmp_path / "instance"
     instance.mkdir()
+    storage_url, s3_endpoint_url = storage_location
     return replace(
         load_settings({"TATTLETALE_ENV": "testing", "TATTLETALE_LOG_FORMAT": "text"}),
         database_url=database_url,
         instance_path=instance,
-        storage_url=f"file://{instance / 'media'}",
+        storage_url=storage_url,
+        s3_endpoint_url=s3_endpoint_url,
     )
 
 

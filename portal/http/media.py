@@ -1,12 +1,22 @@
-"""Serving stored evidence objects to signed-in staff and API clients."""
+"""Serving stored evidence objects to signed-in staff and API clients.
+
+Every object is served by the portal itself, from either store, with byte ranges (a
+video player seeks with them) and conditional requests. The browser is never sent to
+the bucket: a presigned URL would make the page fetch from another host, and the
+bucket's address, lifetime and logs are not the portal's to hand out.
+"""
 
 from __future__ import annotations
 
-from flask import abort, redirect, send_file
-from sqlalchemy import select
-from werkzeug.wrappers import Response as BaseResponse
+import dataclasses
+from datetime import datetime
 
-from media_pipeline import LocalStore, ObjectNotFound, content_disposition
+from flask import abort, request
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import wrap_file
+
+from media_pipeline import ObjectNotFound, ObjectStat, content_disposition
 from portal.extensions import db
 from portal.models import ClipVersion, Rendition
 from portal.services.storage import get_store
@@ -18,6 +28,51 @@ STAFF_CACHE = "private, no-store"
 # from caches within that time.
 PUBLIC_CACHE = "public, max-age=300"
 
+#: Read size when the body is copied through Python (S3, or a server without
+#: sendfile): large enough for few round trips, small enough that many concurrent
+#: video streams stay at a few hundred KiB of memory each.
+CHUNK_BYTES = 256 * 1024
+
+
+def _seconds(moment: datetime) -> datetime:
+    # HTTP dates have one-second resolution; compare at that resolution.
+    return moment.replace(microsecond=0)
+
+
+def _precondition_status(stat: ObjectStat) -> int | None:
+    """304 or 412 when the request's validators say so (RFC 9110 section 13.2.2)."""
+    if request.if_match:
+        if not (request.if_match.star_tag or request.if_match.contains(stat.etag)):
+            return 412
+    elif (
+        request.if_unmodified_since is not None
+        and _seconds(stat.last_modified) > request.if_unmodified_since
+    ):
+        return 412
+    safe = request.method in ("GET", "HEAD")
+    if request.if_none_match:
+        if request.if_none_match.star_tag or request.if_none_match.contains_weak(stat.etag):
+            return 304 if safe else 412
+    elif (
+        safe
+        and request.if_modified_since is not None
+        and _seconds(stat.last_modified) <= request.if_modified_since
+    ):
+        return 304
+    return None
+
+
+def _range_applies(stat: ObjectStat) -> bool:
+    """A Range is honoured unless If-Range names another version of the object."""
+    if "Range" not in request.headers:
+        return False
+    if_range = request.if_range
+    if if_range.etag is not None:
+        return if_range.etag == stat.etag
+    if if_range.date is not None:
+        return if_range.date == _seconds(stat.last_modified)
+    return True
+
 
 def serve_object(
     key: str,
@@ -26,42 +81,64 @@ def serve_object(
     download_name: str | None = None,
     cache_control: str = STAFF_CACHE,
     etag: str | None = None,
-) -> BaseResponse:
-    """Serve a stored object. Local store: from disk with Range support (video
-    seeking). S3: a redirect to a short-lived presigned URL."""
+) -> Response:
+    """Serve a stored object from either store, with Range and conditional requests.
+
+    By default, as staff evidence: never kept by the browser or a proxy. Published
+    renditions may pass a cacheable ``cache_control``; the validators make revalidation
+    cheap either way.
+    """
+    store = get_store()
+    try:
+        stat = store.stat(key)
+    except ObjectNotFound:
+        abort(404)
+    if etag is not None:
+        # A validator that is the same on every store and every node: the content hash.
+        stat = dataclasses.replace(stat, etag=etag)
     if download_name is not None:
         # The name is made of stored text (a case number) that may predate the text
         # rules: CR/LF would split the header, a lone surrogate cannot be encoded.
         # Whatever is stored, only what the rules accept reaches a header.
         download_name = replace_refused(download_name, "_")
-    store = get_store()
-    disposition = content_disposition(download_name) if download_name else None
-    if isinstance(store, LocalStore):
-        try:
-            path = store.local_path(key)
-        except ObjectNotFound:
-            abort(404)
-        response: BaseResponse = send_file(
-            path,
-            mimetype=content_type,
-            as_attachment=download_name is not None,
-            download_name=download_name,
-            conditional=True,
-            etag=etag if etag is not None else True,
-            max_age=0,
-        )
-        if disposition:
-            response.headers["Content-Disposition"] = disposition
-    else:
-        url = store.url(key, expires=300, disposition=disposition)
-        if url is None:
-            abort(404)
-        response = redirect(url)
+    response = Response(mimetype=content_type, direct_passthrough=True)
     response.headers["Cache-Control"] = cache_control
+    response.set_etag(stat.etag)
+    response.last_modified = stat.last_modified
+    response.accept_ranges = "bytes"
+    if download_name:
+        response.headers["Content-Disposition"] = content_disposition(download_name)
+
+    status = _precondition_status(stat)
+    if status is not None:
+        response.status_code = status
+        return response
+
+    start, end = 0, stat.size
+    if _range_applies(stat):
+        byte_range = request.range
+        # A range that cannot be parsed or satisfied, or several ranges (we do not
+        # send multipart/byteranges): 416 with the length, so the client can retry.
+        span = byte_range.range_for_length(stat.size) if byte_range else None
+        if byte_range is None or span is None:
+            response.status_code = 416
+            response.headers["Content-Range"] = f"bytes */{stat.size}"
+            response.content_length = 0
+            return response
+        start, end = span
+        response.status_code = 206
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{stat.size}"
+
+    response.content_length = end - start
+    if request.method == "HEAD":
+        return response
+    stream = store.open_range(key, start, end)
+    # wsgi.file_wrapper where the server has one: sendfile for local files.
+    response.response = wrap_file(request.environ, stream, buffer_size=CHUNK_BYTES)
     return response
 
 
-def serve_rendition(version: ClipVersion, name: str) -> BaseResponse:
+def serve_rendition(version: ClipVersion, name: str) -> Response:
     rendition = db.session.scalar(
         select(Rendition).where(Rendition.version_id == version.id, Rendition.name == name)
     )
@@ -70,7 +147,7 @@ def serve_rendition(version: ClipVersion, name: str) -> BaseResponse:
     return serve_object(rendition.storage_key, rendition.content_type)
 
 
-def serve_published_rendition(rendition: Rendition) -> BaseResponse:
+def serve_published_rendition(rendition: Rendition) -> Response:
     """A rendition of a published appeal, for anyone: cacheable, validated by its
     SHA-256 (which never changes for a stored rendition)."""
     return serve_object(

@@ -24,6 +24,7 @@ from sqlalchemy import delete, exists, or_, update
 
 from media_pipeline import (
     EditPlan,
+    HashMismatch,
     InvalidPlan,
     Limits,
     MediaInfo,
@@ -52,8 +53,8 @@ from portal.services.agencies import WATERMARK_PREFIX
 from portal.services.audit import record_event
 from portal.services.clips import media_info_of
 from portal.services.storage import (
-    LocalCopy,
     get_store,
+    local_copy,
     original_key,
     proxy_key,
     version_prefix,
@@ -131,17 +132,15 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
                 raise PermanentJobError(exc.message) from None
         info, reason = _probe(staged)
         ctx.report(0.5, "storing original")
-        adopt = getattr(store, "adopt_file", None)
-        if adopt is not None:
-            adopt(key, staged, clip.original_sha256, clip.original_size)
-        else:
-            stored = store.put_file(key, staged, "application/octet-stream")
-            if stored.sha256 != clip.original_sha256:
-                raise PermanentJobError("the stored original does not match the upload's hash")
-            os.unlink(staged)
+        try:
+            store.adopt_file(key, staged, clip.original_sha256, clip.original_size)
+        except HashMismatch:
+            raise PermanentJobError(
+                "the stored original does not match the upload's hash"
+            ) from None
     elif store.exists(key):
         # A previous attempt stored the original and died before recording it.
-        with LocalCopy(store, key) as path:
+        with local_copy(key) as path:
             info, reason = _probe(path)
     else:
         raise PermanentJobError("the uploaded file is gone before it was stored")
@@ -201,7 +200,7 @@ def make_clip_proxy(ctx: JobContext, clip_id: int) -> None:
     info = media_info_of(clip)
     tmp = tempfile.mkdtemp(prefix="proxy-", dir=work_dir())
     try:
-        with LocalCopy(store, clip.original_key) as source:
+        with local_copy(clip.original_key) as source:
             info = replace(info, path=source)
             output = make_proxy(
                 source,
@@ -294,10 +293,10 @@ def render_version(ctx: JobContext, version_id: int) -> None:
     try:
         plan = EditPlan.from_dict(version.plan)
         with contextlib.ExitStack() as stack:
-            source = stack.enter_context(LocalCopy(store, clip.original_key))
+            source = stack.enter_context(local_copy(clip.original_key))
             if plan.watermark is not None and plan.watermark.path.startswith(WATERMARK_PREFIX):
                 logo_key = plan.watermark.path.removeprefix(WATERMARK_PREFIX)
-                logo = stack.enter_context(LocalCopy(store, logo_key))
+                logo = stack.enter_context(local_copy(logo_key))
                 plan = replace(plan, watermark=replace(plan.watermark, path=logo))
             manifest = process(
                 source,

@@ -6,13 +6,18 @@ name, a case number), so no request can choose where an object lands.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
 
-from media_pipeline import LocalStore, Store, store_from_url
+from media_pipeline import Store, store_from_url
 
 
 def get_store() -> Store:
@@ -25,13 +30,11 @@ def get_store() -> Store:
 
 
 def upload_dir() -> Path:
-    """Where tus uploads are received. Inside the media root for the local store, so a
-    finished upload is renamed into place instead of copied."""
-    store = get_store()
-    if isinstance(store, LocalStore):
-        path = Path(store.root) / ".uploads"
-    else:
-        path = current_app.config["TATTLETALE"].instance_path / "uploads"
+    """Where tus uploads are received: where the store adopts them from most cheaply
+    (inside the media root for the local store, so a finished upload is renamed into
+    place instead of copied)."""
+    fallback = current_app.config["TATTLETALE"].instance_path / "uploads"
+    path = Path(get_store().staging_dir(fallback))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -58,23 +61,58 @@ def version_prefix(case_public_id: str, clip_public_id: str, number: int) -> str
     return f"{clip_prefix(case_public_id, clip_public_id)}/versions/{number}"
 
 
-class LocalCopy:
-    """A path to an object for ffmpeg: the file itself for the local store, a
-    temporary download (removed on exit) for S3."""
+@contextlib.contextmanager
+def local_copy(key: str) -> Iterator[str]:
+    """A path to a stored object for ffmpeg: the file itself where the store has one, a
+    temporary copy in the work directory (removed on exit) otherwise."""
+    with get_store().local_path_or_copy(key, work_dir()) as path:
+        yield path
 
-    def __init__(self, store: Store, key: str) -> None:
-        self.store = store
-        self.key = key
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
 
-    def __enter__(self) -> str:
-        if isinstance(self.store, LocalStore):
-            return self.store.local_path(self.key)
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="source-", dir=work_dir())
-        path = os.path.join(self._tmpdir.name, "source")
-        self.store.get_to_path(self.key, path)
-        return path
+#: Leftovers older than this are removed. Three times ffmpeg's wall-clock limit per
+#: run (``Limits.timeout_s``, 4 hours): no live job holds a work entry, or an unfinished
+#: write to the store, that long.
+LEFTOVER_MAX_AGE = timedelta(hours=12)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
+
+@dataclass(frozen=True)
+class Leftovers:
+    work_entries: int
+    store_writes: int
+
+
+def _newest_mtime(path: str) -> float:
+    """The latest modification inside ``path`` (itself included), symlinks not followed:
+    a long render still writing its outputs is young, however old its directory."""
+    newest = os.lstat(path).st_mtime
+    if os.path.isdir(path) and not os.path.islink(path):
+        for directory, dirs, files in os.walk(path):
+            for name in dirs + files:
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, os.lstat(os.path.join(directory, name)).st_mtime)
+    return newest
+
+
+def remove_leftovers(max_age: timedelta = LEFTOVER_MAX_AGE) -> Leftovers:
+    """Remove what interrupted work left: entries of the work directory (source copies,
+    render and proxy outputs of a killed process) and the store's unfinished writes.
+
+    Every job removes its own work files on every exit it lives through; this is for
+    the exits it does not (SIGKILL, a machine losing power).
+    """
+    cutoff = time.time() - max_age.total_seconds()
+    removed = 0
+    with os.scandir(work_dir()) as entries:
+        for entry in entries:
+            try:
+                if _newest_mtime(entry.path) >= cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            removed += 1
+    writes = get_store().remove_incomplete(max_age.total_seconds())
+    return Leftovers(removed, writes)

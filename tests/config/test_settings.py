@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from config import ConfigError, load_settings
 
 # A valid Fernet key (32 bytes, URL-safe base64) for the production settings tests.
+PG_URL = os.environ.get("TATTLETALE_TEST_DATABASE_URL", "")
 KEY = "7Ojv3ZJ6oYbZ0cW9r0W2F7cJ3sVZ6m8H1kq3n5p9u0E="
 
 
@@ -152,3 +154,48 @@ def test_settings_require_mfa_refuses_nonsense(tmp_path: Path) -> None:
         load_settings(
             {"TATTLETALE_INSTANCE_PATH": str(tmp_path), "TATTLETALE_REQUIRE_MFA": "maybe"}
         )
+
+
+@pytest.mark.parametrize(
+    ("written", "used"),
+    [
+        ("postgresql://tt:pw@db:5432/tattletale", "postgresql+psycopg://tt:pw@db:5432/tattletale"),
+        ("postgres://tt:pw@db/tattletale", "postgresql+psycopg://tt:pw@db/tattletale"),
+        ("postgresql+psycopg://db/tattletale", "postgresql+psycopg://db/tattletale"),
+        ("postgresql+psycopg2://db/tattletale", "postgresql+psycopg2://db/tattletale"),
+        ("sqlite:////srv/tt.db", "sqlite:////srv/tt.db"),
+    ],
+)
+def test_settings_database_url_uses_the_installed_postgres_driver(written: str, used: str) -> None:
+    settings = load_settings({"TATTLETALE_ENV": "testing", "TATTLETALE_DATABASE_URL": written})
+    assert settings.database_url == used
+
+
+def test_settings_production_accepts_plain_postgresql_url() -> None:
+    settings = load_settings(
+        {
+            "TATTLETALE_ENV": "production",
+            "TATTLETALE_SECRET_KEY": "k" * 48,
+            "TATTLETALE_DATABASE_URL": "postgresql://tattletale@db/tattletale",
+            "TATTLETALE_STORAGE_URL": "s3://bucket/media",
+            "TATTLETALE_ENCRYPTION_KEYS": KEY,
+        }
+    )
+    assert settings.database_url == "postgresql+psycopg://tattletale@db/tattletale"
+
+
+@pytest.mark.skipif(not PG_URL, reason="TATTLETALE_TEST_DATABASE_URL is not set")
+def test_settings_plain_postgresql_url_connects() -> None:
+    """The form operators write reaches the real server through the installed driver."""
+    import sqlalchemy as sa
+
+    plain = "postgresql://" + PG_URL.partition("://")[2]
+    url = load_settings(
+        {"TATTLETALE_ENV": "testing", "TATTLETALE_DATABASE_URL": plain}
+    ).database_url
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()

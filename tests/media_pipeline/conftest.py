@@ -1,5 +1,5 @@
 """Fixtures for the media pipeline: a corpus of real-world and hostile files made with
-ffmpeg, an S3 protocol server on loopback, and small helpers to inspect outputs."""
+ffmpeg, and small helpers to inspect outputs (the S3 server is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import threading
@@ -284,37 +283,3 @@ def http_trap() -> Iterator[tuple[str, list[str]]]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto in server mode on loopback: a real S3 protocol endpoint, not an in-process mock."""
-    from moto.server import ThreadedMotoServer
-
-    saved = {k: os.environ.get(k) for k in _FAKE_AWS_ENV}
-    os.environ.update(_FAKE_AWS_ENV)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-#: Obviously fake credentials, and no profile or config file from the developer's home.
-_FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-}

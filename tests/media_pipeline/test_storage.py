@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
+import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
 
 from media_pipeline import (
+    HashMismatch,
     InvalidKey,
     LocalStore,
     ObjectNotFound,
@@ -39,13 +42,6 @@ BAD_KEYS = [
     "a/.tmp-x",
     "a\nb",
 ]
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    name = f"tt-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture
@@ -144,15 +140,17 @@ def test_store_missing_object_raises_not_found(store: Store, tmp_path: Path) -> 
 class _Exploding(io.RawIOBase):
     """A stream that fails half-way, like a client disconnecting during an upload."""
 
-    def __init__(self) -> None:
+    def __init__(self, after: int = 3 * MIB, error: BaseException | None = None) -> None:
         self.sent = 0
+        self.after = after
+        self.error = error or OSError("connection reset")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self.sent > 3 * MIB:
-            raise OSError("connection reset")
+        if self.sent > self.after:
+            raise self.error
         n = len(buffer)
         buffer[:n] = b"a" * n
         self.sent += n
@@ -224,9 +222,9 @@ def test_s3_store_presigned_url_serves_the_same_bytes(s3_store: S3Store) -> None
 
 def test_s3_store_configures_standard_retries_and_bounded_transfers(s3_store: S3Store) -> None:
     assert s3_store.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
-    assert s3_store.transfer_config.multipart_chunksize == 5 * MIB
-    assert s3_store.transfer_config.max_in_memory_upload_chunks == 3
-    assert s3_store.transfer_config.max_request_concurrency == 2
+    assert s3_store.multipart_chunksize == 5 * MIB
+    assert s3_store.max_in_memory_chunks == 3
+    assert s3_store.max_concurrency == 2
 
 
 def test_s3_store_unreachable_endpoint_raises_storage_error_after_retries(tmp_path: Path) -> None:
@@ -273,3 +271,150 @@ def test_local_store_adopt_file_moves_without_copying(tmp_path: Path) -> None:
     assert Path(store.local_path("cases/c1/original")).stat().st_ino == inode
     with pytest.raises(ObjectNotFound):
         store.local_path("cases/c1/missing")
+
+
+class WorkerShutdown(BaseException):
+    """Not an Exception: what a worker's warm shutdown or a timeout raises in a job."""
+
+
+def _multipart_uploads(s3_endpoint: str, bucket: str) -> list[dict[str, object]]:
+    raw = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    return list(raw.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+
+@pytest.mark.parametrize(
+    "error", [OSError("connection reset"), WorkerShutdown()], ids=["oserror", "shutdown"]
+)
+def test_s3_store_failed_multipart_upload_is_aborted(
+    s3_store: S3Store, s3_endpoint: str, bucket: str, error: BaseException
+) -> None:
+    """Cut after 12 MiB: two 5 MiB parts are sent, then the stream fails."""
+    outcome: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            s3_store.put_stream("cases/c1/cut.bin", _Exploding(12 * MIB, error), "video/mp4")  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - the test inspects what was raised
+            outcome.append(exc)
+
+    # In a thread: an upload that never returns must fail the test, not hang it.
+    thread = threading.Thread(target=upload, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the upload hung after its stream failed"
+    assert outcome and outcome[0] is error
+    assert _multipart_uploads(s3_endpoint, bucket) == []
+    assert not s3_store.exists("cases/c1/cut.bin")
+
+
+def test_s3_store_remove_incomplete_aborts_only_old_uploads(
+    s3_store: S3Store, s3_endpoint: str, bucket: str
+) -> None:
+    # What a killed process leaves: an upload nobody will complete or abort.
+    s3_store.client.create_multipart_upload(Bucket=bucket, Key="tenant-a/media/cases/c1/killed")
+    s3_store.client.create_multipart_upload(Bucket=bucket, Key="other-tenant/killed")
+    # moto reports every upload as initiated at this fixed moment; the bound is
+    # checked against it.
+    initiated = datetime(2010, 11, 10, 20, 48, 33, tzinfo=UTC)
+    age_s = (datetime.now(UTC) - initiated).total_seconds()
+    assert s3_store.remove_incomplete(older_than_s=age_s + 3600) == 0
+    assert len(_multipart_uploads(s3_endpoint, bucket)) == 2
+    assert s3_store.remove_incomplete(older_than_s=age_s - 3600) == 1
+    assert [u["Key"] for u in _multipart_uploads(s3_endpoint, bucket)] == ["other-tenant/killed"]
+
+
+def test_local_store_remove_incomplete_removes_only_old_temp_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "media")
+    store.put_stream("cases/c1/kept", io.BytesIO(b"evidence"), "video/mp4")
+    directory = tmp_path / "media" / "cases" / "c1"
+    old = directory / ".tmp-killed"
+    recent = directory / ".tmp-writing"
+    old.write_bytes(b"half")
+    recent.write_bytes(b"half")
+    day_ago = time.time() - 86400
+    os.utime(old, (day_ago, day_ago))
+    assert store.remove_incomplete(older_than_s=3600) == 1
+    assert sorted(p.name for p in directory.iterdir()) == [".tmp-writing", "kept"]
+
+
+def test_store_adopt_file_stores_and_removes_the_staged_file(store: Store, tmp_path: Path) -> None:
+    data = os.urandom(200_000)
+    staged = tmp_path / "upload.part"
+    staged.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    stored = store.adopt_file("cases/c1/original", staged, digest, len(data))
+    assert (stored.key, stored.sha256, stored.size) == ("cases/c1/original", digest, len(data))
+    assert not staged.exists()
+    with store.open("cases/c1/original") as f:
+        assert f.read() == data
+
+
+def test_s3_store_adopt_file_refuses_a_file_that_changed(s3_store: S3Store, tmp_path: Path) -> None:
+    staged = tmp_path / "upload.part"
+    staged.write_bytes(b"what arrived, then damaged")
+    recorded = hashlib.sha256(b"what arrived").hexdigest()
+    with pytest.raises(HashMismatch):
+        s3_store.adopt_file("cases/c1/original", staged, recorded, 12)
+    assert not s3_store.exists("cases/c1/original")
+    assert staged.exists()  # kept for whoever investigates
+
+
+def test_store_open_range_reads_exactly_the_range(store: Store) -> None:
+    data = os.urandom(100_000)
+    store.put_stream("v/web.mp4", io.BytesIO(data), "video/mp4")
+    for start, end in ((0, 1), (0, 100_000), (12_345, 54_321), (99_999, 100_000), (5, 5)):
+        with store.open_range("v/web.mp4", start, end) as stream:
+            assert stream.read() == data[start:end], (start, end)
+    with pytest.raises(ObjectNotFound):
+        store.open_range("v/missing.mp4", 0, 10)
+
+
+def test_store_stat_reports_size_and_a_new_etag_per_version(store: Store) -> None:
+    store.put_stream("v/poster.jpg", io.BytesIO(b"first"), "image/jpeg")
+    first = store.stat("v/poster.jpg")
+    assert first.size == 5 and first.etag and first.last_modified.tzinfo is not None
+    store.put_stream("v/poster.jpg", io.BytesIO(b"second"), "image/jpeg")
+    second = store.stat("v/poster.jpg")
+    assert second.size == 6 and second.etag != first.etag
+    with pytest.raises(ObjectNotFound):
+        store.stat("v/missing.jpg")
+
+
+def test_store_local_path_or_copy_leaves_nothing_in_scratch(store: Store, tmp_path: Path) -> None:
+    data = os.urandom(50_000)
+    store.put_stream("c/original", io.BytesIO(data), "video/mp4")
+    scratch = tmp_path / "work"
+    scratch.mkdir()
+    with store.local_path_or_copy("c/original", scratch) as path:
+        assert Path(path).read_bytes() == data
+    with pytest.raises(RuntimeError), store.local_path_or_copy("c/original", scratch) as path:
+        raise RuntimeError("ffmpeg failed")
+    assert list(scratch.iterdir()) == []
+    with pytest.raises(ObjectNotFound), store.local_path_or_copy("c/missing", scratch):
+        pass
+    assert list(scratch.iterdir()) == []
+
+
+def test_local_store_open_range_can_be_sent_with_sendfile(tmp_path: Path) -> None:
+    """What gunicorn's wsgi.file_wrapper does with a range: socket.sendfile from the
+    file's offset, Content-Length bytes, straight from the page cache."""
+    import socket
+
+    store = LocalStore(tmp_path / "media")
+    data = os.urandom(1_000_000)
+    store.put_stream("v/web.mp4", io.BytesIO(data), "video/mp4")
+    sender, receiver = socket.socketpair()
+    received = bytearray()
+
+    def receive() -> None:
+        while chunk := receiver.recv(65536):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=receive, daemon=True)
+    reader.start()
+    with sender, receiver, store.open_range("v/web.mp4", 250_000, 750_000) as stream:
+        assert stream.tell() == 250_000
+        sent = sender.sendfile(stream, offset=stream.tell(), count=500_000)
+        sender.shutdown(socket.SHUT_WR)
+        reader.join(10)
+    assert sent == 500_000 and bytes(received) == data[250_000:750_000]

@@ -31,8 +31,10 @@ from portal.services.uploads import create_upload
 from tests.portal.conftest import csrf_token, run_jobs, staged_upload
 
 CHECKLIST = {"bystanders_blurred": True, "no_juveniles": True, "investigation_safe": True}
+ON_BOTH_STORES = pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)
 
 
+@ON_BOTH_STORES
 def test_clip_ingest_stores_original_under_its_id_and_renders(
     ready_clip: Clip, sample_clip: Path
 ) -> None:
@@ -59,6 +61,7 @@ def test_clip_ingest_stores_original_under_its_id_and_renders(
     assert version.ffmpeg_command[0].endswith("ffmpeg")
 
 
+@ON_BOTH_STORES
 def test_clip_rejected_file_is_kept_with_reason_and_never_processed(
     users: dict[Role, User], case: Case, tmp_path: Path
 ) -> None:
@@ -210,6 +213,7 @@ def test_clip_status_json_reports_jobs_and_renditions(
     assert response.status_code == 200 and response.mimetype == "image/jpeg"
 
 
+@ON_BOTH_STORES
 def test_clip_proxy_supports_range_requests(
     ready_clip: Clip,
     client: FlaskClient,
@@ -224,6 +228,7 @@ def test_clip_proxy_supports_range_requests(
     assert response.headers["Cache-Control"] == "private, no-store"
 
 
+@ON_BOTH_STORES
 def test_original_download_is_an_audited_attachment(
     ready_clip: Clip,
     client: FlaskClient,
@@ -300,6 +305,7 @@ def test_approve_and_revoke_through_the_pages(
     assert response.status_code == 403
 
 
+@ON_BOTH_STORES
 def test_version_with_agency_watermark_renders(
     ready_clip: Clip,
     users: dict[Role, User],

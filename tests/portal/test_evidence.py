@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -23,6 +24,10 @@ from tests.portal.conftest import csrf_token
 CHECKLIST = {"bystanders_blurred": True, "no_juveniles": True, "investigation_safe": True}
 
 
+ON_BOTH_STORES = pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)
+
+
+@ON_BOTH_STORES
 def test_evidence_verify_passes_on_intact_storage(ready_clip: Clip, cli: FlaskCliRunner) -> None:
     result = cli.invoke(args=["evidence", "verify", ready_clip.case.number])
     assert result.exit_code == 0, result.output
@@ -32,14 +37,15 @@ def test_evidence_verify_passes_on_intact_storage(ready_clip: Clip, cli: FlaskCl
     assert event is not None and event.details["checked"] == objects
 
 
+@ON_BOTH_STORES
 def test_evidence_verify_names_altered_and_missing_objects(
     ready_clip: Clip, cli: FlaskCliRunner
 ) -> None:
     store = get_store()
-    original = store.local_path(ready_clip.original_key)  # type: ignore[attr-defined]
-    with open(original, "r+b") as stored:
-        stored.seek(100)
-        stored.write(b"tampered")
+    with store.open(ready_clip.original_key) as stored:
+        original = bytearray(stored.read())
+    original[100:108] = b"tampered"
+    store.put_stream(ready_clip.original_key, io.BytesIO(original), "application/octet-stream")
     poster = next(r for r in ready_clip.versions[0].renditions if r.name == "poster")
     store.delete(poster.storage_key)
     result = cli.invoke(args=["evidence", "verify"])
@@ -78,6 +84,7 @@ def test_delete_needs_admin_reason_and_retention(
         delete_clip(ready_clip, admin, "case closed and retention over")
 
 
+@ON_BOTH_STORES
 def test_delete_removes_objects_and_keeps_the_record(
     app: Flask, ready_clip: Clip, users: dict[Role, User]
 ) -> None:
