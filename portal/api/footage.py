@@ -12,6 +12,7 @@ from portal.api import bp
 from portal.api.authz import api_requires
 from portal.extensions import db
 from portal.http import tus
+from portal.http.bodies import streams_body
 from portal.http.media import serve_rendition
 from portal.models import Case, Clip, ClipVersion
 from portal.services.agencies import watermark_reference
@@ -187,6 +188,7 @@ def api_tus_create():
 
 
 @bp.route("/uploads/<upload_id>", methods=["HEAD", "PATCH", "DELETE"], endpoint="tus_upload")
+@streams_body(["PATCH"])
 @api_requires(Permission.CLIP_UPLOAD)
 def api_tus_upload(upload_id: str):
     if request.method == "PATCH":

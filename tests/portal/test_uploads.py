@@ -286,3 +286,55 @@ def test_staged_upload_damaged_by_a_crash_is_detected(
         staged.write(bytes(10_000))
     with pytest.raises(UploadDamaged, match="upload the file again"):
         make_staged_file_durable(upload)
+
+
+# The staff page sends 50 MiB PATCH requests (case_detail.html, uploads.js); the app's
+# form limit is 32 MiB.
+PAGE_CHUNK = 50 * 1024 * 1024
+FORM_LIMIT = 32 * 1024 * 1024
+
+
+def test_tus_staff_patch_of_a_page_chunk_is_accepted(
+    officer_client: FlaskClient, case: Case
+) -> None:
+    data = os.urandom(PAGE_CHUNK)
+    location = create(officer_client, PAGE_CHUNK + 1000, case)
+    response = patch(officer_client, location, 0, data)
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert response.headers["Upload-Offset"] == str(PAGE_CHUNK)
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None and partial_path(upload).stat().st_size == PAGE_CHUNK
+
+
+def test_tus_staff_patch_csrf_token_is_never_read_from_the_body(
+    client: FlaskClient,
+    users: dict[Role, User],
+    signed_in: Callable[[User], FlaskClient],
+    case: Case,
+) -> None:
+    signed_in(users[Role.OFFICER])
+    token = csrf_token(client, "/staff/")
+    response = client.post(
+        "/staff/uploads/",
+        headers={**TUS, "Upload-Length": "10", "X-CSRFToken": token},
+    )
+    location = response.headers["Location"]
+    # A token in a form body does not count for an upload endpoint: its body is the
+    # file, never parsed as a form.
+    response = client.patch(
+        location,
+        data={"csrf_token": token},
+        headers={**TUS, "Upload-Offset": "0"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    assert client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+def test_form_limit_still_applies_beside_the_upload_stream(officer_client: FlaskClient) -> None:
+    response = officer_client.post(
+        "/staff/uploads/",
+        data=b"x" * (FORM_LIMIT + 1),
+        headers={**TUS, "Upload-Length": "10", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
