@@ -182,6 +182,7 @@ PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "201": {"description": "Created; Location names the upload."},
+                "400": _problem("A tus header is malformed; `field` names it."),
                 "413": _problem("Larger than the limit."),
                 **ERRORS,
             },
@@ -208,7 +209,9 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "204": {"description": "Stored; Upload-Offset is the new offset."},
+                "400": _problem("A tus header is malformed; `field` names it."),
                 "409": _problem("Wrong Upload-Offset."),
+                "410": _problem("Cancelled or expired."),
                 "460": _problem("Upload-Checksum mismatch."),
                 **ERRORS,
             },

@@ -140,7 +140,8 @@ def test_tus_checksum_mismatch_keeps_nothing(officer_client: FlaskClient, case: 
 def test_tus_unsupported_checksum_algorithm(officer_client: FlaskClient, case: Case) -> None:
     location = create(officer_client, 4, case)
     response = patch(officer_client, location, 0, b"abcd", **{"Upload-Checksum": "crc32 AAAA"})
-    assert response.status_code == 422 and response.json["field"] == "Upload-Checksum"
+    # tus checksum extension: "the Server MUST respond with 400 Bad Request".
+    assert response.status_code == 400 and response.json["field"] == "Upload-Checksum"
 
 
 def test_tus_more_bytes_than_declared_are_refused(officer_client: FlaskClient, case: Case) -> None:
@@ -164,10 +165,10 @@ def test_tus_too_large_is_refused_before_storing(
     ("headers", "status"),
     [
         ({"Upload-Length": "10"}, 412),  # no Tus-Resumable
-        ({**TUS}, 422),  # no length
-        ({**TUS, "Upload-Length": "-5"}, 422),
-        ({**TUS, "Upload-Length": "0"}, 422),
-        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "filename !!notbase64"}, 422),
+        ({**TUS}, 400),  # no length
+        ({**TUS, "Upload-Length": "-5"}, 400),
+        ({**TUS, "Upload-Length": "0"}, 422),  # well-formed, but an empty file
+        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "filename !!notbase64"}, 400),
     ],
 )
 def test_tus_bad_creation_requests(
@@ -338,3 +339,107 @@ def test_form_limit_still_applies_beside_the_upload_stream(officer_client: Flask
         headers={**TUS, "Upload-Length": "10", "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 413
+
+
+# Each of these passes str.isdigit() or int(), and none is a number of bytes in HTTP.
+HOSTILE_NUMBERS = [
+    "\u00b2",  # superscript two: isdigit() is true, int() raises
+    "\u0661\u0662",  # Arabic-Indic "12": int() accepts it
+    "\uff11\uff10",  # fullwidth "10"
+    "+10",
+    "1_0",
+    "0x10",
+    "1e3",
+    "10.0",
+    "12 34",
+    "99999999999999999999",  # 20 digits: more than a signed 64-bit column holds
+]
+
+
+def _latin1(value: str) -> str:
+    """A header as a hostile client's raw bytes arrive (UTF-8 read as Latin-1 by WSGI)."""
+    return value.encode().decode("latin-1")
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS)
+def test_tus_hostile_upload_length_is_a_400_problem(
+    officer_client: FlaskClient, value: str
+) -> None:
+    response = officer_client.post(
+        "/staff/uploads/", headers={**TUS, "Upload-Length": _latin1(value)}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.json["field"] == "Upload-Length"
+    assert db.session.scalar(select(Upload)) is None
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS)
+def test_tus_hostile_upload_offset_is_a_400_problem(
+    officer_client: FlaskClient, case: Case, value: str
+) -> None:
+    location = create(officer_client, 10, case)
+    response = patch(
+        officer_client, location, 0, b"0123456789", **{"Upload-Offset": _latin1(value)}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["field"] == "Upload-Offset"
+    assert officer_client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "sha1",  # no digest
+        "sha1 " + base64.b64encode(b"short").decode(),  # not 20 bytes
+        "sha1 " + "!" * 28,  # not base64
+        "SHA1 " + base64.b64encode(hashlib.sha1(b"0123456789").digest()).decode(),
+    ],
+)
+def test_tus_malformed_checksum_is_a_400_problem(
+    officer_client: FlaskClient, case: Case, header: str
+) -> None:
+    location = create(officer_client, 10, case)
+    response = patch(officer_client, location, 0, b"0123456789", **{"Upload-Checksum": header})
+    assert response.status_code == 400
+    assert response.json["field"] == "Upload-Checksum"
+    assert officer_client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        f"filename {b64('a.mp4')},filename {b64('b.mp4')}",  # the same key twice
+        _latin1(f"f\u00eclename {b64('a.mp4')}"),  # a key that is not ASCII
+        f"filename {b64('a.mp4')} extra",  # three parts
+        f"filename {b64('a.mp4')},",  # an empty pair
+        "filename " + base64.b64encode(b"\xff\xfe").decode(),  # not UTF-8
+    ],
+)
+def test_tus_malformed_metadata_is_a_400_problem(
+    officer_client: FlaskClient, metadata: str
+) -> None:
+    response = officer_client.post(
+        "/staff/uploads/", headers={**TUS, "Upload-Length": "10", "Upload-Metadata": metadata}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["field"] == "Upload-Metadata"
+
+
+def test_tus_deferred_length_is_refused_plainly(officer_client: FlaskClient) -> None:
+    response = officer_client.post("/staff/uploads/", headers={**TUS, "Upload-Defer-Length": "1"})
+    assert response.status_code == 400
+    assert response.json["field"] == "Upload-Defer-Length"
+
+
+def test_tus_head_of_an_expired_upload_is_gone_like_patch(
+    officer_client: FlaskClient, case: Case
+) -> None:
+    location = create(officer_client, 10, case)
+    patch(officer_client, location, 0, b"01234")
+    db.session.execute(update(Upload).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    head = officer_client.head(location, headers=TUS)
+    assert head.status_code == 410
+    assert "Upload-Offset" not in head.headers
+    assert patch(officer_client, location, 5, b"56789").status_code == 410
