@@ -40,6 +40,11 @@ class Settings:
     # A running job whose heartbeat is older than this is presumed lost with its worker.
     job_stale_after_s: int = 600
     max_upload_bytes: int = 8 * 1024**3
+    # Per user, over their unfinished uploads: how many, and how many bytes declared.
+    # Each declared byte is a promise of staging space; without a bound one account
+    # could reserve the whole disk in seconds.
+    max_open_uploads_per_user: int = 20
+    max_open_upload_bytes_per_user: int = 64 * 1024**3
     # Evidence may not be deleted before it is this old (an agency's retention rule).
     evidence_retention_days: int = 365
     session_idle_minutes: int = 30
@@ -216,6 +221,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_max_attempts=_int(env_map, "TATTLETALE_JOB_MAX_ATTEMPTS", 3, minimum=1),
         job_stale_after_s=_int(env_map, "TATTLETALE_JOB_STALE_AFTER", 600, minimum=10),
         max_upload_bytes=_int(env_map, "TATTLETALE_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
+        max_open_uploads_per_user=_int(env_map, "TATTLETALE_MAX_OPEN_UPLOADS", 20, minimum=1),
+        max_open_upload_bytes_per_user=_int(
+            env_map, "TATTLETALE_MAX_OPEN_UPLOAD_BYTES", 64 * 1024**3, minimum=1
+        ),
         evidence_retention_days=_int(env_map, "TATTLETALE_EVIDENCE_RETENTION_DAYS", 365),
         session_idle_minutes=_int(env_map, "TATTLETALE_SESSION_IDLE_MINUTES", 30, minimum=1),
         session_lifetime_hours=_int(env_map, "TATTLETALE_SESSION_LIFETIME_HOURS", 12, minimum=1),

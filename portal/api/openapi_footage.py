@@ -184,6 +184,8 @@ PATHS: dict[str, Any] = {
                 "201": {"description": "Created; Location names the upload."},
                 "400": _problem("A tus header is malformed; `field` names it."),
                 "413": _problem("Larger than the limit."),
+                "429": _problem("The user's unfinished uploads are at their quota."),
+                "507": _problem("The staging store has no room for the declared length."),
                 **ERRORS,
             },
         },

@@ -45,6 +45,18 @@ class UploadTooLarge(DomainError):
     status = 413
 
 
+class UploadQuotaExceeded(DomainError):
+    """Too many unfinished uploads, or too many bytes declared by them, for one user."""
+
+    status = 429
+
+
+class InsufficientStorage(DomainError):
+    """The staging store has no room for what was declared or sent (RFC 4918: 507)."""
+
+    status = 507
+
+
 class UploadGone(DomainError):
     status = 410
 

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import queue
+import shutil
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import Case, Upload, UploadStatus, User
@@ -30,9 +31,11 @@ from portal.services.audit import record_event
 from portal.services.errors import (
     ChecksumMismatch,
     Conflict,
+    InsufficientStorage,
     NotFound,
     UploadDamaged,
     UploadGone,
+    UploadQuotaExceeded,
     UploadTooLarge,
     ValidationFailed,
 )
@@ -46,7 +49,22 @@ CHUNK_BYTES = 4 * 1024 * 1024
 DURABLE_EVERY_BYTES = 1024 * 1024 * 1024
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 UPLOAD_LIFETIME = timedelta(hours=24)
+# Part of the staging filesystem that uploads never promise away: the database, logs
+# and ingest's work files may share it.
+STAGING_RESERVE_FRACTION = 0.01
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
+
+
+@dataclass(frozen=True)
+class UploadQuota:
+    """What one user's unfinished uploads may hold at once."""
+
+    max_open: int
+    max_open_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> UploadQuota:
+        return cls(settings.max_open_uploads_per_user, settings.max_open_upload_bytes_per_user)
 
 
 class Checksum(NamedTuple):
@@ -198,7 +216,11 @@ def create_upload(
     filename: str = "",
     content_type: str = "",
     case: Case | None = None,
+    quota: UploadQuota | None = None,
 ) -> Upload:
+    """A new upload of ``length`` declared bytes, refused when it is too large, when
+    the user's unfinished uploads are at their quota (``quota``; the app's settings by
+    default), or when the staging store has no room for it."""
     if length <= 0:
         raise ValidationFailed("The file is empty.", field="Upload-Length")
     if length > max_bytes:
@@ -206,6 +228,8 @@ def create_upload(
             f"The file is {length / 1024**3:.1f} GiB; the largest accepted is "
             f"{max_bytes / 1024**3:.1f} GiB."
         )
+    _check_quota(user, length, quota or UploadQuota.from_settings(current_app.config["TATTLETALE"]))
+    _check_staging_space(length)
     upload = Upload(
         created_by=user,
         case=case,
@@ -230,6 +254,54 @@ def create_upload(
     )
     db.session.commit()
     return upload
+
+
+def _gib(count: int) -> str:
+    return f"{count / 1024**3:.1f} GiB"
+
+
+def _check_quota(user: User, length: int, quota: UploadQuota) -> None:
+    # The user's row is locked (PostgreSQL) so that concurrent creations by one user
+    # are counted one after the other, not all against the same total. SQLite has one
+    # writer at a time anyway.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    count, declared = db.session.execute(
+        select(func.count(Upload.id), func.coalesce(func.sum(Upload.length), 0)).where(
+            Upload.created_by_id == user.id,
+            Upload.status == UploadStatus.RECEIVING.value,
+            Upload.expires_at > utcnow(),
+        )
+    ).one()
+    if count >= quota.max_open:
+        raise UploadQuotaExceeded(
+            f"You have {count} unfinished uploads; at most {quota.max_open} may be open "
+            "at once. Finish or cancel one before starting another."
+        )
+    if declared + length > quota.max_open_bytes:
+        raise UploadQuotaExceeded(
+            f"Your unfinished uploads already hold {_gib(declared)}; with this file "
+            f"({_gib(length)}) they would pass the limit of {_gib(quota.max_open_bytes)}. "
+            "Finish or cancel one before starting another."
+        )
+
+
+def _check_staging_space(length: int) -> None:
+    """Refuse a declared length the staging store cannot hold: its free space must
+    cover what every unfinished upload still has to send, this one, and a reserve."""
+    usage = shutil.disk_usage(upload_dir())
+    promised = db.session.scalar(
+        select(func.coalesce(func.sum(Upload.length - Upload.offset), 0)).where(
+            Upload.status == UploadStatus.RECEIVING.value,
+            Upload.expires_at > utcnow(),
+        )
+    )
+    available = usage.free - int(promised or 0) - int(usage.total * STAGING_RESERVE_FRACTION)
+    if length > available:
+        raise InsufficientStorage(
+            f"The server has no room for this file ({length / 1e6:,.1f} MB) right now: "
+            f"{max(0, available) / 1e6:,.1f} MB are free for uploads. "
+            "Try again later, or ask an administrator to free space."
+        )
 
 
 def get_upload_for(user: User, public_id: str) -> Upload:

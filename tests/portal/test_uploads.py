@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import Case, Role, Upload, User
@@ -23,6 +25,7 @@ from portal.services.uploads import (
     make_staged_file_durable,
     partial_path,
 )
+from tests.filesystems import tmpfs
 from tests.portal.conftest import csrf_token
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -443,3 +446,87 @@ def test_tus_head_of_an_expired_upload_is_gone_like_patch(
     assert head.status_code == 410
     assert "Upload-Offset" not in head.headers
     assert patch(officer_client, location, 5, b"56789").status_code == 410
+
+
+# The documented defaults (config/__init__.py, docs): per user, 20 unfinished uploads
+# and 64 GiB declared by them; one file at most 8 GiB.
+OPEN_UPLOADS = 20
+OPEN_UPLOAD_BYTES = 64 * 1024**3
+MAX_FILE = 8 * 1024**3
+MIB = 1024**2
+
+
+@pytest.fixture
+def staging_filesystem(app: Flask, tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Put the app's store (and so its upload staging) on a fresh tmpfs of a size."""
+    with ExitStack() as stack:
+
+        def mount(size: str) -> Path:
+            root = stack.enter_context(tmpfs(tmp_path / f"fs-{size}", size))
+            settings = app.config["TATTLETALE"]
+            app.config["TATTLETALE"] = replace(settings, storage_url=f"file://{root}/media")
+            app.extensions.pop("tattletale.store", None)
+            return root
+
+        yield mount
+        app.extensions.pop("tattletale.store", None)
+
+
+def _try_create(client: FlaskClient, length: int):  # type: ignore[no-untyped-def]
+    return client.post("/staff/uploads/", headers={**TUS, "Upload-Length": str(length)})
+
+
+def test_tus_open_uploads_per_user_are_limited(
+    app: Flask, officer_client: FlaskClient, case: Case, make_user: Callable[..., User]
+) -> None:
+    locations = [create(officer_client, 10, case) for _ in range(OPEN_UPLOADS)]
+    refused = _try_create(officer_client, 10)
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert f"at most {OPEN_UPLOADS} may be open" in refused.json["title"]
+    assert db.session.scalar(select(func.count(Upload.id))) == OPEN_UPLOADS
+
+    # Another user is not held back by this one's uploads.
+    from tests.portal.conftest import sign_in
+
+    other = app.test_client()
+    sign_in(other, make_user(Role.OFFICER).email)
+    other.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(other, "/staff/")
+    assert _try_create(other, 10).status_code == 201
+
+    # A finished upload and a cancelled one are no longer open.
+    assert patch(officer_client, locations[0], 0, b"0123456789").status_code == 204
+    assert officer_client.delete(locations[1], headers=TUS).status_code == 204
+    assert _try_create(officer_client, 10).status_code == 201
+    assert _try_create(officer_client, 10).status_code == 201
+    assert _try_create(officer_client, 10).status_code == 429
+
+
+def test_tus_declared_bytes_per_user_are_limited(
+    officer_client: FlaskClient, staging_filesystem: Callable[[str], Path]
+) -> None:
+    staging_filesystem("100g")  # room for all of it: only the quota may refuse
+    statuses = [_try_create(officer_client, MAX_FILE).status_code for _ in range(10)]
+    assert statuses == [201] * (OPEN_UPLOAD_BYTES // MAX_FILE) + [429, 429]
+    refused = _try_create(officer_client, 1)
+    assert refused.status_code == 429
+    assert "limit of 64.0 GiB" in refused.json["title"]
+
+
+def test_tus_declared_length_beyond_free_staging_space_is_507(
+    officer_client: FlaskClient, case: Case, staging_filesystem: Callable[[str], Path]
+) -> None:
+    root = staging_filesystem("8m")
+    refused = _try_create(officer_client, 8 * MIB)
+    assert refused.status_code == 507
+    assert refused.mimetype == "application/problem+json"
+    assert "no room for this file" in refused.json["title"]
+    assert db.session.scalar(select(Upload)) is None
+    assert not list(root.glob("media/.uploads/*.part"))
+
+    first = create(officer_client, 4 * MIB, case)
+    # The first upload's 4 MiB are promised, though none has arrived yet.
+    assert _try_create(officer_client, 4 * MIB).status_code == 507
+    assert patch(officer_client, first, 0, os.urandom(4 * MIB)).status_code == 204
+    assert _try_create(officer_client, 4 * MIB).status_code == 507
+    assert _try_create(officer_client, 3 * MIB).status_code == 201
