@@ -57,6 +57,13 @@ class InsufficientStorage(DomainError):
     status = 507
 
 
+class StorageFailed(DomainError):
+    """Saving failed for a reason other than room (an I/O error); nothing is lost that
+    was recorded, and the request may be repeated."""
+
+    status = 500
+
+
 class UploadGone(DomainError):
     status = 410
 

@@ -8,8 +8,12 @@ that is safely on disk; the file is fsynced before the row moves forward.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
+import io
+import logging
 import os
 import queue
 import shutil
@@ -33,6 +37,7 @@ from portal.services.errors import (
     Conflict,
     InsufficientStorage,
     NotFound,
+    StorageFailed,
     UploadDamaged,
     UploadGone,
     UploadQuotaExceeded,
@@ -41,7 +46,11 @@ from portal.services.errors import (
 )
 from portal.services.storage import upload_dir
 
+log = logging.getLogger(__name__)
+
 CHUNK_BYTES = 4 * 1024 * 1024
+# Errors of a write that mean "no room": answered 507, the upload kept resumable.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # fsync a receiving upload at least this often (a checkpoint the client can resume
 # from after a machine crash). Not after every request, and not at the end: that ties
 # the upload's speed to the disk's write-back rate. The finished file is fsynced by the
@@ -150,22 +159,41 @@ class _PipelinedHasher:
         self._thread.join()
 
 
-def _fill(stream: BinaryIO, buffer: bytearray, limit: int) -> int:
-    """Read into ``buffer`` until it holds ``limit`` bytes or the stream ends."""
+def _fill(stream: BinaryIO, buffer: bytearray, limit: int) -> tuple[int, bool]:
+    """Read into ``buffer`` until it holds ``limit`` bytes or the stream ends.
+
+    Returns the bytes read and whether the client went away (reading raised
+    ``OSError``, which the HTTP layer makes of a closed connection); what arrived
+    before that is in the buffer and counted.
+    """
     readinto = getattr(stream, "readinto", None)
     filled = 0
     with memoryview(buffer) as view:
-        while filled < limit:
-            if readinto is not None:
-                count = readinto(view[filled:limit])
-            else:
-                block = stream.read(limit - filled)
-                count = len(block)
-                view[filled : filled + count] = block
-            if not count:
-                break
-            filled += count
-    return filled
+        try:
+            while filled < limit:
+                if readinto is not None:
+                    count = readinto(view[filled:limit])
+                else:
+                    block = stream.read(limit - filled)
+                    count = len(block)
+                    view[filled : filled + count] = block
+                if not count:
+                    break
+                filled += count
+        except OSError:
+            return filled, True
+    return filled, False
+
+
+def _write_all(partial: io.FileIO, view: memoryview) -> None:
+    """An unbuffered write: a short write is continued, an error raised as it comes,
+    so what reached the file is known exactly (a buffered writer would keep bytes
+    back and raise again when closed)."""
+    while view:
+        count = partial.write(view)
+        if count is None:  # only for non-blocking files, which this is not
+            raise BlockingIOError(errno.EAGAIN, "write would block")
+        view = view[count:]
 
 
 def clean_filename(name: str) -> str:
@@ -342,7 +370,10 @@ def append_to_upload(
     """Write what ``stream`` yields at ``offset``. Returns the upload with its new offset.
 
     A dropped connection keeps every byte that arrived, so the client resumes from
-    there; a checksum mismatch keeps none of this request's bytes.
+    there; a checksum mismatch keeps none of this request's bytes. A write that fails
+    (a full disk) is not a dropped connection: the bytes written before it are made
+    durable and recorded, and the request is answered 507 (no room) or 500, so the
+    client resumes from the recorded offset once there is room again.
     """
     if upload.status != UploadStatus.RECEIVING.value:
         raise Conflict("This upload is already complete.")
@@ -351,7 +382,7 @@ def append_to_upload(
     if offset != upload.offset:
         raise Conflict(f"Upload-Offset is {offset}, but the upload is at {upload.offset}.")
     path = partial_path(upload)
-    with open(path, "r+b") as partial:
+    with open(path, "r+b", buffering=0) as partial:
         try:
             # One writer per upload, across threads and processes sharing the disk.
             fcntl.flock(partial, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -364,28 +395,34 @@ def append_to_upload(
         remaining = upload.length - upload.offset
         written = 0
         too_long = False
+        disconnected = False
+        write_error: OSError | None = None
         hashing = _PipelinedHasher(state.hasher, body_hasher)
         try:
-            while True:
+            while not disconnected:
                 buffer = hashing.buffer()
                 # One byte past what is still expected: enough to tell a too-long body.
-                count = _fill(stream, buffer, min(CHUNK_BYTES, remaining - written + 1))
+                count, disconnected = _fill(
+                    stream, buffer, min(CHUNK_BYTES, remaining - written + 1)
+                )
                 if not count:
                     hashing.release(buffer)
                     break
                 if count > remaining - written:
                     too_long = True
                     count = remaining - written
-                with memoryview(buffer) as view:
-                    partial.write(view[:count])
+                try:
+                    with memoryview(buffer) as view:
+                        _write_all(partial, view[:count])
+                except OSError as exc:
+                    # The hashers never see this block: they stay at ``written``.
+                    hashing.release(buffer)
+                    write_error = exc
+                    break
                 hashing.update(buffer, count)
                 written += count
                 if too_long:
                     break
-        except OSError:
-            # The client went away mid-body (the HTTP layer turns that into an
-            # OSError): keep what arrived, so the client resumes from there.
-            pass
         finally:
             hashing.finish()
         # On refusal this request's bytes are dropped, and so is the running hash (it
@@ -393,25 +430,75 @@ def append_to_upload(
         if too_long:
             partial.truncate(upload.offset)
             raise UploadTooLarge("More bytes were sent than the declared Upload-Length.")
+        if write_error is not None:
+            # A body cut short by the failure cannot be checked against its checksum.
+            kept = upload.offset if checksum else upload.offset + written
+            hashed = _HashState(upload.offset + written, state.hasher)
+            _keep_after_write_error(upload, partial, kept, hashed, write_error)
         if checksum and body_hasher is not None and body_hasher.digest() != checksum.digest:
             partial.truncate(upload.offset)
             raise ChecksumMismatch("The chunk does not match its Upload-Checksum.")
         new_offset = upload.offset + written
         complete = new_offset == upload.length
-        partial.flush()
         durable = upload.durable_offset
         if not complete and new_offset - durable >= DURABLE_EVERY_BYTES:
             os.fsync(partial.fileno())
             durable = new_offset
+    _record_offset(upload, new_offset, durable, state.hasher.hexdigest() if complete else None)
+    if not complete:
+        _hash_cache.put(upload.id, _HashState(new_offset, state.hasher))
+    return upload
+
+
+def _keep_after_write_error(
+    upload: Upload, partial: io.FileIO, kept: int, state: _HashState, error: OSError
+) -> None:
+    """After a failed write: keep the first ``kept`` bytes, durably, record them, and
+    raise the error the client is answered with. Never returns.
+
+    ``state`` hashed the file up to where the last whole block was written.
+    """
+    hashed_to = state.offset
+    try:
+        partial.truncate(kept)  # a block the failure cut in two is not kept
+        os.fsync(partial.fileno())
+    except OSError:
+        # Not even what was written before is known to be on disk: fall back to the
+        # last offset that was fsynced.
+        kept = upload.durable_offset
+        with contextlib.suppress(OSError):
+            partial.truncate(kept)
+    public_id = upload.public_id
+    if kept != upload.offset:
+        _record_offset(upload, kept, kept, None)
+    if kept == hashed_to:
+        _hash_cache.put(upload.id, _HashState(kept, state.hasher))
+    log.warning(
+        "upload write failed", extra={"upload": public_id, "errno": error.errno, "kept": kept}
+    )
+    if error.errno in _NO_ROOM:
+        raise InsufficientStorage(
+            "The server ran out of room while saving this upload. What arrived before "
+            f"is kept ({kept:,} bytes): continue the upload once there is room again."
+        )
+    raise StorageFailed(
+        "The server could not save this upload (a storage error). What arrived before "
+        f"is kept ({kept:,} bytes): try again to continue it."
+    )
+
+
+def _record_offset(upload: Upload, new_offset: int, durable: int, sha256: str | None) -> None:
+    """Move the row to ``new_offset``, only if no other request moved it meanwhile;
+    with ``sha256`` the upload is complete."""
     values: dict[str, Any] = {
         "offset": new_offset,
         "durable_offset": durable,
         "boot_id": current_boot_id(),
         "updated_at": utcnow(),
     }
-    if complete:
+    if sha256 is not None:
         values["status"] = UploadStatus.COMPLETE.value
-        values["sha256"] = state.hasher.hexdigest()
+        values["sha256"] = sha256
     result = db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id, Upload.offset == upload.offset)
@@ -420,19 +507,16 @@ def append_to_upload(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         db.session.rollback()
         raise Conflict("The upload moved on in another request.")
-    if complete:
+    if sha256 is not None:
         record_event(
             "upload.complete",
             actor=upload.created_by,
             object_type="upload",
             object_id=upload.public_id,
-            details={"sha256": values["sha256"], "length": upload.length},
+            details={"sha256": sha256, "length": upload.length},
         )
     db.session.commit()
     db.session.refresh(upload)
-    if not complete:
-        _hash_cache.put(upload.id, _HashState(new_offset, state.hasher))
-    return upload
 
 
 def upload_from_stream(user: User, stream: BinaryIO, *, filename: str, case: Case | None) -> Upload:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import os
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -15,6 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
+from werkzeug.serving import make_server
 
 from portal.extensions import db
 from portal.models import Case, Role, Upload, User
@@ -530,3 +535,114 @@ def test_tus_declared_length_beyond_free_staging_space_is_507(
     assert patch(officer_client, first, 0, os.urandom(4 * MIB)).status_code == 204
     assert _try_create(officer_client, 4 * MIB).status_code == 507
     assert _try_create(officer_client, 3 * MIB).status_code == 201
+
+
+@pytest.fixture
+def live_address(app: Flask) -> Iterator[tuple[str, int]]:
+    """The app served by werkzeug on a free port, for clients that use real sockets."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="upload-test-server")
+    thread.start()
+    try:
+        yield "127.0.0.1", server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def _request(address: tuple[str, int], method: str, path: str, headers: dict[str, str], body=b""):  # type: ignore[no-untyped-def]
+    conn = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_tus_client_that_hangs_up_mid_body_keeps_what_arrived(
+    live_address: tuple[str, int], users: dict[Role, User], case: Case
+) -> None:
+    from portal.services.users import create_api_token
+
+    _, token = create_api_token(users[Role.OFFICER])
+    db.session.commit()
+    auth = {"Authorization": f"Bearer {token}", **TUS}
+    data = os.urandom(10 * MIB)
+    status, headers, body = _request(
+        live_address,
+        "POST",
+        "/api/v1/uploads",
+        {**auth, "Upload-Length": str(len(data)), "Upload-Metadata": f"case {b64(case.public_id)}"},
+    )
+    assert status == 201, body
+    path = headers["Location"]
+
+    # A raw client announces the whole file, sends part of it, and closes its socket.
+    sent = 5 * MIB + 12_345
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: {live_address[0]}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in auth.items())
+        + "Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+        + f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection(live_address, timeout=30) as raw:
+        raw.sendall(head.encode() + data[:sent])
+
+    # The server records the offset when it has read to the end of what arrived.
+    offset = 0
+    deadline = time.monotonic() + 20
+    while offset == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status, headers, _ = _request(live_address, "HEAD", path, auth)
+        assert status == 200
+        offset = int(headers["Upload-Offset"])
+    assert offset == sent
+
+    status, headers, body = _request(
+        live_address,
+        "PATCH",
+        path,
+        {
+            **auth,
+            "Upload-Offset": str(sent),
+            "Content-Type": "application/offset+octet-stream",
+        },
+        data[sent:],
+    )
+    assert status == 204, body
+    assert headers["Upload-Offset"] == str(len(data))
+    db.session.expire_all()
+    assert db.session.scalar(select(Upload.sha256)) == hashlib.sha256(data).hexdigest()
+
+
+def test_tus_full_disk_is_507_and_the_upload_resumes_once_there_is_room(
+    officer_client: FlaskClient, case: Case, staging_filesystem: Callable[[str], Path]
+) -> None:
+    root = staging_filesystem("8m")
+    data = os.urandom(6 * MIB)
+    location = create(officer_client, len(data), case)
+    # Something else fills the disk after the upload was accepted.
+    filler = root / "other-use.bin"
+    filler.write_bytes(os.urandom(3 * MIB))
+
+    response = patch(officer_client, location, 0, data)
+    assert response.status_code == 507, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert "ran out of room" in response.json["title"]
+    head = officer_client.head(location, headers=TUS)
+    assert head.status_code == 200
+    offset = int(head.headers["Upload-Offset"])
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None
+    # What was written before the disk filled is kept, on disk, and nothing else.
+    assert 0 < offset < len(data)
+    assert upload.durable_offset == offset
+    assert partial_path(upload).read_bytes() == data[:offset]
+
+    filler.unlink()  # room again
+    response = patch(officer_client, location, offset, data[offset:])
+    assert response.status_code == 204, response.get_data(as_text=True)
+    db.session.refresh(upload)
+    assert upload.status == "complete"
+    assert upload.sha256 == hashlib.sha256(data).hexdigest()
