@@ -646,3 +646,34 @@ def test_tus_full_disk_is_507_and_the_upload_resumes_once_there_is_room(
     db.session.refresh(upload)
     assert upload.status == "complete"
     assert upload.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS)
+def test_tus_hostile_content_length_is_a_400_problem(
+    live_address: tuple[str, int], users: dict[Role, User], case: Case, value: str
+) -> None:
+    # A raw request: the test client would correct the header. Werkzeug reads a
+    # Content-Length that is not ASCII digits as 0, which would make this an empty
+    # PATCH answered 204; it is refused instead.
+    from portal.services.users import create_api_token
+
+    _, token = create_api_token(users[Role.OFFICER])
+    db.session.commit()
+    auth = {"Authorization": f"Bearer {token}", **TUS}
+    status, headers, _ = _request(
+        live_address, "POST", "/api/v1/uploads", {**auth, "Upload-Length": "10"}
+    )
+    assert status == 201
+    request = (
+        f"PATCH {headers['Location']} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in auth.items())
+        + "Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+        + f"Content-Length: {value}\r\n\r\n0123456789"
+    )
+    with socket.create_connection(live_address, timeout=30) as raw:
+        raw.sendall(request.encode())
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b'"field":"Content-Length"' in answer.replace(b" ", b"")
