@@ -2,15 +2,17 @@
 
     python bench/upload_server.py INSTANCE_DIR
 
-Serves the real app (tus endpoint included) plus three bench-only routes that are
-not part of the product: a bare endpoint that copies ``request.stream`` to a file
-(the baseline), this process's peak RSS and bytes written, and a way to run the
-ingest job of a clip here, so its disk writes are counted in this process.
+Serves the real app (tus endpoint included) plus bench-only routes that are not part
+of the product: bare endpoints that copy ``request.stream`` to a file, one of them
+hashing it on the way (the baselines), this process's peak RSS and bytes written,
+and a way to run the ingest job of a clip here, so its disk writes are counted in
+this process.
 Prints one JSON line (port, token) when ready.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -70,6 +72,18 @@ def main() -> None:
                 sink.write(block)
         return "", 204
 
+    @app.route("/bench/bare-hashed", methods=["POST"])
+    def bare_hashed():  # type: ignore[no-untyped-def]
+        # The fair baseline for an endpoint that must hash what it stores: the same
+        # copy, with SHA-256 (hashlib) updated in the same loop.
+        request.max_content_length = 1 << 62
+        digest = hashlib.sha256()
+        with open(instance / f"bare-{os.urandom(8).hex()}.bin", "wb") as sink:
+            while block := request.stream.read(COPY_CHUNK):
+                digest.update(block)
+                sink.write(block)
+        return digest.hexdigest(), 200
+
     @app.route("/bench/stats")
     def stats():  # type: ignore[no-untyped-def]
         return jsonify(peak_rss=proc_status("VmHWM"), write_bytes=proc_write_bytes())
@@ -83,6 +97,7 @@ def main() -> None:
 
     # Bench-only routes take no cookies: no CSRF to forge.
     csrf.exempt(bare)
+    csrf.exempt(bare_hashed)
     csrf.exempt(ingest)
 
     with app.app_context():

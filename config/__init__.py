@@ -49,6 +49,11 @@ class Settings:
     # first one before the job fails: long enough to ride out a 15-minute outage.
     job_retry_span_s: int = 1200
     max_upload_bytes: int = 8 * 1024**3
+    # Per user, over their unfinished uploads: how many, and how many bytes declared.
+    # Each declared byte is a promise of staging space; without a bound one account
+    # could reserve the whole disk in seconds.
+    max_open_uploads_per_user: int = 20
+    max_open_upload_bytes_per_user: int = 64 * 1024**3
     # Evidence may not be deleted before it is this old (an agency's retention rule).
     evidence_retention_days: int = 365
     session_idle_minutes: int = 30
@@ -256,6 +261,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_lost_after_s=_int(env_map, "TATTLETALE_JOB_LOST_AFTER", 60, minimum=5),
         job_retry_span_s=_int(env_map, "TATTLETALE_JOB_RETRY_SPAN", 1200, minimum=0),
         max_upload_bytes=_int(env_map, "TATTLETALE_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
+        max_open_uploads_per_user=_int(env_map, "TATTLETALE_MAX_OPEN_UPLOADS", 20, minimum=1),
+        max_open_upload_bytes_per_user=_int(
+            env_map, "TATTLETALE_MAX_OPEN_UPLOAD_BYTES", 64 * 1024**3, minimum=1
+        ),
         evidence_retention_days=_int(env_map, "TATTLETALE_EVIDENCE_RETENTION_DAYS", 365),
         session_idle_minutes=_int(env_map, "TATTLETALE_SESSION_IDLE_MINUTES", 30, minimum=1),
         session_lifetime_hours=_int(env_map, "TATTLETALE_SESSION_LIFETIME_HOURS", 12, minimum=1),

@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.api import init_api
     from portal.extensions import csrf, db, login_manager, migrate
     from portal.http import errors, headers, logs, rendering
+    from portal.http.bodies import PortalRequest
     from portal.jobs import init_jobs
     from portal.ops import bp as ops_bp
     from portal.public import bp as public_bp
@@ -23,13 +24,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or load_settings()
     app = Flask(__name__, instance_path=str(settings.instance_path))
+    # Decides each request's body limit from its endpoint, before anything reads it.
+    app.request_class = PortalRequest
     app.config.update(
         TATTLETALE=settings,
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
-        # Forms and small API bodies. Clip uploads stream through their own endpoint,
-        # which sets its own limit per request.
+        # Forms and small API bodies. Views marked ``streams_body`` (tus PATCH) get
+        # the largest upload as their limit instead (portal/http/bodies.py).
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
         TESTING=settings.is_testing,
         WTF_CSRF_TIME_LIMIT=8 * 3600,

@@ -31,6 +31,7 @@ from portal.api.schemas import (
 )
 from portal.extensions import db
 from portal.http import tus
+from portal.http.bodies import streams_body
 from portal.http.media import serve_rendition
 from portal.http.presenters import clip_status
 from portal.models import Case, Clip, ClipVersion
@@ -186,6 +187,7 @@ def api_tus_offset(upload_id: str):
 
 
 @bp.route("/uploads/<id:upload_id>", methods=["PATCH"], endpoint="tus_upload")
+@streams_body(["PATCH"])
 @api_requires(Permission.CLIP_UPLOAD)
 @bp.doc(
     operationId="appendUpload",

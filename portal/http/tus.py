@@ -7,28 +7,110 @@ by :mod:`portal.services.uploads`.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from email.utils import format_datetime
 from typing import BinaryIO
 
 from flask import Response, current_app, request, url_for
-from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from portal.http.edge import problem
 from portal.models import Upload, User
 from portal.services.authz import Permission, can
 from portal.services.cases import get_case_for
-from portal.services.errors import DomainError, PermissionDenied, ValidationFailed
+from portal.services.errors import DomainError, PermissionDenied
 from portal.services.uploads import (
     CHECKSUM_ALGORITHMS,
+    Checksum,
     append_to_upload,
     create_upload,
     get_upload_for,
-    parse_metadata,
     terminate_upload,
 )
 
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,checksum,expiration"
+
+# Header values are parsed by what HTTP allows, not by what Python's int() accepts:
+# str.isdigit() is true for "²" and int() takes "١٢" (Arabic-Indic digits), " 1_0 ",
+# "+5". Only ASCII digits, and few enough of them that the number fits the database
+# (a signed 64-bit column).
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
+_MAX_BYTE_COUNT = 2**63 - 1
+_METADATA_KEY = re.compile(r"[!-+\--~]{1,64}")  # visible ASCII without the comma
+_MAX_METADATA = 4096
+
+
+class MalformedHeader(DomainError):
+    """A tus header that is not what the protocol says it is (400)."""
+
+    status = 400
+
+
+def parse_byte_count(name: str, raw: str | None) -> int:
+    """A header holding a count of bytes: ASCII digits only, at most 2**63 - 1."""
+    if raw is None or raw == "":
+        raise MalformedHeader(f"{name} is missing.", field=name)
+    value = raw.strip(" \t")
+    if not _ASCII_DIGITS.fullmatch(value) or int(value) > _MAX_BYTE_COUNT:
+        raise MalformedHeader(
+            f"{name} must be a whole number of bytes in ASCII digits.", field=name
+        )
+    return int(value)
+
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs; keys are
+    visible ASCII without commas, unique; values strict base64 of UTF-8."""
+    result: dict[str, str] = {}
+    if not header:
+        return result
+    if len(header) > _MAX_METADATA:
+        raise MalformedHeader("Upload-Metadata is too long.", field="Upload-Metadata")
+    for pair in header.split(","):
+        pair = pair.strip(" \t")
+        key, _, value = pair.partition(" ")
+        if not _METADATA_KEY.fullmatch(key) or " " in value:
+            raise MalformedHeader(
+                "Upload-Metadata must be comma-separated 'key base64value' pairs.",
+                field="Upload-Metadata",
+            )
+        if key in result:
+            raise MalformedHeader(f"Upload-Metadata names {key!r} twice.", field="Upload-Metadata")
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8") if value else ""
+        except (binascii.Error, UnicodeDecodeError):
+            raise MalformedHeader(
+                f"Upload-Metadata value for {key!r} is not base64 UTF-8.", field="Upload-Metadata"
+            ) from None
+        result[key] = decoded
+    return result
+
+
+def parse_checksum(header: str | None) -> Checksum | None:
+    """tus checksum extension: ``Upload-Checksum: <algorithm> <base64 digest>``. An
+    unsupported algorithm is a 400, as the extension says."""
+    if header is None:
+        return None
+    algorithm, _, value = header.strip(" \t").partition(" ")
+    if algorithm not in CHECKSUM_ALGORITHMS:
+        raise MalformedHeader(
+            f"Checksum algorithm {algorithm!r} is not supported "
+            f"(use one of {', '.join(CHECKSUM_ALGORITHMS)}).",
+            field="Upload-Checksum",
+        )
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise MalformedHeader("Upload-Checksum is not base64.", field="Upload-Checksum") from None
+    if len(digest) != CHECKSUM_ALGORITHMS[algorithm]().digest_size:
+        raise MalformedHeader(
+            f"Upload-Checksum is not a {algorithm} digest (wrong length).",
+            field="Upload-Checksum",
+        )
+    return Checksum(algorithm, digest)
 
 
 class _DisconnectAsOSError:
@@ -88,20 +170,19 @@ def create(user: User, upload_endpoint: str) -> Response:
     if (refused := _check_version()) is not None:
         return refused
     try:
-        raw_length = request.headers.get("Upload-Length", "")
-        if not raw_length.isdigit():
-            raise ValidationFailed(
-                "Upload-Length must be given as a whole number of bytes "
-                "(deferred length is not supported).",
-                field="Upload-Length",
+        if request.headers.get("Upload-Defer-Length") is not None:
+            raise MalformedHeader(
+                "Deferred length is not supported: send Upload-Length.",
+                field="Upload-Defer-Length",
             )
+        length = parse_byte_count("Upload-Length", request.headers.get("Upload-Length"))
         metadata = parse_metadata(request.headers.get("Upload-Metadata"))
         case = get_case_for(user, metadata["case"]) if metadata.get("case") else None
         if not can(user, Permission.CLIP_UPLOAD, case):
             raise PermissionDenied("You may not upload footage to this case.")
         upload = create_upload(
             user,
-            length=int(raw_length),
+            length=length,
             max_bytes=current_app.config["TATTLETALE"].max_upload_bytes,
             filename=metadata.get("filename", ""),
             content_type=metadata.get("filetype", ""),
@@ -136,22 +217,26 @@ def patch(user: User, upload_id: str) -> Response:
         return _tus_headers(
             problem(415, "PATCH needs Content-Type: application/offset+octet-stream.")
         )
-    raw_offset = request.headers.get("Upload-Offset", "")
-    if not raw_offset.isdigit():
-        return _tus_headers(problem(400, "Upload-Offset must be a whole number."))
     try:
+        offset = parse_byte_count("Upload-Offset", request.headers.get("Upload-Offset"))
+        if (content_length := request.headers.get("Content-Length")) is not None:
+            # Werkzeug reads a malformed Content-Length as 0, an empty body: refuse it.
+            parse_byte_count("Content-Length", content_length)
+        checksum = parse_checksum(request.headers.get("Upload-Checksum"))
         upload = get_upload_for(user, upload_id)
-        # The upload's declared length bounds this body (the service refuses excess),
-        # not the form-size limit.
+        # No body is longer than the whole upload (the service refuses any byte past
+        # the declared length, with or without a Content-Length).
         request.max_content_length = upload.length
         upload = append_to_upload(
             upload,
-            offset=int(raw_offset),
+            offset=offset,
             stream=_DisconnectAsOSError(request.stream),  # type: ignore[arg-type]
-            checksum_header=request.headers.get("Upload-Checksum"),
+            checksum=checksum,
         )
     except DomainError as error:
         return _error(error)
+    except RequestEntityTooLarge:
+        return _tus_headers(problem(413, "More bytes were sent than the declared Upload-Length."))
     response = Response(status=204)
     response.headers["Upload-Offset"] = str(upload.offset)
     response.headers["Upload-Expires"] = _expires(upload)

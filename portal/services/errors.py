@@ -45,6 +45,25 @@ class UploadTooLarge(DomainError):
     status = 413
 
 
+class UploadQuotaExceeded(DomainError):
+    """Too many unfinished uploads, or too many bytes declared by them, for one user."""
+
+    status = 429
+
+
+class InsufficientStorage(DomainError):
+    """The staging store has no room for what was declared or sent (RFC 4918: 507)."""
+
+    status = 507
+
+
+class StorageFailed(DomainError):
+    """Saving failed for a reason other than room (an I/O error); nothing is lost that
+    was recorded, and the request may be repeated."""
+
+    status = 500
+
+
 class UploadGone(DomainError):
     status = 410
 

@@ -8,22 +8,24 @@ that is safely on disk; the file is fsynced before the row moves forward.
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
+import errno
 import fcntl
 import hashlib
+import io
+import logging
 import os
-import queue
+import shutil
 import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.models import Case, Upload, UploadStatus, User
@@ -32,15 +34,22 @@ from portal.services.audit import record_event
 from portal.services.errors import (
     ChecksumMismatch,
     Conflict,
+    InsufficientStorage,
     NotFound,
+    StorageFailed,
     UploadDamaged,
     UploadGone,
+    UploadQuotaExceeded,
     UploadTooLarge,
     ValidationFailed,
 )
 from portal.services.storage import upload_dir
 
+log = logging.getLogger(__name__)
+
 CHUNK_BYTES = 4 * 1024 * 1024
+# Errors of a write that mean "no room": answered 507, the upload kept resumable.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # fsync a receiving upload at least this often (a checkpoint the client can resume
 # from after a machine crash). Not after every request, and not at the end: that ties
 # the upload's speed to the disk's write-back rate. The finished file is fsynced by the
@@ -48,7 +57,29 @@ CHUNK_BYTES = 4 * 1024 * 1024
 DURABLE_EVERY_BYTES = 1024 * 1024 * 1024
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 UPLOAD_LIFETIME = timedelta(hours=24)
+# Part of the staging filesystem that uploads never promise away: the database, logs
+# and ingest's work files may share it.
+STAGING_RESERVE_FRACTION = 0.01
 CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
+
+
+@dataclass(frozen=True)
+class UploadQuota:
+    """What one user's unfinished uploads may hold at once."""
+
+    max_open: int
+    max_open_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> UploadQuota:
+        return cls(settings.max_open_uploads_per_user, settings.max_open_upload_bytes_per_user)
+
+
+class Checksum(NamedTuple):
+    """The digest a client says one request's body has (tus checksum extension)."""
+
+    algorithm: str
+    digest: bytes
 
 
 @dataclass
@@ -83,66 +114,41 @@ class _HashCache:
 _hash_cache = _HashCache()
 
 
-class _PipelinedHasher:
-    """Hashes blocks in a second thread while the request thread keeps receiving and
-    writing. hashlib releases the GIL on large blocks, so hashing runs beside the
-    socket and disk work instead of after it (in-line hashing made the endpoint about
-    half as fast as a bare stream copy in this project's upload benchmark).
+def _fill(stream: BinaryIO, buffer: bytearray, limit: int) -> tuple[int, bool]:
+    """Read into ``buffer`` until it holds ``limit`` bytes or the stream ends.
 
-    The blocks are a fixed pool of reused buffers: memory is the pool, whatever the
-    size of the upload, and no 4 MiB buffer is allocated (and page-faulted in) per read.
+    Returns the bytes read and whether the client went away (reading raised
+    ``OSError``, which the HTTP layer makes of a closed connection); what arrived
+    before that is in the buffer and counted.
     """
-
-    POOL = 3
-
-    def __init__(self, *hashers: Any) -> None:
-        self._hashers = [h for h in hashers if h is not None]
-        self._free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(self.POOL):
-            self._free.put(bytearray(CHUNK_BYTES))
-        self._full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="upload-hasher", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._full.get()) is not None:
-            buffer, length = item
-            with memoryview(buffer) as view:
-                for hasher in self._hashers:
-                    hasher.update(view[:length])
-            self._free.put(buffer)
-
-    def buffer(self) -> bytearray:
-        """A free buffer; waits while the hasher still holds all of them."""
-        return self._free.get()
-
-    def update(self, buffer: bytearray, length: int) -> None:
-        self._full.put((buffer, length))
-
-    def release(self, buffer: bytearray) -> None:
-        self._free.put(buffer)
-
-    def finish(self) -> None:
-        self._full.put(None)
-        self._thread.join()
-
-
-def _fill(stream: BinaryIO, buffer: bytearray, limit: int) -> int:
-    """Read into ``buffer`` until it holds ``limit`` bytes or the stream ends."""
     readinto = getattr(stream, "readinto", None)
     filled = 0
     with memoryview(buffer) as view:
-        while filled < limit:
-            if readinto is not None:
-                count = readinto(view[filled:limit])
-            else:
-                block = stream.read(limit - filled)
-                count = len(block)
-                view[filled : filled + count] = block
-            if not count:
-                break
-            filled += count
-    return filled
+        try:
+            while filled < limit:
+                if readinto is not None:
+                    count = readinto(view[filled:limit])
+                else:
+                    block = stream.read(limit - filled)
+                    count = len(block)
+                    view[filled : filled + count] = block
+                if not count:
+                    break
+                filled += count
+        except OSError:
+            return filled, True
+    return filled, False
+
+
+def _write_all(partial: io.FileIO, view: memoryview) -> None:
+    """An unbuffered write: a short write is continued, an error raised as it comes,
+    so what reached the file is known exactly (a buffered writer would keep bytes
+    back and raise again when closed)."""
+    while view:
+        count = partial.write(view)
+        if count is None:  # only for non-blocking files, which this is not
+            raise BlockingIOError(errno.EAGAIN, "write would block")
+        view = view[count:]
 
 
 def clean_filename(name: str) -> str:
@@ -151,28 +157,6 @@ def clean_filename(name: str) -> str:
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
     name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
     return name[:255]
-
-
-def parse_metadata(header: str | None) -> dict[str, str]:
-    """tus ``Upload-Metadata``: comma-separated ``key base64value`` pairs."""
-    result: dict[str, str] = {}
-    if not header:
-        return result
-    if len(header) > 4096:
-        raise ValidationFailed("Upload-Metadata is too long.", field="Upload-Metadata")
-    for pair in header.split(","):
-        pair = pair.strip()
-        if not pair:
-            continue
-        key, _, value = pair.partition(" ")
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8") if value else ""
-        except (binascii.Error, UnicodeDecodeError):
-            raise ValidationFailed(
-                f"Upload-Metadata value for {key!r} is not base64 UTF-8.", field="Upload-Metadata"
-            ) from None
-        result[key] = decoded
-    return result
 
 
 def current_boot_id() -> str:
@@ -215,7 +199,11 @@ def create_upload(
     filename: str = "",
     content_type: str = "",
     case: Case | None = None,
+    quota: UploadQuota | None = None,
 ) -> Upload:
+    """A new upload of ``length`` declared bytes, refused when it is too large, when
+    the user's unfinished uploads are at their quota (``quota``; the app's settings by
+    default), or when the staging store has no room for it."""
     if length <= 0:
         raise ValidationFailed("The file is empty.", field="Upload-Length")
     if length > max_bytes:
@@ -223,6 +211,8 @@ def create_upload(
             f"The file is {length / 1024**3:.1f} GiB; the largest accepted is "
             f"{max_bytes / 1024**3:.1f} GiB."
         )
+    _check_quota(user, length, quota or UploadQuota.from_settings(current_app.config["TATTLETALE"]))
+    _check_staging_space(length)
     upload = Upload(
         created_by=user,
         case=case,
@@ -249,6 +239,54 @@ def create_upload(
     return upload
 
 
+def _gib(count: int) -> str:
+    return f"{count / 1024**3:.1f} GiB"
+
+
+def _check_quota(user: User, length: int, quota: UploadQuota) -> None:
+    # The user's row is locked (PostgreSQL) so that concurrent creations by one user
+    # are counted one after the other, not all against the same total. SQLite has one
+    # writer at a time anyway.
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    count, declared = db.session.execute(
+        select(func.count(Upload.id), func.coalesce(func.sum(Upload.length), 0)).where(
+            Upload.created_by_id == user.id,
+            Upload.status == UploadStatus.RECEIVING.value,
+            Upload.expires_at > utcnow(),
+        )
+    ).one()
+    if count >= quota.max_open:
+        raise UploadQuotaExceeded(
+            f"You have {count} unfinished uploads; at most {quota.max_open} may be open "
+            "at once. Finish or cancel one before starting another."
+        )
+    if declared + length > quota.max_open_bytes:
+        raise UploadQuotaExceeded(
+            f"Your unfinished uploads already hold {_gib(declared)}; with this file "
+            f"({_gib(length)}) they would pass the limit of {_gib(quota.max_open_bytes)}. "
+            "Finish or cancel one before starting another."
+        )
+
+
+def _check_staging_space(length: int) -> None:
+    """Refuse a declared length the staging store cannot hold: its free space must
+    cover what every unfinished upload still has to send, this one, and a reserve."""
+    usage = shutil.disk_usage(upload_dir())
+    promised = db.session.scalar(
+        select(func.coalesce(func.sum(Upload.length - Upload.offset), 0)).where(
+            Upload.status == UploadStatus.RECEIVING.value,
+            Upload.expires_at > utcnow(),
+        )
+    )
+    available = usage.free - int(promised or 0) - int(usage.total * STAGING_RESERVE_FRACTION)
+    if length > available:
+        raise InsufficientStorage(
+            f"The server has no room for this file ({length / 1e6:,.1f} MB) right now: "
+            f"{max(0, available) / 1e6:,.1f} MB are free for uploads. "
+            "Try again later, or ask an administrator to free space."
+        )
+
+
 def get_upload_for(user: User, public_id: str) -> Upload:
     """Only the person who started an upload may see, continue or cancel it."""
     upload = db.session.scalar(select(Upload).where(Upload.public_id == public_id))
@@ -256,6 +294,11 @@ def get_upload_for(user: User, public_id: str) -> Upload:
         raise NotFound("No such upload.")
     if upload.status in (UploadStatus.CANCELLED.value, UploadStatus.EXPIRED.value):
         raise UploadGone("This upload was cancelled or has expired.")
+    # Past its expiry but not yet swept by expire_uploads: gone all the same, for HEAD
+    # as for PATCH (a client must not be told it may resume what will be deleted).
+    unattached = (UploadStatus.RECEIVING.value, UploadStatus.COMPLETE.value)
+    if upload.status in unattached and upload.expires_at <= utcnow():
+        raise UploadGone("This upload has expired.")
     _recover_after_reboot(upload)
     return upload
 
@@ -276,27 +319,16 @@ def _hash_state(upload: Upload, path: Path) -> _HashState:
     return _HashState(upload.offset, hasher)
 
 
-def _parse_checksum(header: str | None) -> tuple[str, bytes] | None:
-    if not header:
-        return None
-    algorithm, _, value = header.strip().partition(" ")
-    if algorithm not in CHECKSUM_ALGORITHMS:
-        raise ValidationFailed(
-            f"Checksum algorithm {algorithm!r} is not supported.", field="Upload-Checksum"
-        )
-    try:
-        return algorithm, base64.b64decode(value, validate=True)
-    except binascii.Error:
-        raise ValidationFailed("Upload-Checksum is not base64.", field="Upload-Checksum") from None
-
-
 def append_to_upload(
-    upload: Upload, *, offset: int, stream: BinaryIO, checksum_header: str | None = None
+    upload: Upload, *, offset: int, stream: BinaryIO, checksum: Checksum | None = None
 ) -> Upload:
     """Write what ``stream`` yields at ``offset``. Returns the upload with its new offset.
 
     A dropped connection keeps every byte that arrived, so the client resumes from
-    there; a checksum mismatch keeps none of this request's bytes.
+    there; a checksum mismatch keeps none of this request's bytes. A write that fails
+    (a full disk) is not a dropped connection: the bytes written before it are made
+    durable and recorded, and the request is answered 507 (no room) or 500, so the
+    client resumes from the recorded offset once there is room again.
     """
     if upload.status != UploadStatus.RECEIVING.value:
         raise Conflict("This upload is already complete.")
@@ -304,9 +336,8 @@ def append_to_upload(
         raise UploadGone("This upload has expired.")
     if offset != upload.offset:
         raise Conflict(f"Upload-Offset is {offset}, but the upload is at {upload.offset}.")
-    checksum = _parse_checksum(checksum_header)
     path = partial_path(upload)
-    with open(path, "r+b") as partial:
+    with open(path, "r+b", buffering=0) as partial:
         try:
             # One writer per upload, across threads and processes sharing the disk.
             fcntl.flock(partial, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -315,58 +346,114 @@ def append_to_upload(
         state = _hash_state(upload, path)
         partial.truncate(upload.offset)  # drop bytes a crashed request left unrecorded
         partial.seek(upload.offset)
-        body_hasher = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
+        body_hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
+        hashers = [h for h in (state.hasher, body_hasher) if h is not None]
         remaining = upload.length - upload.offset
         written = 0
         too_long = False
-        hashing = _PipelinedHasher(state.hasher, body_hasher)
-        try:
-            while True:
-                buffer = hashing.buffer()
+        disconnected = False
+        write_error: OSError | None = None
+        # Hashed in this thread, in the loop that writes, from one reused buffer: the
+        # same work as a bare copy that hashes, without a new buffer per read. A
+        # second hashing thread was tried and measured slower (0.6-0.9 of the bare
+        # hashed copy in bench/upload_bench.py on two cores): the receiving thread and
+        # the client already keep them busy, so it only added hand-offs.
+        buffer = bytearray(CHUNK_BYTES)
+        with memoryview(buffer) as view:
+            while not disconnected:
                 # One byte past what is still expected: enough to tell a too-long body.
-                count = _fill(stream, buffer, min(CHUNK_BYTES, remaining - written + 1))
+                count, disconnected = _fill(
+                    stream, buffer, min(CHUNK_BYTES, remaining - written + 1)
+                )
                 if not count:
-                    hashing.release(buffer)
                     break
                 if count > remaining - written:
                     too_long = True
                     count = remaining - written
-                with memoryview(buffer) as view:
-                    partial.write(view[:count])
-                hashing.update(buffer, count)
+                try:
+                    _write_all(partial, view[:count])
+                except OSError as exc:
+                    write_error = exc  # the hashers never see this block
+                    break
+                for hasher in hashers:
+                    hasher.update(view[:count])
                 written += count
                 if too_long:
                     break
-        except OSError:
-            # The client went away mid-body (the HTTP layer turns that into an
-            # OSError): keep what arrived, so the client resumes from there.
-            pass
-        finally:
-            hashing.finish()
         # On refusal this request's bytes are dropped, and so is the running hash (it
         # has seen them): the next request re-hashes the partial file once.
         if too_long:
             partial.truncate(upload.offset)
             raise UploadTooLarge("More bytes were sent than the declared Upload-Length.")
-        if checksum and body_hasher is not None and body_hasher.digest() != checksum[1]:
+        if write_error is not None:
+            # A body cut short by the failure cannot be checked against its checksum.
+            kept = upload.offset if checksum else upload.offset + written
+            hashed = _HashState(upload.offset + written, state.hasher)
+            _keep_after_write_error(upload, partial, kept, hashed, write_error)
+        if checksum and body_hasher is not None and body_hasher.digest() != checksum.digest:
             partial.truncate(upload.offset)
             raise ChecksumMismatch("The chunk does not match its Upload-Checksum.")
         new_offset = upload.offset + written
         complete = new_offset == upload.length
-        partial.flush()
         durable = upload.durable_offset
         if not complete and new_offset - durable >= DURABLE_EVERY_BYTES:
             os.fsync(partial.fileno())
             durable = new_offset
+    _record_offset(upload, new_offset, durable, state.hasher.hexdigest() if complete else None)
+    if not complete:
+        _hash_cache.put(upload.id, _HashState(new_offset, state.hasher))
+    return upload
+
+
+def _keep_after_write_error(
+    upload: Upload, partial: io.FileIO, kept: int, state: _HashState, error: OSError
+) -> None:
+    """After a failed write: keep the first ``kept`` bytes, durably, record them, and
+    raise the error the client is answered with. Never returns.
+
+    ``state`` hashed the file up to where the last whole block was written.
+    """
+    hashed_to = state.offset
+    try:
+        partial.truncate(kept)  # a block the failure cut in two is not kept
+        os.fsync(partial.fileno())
+    except OSError:
+        # Not even what was written before is known to be on disk: fall back to the
+        # last offset that was fsynced.
+        kept = upload.durable_offset
+        with contextlib.suppress(OSError):
+            partial.truncate(kept)
+    public_id = upload.public_id
+    if kept != upload.offset:
+        _record_offset(upload, kept, kept, None)
+    if kept == hashed_to:
+        _hash_cache.put(upload.id, _HashState(kept, state.hasher))
+    log.warning(
+        "upload write failed", extra={"upload": public_id, "errno": error.errno, "kept": kept}
+    )
+    if error.errno in _NO_ROOM:
+        raise InsufficientStorage(
+            "The server ran out of room while saving this upload. What arrived before "
+            f"is kept ({kept:,} bytes): continue the upload once there is room again."
+        )
+    raise StorageFailed(
+        "The server could not save this upload (a storage error). What arrived before "
+        f"is kept ({kept:,} bytes): try again to continue it."
+    )
+
+
+def _record_offset(upload: Upload, new_offset: int, durable: int, sha256: str | None) -> None:
+    """Move the row to ``new_offset``, only if no other request moved it meanwhile;
+    with ``sha256`` the upload is complete."""
     values: dict[str, Any] = {
         "offset": new_offset,
         "durable_offset": durable,
         "boot_id": current_boot_id(),
         "updated_at": utcnow(),
     }
-    if complete:
+    if sha256 is not None:
         values["status"] = UploadStatus.COMPLETE.value
-        values["sha256"] = state.hasher.hexdigest()
+        values["sha256"] = sha256
     result = db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id, Upload.offset == upload.offset)
@@ -375,19 +462,16 @@ def append_to_upload(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         db.session.rollback()
         raise Conflict("The upload moved on in another request.")
-    if complete:
+    if sha256 is not None:
         record_event(
             "upload.complete",
             actor=upload.created_by,
             object_type="upload",
             object_id=upload.public_id,
-            details={"sha256": values["sha256"], "length": upload.length},
+            details={"sha256": sha256, "length": upload.length},
         )
     db.session.commit()
     db.session.refresh(upload)
-    if not complete:
-        _hash_cache.put(upload.id, _HashState(new_offset, state.hasher))
-    return upload
 
 
 def upload_from_stream(user: User, stream: BinaryIO, *, filename: str, case: Case | None) -> Upload:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.http import tus
+from portal.http.bodies import streams_body
 from portal.http.edge import problem
 from portal.http.media import serve_object, serve_rendition
 from portal.models import AuditEvent, Clip, ClipVersion
@@ -94,6 +95,7 @@ def tus_create():
 
 
 @bp.route("/uploads/<upload_id>", methods=["HEAD", "PATCH", "DELETE"], endpoint="tus_upload")
+@streams_body(["PATCH"])
 @requires(Permission.CLIP_UPLOAD)
 def tus_upload(upload_id: str):
     if request.method == "PATCH":

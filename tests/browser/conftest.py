@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -237,4 +238,22 @@ def make_noise_clip(path: Path, *, seconds: float = 12) -> Path:
         check=True,
         timeout=120,
     )  # fmt: skip
+    return path
+
+
+def pad_clip(path: Path, total_bytes: int) -> Path:
+    """Grow an MP4 to ``total_bytes`` with a top-level ``free`` box at its end.
+
+    ISO/IEC 14496-12 (8.1.2): readers ignore free-space boxes, so the file stays the
+    same valid clip to ffprobe and ffmpeg (a few seconds to process) while it is as
+    large as a real DVR export for the upload.
+    """
+    padding = total_bytes - path.stat().st_size
+    assert 8 <= padding < 2**32, padding
+    block = bytes(1024 * 1024)
+    with path.open("ab") as clip:
+        clip.write(struct.pack(">I", padding) + b"free")
+        remaining = padding - 8
+        while remaining:
+            remaining -= clip.write(block[: min(len(block), remaining)])
     return path

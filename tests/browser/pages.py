@@ -60,7 +60,12 @@ class CasePage(BasePage):
 
     def wait_upload_done(self, filename: str, timeout_ms: int = 60_000) -> Locator:
         item = self.upload_item(filename)
-        expect(item).to_have_attribute("data-state", "done", timeout=timeout_ms)
+        # A failed upload stops waiting at once, with the page's own message.
+        expect(item).to_have_attribute(
+            "data-state", re.compile(r"^(done|failed)$"), timeout=timeout_ms
+        )
+        state = item.get_attribute("data-state")
+        assert state == "done", f"upload {state}: {item.locator('.upload-message').inner_text()}"
         expect(item.locator(".upload-percent")).to_have_text("100 %")
         return item
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import os
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from werkzeug.serving import make_server
 
 from portal.extensions import db
 from portal.models import Case, Role, Upload, User
@@ -23,6 +30,7 @@ from portal.services.uploads import (
     make_staged_file_durable,
     partial_path,
 )
+from tests.filesystems import tmpfs
 from tests.portal.conftest import csrf_token
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -140,7 +148,8 @@ def test_tus_checksum_mismatch_keeps_nothing(officer_client: FlaskClient, case: 
 def test_tus_unsupported_checksum_algorithm(officer_client: FlaskClient, case: Case) -> None:
     location = create(officer_client, 4, case)
     response = patch(officer_client, location, 0, b"abcd", **{"Upload-Checksum": "crc32 AAAA"})
-    assert response.status_code == 422 and response.json["field"] == "Upload-Checksum"
+    # tus checksum extension: "the Server MUST respond with 400 Bad Request".
+    assert response.status_code == 400 and response.json["field"] == "Upload-Checksum"
 
 
 def test_tus_more_bytes_than_declared_are_refused(officer_client: FlaskClient, case: Case) -> None:
@@ -164,10 +173,10 @@ def test_tus_too_large_is_refused_before_storing(
     ("headers", "status"),
     [
         ({"Upload-Length": "10"}, 412),  # no Tus-Resumable
-        ({**TUS}, 422),  # no length
-        ({**TUS, "Upload-Length": "-5"}, 422),
-        ({**TUS, "Upload-Length": "0"}, 422),
-        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "filename !!notbase64"}, 422),
+        ({**TUS}, 400),  # no length
+        ({**TUS, "Upload-Length": "-5"}, 400),
+        ({**TUS, "Upload-Length": "0"}, 422),  # well-formed, but an empty file
+        ({**TUS, "Upload-Length": "10", "Upload-Metadata": "filename !!notbase64"}, 400),
     ],
 )
 def test_tus_bad_creation_requests(
@@ -286,3 +295,385 @@ def test_staged_upload_damaged_by_a_crash_is_detected(
         staged.write(bytes(10_000))
     with pytest.raises(UploadDamaged, match="upload the file again"):
         make_staged_file_durable(upload)
+
+
+# The staff page sends 50 MiB PATCH requests (case_detail.html, uploads.js); the app's
+# form limit is 32 MiB.
+PAGE_CHUNK = 50 * 1024 * 1024
+FORM_LIMIT = 32 * 1024 * 1024
+
+
+def test_tus_staff_patch_of_a_page_chunk_is_accepted(
+    officer_client: FlaskClient, case: Case
+) -> None:
+    data = os.urandom(PAGE_CHUNK)
+    location = create(officer_client, PAGE_CHUNK + 1000, case)
+    response = patch(officer_client, location, 0, data)
+    assert response.status_code == 204, response.get_data(as_text=True)
+    assert response.headers["Upload-Offset"] == str(PAGE_CHUNK)
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None and partial_path(upload).stat().st_size == PAGE_CHUNK
+
+
+def test_tus_staff_patch_csrf_token_is_never_read_from_the_body(
+    client: FlaskClient,
+    users: dict[Role, User],
+    signed_in: Callable[[User], FlaskClient],
+    case: Case,
+) -> None:
+    signed_in(users[Role.OFFICER])
+    token = csrf_token(client, "/staff/")
+    response = client.post(
+        "/staff/uploads/",
+        headers={**TUS, "Upload-Length": "10", "X-CSRFToken": token},
+    )
+    location = response.headers["Location"]
+    # A token in a form body does not count for an upload endpoint: its body is the
+    # file, never parsed as a form.
+    response = client.patch(
+        location,
+        data={"csrf_token": token},
+        headers={**TUS, "Upload-Offset": "0"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    assert client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+def test_form_limit_still_applies_beside_the_upload_stream(officer_client: FlaskClient) -> None:
+    response = officer_client.post(
+        "/staff/uploads/",
+        data=b"x" * (FORM_LIMIT + 1),
+        headers={**TUS, "Upload-Length": "10", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+
+
+# Each of these passes str.isdigit() or int(), and none is a number of bytes in HTTP.
+HOSTILE_NUMBERS = [
+    "\u00b2",  # superscript two: isdigit() is true, int() raises
+    "\u0661\u0662",  # Arabic-Indic "12": int() accepts it
+    "\uff11\uff10",  # fullwidth "10"
+    "+10",
+    "1_0",
+    "0x10",
+    "1e3",
+    "10.0",
+    "12 34",
+    "99999999999999999999",  # 20 digits: more than a signed 64-bit column holds
+]
+
+
+def _latin1(value: str) -> str:
+    """A header as a hostile client's raw bytes arrive (UTF-8 read as Latin-1 by WSGI)."""
+    return value.encode().decode("latin-1")
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS)
+def test_tus_hostile_upload_length_is_a_400_problem(
+    officer_client: FlaskClient, value: str
+) -> None:
+    response = officer_client.post(
+        "/staff/uploads/", headers={**TUS, "Upload-Length": _latin1(value)}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.json["field"] == "Upload-Length"
+    assert db.session.scalar(select(Upload)) is None
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS)
+def test_tus_hostile_upload_offset_is_a_400_problem(
+    officer_client: FlaskClient, case: Case, value: str
+) -> None:
+    location = create(officer_client, 10, case)
+    response = patch(
+        officer_client, location, 0, b"0123456789", **{"Upload-Offset": _latin1(value)}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["field"] == "Upload-Offset"
+    assert officer_client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "sha1",  # no digest
+        "sha1 " + base64.b64encode(b"short").decode(),  # not 20 bytes
+        "sha1 " + "!" * 28,  # not base64
+        "SHA1 " + base64.b64encode(hashlib.sha1(b"0123456789").digest()).decode(),
+    ],
+)
+def test_tus_malformed_checksum_is_a_400_problem(
+    officer_client: FlaskClient, case: Case, header: str
+) -> None:
+    location = create(officer_client, 10, case)
+    response = patch(officer_client, location, 0, b"0123456789", **{"Upload-Checksum": header})
+    assert response.status_code == 400
+    assert response.json["field"] == "Upload-Checksum"
+    assert officer_client.head(location, headers=TUS).headers["Upload-Offset"] == "0"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        f"filename {b64('a.mp4')},filename {b64('b.mp4')}",  # the same key twice
+        _latin1(f"f\u00eclename {b64('a.mp4')}"),  # a key that is not ASCII
+        f"filename {b64('a.mp4')} extra",  # three parts
+        f"filename {b64('a.mp4')},",  # an empty pair
+        "filename " + base64.b64encode(b"\xff\xfe").decode(),  # not UTF-8
+    ],
+)
+def test_tus_malformed_metadata_is_a_400_problem(
+    officer_client: FlaskClient, metadata: str
+) -> None:
+    response = officer_client.post(
+        "/staff/uploads/", headers={**TUS, "Upload-Length": "10", "Upload-Metadata": metadata}
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.json["field"] == "Upload-Metadata"
+
+
+def test_tus_deferred_length_is_refused_plainly(officer_client: FlaskClient) -> None:
+    response = officer_client.post("/staff/uploads/", headers={**TUS, "Upload-Defer-Length": "1"})
+    assert response.status_code == 400
+    assert response.json["field"] == "Upload-Defer-Length"
+
+
+def test_tus_head_of_an_expired_upload_is_gone_like_patch(
+    officer_client: FlaskClient, case: Case
+) -> None:
+    location = create(officer_client, 10, case)
+    patch(officer_client, location, 0, b"01234")
+    db.session.execute(update(Upload).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    head = officer_client.head(location, headers=TUS)
+    assert head.status_code == 410
+    assert "Upload-Offset" not in head.headers
+    assert patch(officer_client, location, 5, b"56789").status_code == 410
+
+
+# The documented defaults (config/__init__.py, docs): per user, 20 unfinished uploads
+# and 64 GiB declared by them; one file at most 8 GiB.
+OPEN_UPLOADS = 20
+OPEN_UPLOAD_BYTES = 64 * 1024**3
+MAX_FILE = 8 * 1024**3
+MIB = 1024**2
+
+
+@pytest.fixture
+def staging_filesystem(app: Flask, tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Put the app's store (and so its upload staging) on a fresh tmpfs of a size."""
+    with ExitStack() as stack:
+
+        def mount(size: str) -> Path:
+            root = stack.enter_context(tmpfs(tmp_path / f"fs-{size}", size))
+            settings = app.config["TATTLETALE"]
+            app.config["TATTLETALE"] = replace(settings, storage_url=f"file://{root}/media")
+            app.extensions.pop("tattletale.store", None)
+            return root
+
+        yield mount
+        app.extensions.pop("tattletale.store", None)
+
+
+def _try_create(client: FlaskClient, length: int):  # type: ignore[no-untyped-def]
+    return client.post("/staff/uploads/", headers={**TUS, "Upload-Length": str(length)})
+
+
+def test_tus_open_uploads_per_user_are_limited(
+    app: Flask, officer_client: FlaskClient, case: Case, make_user: Callable[..., User]
+) -> None:
+    locations = [create(officer_client, 10, case) for _ in range(OPEN_UPLOADS)]
+    refused = _try_create(officer_client, 10)
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert f"at most {OPEN_UPLOADS} may be open" in refused.json["title"]
+    assert db.session.scalar(select(func.count(Upload.id))) == OPEN_UPLOADS
+
+    # Another user is not held back by this one's uploads.
+    from tests.portal.conftest import sign_in
+
+    other = app.test_client()
+    sign_in(other, make_user(Role.OFFICER).email)
+    other.environ_base["HTTP_X_CSRFTOKEN"] = csrf_token(other, "/staff/")
+    assert _try_create(other, 10).status_code == 201
+
+    # A finished upload and a cancelled one are no longer open.
+    assert patch(officer_client, locations[0], 0, b"0123456789").status_code == 204
+    assert officer_client.delete(locations[1], headers=TUS).status_code == 204
+    assert _try_create(officer_client, 10).status_code == 201
+    assert _try_create(officer_client, 10).status_code == 201
+    assert _try_create(officer_client, 10).status_code == 429
+
+
+def test_tus_declared_bytes_per_user_are_limited(
+    officer_client: FlaskClient, staging_filesystem: Callable[[str], Path]
+) -> None:
+    staging_filesystem("100g")  # room for all of it: only the quota may refuse
+    statuses = [_try_create(officer_client, MAX_FILE).status_code for _ in range(10)]
+    assert statuses == [201] * (OPEN_UPLOAD_BYTES // MAX_FILE) + [429, 429]
+    refused = _try_create(officer_client, 1)
+    assert refused.status_code == 429
+    assert "limit of 64.0 GiB" in refused.json["title"]
+
+
+def test_tus_declared_length_beyond_free_staging_space_is_507(
+    officer_client: FlaskClient, case: Case, staging_filesystem: Callable[[str], Path]
+) -> None:
+    root = staging_filesystem("8m")
+    refused = _try_create(officer_client, 8 * MIB)
+    assert refused.status_code == 507
+    assert refused.mimetype == "application/problem+json"
+    assert "no room for this file" in refused.json["title"]
+    assert db.session.scalar(select(Upload)) is None
+    assert not list(root.glob("media/.uploads/*.part"))
+
+    first = create(officer_client, 4 * MIB, case)
+    # The first upload's 4 MiB are promised, though none has arrived yet.
+    assert _try_create(officer_client, 4 * MIB).status_code == 507
+    assert patch(officer_client, first, 0, os.urandom(4 * MIB)).status_code == 204
+    assert _try_create(officer_client, 4 * MIB).status_code == 507
+    assert _try_create(officer_client, 3 * MIB).status_code == 201
+
+
+@pytest.fixture
+def live_address(app: Flask) -> Iterator[tuple[str, int]]:
+    """The app served by werkzeug on a free port, for clients that use real sockets."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="upload-test-server")
+    thread.start()
+    try:
+        yield "127.0.0.1", server.server_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def _request(address: tuple[str, int], method: str, path: str, headers: dict[str, str], body=b""):  # type: ignore[no-untyped-def]
+    conn = http.client.HTTPConnection(*address, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_tus_client_that_hangs_up_mid_body_keeps_what_arrived(
+    live_address: tuple[str, int], users: dict[Role, User], case: Case
+) -> None:
+    from portal.services.users import create_api_token
+
+    _, token = create_api_token(users[Role.OFFICER])
+    db.session.commit()
+    auth = {"Authorization": f"Bearer {token}", **TUS}
+    data = os.urandom(10 * MIB)
+    status, headers, body = _request(
+        live_address,
+        "POST",
+        "/api/v1/uploads",
+        {**auth, "Upload-Length": str(len(data)), "Upload-Metadata": f"case {b64(case.public_id)}"},
+    )
+    assert status == 201, body
+    path = headers["Location"]
+
+    # A raw client announces the whole file, sends part of it, and closes its socket.
+    sent = 5 * MIB + 12_345
+    head = (
+        f"PATCH {path} HTTP/1.1\r\nHost: {live_address[0]}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in auth.items())
+        + "Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+        + f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    with socket.create_connection(live_address, timeout=30) as raw:
+        raw.sendall(head.encode() + data[:sent])
+
+    # The server records the offset when it has read to the end of what arrived.
+    offset = 0
+    deadline = time.monotonic() + 20
+    while offset == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status, headers, _ = _request(live_address, "HEAD", path, auth)
+        assert status == 200
+        offset = int(headers["Upload-Offset"])
+    assert offset == sent
+
+    status, headers, body = _request(
+        live_address,
+        "PATCH",
+        path,
+        {
+            **auth,
+            "Upload-Offset": str(sent),
+            "Content-Type": "application/offset+octet-stream",
+        },
+        data[sent:],
+    )
+    assert status == 204, body
+    assert headers["Upload-Offset"] == str(len(data))
+    db.session.expire_all()
+    assert db.session.scalar(select(Upload.sha256)) == hashlib.sha256(data).hexdigest()
+
+
+def test_tus_full_disk_is_507_and_the_upload_resumes_once_there_is_room(
+    officer_client: FlaskClient, case: Case, staging_filesystem: Callable[[str], Path]
+) -> None:
+    root = staging_filesystem("8m")
+    data = os.urandom(6 * MIB)
+    location = create(officer_client, len(data), case)
+    # Something else fills the disk after the upload was accepted.
+    filler = root / "other-use.bin"
+    filler.write_bytes(os.urandom(3 * MIB))
+
+    response = patch(officer_client, location, 0, data)
+    assert response.status_code == 507, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert "ran out of room" in response.json["title"]
+    head = officer_client.head(location, headers=TUS)
+    assert head.status_code == 200
+    offset = int(head.headers["Upload-Offset"])
+    upload = db.session.scalar(select(Upload))
+    assert upload is not None
+    # What was written before the disk filled is kept, on disk, and nothing else.
+    assert 0 < offset < len(data)
+    assert upload.durable_offset == offset
+    assert partial_path(upload).read_bytes() == data[:offset]
+
+    filler.unlink()  # room again
+    response = patch(officer_client, location, offset, data[offset:])
+    assert response.status_code == 204, response.get_data(as_text=True)
+    db.session.refresh(upload)
+    assert upload.status == "complete"
+    assert upload.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("value", HOSTILE_NUMBERS)
+def test_tus_hostile_content_length_is_a_400_problem(
+    live_address: tuple[str, int], users: dict[Role, User], case: Case, value: str
+) -> None:
+    # A raw request: the test client would correct the header. Werkzeug reads a
+    # Content-Length that is not ASCII digits as 0, which would make this an empty
+    # PATCH answered 204; it is refused instead.
+    from portal.services.users import create_api_token
+
+    _, token = create_api_token(users[Role.OFFICER])
+    db.session.commit()
+    auth = {"Authorization": f"Bearer {token}", **TUS}
+    status, headers, _ = _request(
+        live_address, "POST", "/api/v1/uploads", {**auth, "Upload-Length": "10"}
+    )
+    assert status == 201
+    request = (
+        f"PATCH {headers['Location']} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in auth.items())
+        + "Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n"
+        + f"Content-Length: {value}\r\n\r\n0123456789"
+    )
+    with socket.create_connection(live_address, timeout=30) as raw:
+        raw.sendall(request.encode())
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b'"field":"Content-Length"' in answer.replace(b" ", b"")

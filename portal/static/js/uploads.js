@@ -81,6 +81,8 @@
       }
     }
     if (status === 413) return "The file is larger than the server accepts.";
+    if (status === 507) return "The server has no room for this file right now. Try again later.";
+    if (status === 429) return "You have too many unfinished uploads. Finish or cancel one first.";
     if (status === 403) return "You are not allowed to upload to this case.";
     if (status === 400) return "The server refused the request (your session may have expired: reload the page).";
     return fallback + (status ? " (HTTP " + status + ")" : "");
@@ -273,9 +275,12 @@
       },
       onShouldRetry: function (err, attempt) {
         // As tus-js-client's default: retry network errors, 5xx, 409 and 423, not
-        // other 4xx (a refusal does not get better by asking again).
+        // other 4xx (a refusal does not get better by asking again). Nor 507: the
+        // server's disk is full, which seconds do not change; the server keeps what
+        // it has, and "Try again" continues from there once there is room.
         var status = err && err.originalResponse ? err.originalResponse.getStatus() : 0;
-        var retry = (status < 400 || status >= 500 || status === 409 || status === 423) && navigator.onLine !== false;
+        var retry = (status < 400 || (status >= 500 && status !== 507) || status === 409 || status === 423) &&
+          navigator.onLine !== false;
         if (retry && self.state !== "paused" && self.state !== "cancelled") {
           var delay = RETRY_DELAYS[attempt] || 0;
           self.setState(

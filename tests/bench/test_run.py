@@ -1,0 +1,88 @@
+"""``make bench`` (bench/run.py) fails when any benchmark misses a target, and says
+which; every benchmark prints its targets in the one form run.py reads."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _script(path: Path, *lines: str, status: int = 0) -> Path:
+    body = "".join(f"print({line!r})\n" for line in lines)
+    path.write_text(f"import sys\n{body}sys.exit({status})\n")
+    return path
+
+
+def test_run_fails_and_names_the_missed_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _load("run")
+    good = _script(tmp_path / "good_bench.py", "a: 1.000", "target a >= 0.9: met")
+    # A benchmark that prints a miss and still exits 0, as media_pipeline_bench did.
+    quiet = _script(
+        tmp_path / "quiet_bench.py",
+        "b: 0.700",
+        "target b >= 0.9: NOT MET",
+        "target c <= 1.1: met",
+    )
+    assert run.main([], [good, quiet]) == 1
+    out = capsys.readouterr().out
+    assert "quiet_bench.py: target missed: b >= 0.9" in out
+    assert "good_bench.py" not in out.split("# benchmarks FAILED:")[1]
+
+
+def test_run_fails_when_a_benchmark_crashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _load("run")
+    broken = _script(tmp_path / "broken_bench.py", "half a line", status=2)
+    assert run.main([], [broken]) == 1
+    assert "broken_bench.py: exited with status 2" in capsys.readouterr().out
+
+
+def test_run_passes_when_every_target_is_met(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _load("run")
+    good = _script(tmp_path / "good_bench.py", "a: 1.000", "target a >= 0.9: met")
+    assert run.main([], [good]) == 0
+    assert "every benchmark target met" in capsys.readouterr().out
+
+
+def test_media_pipeline_bench_exits_1_on_a_missed_target(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("media_pipeline_bench")
+    run = _load("run")
+    # Every figure on its target but one: the measuring is replaced, the verdict is not.
+    met = {
+        "pipeline_vs_bare_ffmpeg": 1.0,
+        "pipeline_vs_bare_ffmpeg_md5_equal": 1,
+        "pipeline_vs_per_rendition": 0.5,
+        "poster_sprite_overhead": 1.0,
+        "pipeline_peak_rss_mb": 100.0,
+    }
+    monkeypatch.setattr(bench, "bench_sha256", lambda *a: {"sha256_vs_hashlib": 0.5})
+    monkeypatch.setattr(bench, "bench_transcode", lambda *a: {})
+    monkeypatch.setattr(bench, "bench_rss", lambda *a: met)
+    monkeypatch.setattr(sys, "argv", ["media_pipeline_bench.py", "--keep", str(tmp_path)])
+    assert bench.main() == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("target ")]
+    assert len(lines) == len(bench.TARGETS)
+    assert all(run.TARGET_LINE.match(line) for line in lines), lines
+    assert "target sha256_vs_hashlib >= 0.95: NOT MET" in lines
