@@ -87,12 +87,22 @@ def visible_cases_query(user: User) -> Select[tuple[Case]]:
     return query.order_by(Case.created_at.desc(), Case.id.desc())
 
 
-def get_case_for(user: User, public_id: str) -> Case:
-    """The case, if it exists and the user may see it. Otherwise ``NotFound``, never a
-    403, so ids of other agencies' cases cannot be probed."""
-    case = db.session.scalar(select(Case).where(Case.public_id == public_id))
+def check_case_access(
+    user: User, case: Case | None, permission: Permission, what: str = "case"
+) -> None:
+    """``NotFound`` unless the user may see the case (never 403, so ids of other cases
+    cannot be probed), then ``PermissionDenied`` unless they may do ``permission``."""
     if case is None or not can(user, Permission.CASE_VIEW, case):
-        raise NotFound("No such case.")
+        raise NotFound(f"No such {what}.")
+    if permission is not Permission.CASE_VIEW and not can(user, permission, case):
+        raise PermissionDenied(f"You may not do that with this {what}.")
+
+
+def get_case_for(user: User, public_id: str, permission: Permission = Permission.CASE_VIEW) -> Case:
+    """The case, if it exists and the user may see it and do ``permission`` with it."""
+    case = db.session.scalar(select(Case).where(Case.public_id == public_id))
+    check_case_access(user, case, permission)
+    assert case is not None
     return case
 
 

@@ -36,6 +36,7 @@ from portal.models.base import utcnow
 from portal.services.agencies import WATERMARK_PREFIX
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
+from portal.services.cases import check_case_access
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from portal.services.uploads import partial_path
 
@@ -47,18 +48,9 @@ APPROVAL_CHECKLIST = {
 }
 
 
-def _check_case_access(user: User, case: Case | None, permission: Permission, what: str) -> None:
-    """``NotFound`` unless the user may see the case (never 403, so ids of other cases
-    cannot be probed), then ``PermissionDenied`` unless they may do ``permission``."""
-    if case is None or not can(user, Permission.CASE_VIEW, case):
-        raise NotFound(f"No such {what}.")
-    if permission is not Permission.CASE_VIEW and not can(user, permission, case):
-        raise PermissionDenied(f"You may not do that with this {what}.")
-
-
 def get_clip_for(user: User, public_id: str, permission: Permission = Permission.CASE_VIEW) -> Clip:
     clip = db.session.scalar(select(Clip).where(Clip.public_id == public_id))
-    _check_case_access(user, clip.case if clip else None, permission, "clip")
+    check_case_access(user, clip.case if clip else None, permission, "clip")
     assert clip is not None
     return clip
 
@@ -67,7 +59,7 @@ def get_version_for(
     user: User, public_id: str, permission: Permission = Permission.CASE_VIEW
 ) -> ClipVersion:
     version = db.session.scalar(select(ClipVersion).where(ClipVersion.public_id == public_id))
-    _check_case_access(user, version.clip.case if version else None, permission, "version")
+    check_case_access(user, version.clip.case if version else None, permission, "version")
     assert version is not None
     return version
 
