@@ -13,7 +13,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal import cli
     from portal.api import bp as api_bp
     from portal.extensions import csrf, db, login_manager, migrate
-    from portal.http import errors, headers, logs
+    from portal.http import edge, errors, headers, logs
     from portal.jobs import init_jobs
     from portal.public import bp as public_bp
     from portal.staff import bp as staff_bp
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
 
+    edge.init_app(app)  # first: every later hook may ask who the request is for
     logs.configure_logging(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

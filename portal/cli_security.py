@@ -3,17 +3,18 @@ security commands of ``flask --app wsgi users ...``."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 import sqlalchemy as sa
 
-from portal.cli import _fail, users
+from portal.cli import _fail, _pick_agency, users
 from portal.extensions import db
 from portal.models import Base
 from portal.models.encrypted import EncryptedText
 from portal.services import crypto, mfa
-from portal.services.audit import record_event
+from portal.services.audit import AuditFilter, record_event, search_events
 from portal.services.audit_chain import verify_chain
 from portal.services.errors import DomainError
 from portal.services.users import parse_roles, require_user, set_roles, sign_out_everywhere
@@ -34,6 +35,42 @@ def audit_verify() -> None:
         return
     click.echo(f"broken at entry {report.broken_at}: {report.reason}")
     sys.exit(1)
+
+
+@audit.command("list")
+@click.option("--agency", "agency_slug", help="Events of this agency.")
+@click.option(
+    "--unattributed",
+    is_flag=True,
+    help="Events that concern no agency (sign-ins for unknown addresses, store-wide checks).",
+)
+@click.option("--action", default="", help="An action or its prefix (auth, auth.login).")
+@click.option("--actor", default="", help="The start of the actor's address.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def audit_list(
+    agency_slug: str | None, unattributed: bool, action: str, actor: str, limit: int
+) -> None:
+    """The newest events, one per line. Agency admins see their own agency's events on
+    the audit page; the events of no agency are read only here, by the operators."""
+    if unattributed == bool(agency_slug):
+        _fail("give either --agency SLUG or --unattributed")
+    agency_id = None if unattributed else _pick_agency(agency_slug).id
+    search = AuditFilter(actor=actor, action=action)
+    for event in search_events(agency_id, search, limit=limit):
+        click.echo(
+            "\t".join(
+                [
+                    str(event.id),
+                    event.occurred_at.isoformat(),
+                    event.action,
+                    event.outcome,
+                    event.actor_label,
+                    f"{event.object_type}:{event.object_id}",
+                    event.client_addr or "-",
+                    json.dumps(event.details, sort_keys=True),
+                ]
+            )
+        )
 
 
 @users.command("roles")
@@ -137,7 +174,7 @@ def secrets_rotate() -> None:
     except crypto.DecryptionFailed as exc:
         db.session.rollback()
         _fail(str(exc))
-    record_event("secrets.rotate", object_type="encryption_keys", details=counts)
+    record_event("secrets.rotate", agency_id=None, object_type="encryption_keys", details=counts)
     db.session.commit()
     for name, count in counts.items():
         click.echo(f"{name}: {count} re-encrypted")

@@ -33,6 +33,7 @@ def authenticate_bearer():
     except AuthenticationFailed as exc:
         record_event(
             "api.auth",
+            agency_id=None,
             actor_label=ANONYMOUS_ACTOR,
             object_type="route",
             object_id=request.path,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response
+
+from portal.http.edge import Audience, request_audience
 
 # No inline scripts or styles anywhere: every script is a file under /static, so an
 # injected <script> or on* attribute does not run. Media and images may be blob: for
@@ -44,7 +46,7 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if production:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if request.blueprint in ("staff", "api"):
+        if request_audience() is not Audience.PUBLIC:
             # Staff pages show evidence: never keep them in a shared cache or history.
             headers.setdefault("Cache-Control", "no-store")
         return response

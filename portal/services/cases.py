@@ -59,7 +59,13 @@ def create_case(
     )
     db.session.add(case)
     db.session.flush()
-    record_event("case.create", actor=created_by, object_type="case", object_id=case.public_id)
+    record_event(
+        "case.create",
+        agency_id=agency.id,
+        actor=created_by,
+        object_type="case",
+        object_id=case.public_id,
+    )
     return case
 
 
@@ -71,6 +77,7 @@ def assign_detective(case: Case, detective: User, *, actor: User | None) -> None
     case.assignments.append(CaseAssignment(user=detective, assigned_at=utcnow()))
     record_event(
         "case.assign",
+        agency_id=case.agency_id,
         actor=actor,
         object_type="case",
         object_id=case.public_id,
@@ -200,6 +207,7 @@ def update_case(case: Case, user: User, changes: dict[str, Any]) -> Case:
     if changed:
         record_event(
             "case.update",
+            agency_id=case.agency_id,
             actor=user,
             object_type="case",
             object_id=case.public_id,
@@ -234,6 +242,7 @@ def set_detectives(case: Case, detective_ids: list[str], *, actor: User) -> None
             case.assignments.remove(assignment)
             record_event(
                 "case.unassign",
+                agency_id=case.agency_id,
                 actor=actor,
                 object_type="case",
                 object_id=case.public_id,

@@ -121,6 +121,7 @@ def _new_clip(
     db.session.flush()
     record_event(
         "evidence.upload",
+        agency_id=case.agency_id,
         actor=user,
         object_type="clip",
         object_id=clip.public_id,
@@ -203,6 +204,7 @@ def create_version(clip: Clip, plan: EditPlan, user: User) -> ClipVersion:
     db.session.flush()
     record_event(
         "evidence.edit",
+        agency_id=clip.case.agency_id,
         actor=user,
         object_type="clip_version",
         object_id=version.public_id,
@@ -243,6 +245,7 @@ def approve_version(version: ClipVersion, user: User, checklist: dict[str, bool]
     db.session.flush()
     record_event(
         "evidence.approve",
+        agency_id=version.clip.case.agency_id,
         actor=user,
         object_type="clip_version",
         object_id=version.public_id,
@@ -266,6 +269,7 @@ def revoke_approval(version: ClipVersion, user: User, reason: str) -> Approval:
     approval.revoke_reason = reason[:2000]
     record_event(
         "evidence.approval_revoke",
+        agency_id=version.clip.case.agency_id,
         actor=user,
         object_type="clip_version",
         object_id=version.public_id,
@@ -304,12 +308,25 @@ def retry_clip(clip: Clip, user: User) -> list[Job]:
                 jobs.append(version.job)
     if not jobs:
         raise Conflict("Nothing of this clip has failed.")
-    record_event("evidence.retry", actor=user, object_type="clip", object_id=clip.public_id)
+    record_event(
+        "evidence.retry",
+        agency_id=clip.case.agency_id,
+        actor=user,
+        object_type="clip",
+        object_id=clip.public_id,
+    )
     db.session.commit()
     return jobs
 
 
 def record_evidence_access(clip: Clip, user: User, action: str, **details: Any) -> None:
     """evidence.view / evidence.download: who looked at which footage, and when."""
-    record_event(action, actor=user, object_type="clip", object_id=clip.public_id, details=details)
+    record_event(
+        action,
+        agency_id=clip.case.agency_id,
+        actor=user,
+        object_type="clip",
+        object_id=clip.public_id,
+        details=details,
+    )
     db.session.commit()

@@ -162,6 +162,7 @@ def _require_current_code(
         return
     record_event(
         action,
+        agency_id=user.agency_id,
         actor=user,
         object_type="user",
         object_id=user.public_id,
@@ -190,6 +191,7 @@ def confirm_enrolment(user: User, code: str, *, client_addr: str | None) -> list
     codes = _issue_recovery_codes(user)
     record_event(
         "mfa.enrol",
+        agency_id=user.agency_id,
         actor=user,
         object_type="user",
         object_id=user.public_id,
@@ -207,6 +209,7 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
     except throttle.Throttled:
         record_event(
             "auth.login",
+            agency_id=user.agency_id,
             actor=user,
             object_type="user",
             object_id=user.public_id,
@@ -228,6 +231,7 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
         throttle.register_failure(keys)
         record_event(
             "auth.login",
+            agency_id=user.agency_id,
             actor=user,
             object_type="user",
             object_id=user.public_id,
@@ -240,6 +244,7 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
     if method == "recovery_code":
         record_event(
             "mfa.recovery_used",
+            agency_id=user.agency_id,
             actor=user,
             object_type="user",
             object_id=user.public_id,
@@ -278,6 +283,7 @@ def disable_mfa(
         end_all_sessions(user, "mfa_reset")
     record_event(
         "mfa.disable",
+        agency_id=user.agency_id,
         actor=actor,
         object_type="user",
         object_id=user.public_id,

@@ -195,6 +195,7 @@ def _recover_after_reboot(upload: Upload) -> None:
         partial.truncate(upload.durable_offset)
     record_event(
         "upload.rollback",
+        agency_id=upload.created_by.agency_id,
         object_type="upload",
         object_id=upload.public_id,
         details={"from": upload.offset, "to": upload.durable_offset},
@@ -240,6 +241,7 @@ def create_upload(
     os.close(fd)
     record_event(
         "upload.create",
+        agency_id=user.agency_id,
         actor=user,
         object_type="upload",
         object_id=upload.public_id,
@@ -378,6 +380,7 @@ def append_to_upload(
     if complete:
         record_event(
             "upload.complete",
+            agency_id=upload.created_by.agency_id,
             actor=upload.created_by,
             object_type="upload",
             object_id=upload.public_id,
@@ -430,7 +433,13 @@ def terminate_upload(upload: Upload, user: User) -> None:
     _hash_cache.take(upload.id)
     upload.status = UploadStatus.CANCELLED.value
     partial_path(upload).unlink(missing_ok=True)
-    record_event("upload.cancel", actor=user, object_type="upload", object_id=upload.public_id)
+    record_event(
+        "upload.cancel",
+        agency_id=user.agency_id,
+        actor=user,
+        object_type="upload",
+        object_id=upload.public_id,
+    )
     db.session.commit()
 
 
@@ -447,6 +456,11 @@ def expire_uploads() -> int:
         _hash_cache.take(upload.id)
         partial_path(upload).unlink(missing_ok=True)
         upload.status = UploadStatus.EXPIRED.value
-        record_event("upload.expire", object_type="upload", object_id=upload.public_id)
+        record_event(
+            "upload.expire",
+            agency_id=upload.created_by.agency_id,
+            object_type="upload",
+            object_id=upload.public_id,
+        )
     db.session.commit()
     return len(stale)

@@ -36,6 +36,7 @@ def require_sign_in():
         return None
     record_event(
         "auth.required",
+        agency_id=None,
         actor_label=ANONYMOUS_ACTOR,
         object_type="route",
         object_id=request.path,

@@ -116,6 +116,7 @@ def require_mfa_enrolment():
         return redirect(url_for("staff.account_mfa"))
     record_event(
         "authz.denied",
+        agency_id=current_user.agency_id,
         actor=current_user,
         object_type="route",
         object_id=request.path,

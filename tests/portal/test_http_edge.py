@@ -102,3 +102,77 @@ def test_staff_requests_record_the_address(
     with caplog.at_level(logging.INFO, logger="tattletale.access"):
         client.get("/staff/login", environ_base={"REMOTE_ADDR": "198.51.100.9"})
     assert any(getattr(r, "client_addr", None) == "198.51.100.9" for r in caplog.records)
+
+
+TIPSTER_ADDR = "203.0.113.201"
+
+
+def _everything_stored() -> str:
+    """Every row of every table, as text."""
+    dump = []
+    for table in db.metadata.sorted_tables:
+        dump.extend(str(tuple(row)) for row in db.session.execute(table.select()))
+    return "\n".join(dump)
+
+
+def test_public_requests_leave_no_address_anywhere(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    from portal.services.audit import record_event
+
+    @app.route("/public-audit-probe")
+    def probe():  # type: ignore[no-untyped-def]
+        # A service that audits something while serving a public page.
+        record_event("probe.public", agency_id=None)
+        db.session.commit()
+        return "ok"
+
+    @app.route("/public-boom")
+    def public_boom():  # type: ignore[no-untyped-def]
+        raise RuntimeError("broken")
+
+    environ = {"REMOTE_ADDR": TIPSTER_ADDR}
+    with caplog.at_level(logging.DEBUG):
+        assert client.get("/", environ_base=environ).status_code == 200
+        assert client.get("/no/such/page", environ_base=environ).status_code == 404
+        assert client.post("/", environ_base=environ).status_code == 405
+        assert client.get("/public-audit-probe", environ_base=environ).status_code == 200
+        assert client.get("/public-boom", environ_base=environ).status_code == 500
+    assert caplog.records, "nothing was logged at all"
+    for record in caplog.records:
+        assert TIPSTER_ADDR not in str(vars(record)), record
+    probe_event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "probe.public"))
+    assert probe_event is not None and probe_event.client_addr is None
+    assert TIPSTER_ADDR not in _everything_stored()
+
+
+def test_audience_is_decided_by_where_the_request_enters(client: FlaskClient) -> None:
+    # An unknown path under /staff/ or /api/ is still a staff or API request ...
+    staff_missing = client.get("/staff/no-such-page")
+    assert staff_missing.headers.get("Cache-Control") == "no-store"
+    api_missing = client.get("/api/v1/no-such-operation")
+    assert api_missing.mimetype == "application/problem+json"
+    # ... and anything else is public, including paths that only look alike.
+    for path in ("/no-such-page", "/staffroom", "/apiary"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.mimetype == "text/html" and "Cache-Control" not in response.headers
+
+
+def test_services_never_import_the_http_edge() -> None:
+    import ast
+    from pathlib import Path
+
+    import portal
+
+    offenders = []
+    for path in (Path(portal.__file__).parent / "services").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+                names += [f"{node.module}.{alias.name}" for alias in node.names]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("portal.http")]
+    assert offenders == []
