@@ -52,6 +52,16 @@ class Settings:
     encryption_keys: tuple[str, ...] = ()
     # None: each agency's own setting decides; True/False: overrides every agency.
     require_mfa: bool | None = None
+    # Request rate limits (Flask-Limiter notation, ";" between several). Per client:
+    # sign-in attempts (POSTs of either step), and requests that fail authentication
+    # (bad or missing token, no or ended session); per API token: every request.
+    # A whole agency may sign in from one address (its NAT) at shift change, and the
+    # per-account lockout (portal.services.throttle) stops password guessing; these
+    # limits stop floods before they reach Argon2, the token table and the audit log.
+    rate_limit_sign_in: str = "30 per minute;300 per hour"
+    rate_limit_auth_failures: str = "30 per minute;300 per hour"
+    rate_limit_api: str = "600 per minute"  # per API token
+    rate_limit_key_prefix: str = "tattletale"
 
     @property
     def is_production(self) -> bool:
@@ -142,6 +152,19 @@ def _optional_bool(environ: Mapping[str, str], name: str) -> bool | None:
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
+def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
+    from limits import parse_many
+
+    raw = (environ.get(name) or "").strip() or default
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be rate limits like '30 per minute;300 per hour', not {raw!r}"
+        ) from None
+    return raw
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment, or raise :class:`ConfigError`."""
     env_map: Mapping[str, str] = os.environ if environ is None else environ
@@ -224,4 +247,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=(env_map.get("TATTLETALE_LOG_LEVEL") or "INFO").upper(),
         encryption_keys=encryption_keys,
         require_mfa=_optional_bool(env_map, "TATTLETALE_REQUIRE_MFA"),
+        rate_limit_sign_in=_rate_limit(
+            env_map, "TATTLETALE_RATELIMIT_SIGN_IN", Settings.rate_limit_sign_in
+        ),
+        rate_limit_auth_failures=_rate_limit(
+            env_map, "TATTLETALE_RATELIMIT_AUTH_FAILURES", Settings.rate_limit_auth_failures
+        ),
+        rate_limit_api=_rate_limit(env_map, "TATTLETALE_RATELIMIT_API", Settings.rate_limit_api),
+        rate_limit_key_prefix=env_map.get("TATTLETALE_RATELIMIT_KEY_PREFIX") or "tattletale",
     )

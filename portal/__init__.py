@@ -13,7 +13,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal import cli
     from portal.api import bp as api_bp
     from portal.extensions import csrf, db, login_manager, migrate
-    from portal.http import edge, errors, headers, logs
+    from portal.http import edge, errors, headers, logs, ratelimit
     from portal.jobs import init_jobs
     from portal.public import bp as public_bp
     from portal.staff import bp as staff_bp
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     edge.init_app(app)  # first: every later hook may ask who the request is for
     logs.configure_logging(app)
+    ratelimit.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)
