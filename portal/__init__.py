@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         REMEMBER_COOKIE_SECURE=settings.is_production,
         PREFERRED_URL_SCHEME="https" if settings.is_production else "http",
     )
+    app.wsgi_app = headers.DropServerHeader(app.wsgi_app)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         # Behind a load balancer: take the client address from X-Forwarded-For, but
         # only as many hops as the operator says there are proxies.

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from werkzeug.serving import run_simple
 
 from portal.extensions import db
+from portal.http.headers import QuietRequestHandler
 from portal.models import Agency, Job, JobStatus, User
 from portal.services.errors import DomainError
 from portal.services.users import (
@@ -218,7 +219,10 @@ def users_password(email: str, generate_password: bool) -> None:
     help="A role the token may act as (repeat; default: every role the account holds).",
 )
 def users_token(email: str, name: str, days: int, scopes: tuple[str, ...]) -> None:
-    """Print a new API token for the account. It is shown once and stored hashed."""
+    """Print a new API token for the account. It is shown once and stored hashed.
+
+    No second factor is asked, even where the agency requires one: whoever runs this
+    already holds the database and the secret key (see the README)."""
     try:
         user = require_user(email)
         if user.is_disabled:
@@ -304,7 +308,15 @@ def serve(host: str, port: int | None) -> None:
     # Werkzeug's threaded server is enough for one agency's staff on one machine;
     # scale-out runs gunicorn (see the README).
     # run_simple, not app.run: Flask ignores app.run() inside its own CLI.
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    run_simple(
+        host,
+        port,
+        app,
+        threaded=True,
+        use_reloader=False,
+        use_debugger=False,
+        request_handler=QuietRequestHandler,
+    )
 
 
 def init_app(app: Flask) -> None:

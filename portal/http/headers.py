@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from flask import Flask, Response
+from werkzeug.serving import WSGIRequestHandler
 
 from portal.http.edge import Audience, request_audience
 
@@ -50,3 +54,34 @@ def init_app(app: Flask) -> None:
             # Staff pages show evidence: never keep them in a shared cache or history.
             headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+class DropServerHeader:
+    """WSGI middleware: no ``Server`` header leaves the app, whatever sets one.
+
+    A ``Server: Werkzeug/3.1 Python/3.11`` tells an attacker which versions to look
+    up vulnerabilities for. The header a WSGI server adds itself is out of the app's
+    reach: the embedded server is run with :class:`QuietRequestHandler`; gunicorn
+    always sends ``Server: gunicorn`` (no version), which the reverse proxy in front
+    of it should drop (nginx: ``proxy_hide_header Server;``; see the README).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(name, value) for name, value in headers if name.lower() != "server"]
+            return start_response(status, kept, exc_info)
+
+        return self.app(environ, start)
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without its ``Server`` header (see DropServerHeader)."""
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # http.server's send_response, less the Server header it always adds.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())

@@ -176,3 +176,34 @@ def test_services_never_import_the_http_edge() -> None:
                 names += [f"{node.module}.{alias.name}" for alias in node.names]
             offenders += [f"{path.name}: {n}" for n in names if n.startswith("portal.http")]
     assert offenders == []
+
+
+def test_no_server_header_leaves_the_app(app: Flask, client: FlaskClient) -> None:
+    @app.route("/sets-server")
+    def sets_server():  # type: ignore[no-untyped-def]
+        return "x", 200, {"Server": "Werkzeug/3.1 Python/3.11"}
+
+    for path in ("/", "/sets-server", "/nowhere", "/staff/login"):
+        assert "Server" not in client.get(path).headers, path
+
+
+def test_embedded_server_sends_no_server_header(app: Flask) -> None:
+    import threading
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    from portal.http.headers import QuietRequestHandler
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            assert response.status == 200
+            assert response.headers.get("Server") is None
+            assert response.headers.get("Date")
+    finally:
+        server.shutdown()
+        thread.join(5)
