@@ -78,7 +78,12 @@ class DropServerHeader:
 
 
 class QuietRequestHandler(WSGIRequestHandler):
-    """Werkzeug's request handler without its ``Server`` header (see DropServerHeader)."""
+    """Werkzeug's request handler without its ``Server`` header (see DropServerHeader)
+    and without client addresses in its own log lines (a malformed request is logged
+    as an error before the app could tell whether it was a tipster's)."""
+
+    def address_string(self) -> str:
+        return "-"
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # http.server's send_response, less the Server header it always adds.

@@ -187,7 +187,9 @@ def test_no_server_header_leaves_the_app(app: Flask, client: FlaskClient) -> Non
         assert "Server" not in client.get(path).headers, path
 
 
-def test_embedded_server_sends_no_server_header(app: Flask) -> None:
+def test_embedded_server_sends_no_server_header(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
     import threading
     import urllib.request
 
@@ -200,10 +202,17 @@ def test_embedded_server_sends_no_server_header(app: Flask) -> None:
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/healthz"
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        with (
+            caplog.at_level(logging.INFO, logger="werkzeug"),
+            urllib.request.urlopen(url, timeout=5) as response,  # noqa: S310
+        ):
             assert response.status == 200
             assert response.headers.get("Server") is None
             assert response.headers.get("Date")
+        # The server's own log line names no client.
+        lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+        assert any("/healthz" in line for line in lines)
+        assert not any("127.0.0.1" in line for line in lines)
     finally:
         server.shutdown()
         thread.join(5)
