@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,8 +83,13 @@ class QuietRequestHandler(WSGIRequestHandler):
     and without client addresses in its own log lines (a malformed request is logged
     as an error before the app could tell whether it was a tipster's)."""
 
-    def address_string(self) -> str:
-        return "-"
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # Werkzeug's own line, less the address it starts with. (Not address_string:
+        # that is also where the request's REMOTE_ADDR comes from.)
+        level = logging.getLevelNamesMapping().get(type.upper(), logging.INFO)
+        logging.getLogger("werkzeug").log(
+            level, f"- - - [{self.log_date_time_string()}] {message}", *args
+        )
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # http.server's send_response, less the Server header it always adds.

@@ -201,18 +201,22 @@ def test_embedded_server_sends_no_server_header(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_port}/healthz"
+        base = f"http://127.0.0.1:{server.server_port}"
         with (
             caplog.at_level(logging.INFO, logger="werkzeug"),
-            urllib.request.urlopen(url, timeout=5) as response,  # noqa: S310
+            urllib.request.urlopen(f"{base}/healthz", timeout=5) as response,  # noqa: S310
         ):
             assert response.status == 200
             assert response.headers.get("Server") is None
             assert response.headers.get("Date")
-        # The server's own log line names no client.
+        # The server's own log line names no client ...
         lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
         assert any("/healthz" in line for line in lines)
         assert not any("127.0.0.1" in line for line in lines)
+        # ... while the app still sees a staff client's address.
+        with caplog.at_level(logging.INFO, logger="tattletale.access"):
+            urllib.request.urlopen(f"{base}/staff/login", timeout=5).close()  # noqa: S310
+        assert any(getattr(r, "client_addr", None) == "127.0.0.1" for r in caplog.records)
     finally:
         server.shutdown()
         thread.join(5)
