@@ -18,6 +18,7 @@ from portal.services.users import authenticate_token
 bp = Blueprint("api", __name__)
 
 ANONYMOUS_ENDPOINTS = frozenset({"api.openapi"})
+FLOOD_DETAIL = "Too many failed attempts to authenticate."
 
 
 def _unauthorized() -> Response:
@@ -50,9 +51,7 @@ def authenticate_bearer():
     # A client that keeps failing is refused before its token is even looked up, and
     # its refusals leave one audit entry a minute, not one each (see ratelimit).
     if (wait := ratelimit.auth_failures_spent()) is not None:
-        if ratelimit.should_record_breach():
-            _audit_refusal("rate_limited")
-        return ratelimit.too_many_requests(wait, "Too many failed attempts to authenticate.")
+        return ratelimit.refuse_flood(wait, _audit_refusal, FLOOD_DETAIL)
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     secret = secret.strip()
@@ -64,9 +63,7 @@ def authenticate_bearer():
         db.session.commit()  # last_used_at
     except AuthenticationFailed as exc:
         if (wait := ratelimit.count_auth_failure()) is not None:
-            if ratelimit.should_record_breach():
-                _audit_refusal("rate_limited")
-            return ratelimit.too_many_requests(wait, "Too many failed attempts to authenticate.")
+            return ratelimit.refuse_flood(wait, _audit_refusal, FLOOD_DETAIL)
         _audit_refusal(exc.reason)
         return _unauthorized()
     token_key = hashlib.sha256(secret.encode()).hexdigest()[:32]

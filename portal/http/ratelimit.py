@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app, request
@@ -129,10 +130,12 @@ def count_auth_failure() -> int | None:
     return _hit(_limits("auth_failures"), _identifiers("auth-failure", client_key()))
 
 
-def should_record_breach() -> bool:
-    """True for the first refused request of a client in each minute: the one audit
-    entry that stands for all of them."""
-    return _hit(_BREACH_RECORD, _identifiers("breach-recorded", client_key())) is None
+def refuse_flood(retry_after: int, audit: Callable[[str], None], detail: str) -> Response:
+    """The 429 for a client past its failure budget. Only the first refusal of a
+    client in each minute is audited (``audit("rate_limited")``), standing for all."""
+    if _hit(_BREACH_RECORD, _identifiers("breach-recorded", client_key())) is None:
+        audit("rate_limited")
+    return too_many_requests(retry_after, detail)
 
 
 def count_token_request(token_id: str) -> int | None:

@@ -54,9 +54,8 @@ def require_sign_in():
     # it is refused with one audit entry a minute, not one per request (see ratelimit).
     wait = ratelimit.auth_failures_spent() or ratelimit.count_auth_failure()
     if wait is not None:
-        if ratelimit.should_record_breach():
-            _audit_sign_in_required("rate_limited")
-        return ratelimit.too_many_requests(wait, "Too many requests without signing in.")
+        detail = "Too many requests without signing in."
+        return ratelimit.refuse_flood(wait, _audit_sign_in_required, detail)
     _audit_sign_in_required()
     if request.method != "GET":
         abort(401)
