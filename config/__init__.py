@@ -71,6 +71,16 @@ class Settings:
     receipt_key: str = ""
     # Bearer token Prometheus sends to /metrics; unset, /metrics answers 404.
     metrics_token: str | None = None
+    # Request rate limits (Flask-Limiter notation, ";" between several). Per client:
+    # sign-in attempts (POSTs of either step), and requests that fail authentication
+    # (bad or missing token, no or ended session); per API token: every request.
+    # A whole agency may sign in from one address (its NAT) at shift change, and the
+    # per-account lockout (portal.services.throttle) stops password guessing; these
+    # limits stop floods before they reach Argon2, the token table and the audit log.
+    rate_limit_sign_in: str = "30 per minute;300 per hour"
+    rate_limit_auth_failures: str = "30 per minute;300 per hour"
+    rate_limit_api: str = "600 per minute"  # per API token
+    rate_limit_key_prefix: str = "tattletale"
 
     @property
     def is_production(self) -> bool:
@@ -175,6 +185,19 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
+    from limits import parse_many
+
+    raw = (environ.get(name) or "").strip() or default
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be rate limits like '30 per minute;300 per hour', not {raw!r}"
+        ) from None
+    return raw
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from the environment, or raise :class:`ConfigError`."""
     env_map: Mapping[str, str] = os.environ if environ is None else environ
@@ -275,4 +298,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         require_mfa=_optional_bool(env_map, "TATTLETALE_REQUIRE_MFA"),
         metrics_token=env_map.get("TATTLETALE_METRICS_TOKEN") or None,
         receipt_key=receipt_key,
+        rate_limit_sign_in=_rate_limit(
+            env_map, "TATTLETALE_RATELIMIT_SIGN_IN", Settings.rate_limit_sign_in
+        ),
+        rate_limit_auth_failures=_rate_limit(
+            env_map, "TATTLETALE_RATELIMIT_AUTH_FAILURES", Settings.rate_limit_auth_failures
+        ),
+        rate_limit_api=_rate_limit(env_map, "TATTLETALE_RATELIMIT_API", Settings.rate_limit_api),
+        rate_limit_key_prefix=env_map.get("TATTLETALE_RATELIMIT_KEY_PREFIX") or "tattletale",
     )

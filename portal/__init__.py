@@ -14,7 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.api import bp as api_bp
     from portal.api import init_api
     from portal.extensions import csrf, db, login_manager, migrate
-    from portal.http import errors, headers, logs, rendering
+    from portal.http import edge, errors, headers, logs, ratelimit, rendering
     from portal.http.bodies import PortalRequest
     from portal.jobs import init_jobs
     from portal.ops import bp as ops_bp
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         REMEMBER_COOKIE_SECURE=settings.is_production,
         PREFERRED_URL_SCHEME="https" if settings.is_production else "http",
     )
+    app.wsgi_app = headers.DropServerHeader(app.wsgi_app)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         # Behind a load balancer: take the client address from X-Forwarded-For, but
         # only as many hops as the operator says there are proxies.
@@ -53,7 +54,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
 
+    edge.init_app(app)  # first: every later hook may ask who the request is for
     logs.configure_logging(app)
+    ratelimit.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)

@@ -214,7 +214,10 @@ def users_password(email: str, generate_password: bool) -> None:
     help="A role the token may act as (repeat; default: every role the account holds).",
 )
 def users_token(email: str, name: str, days: int, scopes: tuple[str, ...]) -> None:
-    """Print a new API token for the account. It is shown once and stored hashed."""
+    """Print a new API token for the account. It is shown once and stored hashed.
+
+    No second factor is asked, even where the agency requires one: whoever runs this
+    already holds the database and the secret key (see the README)."""
     try:
         user = require_user(email)
         if user.is_disabled:

@@ -3,14 +3,18 @@ security commands of ``flask --app wsgi users ...``."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 from flask import Flask
+from sqlalchemy import select
 
 from portal.cli_errors import fail
 from portal.extensions import db
+from portal.models import Agency
 from portal.services import crypto, mfa
+from portal.services.audit import AuditFilter, search_events
 from portal.services.audit_chain import verify_chain
 from portal.services.errors import DomainError
 from portal.services.users import parse_roles, require_user, set_roles, sign_out_everywhere
@@ -31,6 +35,48 @@ def audit_verify() -> None:
         return
     click.echo(f"broken at entry {report.broken_at}: {report.reason}")
     sys.exit(1)
+
+
+@audit.command("list")
+@click.option("--agency", "agency_slug", help="Events of this agency.")
+@click.option(
+    "--unattributed",
+    is_flag=True,
+    help="Events that concern no agency (sign-ins for unknown addresses, store-wide checks).",
+)
+@click.option("--action", default="", help="An action or its prefix (auth, auth.login).")
+@click.option("--actor", default="", help="The start of the actor's address.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def audit_list(
+    agency_slug: str | None, unattributed: bool, action: str, actor: str, limit: int
+) -> None:
+    """The newest events, one per line. Agency admins see their own agency's events on
+    the audit page; the events of no agency are read only here, by the operators."""
+    if unattributed == bool(agency_slug):
+        fail("give either --agency SLUG or --unattributed")
+    agency_id = None
+    if agency_slug:
+        agency = db.session.scalar(select(Agency).where(Agency.slug == agency_slug))
+        if agency is None:
+            fail(f"no agency with slug {agency_slug!r}")
+        assert agency is not None
+        agency_id = agency.id
+    search = AuditFilter(actor=actor, action=action)
+    for event in search_events(agency_id, search, limit=limit):
+        click.echo(
+            "\t".join(
+                [
+                    str(event.id),
+                    event.occurred_at.isoformat(),
+                    event.action,
+                    event.outcome,
+                    event.actor_label,
+                    f"{event.object_type}:{event.object_id}",
+                    event.client_addr or "-",
+                    json.dumps(event.details, sort_keys=True),
+                ]
+            )
+        )
 
 
 @click.command("roles")

@@ -49,6 +49,7 @@ def audit_verify():
     report = verify_chain(db.engine)
     record_event(
         "audit.verify",
+        agency_id=g.api_user.agency_id,
         actor=g.api_user,
         object_type="audit_log",
         details={"ok": report.ok, "entries": report.entries},

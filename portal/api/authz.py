@@ -28,6 +28,7 @@ def api_requires(permission: Permission) -> Callable[[Callable[..., Any]], Calla
             if not can(user, permission):
                 record_event(
                     "authz.denied",
+                    agency_id=user.agency_id if user else None,
                     actor=user,
                     object_type="route",
                     object_id=request.path,

@@ -1,27 +1,71 @@
-"""Small helpers shared by the blueprints."""
+"""Who a request is for, decided once where it enters, and small helpers shared by
+the blueprints."""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
+from portal.services import origin
 from portal.services.text import first_refused_char
 
 
-def staff_client_addr() -> str | None:
-    """The client address for the audit log of a staff or API request.
+class Audience(enum.StrEnum):
+    STAFF = "staff"
+    API = "api"
+    PUBLIC = "public"
 
-    Never called for public pages: a tipster's address is not recorded anywhere.
+
+# By path, not by blueprint: a request that matches no route (a 404, a probe for
+# /wp-admin) has no blueprint, and must still be known to be public.
+_PREFIXES = (("/staff", Audience.STAFF), ("/api", Audience.API))
+
+
+def audience_for(path: str) -> Audience:
+    for prefix, audience in _PREFIXES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return audience
+    return Audience.PUBLIC
+
+
+def request_audience() -> Audience:
+    """The audience of the current request (see :func:`init_app`)."""
+    audience = g.get("audience")
+    return audience if audience is not None else audience_for(request.path)
+
+
+def staff_client_addr() -> str | None:
+    """The client address of a staff or API request; None for a public one.
+
+    The one place below the WSGI server that reads the address: a tipster's address
+    is not recorded anywhere.
     """
-    if request.blueprint not in ("staff", "api"):
+    if request_audience() is Audience.PUBLIC:
         return None
     return request.remote_addr
 
 
 def is_api_request() -> bool:
-    return request.path.startswith("/api/")
+    return request_audience() is Audience.API
+
+
+def init_app(app: Flask) -> None:
+    """Decide the audience first thing in every request (registered before every
+    other hook), and hand services the address of staff and API clients only."""
+
+    @app.before_request
+    def decide_audience() -> None:
+        g.audience = audience_for(request.path)
+        g.origin_token = origin.bind_client_addr(staff_client_addr())
+
+    @app.teardown_request
+    def forget_client_addr(_error: BaseException | None) -> None:
+        token = g.pop("origin_token", None)
+        if token is not None:
+            origin.unbind_client_addr(token)
 
 
 def problem(status: int, title: str, detail: str = "", **extra: Any) -> Response:

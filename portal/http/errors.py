@@ -10,7 +10,13 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from portal.extensions import db
-from portal.http.edge import is_api_request, problem, staff_client_addr
+from portal.http.edge import (
+    Audience,
+    is_api_request,
+    problem,
+    request_audience,
+    staff_client_addr,
+)
 from portal.models import Outcome
 from portal.services.audit import ANONYMOUS_ACTOR, record_event
 from portal.services.errors import DomainError
@@ -63,10 +69,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):
         # Staff forms: audited. Public forms: nothing that identifies the sender.
-        if request.blueprint == "staff":
+        if request_audience() is Audience.STAFF:
             user = current_user if current_user.is_authenticated else None
             record_event(
                 "csrf.rejected",
+                agency_id=user.agency_id if user else None,
                 actor=user,
                 actor_label=ANONYMOUS_ACTOR,
                 object_type="route",

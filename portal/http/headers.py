@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.serving import WSGIRequestHandler
+
+from portal.http.edge import Audience, request_audience
 
 # No inline scripts or styles anywhere: every script is a file under /static, so an
 # injected <script> or on* attribute does not run. Media and images may be blob: for
@@ -44,7 +51,48 @@ def init_app(app: Flask) -> None:
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         if production:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if request.blueprint in ("staff", "api"):
+        if request_audience() is not Audience.PUBLIC:
             # Staff pages show evidence: never keep them in a shared cache or history.
             headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+class DropServerHeader:
+    """WSGI middleware: no ``Server`` header leaves the app, whatever sets one.
+
+    A ``Server: Werkzeug/3.1 Python/3.11`` tells an attacker which versions to look
+    up vulnerabilities for. The header a WSGI server adds itself is out of the app's
+    reach: the embedded server is run with :class:`QuietRequestHandler`; gunicorn
+    always sends ``Server: gunicorn`` (no version), which the reverse proxy in front
+    of it should drop (nginx: ``proxy_hide_header Server;``; see the README).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(name, value) for name, value in headers if name.lower() != "server"]
+            return start_response(status, kept, exc_info)
+
+        return self.app(environ, start)
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler without its ``Server`` header (see DropServerHeader)
+    and without client addresses in its own log lines (a malformed request is logged
+    as an error before the app could tell whether it was a tipster's)."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # Werkzeug's own line, less the address it starts with. (Not address_string:
+        # that is also where the request's REMOTE_ADDR comes from.)
+        level = logging.getLevelNamesMapping().get(type.upper(), logging.INFO)
+        logging.getLogger("werkzeug").log(
+            level, f"- - - [{self.log_date_time_string()}] {message}", *args
+        )
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        # http.server's send_response, less the Server header it always adds.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())

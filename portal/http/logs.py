@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from portal.http.edge import Audience, request_audience
+
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -68,7 +70,7 @@ def configure_logging(app: Flask) -> None:
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1) if started else None,
         }
-        if request.blueprint in ("staff", "api"):
+        if request_audience() is not Audience.PUBLIC:
             from flask_login import current_user
 
             fields["user"] = getattr(current_user, "public_id", None) or g.get("api_user_id")

@@ -153,6 +153,7 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
         clip.rejection_reason = reason
         record_event(
             "evidence.reject",
+            agency_id=clip.case.agency_id,
             object_type="clip",
             object_id=clip.public_id,
             details={"reason": reason},
@@ -347,6 +348,7 @@ def render_version(ctx: JobContext, version_id: int) -> None:
     version.rendered_at = utcnow()
     record_event(
         "evidence.render",
+        agency_id=version.clip.case.agency_id,
         object_type="clip_version",
         object_id=version.public_id,
         details={"outputs": {o.name: o.sha256 for o in manifest.outputs}},

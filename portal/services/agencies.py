@@ -27,6 +27,7 @@ def set_watermark(agency: Agency, path: str | os.PathLike[str], *, actor: User |
     agency.watermark_key = key
     record_event(
         "agency.watermark",
+        agency_id=agency.id,
         actor=actor,
         object_type="agency",
         object_id=agency.public_id,

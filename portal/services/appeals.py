@@ -136,6 +136,7 @@ def save_appeal(
     db.session.flush()
     record_event(
         "appeal.create" if created else "appeal.edit",
+        agency_id=appeal.agency_id,
         actor=user,
         object_type="appeal",
         object_id=appeal.public_id,
@@ -174,6 +175,7 @@ def publish_appeal(appeal: Appeal, user: User) -> Appeal:
     db.session.flush()
     record_event(
         "appeal.publish",
+        agency_id=appeal.agency_id,
         actor=user,
         object_type="appeal",
         object_id=appeal.public_id,
@@ -197,6 +199,7 @@ def withdraw_appeal(appeal: Appeal, user: User | None, reason: str) -> Appeal:
     db.session.flush()
     record_event(
         "appeal.withdraw",
+        agency_id=appeal.agency_id,
         actor=user,
         actor_label=None if user else "system",
         object_type="appeal",
@@ -222,6 +225,7 @@ def withdraw_appeals_showing(version: ClipVersion, user: User, reason: str) -> l
         appeal.withdraw_reason = f"The approval of a clip was revoked: {reason}"[:2000]
         record_event(
             "appeal.withdraw",
+            agency_id=appeal.agency_id,
             actor=user,
             object_type="appeal",
             object_id=appeal.public_id,

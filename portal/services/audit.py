@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from flask import has_request_context
 from sqlalchemy import Engine, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
-from portal.http.edge import staff_client_addr
 from portal.models import AuditEvent, Outcome, User
-from portal.services import audit_chain  # noqa: F401  (chains every entry on flush)
+from portal.services import (
+    audit_chain,  # noqa: F401  (chains every entry on flush)
+    origin,
+)
 
 SYSTEM_ACTOR = "system"
 ANONYMOUS_ACTOR = "anonymous"
@@ -23,6 +24,7 @@ ANONYMOUS_ACTOR = "anonymous"
 def record_event(
     action: str,
     *,
+    agency_id: int | None,
     actor: User | None = None,
     actor_label: str | None = None,
     object_type: str = "",
@@ -33,16 +35,23 @@ def record_event(
 ) -> AuditEvent:
     """Add an audit event to the current transaction.
 
+    ``agency_id`` is the agency of the object the event concerns, and decides whose
+    admins may read it; it is required so that no caller forgets it. None only for
+    what concerns no agency (a sign-in attempt for an address nobody has, a store-wide
+    check, key rotation): those are for the operators, through the CLI.
+
+    The client address is the one the staff and API edges bound for this request
+    (:mod:`portal.services.origin`), unless given; public requests bind none.
+
     The event commits with the work it describes, so the log never claims something
     happened that was rolled back. Callers that record a refusal (nothing else to
     commit) commit themselves.
     """
-    if client_addr is None and has_request_context():
-        # Staff and API requests only: public requests give None here.
-        client_addr = staff_client_addr()
+    if client_addr is None:
+        client_addr = origin.client_addr()
     label = actor.email if actor is not None else (actor_label or SYSTEM_ACTOR)
     event = AuditEvent(
-        agency_id=actor.agency_id if actor is not None else None,
+        agency_id=agency_id,
         actor_id=actor.id if actor is not None else None,
         actor_label=label[:254],
         action=action,
@@ -81,15 +90,19 @@ def _like_prefix(value: str) -> str:
     return escaped + "%"
 
 
-def audit_query(agency_id: int, search: AuditFilter) -> Select[tuple[AuditEvent]]:
-    """Events an admin of ``agency_id`` may read that match ``search``, newest first.
+def audit_query(agency_id: int | None, search: AuditFilter) -> Select[tuple[AuditEvent]]:
+    """Events of ``agency_id`` that match ``search``, newest first.
 
-    Events without an agency (failed sign-ins to unknown addresses, the system's own)
-    are included: they are how an attack on the agency's accounts shows up.
+    An agency's admins read only their agency's events. ``None`` selects the events
+    that concern no agency (sign-in attempts for unknown addresses, store-wide
+    checks): they may name another agency's staff (a mistyped address) or show one
+    agency's attack to another, so only the operators read them, through
+    ``flask --app wsgi audit list --unattributed``.
     """
-    query = select(AuditEvent).where(
-        or_(AuditEvent.agency_id == agency_id, AuditEvent.agency_id.is_(None))
-    )
+    if agency_id is None:
+        query = select(AuditEvent).where(AuditEvent.agency_id.is_(None))
+    else:
+        query = select(AuditEvent).where(AuditEvent.agency_id == agency_id)
     if search.actor:
         query = query.where(
             func.lower(AuditEvent.actor_label).like(
@@ -118,7 +131,7 @@ def audit_query(agency_id: int, search: AuditFilter) -> Select[tuple[AuditEvent]
 
 
 def search_events(
-    agency_id: int, search: AuditFilter, *, before_id: int | None = None, limit: int = 50
+    agency_id: int | None, search: AuditFilter, *, before_id: int | None = None, limit: int = 50
 ) -> list[AuditEvent]:
     """One page, by keyset: the ``limit`` newest events older than ``before_id``.
 
@@ -131,7 +144,7 @@ def search_events(
 
 
 def iter_events(
-    engine: Engine, agency_id: int, search: AuditFilter, *, batch: int = 500
+    engine: Engine, agency_id: int | None, search: AuditFilter, *, batch: int = 500
 ) -> Iterator[AuditEvent]:
     """Every matching event, newest first, a batch at a time (for export).
 

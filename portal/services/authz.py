@@ -2,7 +2,13 @@
 
 A permission names an action; ``ROLE_PERMISSIONS`` says which roles hold it. Actions
 on a case additionally need membership of that case (its creator or an assigned
-detective), except for the roles that oversee every case of their agency.
+detective), except for the permissions of the roles that oversee every case of their
+agency (``AGENCY_WIDE_ROLES``).
+
+The exemption belongs to the role, not to the user: an officer who is also a
+supervisor oversees every case as a supervisor (views it, approves its versions)
+but edits, uploads into and downloads the originals of only the cases they work on.
+Otherwise holding a second role would quietly widen what the first one allows.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     ),
 }
 
-# Roles that see every case of their agency without being a member of it.
+# Roles whose permissions apply to every case of their agency, member or not.
 AGENCY_WIDE_ROLES = frozenset({Role.SUPERVISOR, Role.COORDINATOR, Role.ADMIN})
 
 
@@ -107,6 +113,8 @@ def can(user: Any, permission: Permission, obj: object | None = None) -> bool:
     if isinstance(obj, Case):
         if obj.agency_id != user.agency_id:
             return False
-        return bool(user.roles & AGENCY_WIDE_ROLES) or is_case_member(user, obj)
+        # Only the roles that grant this permission count, each on its own terms.
+        granting = {role for role in user.roles if permission in ROLE_PERMISSIONS.get(role, ())}
+        return bool(granting & AGENCY_WIDE_ROLES) or is_case_member(user, obj)
     # An object type this module does not know how to judge: deny.
     return False

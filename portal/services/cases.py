@@ -102,7 +102,13 @@ def create_case(
     )
     db.session.add(case)
     db.session.flush()
-    record_event("case.create", actor=created_by, object_type="case", object_id=case.public_id)
+    record_event(
+        "case.create",
+        agency_id=agency.id,
+        actor=created_by,
+        object_type="case",
+        object_id=case.public_id,
+    )
     return case
 
 
@@ -114,6 +120,7 @@ def assign_detective(case: Case, detective: User, *, actor: User | None) -> None
     case.assignments.append(CaseAssignment(user=detective, assigned_at=utcnow()))
     record_event(
         "case.assign",
+        agency_id=case.agency_id,
         actor=actor,
         object_type="case",
         object_id=case.public_id,
@@ -130,12 +137,22 @@ def visible_cases_query(user: User) -> Select[tuple[Case]]:
     return query.order_by(Case.created_at.desc(), Case.id.desc())
 
 
-def get_case_for(user: User, public_id: str) -> Case:
-    """The case, if it exists and the user may see it. Otherwise ``NotFound``, never a
-    403, so ids of other agencies' cases cannot be probed."""
-    case = db.session.scalar(select(Case).where(Case.public_id == public_id))
+def check_case_access(
+    user: User, case: Case | None, permission: Permission, what: str = "case"
+) -> None:
+    """``NotFound`` unless the user may see the case (never 403, so ids of other cases
+    cannot be probed), then ``PermissionDenied`` unless they may do ``permission``."""
     if case is None or not can(user, Permission.CASE_VIEW, case):
-        raise NotFound("No such case.")
+        raise NotFound(f"No such {what}.")
+    if permission is not Permission.CASE_VIEW and not can(user, permission, case):
+        raise PermissionDenied(f"You may not do that with this {what}.")
+
+
+def get_case_for(user: User, public_id: str, permission: Permission = Permission.CASE_VIEW) -> Case:
+    """The case, if it exists and the user may see it and do ``permission`` with it."""
+    case = db.session.scalar(select(Case).where(Case.public_id == public_id))
+    check_case_access(user, case, permission)
+    assert case is not None
     return case
 
 
@@ -238,6 +255,7 @@ def update_case(case: Case, user: User, changes: dict[str, Any]) -> Case:
     if changed:
         record_event(
             "case.update",
+            agency_id=case.agency_id,
             actor=user,
             object_type="case",
             object_id=case.public_id,
@@ -272,6 +290,7 @@ def set_detectives(case: Case, detective_ids: list[str], *, actor: User) -> None
             case.assignments.remove(assignment)
             record_event(
                 "case.unassign",
+                agency_id=case.agency_id,
                 actor=actor,
                 object_type="case",
                 object_id=case.public_id,

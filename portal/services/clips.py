@@ -37,6 +37,7 @@ from portal.models.base import utcnow
 from portal.services.agencies import WATERMARK_PREFIX
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
+from portal.services.cases import check_case_access
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from portal.services.text import clean_text
 from portal.services.uploads import partial_path
@@ -49,18 +50,9 @@ APPROVAL_CHECKLIST = {
 }
 
 
-def _check_case_access(user: User, case: Case | None, permission: Permission, what: str) -> None:
-    """``NotFound`` unless the user may see the case (never 403, so ids of other cases
-    cannot be probed), then ``PermissionDenied`` unless they may do ``permission``."""
-    if case is None or not can(user, Permission.CASE_VIEW, case):
-        raise NotFound(f"No such {what}.")
-    if permission is not Permission.CASE_VIEW and not can(user, permission, case):
-        raise PermissionDenied(f"You may not do that with this {what}.")
-
-
 def get_clip_for(user: User, public_id: str, permission: Permission = Permission.CASE_VIEW) -> Clip:
     clip = db.session.scalar(select(Clip).where(Clip.public_id == public_id))
-    _check_case_access(user, clip.case if clip else None, permission, "clip")
+    check_case_access(user, clip.case if clip else None, permission, "clip")
     assert clip is not None
     return clip
 
@@ -69,7 +61,7 @@ def get_version_for(
     user: User, public_id: str, permission: Permission = Permission.CASE_VIEW
 ) -> ClipVersion:
     version = db.session.scalar(select(ClipVersion).where(ClipVersion.public_id == public_id))
-    _check_case_access(user, version.clip.case if version else None, permission, "version")
+    check_case_access(user, version.clip.case if version else None, permission, "version")
     assert version is not None
     return version
 
@@ -131,6 +123,7 @@ def _new_clip(
     db.session.flush()
     record_event(
         "evidence.upload",
+        agency_id=case.agency_id,
         actor=user,
         object_type="clip",
         object_id=clip.public_id,
@@ -213,6 +206,7 @@ def create_version(clip: Clip, plan: EditPlan, user: User) -> ClipVersion:
     db.session.flush()
     record_event(
         "evidence.edit",
+        agency_id=clip.case.agency_id,
         actor=user,
         object_type="clip_version",
         object_id=version.public_id,
@@ -253,6 +247,7 @@ def approve_version(version: ClipVersion, user: User, checklist: dict[str, bool]
     db.session.flush()
     record_event(
         "evidence.approve",
+        agency_id=version.clip.case.agency_id,
         actor=user,
         object_type="clip_version",
         object_id=version.public_id,
@@ -280,6 +275,7 @@ def revoke_approval(version: ClipVersion, user: User, reason: str) -> Approval:
     approval.revoke_reason = reason
     record_event(
         "evidence.approval_revoke",
+        agency_id=version.clip.case.agency_id,
         actor=user,
         object_type="clip_version",
         object_id=version.public_id,
@@ -336,6 +332,7 @@ def retry_clip(clip: Clip, user: User | None) -> list[Job]:
         raise Conflict("Nothing of this clip has failed.")
     record_event(
         "evidence.retry",
+        agency_id=clip.case.agency_id,
         actor=user,
         actor_label=None if user is not None else "operator (command line)",
         object_type="clip",
@@ -348,5 +345,12 @@ def retry_clip(clip: Clip, user: User | None) -> list[Job]:
 
 def record_evidence_access(clip: Clip, user: User, action: str, **details: Any) -> None:
     """evidence.view / evidence.download: who looked at which footage, and when."""
-    record_event(action, actor=user, object_type="clip", object_id=clip.public_id, details=details)
+    record_event(
+        action,
+        agency_id=clip.case.agency_id,
+        actor=user,
+        object_type="clip",
+        object_id=clip.public_id,
+        details=details,
+    )
     db.session.commit()

@@ -101,5 +101,5 @@ def rotate_secrets() -> dict[str, int]:
         f"{table.name}.{column.name}": rotate_column(table, column)
         for table, column in encrypted_columns()
     }
-    record_event("secrets.rotate", object_type="encryption_keys", details=counts)
+    record_event("secrets.rotate", agency_id=None, object_type="encryption_keys", details=counts)
     return counts

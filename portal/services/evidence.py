@@ -72,6 +72,7 @@ def verify_evidence(case: Case | None = None) -> Iterator[Check]:
 def record_verification(case: Case | None, checked: int, problems: list[Check]) -> None:
     record_event(
         "evidence.verify",
+        agency_id=case.agency_id if case else None,
         object_type="case" if case else "store",
         object_id=case.public_id if case else "",
         outcome=Outcome.SUCCESS if not problems else Outcome.FAILURE,
@@ -115,6 +116,7 @@ def delete_clip(clip: Clip, actor: User, reason: str) -> None:
     clip.deletion_reason = reason
     record_event(
         "evidence.delete",
+        agency_id=clip.case.agency_id,
         actor=actor,
         object_type="clip",
         object_id=clip.public_id,

@@ -28,7 +28,7 @@ from portal.models.base import utcnow
 from portal.services import throttle
 from portal.services.audit import record_event
 from portal.services.errors import Conflict, DomainError, PermissionDenied, ValidationFailed
-from portal.services.sessions import end_all_sessions
+from portal.services.sessions import end_all_sessions, end_other_sessions
 from portal.services.users import record_sign_in
 
 RECOVERY_CODE_COUNT = 10
@@ -65,15 +65,27 @@ def _new_recovery_code() -> str:
     return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
 
 
-def begin_enrolment(user: User) -> str:
-    """The secret to show for enrolment; a new one unless enrolment already started."""
+def enrolment_attempt(secret: str) -> str:
+    """What the enrolling session remembers of its attempt: a digest, not the secret."""
+    return hashlib.sha256(b"mfa-enrolment|" + secret.encode()).hexdigest()[:32]
+
+
+def begin_enrolment(user: User, *, attempt: str | None) -> str:
+    """The secret to show for enrolment: a new one for every attempt.
+
+    A secret kept until enrolment completes would be shown to every session of the
+    account: whoever holds a stolen session could read it and, once the owner
+    enrols with it, make the owner's codes. So each page shown afresh makes a new
+    secret (and any earlier one stops counting); only the session whose ``attempt``
+    (see :func:`enrolment_attempt`) matches the current secret sees it again, when
+    a mistyped code sends its page back."""
     if user.mfa_enabled:
         raise Conflict("Two-step sign-in is already on for this account.")
-    if user.totp_secret is None:
-        user.totp_secret = pyotp.random_base32()  # 160 bits, RFC 4226's recommendation
+    current = user.totp_secret
+    if current is None or attempt is None or attempt != enrolment_attempt(current):
+        current = user.totp_secret = pyotp.random_base32()  # 160 bits, RFC 4226's advice
         user.totp_last_step = None
-    assert user.totp_secret is not None
-    return user.totp_secret
+    return current
 
 
 def provisioning_uri(user: User, secret: str) -> str:
@@ -162,6 +174,7 @@ def _require_current_code(
         return
     record_event(
         action,
+        agency_id=user.agency_id,
         actor=user,
         object_type="user",
         object_id=user.public_id,
@@ -173,11 +186,20 @@ def _require_current_code(
     raise ValidationFailed(message, field="code")
 
 
-def confirm_enrolment(user: User, code: str, *, client_addr: str | None) -> list[str]:
-    """Turn the factor on once the user proves their app has the secret; return the
-    recovery codes, which are shown this once and stored only hashed."""
+def confirm_enrolment(
+    user: User, code: str, *, attempt: str | None, client_addr: str | None
+) -> list[str]:
+    """Turn the factor on once the user proves their app has the secret that this
+    attempt was shown; return the recovery codes, which are shown this once and
+    stored only hashed. Every other session of the account ends: it may be one that
+    was taken, and from now on a session needs both factors."""
     if user.mfa_enabled:
         raise Conflict("Two-step sign-in is already on for this account.")
+    if user.totp_secret is None or attempt != enrolment_attempt(user.totp_secret):
+        raise Conflict(
+            "Two-step sign-in was started again elsewhere, so this code no longer "
+            "counts. Scan the new code below and enter the code your app shows."
+        )
     _require_current_code(
         user,
         code,
@@ -188,12 +210,15 @@ def confirm_enrolment(user: User, code: str, *, client_addr: str | None) -> list
     )
     user.totp_enabled_at = utcnow()
     codes = _issue_recovery_codes(user)
+    ended = end_other_sessions(user, "mfa_enabled")
     record_event(
         "mfa.enrol",
+        agency_id=user.agency_id,
         actor=user,
         object_type="user",
         object_id=user.public_id,
         client_addr=client_addr,
+        details={"other_sessions_ended": ended},
     )
     return codes
 
@@ -207,6 +232,7 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
     except throttle.Throttled:
         record_event(
             "auth.login",
+            agency_id=user.agency_id,
             actor=user,
             object_type="user",
             object_id=user.public_id,
@@ -228,6 +254,7 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
         throttle.register_failure(keys)
         record_event(
             "auth.login",
+            agency_id=user.agency_id,
             actor=user,
             object_type="user",
             object_id=user.public_id,
@@ -240,6 +267,7 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
     if method == "recovery_code":
         record_event(
             "mfa.recovery_used",
+            agency_id=user.agency_id,
             actor=user,
             object_type="user",
             object_id=user.public_id,
@@ -278,6 +306,7 @@ def disable_mfa(
         end_all_sessions(user, "mfa_reset")
     record_event(
         "mfa.disable",
+        agency_id=user.agency_id,
         actor=actor,
         object_type="user",
         object_id=user.public_id,

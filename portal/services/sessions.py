@@ -88,3 +88,15 @@ def end_all_sessions(user: User, reason: str) -> int:
         .values(ended_at=utcnow(), ended_reason=reason)
     )
     return result.rowcount  # type: ignore[attr-defined]
+
+
+def end_other_sessions(user: User, reason: str) -> int:
+    """End every session of the user but the one this request runs in, if any."""
+    query = update(StaffSession).where(
+        StaffSession.user_id == user.id, StaffSession.ended_at.is_(None)
+    )
+    current = getattr(user, "current_session_id", None)
+    if current:
+        query = query.where(StaffSession.token_hash != _hash(current))
+    result = db.session.execute(query.values(ended_at=utcnow(), ended_reason=reason))
+    return result.rowcount  # type: ignore[attr-defined]

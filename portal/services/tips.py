@@ -286,6 +286,7 @@ def reveal_contact(tip: Tip, user: User) -> Contact:
         raise PermissionDenied("You may not see this tipster's contact details.")
     record_event(
         "tip.contact_reveal",
+        agency_id=tip.agency_id,
         actor=user,
         object_type="tip",
         object_id=tip.public_id,
@@ -314,6 +315,7 @@ def add_staff_message(tip: Tip, user: User, body: str) -> TipMessage:
     db.session.flush()
     record_event(
         "tip.message",
+        agency_id=tip.agency_id,
         actor=user,
         object_type="tip",
         object_id=tip.public_id,

@@ -179,6 +179,7 @@ def _recover_after_reboot(upload: Upload) -> None:
         partial.truncate(upload.durable_offset)
     record_event(
         "upload.rollback",
+        agency_id=upload.created_by.agency_id,
         object_type="upload",
         object_id=upload.public_id,
         details={"from": upload.offset, "to": upload.durable_offset},
@@ -230,6 +231,7 @@ def create_upload(
     os.close(fd)
     record_event(
         "upload.create",
+        agency_id=user.agency_id,
         actor=user,
         object_type="upload",
         object_id=upload.public_id,
@@ -465,6 +467,7 @@ def _record_offset(upload: Upload, new_offset: int, durable: int, sha256: str | 
     if sha256 is not None:
         record_event(
             "upload.complete",
+            agency_id=upload.created_by.agency_id,
             actor=upload.created_by,
             object_type="upload",
             object_id=upload.public_id,
@@ -514,7 +517,13 @@ def terminate_upload(upload: Upload, user: User) -> None:
     _hash_cache.take(upload.id)
     upload.status = UploadStatus.CANCELLED.value
     partial_path(upload).unlink(missing_ok=True)
-    record_event("upload.cancel", actor=user, object_type="upload", object_id=upload.public_id)
+    record_event(
+        "upload.cancel",
+        agency_id=user.agency_id,
+        actor=user,
+        object_type="upload",
+        object_id=upload.public_id,
+    )
     db.session.commit()
 
 
@@ -531,6 +540,11 @@ def expire_uploads() -> int:
         _hash_cache.take(upload.id)
         partial_path(upload).unlink(missing_ok=True)
         upload.status = UploadStatus.EXPIRED.value
-        record_event("upload.expire", object_type="upload", object_id=upload.public_id)
+        record_event(
+            "upload.expire",
+            agency_id=upload.created_by.agency_id,
+            object_type="upload",
+            object_id=upload.public_id,
+        )
     db.session.commit()
     return len(stale)

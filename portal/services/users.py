@@ -82,6 +82,7 @@ def create_user(
     db.session.flush()
     record_event(
         "user.create",
+        agency_id=user.agency_id,
         actor=created_by,
         object_type="user",
         object_id=user.public_id,
@@ -108,6 +109,7 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
     except throttle.Throttled:
         record_event(
             "auth.login",
+            agency_id=user.agency_id if user else None,
             actor=user,
             actor_label=normalized or "(empty)",
             object_type="user",
@@ -129,6 +131,7 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
     if reason is not None:
         record_event(
             "auth.login",
+            agency_id=user.agency_id if user else None,
             actor=user,
             actor_label=normalized or "(empty)",
             object_type="user",
@@ -149,6 +152,7 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
         # failure count stays until then, so it also limits guessing the code.
         record_event(
             "auth.password",
+            agency_id=user.agency_id,
             actor=user,
             object_type="user",
             object_id=user.public_id,
@@ -169,6 +173,7 @@ def record_sign_in(
     user.last_login_at = utcnow()
     record_event(
         "auth.login",
+        agency_id=user.agency_id,
         actor=user,
         object_type="user",
         object_id=user.public_id,
@@ -182,6 +187,7 @@ def record_logout(user: User, *, client_addr: str | None) -> None:
     end_session(user.current_session_id)
     record_event(
         "auth.logout",
+        agency_id=user.agency_id,
         actor=user,
         object_type="user",
         object_id=user.public_id,
@@ -194,7 +200,13 @@ def set_password(user: User, password: str, *, actor: User | None = None) -> Non
     user.password_hash = hash_password(password, user_inputs=(user.email, user.display_name))
     # A new password ends every session that was signed in with the old one.
     end_all_sessions(user, "password_changed")
-    record_event("user.password_change", actor=actor, object_type="user", object_id=user.public_id)
+    record_event(
+        "user.password_change",
+        agency_id=user.agency_id,
+        actor=actor,
+        object_type="user",
+        object_id=user.public_id,
+    )
 
 
 def disable_user(user: User, *, actor: User | None = None) -> None:
@@ -204,12 +216,24 @@ def disable_user(user: User, *, actor: User | None = None) -> None:
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
     ):
         token.revoked_at = utcnow()
-    record_event("user.disable", actor=actor, object_type="user", object_id=user.public_id)
+    record_event(
+        "user.disable",
+        agency_id=user.agency_id,
+        actor=actor,
+        object_type="user",
+        object_id=user.public_id,
+    )
 
 
 def enable_user(user: User, *, actor: User | None = None) -> None:
     user.is_disabled = False
-    record_event("user.enable", actor=actor, object_type="user", object_id=user.public_id)
+    record_event(
+        "user.enable",
+        agency_id=user.agency_id,
+        actor=actor,
+        object_type="user",
+        object_id=user.public_id,
+    )
 
 
 def _hash_token(secret: str) -> str:
@@ -257,6 +281,7 @@ def create_api_token(
     db.session.flush()
     record_event(
         "token.create",
+        agency_id=user.agency_id,
         actor=user,
         object_type="api_token",
         object_id=token.public_id,
@@ -315,6 +340,7 @@ def revoke_api_token(user: User, public_id: str, *, client_addr: str | None = No
         token.revoked_at = utcnow()
         record_event(
             "token.revoke",
+            agency_id=user.agency_id,
             actor=user,
             object_type="api_token",
             object_id=token.public_id,
@@ -338,6 +364,7 @@ def set_roles(user: User, roles: Iterable[Role], *, actor: User | None = None) -
     user.role_rows.extend(UserRole(role=r.value) for r in sorted(new - kept))
     record_event(
         "user.roles_change",
+        agency_id=user.agency_id,
         actor=actor,
         object_type="user",
         object_id=user.public_id,
@@ -352,6 +379,7 @@ def sign_out_everywhere(
     ended = end_all_sessions(user, "signed_out_everywhere")
     record_event(
         "auth.sign_out_everywhere",
+        agency_id=user.agency_id,
         actor=actor,
         object_type="user",
         object_id=user.public_id,

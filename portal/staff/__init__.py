@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_login import current_user
 
 from portal.extensions import db, login_manager
+from portal.http import ratelimit
 from portal.http.edge import staff_client_addr
 from portal.models import Outcome
 from portal.services.audit import ANONYMOUS_ACTOR, record_event
@@ -30,20 +31,32 @@ def _load_user(session_secret: str):
     )
 
 
-@bp.before_request
-def require_sign_in():
-    if request.endpoint in ANONYMOUS_ENDPOINTS or current_user.is_authenticated:
-        return None
+def _audit_sign_in_required(reason: str | None = None) -> None:
+    details = {"method": request.method} | ({"reason": reason} if reason else {})
     record_event(
         "auth.required",
+        agency_id=None,  # nobody signed in: no agency, the operators' to read
         actor_label=ANONYMOUS_ACTOR,
         object_type="route",
         object_id=request.path,
         outcome=Outcome.DENIED,
         client_addr=staff_client_addr(),
-        details={"method": request.method},
+        details=details,
     )
     db.session.commit()
+
+
+@bp.before_request
+def require_sign_in():
+    if request.endpoint in ANONYMOUS_ENDPOINTS or current_user.is_authenticated:
+        return None
+    # No session, or one that ended: a failed authentication. Past the client's budget
+    # it is refused with one audit entry a minute, not one per request (see ratelimit).
+    wait = ratelimit.auth_failures_spent() or ratelimit.count_auth_failure()
+    if wait is not None:
+        detail = "Too many requests without signing in."
+        return ratelimit.refuse_flood(wait, _audit_sign_in_required, detail)
+    _audit_sign_in_required()
     if request.method != "GET":
         abort(401)
     flash("Please sign in to see that page.", "info")

@@ -44,6 +44,8 @@ from portal.staff.account_forms import CodeForm, ConfirmForm, TokenForm
 
 PENDING_MFA = "mfa_pending"
 PENDING_MFA_SECONDS = 300
+# The enrolment attempt this browser session was shown (a digest of its secret).
+ENROLMENT_ATTEMPT = "mfa_enrolment"
 # Where a user who must enrol in MFA may still go before enrolling.
 ENROLMENT_ENDPOINTS = frozenset(
     {"staff.account_mfa", "staff.logout", "staff.login", "staff.login_mfa"}
@@ -116,6 +118,7 @@ def require_mfa_enrolment():
         return redirect(url_for("staff.account_mfa"))
     record_event(
         "authz.denied",
+        agency_id=current_user.agency_id,
         actor=current_user,
         object_type="route",
         object_id=request.path,
@@ -190,22 +193,27 @@ def account_mfa():
             recovery_codes_left=mfa.remaining_recovery_codes(user),
         )
     status = 200
+    attempt = session.get(ENROLMENT_ATTEMPT)
     if form.validate_on_submit():
         try:
             codes = mfa.confirm_enrolment(
-                user, form.code.data or "", client_addr=staff_client_addr()
+                user, form.code.data or "", attempt=attempt, client_addr=staff_client_addr()
             )
         except DomainError as exc:
             form.code.errors = [exc.message]
             status = exc.status
         else:
             db.session.commit()
+            session.pop(ENROLMENT_ATTEMPT, None)
             # Shown this once: only their hashes are stored.
             return render_template("staff/account/mfa_codes.html", codes=codes)
     elif request.method == "POST":
         status = 400
-    secret = mfa.begin_enrolment(user)
+    # A page shown afresh is a new attempt with a new secret; a mistyped code sends
+    # back the same one.
+    secret = mfa.begin_enrolment(user, attempt=attempt if request.method == "POST" else None)
     db.session.commit()
+    session[ENROLMENT_ATTEMPT] = mfa.enrolment_attempt(secret)
     uri = mfa.provisioning_uri(user, secret)
     return render_template(
         "staff/account/mfa_enrol.html",

@@ -71,6 +71,7 @@ def audit_log():
     search = _filter_from(form)
     record_event(
         "audit.view",
+        agency_id=current_user.agency_id,
         actor=current_user,
         object_type="audit_log",
         client_addr=staff_client_addr(),
@@ -142,6 +143,7 @@ def audit_export():
     # Recorded and committed before the first byte: an export cut short still shows.
     record_event(
         "audit.export",
+        agency_id=current_user.agency_id,
         actor=current_user,
         object_type="audit_log",
         client_addr=staff_client_addr(),

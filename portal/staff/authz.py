@@ -20,6 +20,7 @@ def deny(permission: Permission, object_type: str = "route", object_id: str = ""
     """Audit the refusal, then answer 403."""
     record_event(
         "authz.denied",
+        agency_id=current_user.agency_id if current_user.is_authenticated else None,
         actor=current_user if current_user.is_authenticated else None,
         object_type=object_type,
         object_id=object_id or request.path,

@@ -100,7 +100,7 @@ def case_detail(case_id: str):
 @bp.route("/cases/<case_id>/edit", methods=["GET", "POST"])
 @requires(Permission.CASE_EDIT)
 def case_edit(case_id: str):
-    case = get_case_for(current_user, case_id)
+    case = get_case_for(current_user, case_id, Permission.CASE_EDIT)
     form = CaseForm(obj=case)
     _detective_choices(form)
     if request.method == "GET":

@@ -22,7 +22,12 @@ from portal.services.audit_chain import GENESIS_HASH, entry_digest, verify_chain
 
 def record(n: int, prefix: str = "test.event") -> list[int]:
     events = [
-        record_event(f"{prefix}", actor_label=f"actor{i}@springfield.example", details={"i": i})
+        record_event(
+            f"{prefix}",
+            agency_id=None,
+            actor_label=f"actor{i}@springfield.example",
+            details={"i": i},
+        )
         for i in range(n)
     ]
     db.session.commit()
@@ -61,7 +66,7 @@ def test_audit_chain_links_every_entry_to_the_one_before(app: Flask) -> None:
     record(1)
     # Several in one transaction, and one added without record_event: all chained.
     for i in range(5):
-        record_event("bulk.event", details={"i": i, "note": "ünïcode ✓"})
+        record_event("bulk.event", agency_id=None, details={"i": i, "note": "ünïcode ✓"})
     db.session.add(AuditEvent(actor_label="system", action="direct.add", outcome="success"))
     db.session.commit()
     entries = chain()
@@ -166,8 +171,8 @@ def test_audit_chain_does_not_fork_under_concurrent_writers(app: Flask) -> None:
             with app.app_context():
                 start.wait()
                 for i in range(8):
-                    record_event("concurrent.event", details={"writer": n, "i": i})
-                    record_event("concurrent.pair", details={"writer": n, "i": i})
+                    record_event("concurrent.event", agency_id=None, details={"writer": n, "i": i})
+                    record_event("concurrent.pair", agency_id=None, details={"writer": n, "i": i})
                     db.session.commit()
                 db.session.remove()
         except BaseException as exc:  # noqa: BLE001 - reported below

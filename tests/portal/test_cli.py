@@ -155,6 +155,8 @@ def test_cli_serve_answers_http(settings, tmp_path) -> None:  # type: ignore[no-
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:  # noqa: S310
                     assert r.status == 200
+                    # No "Server: Werkzeug/x Python/y" naming versions to attack.
+                    assert r.headers.get("Server") is None
                     break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:

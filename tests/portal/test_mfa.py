@@ -46,10 +46,23 @@ def last_event(action: str) -> AuditEvent:
 
 def enrol(user: User) -> tuple[str, list[str]]:
     """Enrol through the service, confirming with the previous step's code."""
-    secret = mfa.begin_enrolment(user)
-    codes = mfa.confirm_enrolment(user, code(secret, -1), client_addr=None)
+    secret = mfa.begin_enrolment(user, attempt=None)
+    attempt = mfa.enrolment_attempt(secret)
+    codes = mfa.confirm_enrolment(user, code(secret, -1), attempt=attempt, client_addr=None)
     db.session.commit()
     return secret, codes
+
+
+def csrf_token_of(page: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def shown_secret(page: str) -> str:
+    match = re.search(r'<code class="secret">([A-Z2-7]+)</code>', page)
+    assert match, "no secret on the page"
+    return match.group(1)
 
 
 def post_code(client: FlaskClient, value: str):  # type: ignore[no-untyped-def]
@@ -64,6 +77,7 @@ def test_mfa_enrolment_shows_a_qr_code_and_confirms_with_a_code(
     signed_in(officer)
     page = client.get("/staff/account/mfa")
     body = page.get_data(as_text=True)
+    token = csrf_token_of(body)
     assert page.status_code == 200
     assert 'src="data:image/svg+xml' in body
     assert "<script" not in body and "style=" not in body
@@ -73,10 +87,10 @@ def test_mfa_enrolment_shows_a_qr_code_and_confirms_with_a_code(
     db.session.refresh(officer)
     assert officer.totp_secret == secret.group(1) and not officer.mfa_enabled
 
-    token = csrf_token(client, "/staff/account/mfa")
     wrong = client.post("/staff/account/mfa", data={"code": "000000", "csrf_token": token})
     assert wrong.status_code == 422
     assert last_event("mfa.enrol").outcome == "denied"
+    assert secret.group(1) in wrong.get_data(as_text=True)  # same attempt, same secret
 
     done = client.post(
         "/staff/account/mfa", data={"code": code(secret.group(1)), "csrf_token": token}
@@ -209,9 +223,11 @@ def test_mfa_required_by_agency_sends_user_to_enrolment_first(
     assert refused.status_code == 403
     assert last_event("authz.denied").details == {"reason": "mfa_enrolment_required"}
 
-    secret = mfa.begin_enrolment(users[Role.OFFICER])
-    db.session.commit()
-    client.post("/staff/account/mfa", data={"code": code(secret), "csrf_token": token})
+    page = client.get("/staff/account/mfa").get_data(as_text=True)
+    secret = shown_secret(page)
+    client.post(
+        "/staff/account/mfa", data={"code": code(secret), "csrf_token": csrf_token_of(page)}
+    )
     assert client.get("/staff/").status_code == 200
 
 
@@ -311,3 +327,46 @@ def test_mfa_code_with_a_lone_surrogate_or_line_break_is_a_bad_request(
     assert "Code must not contain" in response.get_data(as_text=True)
     db.session.refresh(users[Role.OFFICER])
     assert not users[Role.OFFICER].mfa_enabled
+
+
+def test_mfa_enrolment_secret_is_new_for_every_attempt_and_other_sessions_end(
+    app: Flask, users: dict[Role, User]
+) -> None:
+    officer = users[Role.OFFICER]
+    mine, stolen = app.test_client(), app.test_client()
+    for client in (mine, stolen):
+        assert sign_in(client, officer.email).status_code == 302
+    my_page = mine.get("/staff/account/mfa").get_data(as_text=True)
+    # Another session of the account (one that was taken, say) opens the page too:
+    # it must not be shown the secret the owner is about to enrol with.
+    their_page = stolen.get("/staff/account/mfa").get_data(as_text=True)
+    assert shown_secret(their_page) != shown_secret(my_page)
+    # The owner's attempt was overtaken: its code no longer counts, and a new secret
+    # is shown to the owner alone.
+    late = mine.post(
+        "/staff/account/mfa",
+        data={"code": code(shown_secret(my_page)), "csrf_token": csrf_token_of(my_page)},
+    )
+    assert late.status_code == 409
+    db.session.refresh(officer)
+    assert not officer.mfa_enabled
+    retry_page = late.get_data(as_text=True)
+    retry_secret = shown_secret(retry_page)
+    assert retry_secret not in (shown_secret(my_page), shown_secret(their_page))
+    done = mine.post(
+        "/staff/account/mfa",
+        data={"code": code(retry_secret), "csrf_token": csrf_token_of(retry_page)},
+    )
+    assert done.status_code == 200
+    db.session.refresh(officer)
+    assert officer.mfa_enabled and officer.totp_secret == retry_secret
+    # Switching the factor on ends every other session; this one stays.
+    assert stolen.get("/staff/").status_code == 302
+    assert mine.get("/staff/").status_code == 200
+    live = db.session.scalars(
+        select(StaffSession).where(
+            StaffSession.user_id == officer.id, StaffSession.ended_at.is_(None)
+        )
+    ).all()
+    assert len(live) == 1
+    assert last_event("mfa.enrol").details == {"other_sessions_ended": 1}
