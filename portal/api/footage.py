@@ -170,7 +170,7 @@ def api_tus_options():
     ],
 )
 @bp.response(201, description="Created; Location names the upload.")
-@problems(404, 412, 413, 422)
+@problems(400, 404, 412, 413, 422, 429, 507)
 def api_tus_create():
     """tus 1.0 creation."""
     return tus.create(_user(), "api.tus_upload")
@@ -180,7 +180,7 @@ def api_tus_create():
 @bp.doc(operationId="getUploadOffset")
 @api_requires(Permission.CLIP_UPLOAD)
 @bp.response(200, description="Upload-Offset and Upload-Length, in headers.")
-@problems(404, 410)
+@problems(400, 404, 410)
 def api_tus_offset(upload_id: str):
     """How much of the upload has arrived."""
     return tus.head(_user(), upload_id)
@@ -204,7 +204,7 @@ def api_tus_offset(upload_id: str):
     requestBody=binary("application/offset+octet-stream", "The next bytes of the file."),
 )
 @bp.response(204, description="Stored; Upload-Offset is the new offset.")
-@problems(400, 404, 409, 410, 412, 413, 415, 460)
+@problems(400, 404, 409, 410, 412, 413, 415, 460, 500, 507)
 def api_tus_append(upload_id: str):
     """Append bytes at Upload-Offset."""
     return tus.patch(_user(), upload_id)

@@ -21,8 +21,8 @@ def _problem_ref(description: str) -> dict[str, Any]:
 
 def build_openapi() -> dict[str, Any]:
     """flask-smorest's document of the operations, with what every operation shares
-    added from one place: the bearer token (401), and the permission each view
-    declares through ``api_requires`` (``x-permission``, 403)."""
+    added from one place: the bearer token (401), the rate limits (429), and the
+    permission each view declares through ``api_requires`` (``x-permission``, 403)."""
     document = current_api.spec.to_dict()
     # Paths are relative to the server URL, /api/v1, as clients join them.
     document["paths"] = {
@@ -47,6 +47,11 @@ def build_openapi() -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             if operation.get("security") != []:
                 responses.setdefault("401", _problem_ref("No valid token."))
+                # Rate limits (portal/http/ratelimit.py): per token, and per client
+                # after repeated failures to authenticate. Retry-After says when.
+                responses.setdefault(
+                    "429", _problem_ref("Too many requests; see the Retry-After header.")
+                )
             permission = permissions.get((path, method))
             if permission is not None:
                 operation["x-permission"] = permission.value

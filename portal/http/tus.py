@@ -21,6 +21,7 @@ from portal.models import Upload, User
 from portal.services.authz import Permission, can
 from portal.services.cases import get_case_for
 from portal.services.errors import DomainError, PermissionDenied
+from portal.services.text import clean_text
 from portal.services.uploads import (
     CHECKSUM_ALGORITHMS,
     Checksum,
@@ -177,7 +178,11 @@ def create(user: User, upload_endpoint: str) -> Response:
             )
         length = parse_byte_count("Upload-Length", request.headers.get("Upload-Length"))
         metadata = parse_metadata(request.headers.get("Upload-Metadata"))
-        case = get_case_for(user, metadata["case"]) if metadata.get("case") else None
+        # The file name is the client's, for display (cleaned by the service); the
+        # case id and the type are text like any field, so they are checked as such.
+        case_id = clean_text(metadata.get("case"), field="Upload-Metadata", max_length=64)
+        filetype = clean_text(metadata.get("filetype"), field="Upload-Metadata", max_length=100)
+        case = get_case_for(user, case_id) if case_id else None
         if not can(user, Permission.CLIP_UPLOAD, case):
             raise PermissionDenied("You may not upload footage to this case.")
         upload = create_upload(
@@ -185,7 +190,7 @@ def create(user: User, upload_endpoint: str) -> Response:
             length=length,
             max_bytes=current_app.config["TATTLETALE"].max_upload_bytes,
             filename=metadata.get("filename", ""),
-            content_type=metadata.get("filetype", ""),
+            content_type=filetype,
             case=case,
         )
     except DomainError as error:

@@ -179,6 +179,7 @@ def test_settings_production_accepts_plain_postgresql_url() -> None:
             "TATTLETALE_DATABASE_URL": "postgresql://tattletale@db/tattletale",
             "TATTLETALE_STORAGE_URL": "s3://bucket/media",
             "TATTLETALE_ENCRYPTION_KEYS": KEY,
+            "TATTLETALE_RECEIPT_KEY": "r" * 48,
         }
     )
     assert settings.database_url == "postgresql+psycopg://tattletale@db/tattletale"

@@ -222,6 +222,7 @@ def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) ->
         ("post", "/cases/{case_id}/clips"): "createClip",
         ("get", "/clips/{clip_id}"): "getClip",
         ("post", "/clips/{clip_id}/versions"): "createVersion",
+        ("post", "/clips/{clip_id}/retry"): "retryClip",
         ("get", "/versions/{version_id}/renditions/{name}"): "getRendition",
         ("post", "/versions/{version_id}/approval"): "approveVersion",
         ("delete", "/versions/{version_id}/approval"): "revokeApproval",

@@ -15,9 +15,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Agency, AuditEvent, Case, Clip, Role, User
+from portal.models import Agency, AuditEvent, Case, Clip, Role, Tip, User
 from portal.services.authz import ROLE_PERMISSIONS, Permission, can
 from portal.services.cases import create_case
+from portal.services.tips import TipInput, submit_tip
 from portal.services.users import create_api_token
 from portal.staff import ANONYMOUS_ENDPOINTS
 from tests.portal.conftest import sign_in
@@ -42,9 +43,12 @@ def staff_get_routes(app: Flask) -> list[tuple[str, str]]:
     return sorted(routes)
 
 
-def fill(rule: str, case: Case, clip: Clip | None = None) -> str:
-    """A real URL for a rule: the case's and its clip's ids, version 1's poster."""
+def fill(rule: str, case: Case, clip: Clip | None = None, tip: Tip | None = None) -> str:
+    """A real URL for a rule: the case's and its clip's ids, version 1's poster, a tip
+    on the case."""
     values = {"<public_id>": case.public_id, "<case_id>": case.public_id}
+    if tip is not None:
+        values["<tip_id>"] = tip.public_id
     if clip is not None:
         values |= {
             "<clip_id>": clip.public_id,
@@ -55,6 +59,14 @@ def fill(rule: str, case: Case, clip: Clip | None = None) -> str:
         rule = rule.replace(placeholder, value)
     assert "<" not in rule, f"no value for a parameter of {rule}"
     return rule
+
+
+@pytest.fixture
+def case_tip(case: Case) -> Tip:
+    tip, _ = submit_tip(TipInput(body="I know him."), agency=case.agency)
+    tip.case_id = case.id
+    db.session.commit()
+    return tip
 
 
 def test_every_staff_view_declares_a_permission_or_is_listed(app: Flask) -> None:
@@ -70,6 +82,7 @@ def test_staff_routes_by_role(
     users: dict[Role, User],
     case: Case,
     ready_clip: Clip,
+    case_tip: Tip,
     role: Role,
     signed_in: Callable[[User], FlaskClient],
 ) -> None:
@@ -79,7 +92,7 @@ def test_staff_routes_by_role(
             continue
         permission = getattr(app.view_functions[endpoint], "required_permission", None)
         allowed = permission is None or permission in ROLE_PERMISSIONS[role]
-        response = client.get(fill(rule, case, ready_clip))
+        response = client.get(fill(rule, case, ready_clip, case_tip))
         expected = 200 if allowed else 403
         assert response.status_code == expected, (role, rule, response.status_code)
         if not allowed:
@@ -92,12 +105,12 @@ def test_staff_routes_by_role(
 
 
 def test_staff_routes_without_sign_in_redirect_to_login(
-    app: Flask, client: FlaskClient, case: Case, ready_clip: Clip
+    app: Flask, client: FlaskClient, case: Case, ready_clip: Clip, case_tip: Tip
 ) -> None:
     for endpoint, rule in staff_get_routes(app):
         if endpoint == "staff.login":
             continue
-        response = client.get(fill(rule, case, ready_clip))
+        response = client.get(fill(rule, case, ready_clip, case_tip))
         assert response.status_code == 302, rule
         assert "/staff/login" in response.headers["Location"]
 

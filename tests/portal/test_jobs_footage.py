@@ -53,8 +53,8 @@ def test_render_of_a_lone_surrogate_caption_fails_the_version_with_a_reason(
     assert run_jobs() == ["failed"]
     db.session.refresh(version)
     assert version.status == "failed"
-    assert version.error.startswith("The text contains a character that cannot be written")
-    assert "UnicodeEncodeError" in version.error and "surrogate" in version.error
+    # The edit plan refuses it by name (before ffmpeg could choke on it).
+    assert "unpaired surrogate (U+D800)" in version.error
     assert version.job is not None and version.job.status == "failed"
 
     # The staff page's retry works from that state.
@@ -284,3 +284,22 @@ def test_cli_jobs_list_shows_each_jobs_subject(ready_clip: Clip, cli: FlaskCliRu
     assert f"clips.render\tclip_version:{version.id}\tsucceeded" in lines[0]
     assert f"clips.proxy\tclip:{ready_clip.id}\tsucceeded" in lines[1]
     assert f"clips.ingest\tclip:{ready_clip.id}\tsucceeded" in lines[2]
+
+
+def test_render_that_raises_an_unexpected_error_fails_the_version_with_a_reason(
+    ready_clip: Clip, users: dict[Role, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the pipeline raises, the version ends failed with a reason a person can
+    read, never stuck in "processing"."""
+    import portal.jobs.footage as footage_jobs
+
+    def broken(*args: object, **kwargs: object) -> None:
+        "\ud800".encode()  # the UnicodeEncodeError a caption once caused inside ffmpeg's call
+
+    monkeypatch.setattr(footage_jobs, "process", broken)
+    version = _version_with_plan(ready_clip, EditPlan().to_dict(), users[Role.OFFICER])
+    assert run_jobs() == ["failed"]
+    db.session.refresh(version)
+    assert version.status == "failed"
+    assert version.error.startswith("The text contains a character that cannot be written")
+    assert "UnicodeEncodeError" in version.error

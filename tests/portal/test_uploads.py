@@ -434,6 +434,21 @@ def test_tus_malformed_metadata_is_a_400_problem(
     assert response.json["field"] == "Upload-Metadata"
 
 
+@pytest.mark.parametrize("key", ["case", "filetype"])
+@pytest.mark.parametrize("value", ["\x00", "a\u202eb", "x\ny"])
+def test_tus_metadata_text_is_checked_like_every_field(
+    officer_client: FlaskClient, key: str, value: str
+) -> None:
+    # A NUL once reached PostgreSQL from here and answered 500.
+    response = officer_client.post(
+        "/staff/uploads/",
+        headers={**TUS, "Upload-Length": "10", "Upload-Metadata": f"{key} {b64(value)}"},
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert response.json["field"] == "Upload-Metadata"
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
 def test_tus_deferred_length_is_refused_plainly(officer_client: FlaskClient) -> None:
     response = officer_client.post("/staff/uploads/", headers={**TUS, "Upload-Defer-Length": "1"})
     assert response.status_code == 400
