@@ -80,6 +80,10 @@ class Settings:
     rate_limit_sign_in: str = "30 per minute;300 per hour"
     rate_limit_auth_failures: str = "30 per minute;300 per hour"
     rate_limit_api: str = "600 per minute"  # per API token
+    # Public forms, per client (a daily-rotating keyed hash of the address): tips sent,
+    # and receipts tried (a wrong passphrase is a guess) or replies sent with one.
+    rate_limit_tips: str = "10 per minute;60 per hour"
+    rate_limit_receipts: str = "10 per minute;60 per hour"
     rate_limit_key_prefix: str = "tattletale"
 
     @property
@@ -305,5 +309,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env_map, "TATTLETALE_RATELIMIT_AUTH_FAILURES", Settings.rate_limit_auth_failures
         ),
         rate_limit_api=_rate_limit(env_map, "TATTLETALE_RATELIMIT_API", Settings.rate_limit_api),
+        rate_limit_tips=_rate_limit(env_map, "TATTLETALE_RATELIMIT_TIPS", Settings.rate_limit_tips),
+        rate_limit_receipts=_rate_limit(
+            env_map, "TATTLETALE_RATELIMIT_RECEIPTS", Settings.rate_limit_receipts
+        ),
         rate_limit_key_prefix=env_map.get("TATTLETALE_RATELIMIT_KEY_PREFIX") or "tattletale",
     )

@@ -68,6 +68,8 @@ def init_app(app: Flask) -> None:
         "sign_in": parse_many(settings.rate_limit_sign_in),
         "auth_failures": parse_many(settings.rate_limit_auth_failures),
         "api_token": parse_many(settings.rate_limit_api),
+        "tips": parse_many(settings.rate_limit_tips),
+        "receipts": parse_many(settings.rate_limit_receipts),
     }
     limiter.init_app(app)
 
@@ -141,3 +143,10 @@ def refuse_flood(retry_after: int, audit: Callable[[str], None], detail: str) ->
 def count_token_request(token_id: str) -> int | None:
     """Count an API request of this token; seconds to wait when over its limit."""
     return _hit(_limits("api_token"), _identifiers("api-token", token_id))
+
+
+def count_public(kind: str) -> int | None:
+    """Count one public form submission (``tips`` or ``receipts``) of this client;
+    seconds to wait when over its limit. The form view answers with its own page, so
+    what the visitor typed is shown again rather than lost."""
+    return _hit(_limits(kind), _identifiers(f"public-{kind}", client_key()))

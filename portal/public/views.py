@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import abort, make_response, render_template, request, url_for
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.extensions import csrf, db
+from portal.http import ratelimit
 from portal.http.media import serve_published_rendition
 from portal.models import Agency, Appeal, Rendition, Tip
 from portal.models.base import utcnow
@@ -154,10 +156,23 @@ def _tip_form_page(
     )
 
 
+def _slow_down(form: FlaskForm, wait: int) -> None:
+    form.form_errors.append(
+        f"Too many attempts from here. Please wait {wait} seconds and send it again; "
+        "what you wrote is still here."
+    )
+
+
 def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseResponse:
     if request.method == "GET":
         form.via.data = channel_of(request.args.get("via"))
         return _tip_form_page(form, agency=agency, appeal=appeal)
+    if (wait := ratelimit.count_public("tips")) is not None:
+        form.validate()  # the fields' own messages, with the text kept
+        _slow_down(form, wait)
+        response = _tip_form_page(form, agency=agency, appeal=appeal, status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not form.validate():
         if form.csrf_token.errors:
             form.csrf_token.errors = []
@@ -221,6 +236,11 @@ def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> 
 def tip_check() -> BaseResponse:
     form = ReceiptCheckForm()
     if request.method == "POST":
+        if (wait := ratelimit.count_public("receipts")) is not None:
+            _slow_down(form, wait)
+            response = _private(render_template("public/tip_check.html", form=form), 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
         if form.validate():
             try:
                 tip = open_tip(form.number.data or "", form.passphrase.data or "")
@@ -239,12 +259,18 @@ def tip_check() -> BaseResponse:
 @csrf.exempt
 def tip_reply() -> BaseResponse:
     form = ReplyForm()
+    wait = ratelimit.count_public("receipts")
     try:
         tip = tip_from_thread_token(form.token.data or "")
     except NotFound as exc:
         check = ReceiptCheckForm(formdata=None)
         check.form_errors.append(exc.message)
         return _private(render_template("public/tip_check.html", form=check), 400)
+    if wait is not None:
+        _slow_down(form, wait)
+        response = _thread_page(tip, form, 429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not form.validate():
         if form.csrf_token.errors:
             form.csrf_token.errors = []

@@ -4,7 +4,9 @@ tipster leaves no trace."""
 from __future__ import annotations
 
 import logging
+import os
 import re
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -318,13 +320,20 @@ def dump_database() -> str:
     return "\n".join(parts)
 
 
-def test_public_requests_leave_no_client_address_anywhere(
-    settings,
-    password_hash: str,
-    caplog,
-    capfd,  # type: ignore[no-untyped-def]
+REDIS_URL = os.environ.get("TATTLETALE_TEST_REDIS_URL", "")
+
+
+@pytest.mark.parametrize("limits", ["memory", "redis"])
+def test_public_requests_leave_no_client_address_anywhere(  # type: ignore[no-untyped-def]
+    settings, password_hash: str, caplog, capfd, limits: str
 ) -> None:
-    # Behind one trusted proxy, so the address is the distinctive one we send.
+    # Behind one trusted proxy, so the address is the distinctive one we send; with the
+    # rate limits on the real Redis, whose keys and values are searched too.
+    prefix = f"tt-test-{uuid.uuid4().hex}"
+    if limits == "redis":
+        if not REDIS_URL:
+            pytest.skip("TATTLETALE_TEST_REDIS_URL is not set")
+        settings = replace(settings, redis_url=REDIS_URL, rate_limit_key_prefix=prefix)
     app = create_app(replace(settings, trusted_proxies=1))
     app.test_client_class = IsolatedClient
     caplog.set_level(logging.DEBUG)
@@ -380,8 +389,54 @@ def test_public_requests_leave_no_client_address_anywhere(
         stored = dump_database()
         db.session.remove()
         db.engine.dispose()
+    if limits == "redis":
+        import redis
+
+        store = redis.Redis.from_url(REDIS_URL)
+        keys = list(store.scan_iter(match=f"*{prefix}*"))
+        assert keys, "the limits wrote nothing to Redis"
+        for key in keys:
+            stored += "\n" + key.decode(errors="replace")
+            if store.type(key) == b"list":
+                stored += "".join(v.decode(errors="replace") for v in store.lrange(key, 0, -1))
+            elif store.type(key) == b"string":
+                stored += (store.get(key) or b"").decode(errors="replace")
+            elif store.type(key) == b"zset":
+                stored += "".join(v.decode(errors="replace") for v in store.zrange(key, 0, -1))
     logged = caplog.text + "".join(capfd.readouterr())
     for trace in (TIPSTER_ADDRESS, "TipsterPhone", "facebook.example"):
         assert trace not in stored, trace
         assert trace not in logged, trace
     assert "He is my cousin." in stored  # the tip itself was stored
+
+
+def test_tip_form_is_limited_per_client_and_keeps_what_was_typed(
+    client: FlaskClient, appeal: Appeal
+) -> None:
+    # The default limit (TATTLETALE_RATELIMIT_TIPS): ten a minute from one client.
+    for _ in range(10):
+        assert send_tip(client, appeal).status_code == 200
+    refused = send_tip(client, appeal, body="The eleventh tip, typed with care.")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    html = refused.get_data(as_text=True)
+    assert "The eleventh tip, typed with care." in html
+    assert "Too many attempts from here" in html
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Tip)) == 10
+
+
+def test_receipt_guesses_are_limited_per_client(client: FlaskClient, appeal: Appeal) -> None:
+    number, passphrase = receipt_of(send_tip(client, appeal).get_data(as_text=True))
+    token = form_token(client, "/tips/check")
+    for _ in range(10):
+        wrong = client.post(
+            "/tips/check",
+            data={"csrf_token": token, "number": number, "passphrase": "guess " * 7},
+        )
+        assert wrong.status_code == 400
+    # Even the right receipt waits now: guessing is what the limit stops.
+    right = client.post(
+        "/tips/check", data={"csrf_token": token, "number": number, "passphrase": passphrase}
+    )
+    assert right.status_code == 429
+    assert "Too many attempts from here" in right.get_data(as_text=True)
