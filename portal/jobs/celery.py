@@ -60,6 +60,10 @@ def create_celery(app: Flask) -> TattletaleCelery:
         # job rows with a key per tick (see portal.jobs.periodic).
         beat_scheduler="portal.jobs.celery:ControlScheduler",
         beat_schedule={},
+        # The app's logging (one JSON object per line, no client addresses) stays in
+        # charge: Celery would otherwise replace the root handler with its own text.
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
     )
     celery_app.set_default()
     app.extensions["celery"] = celery_app
