@@ -14,7 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.api import bp as api_bp
     from portal.api import init_api
     from portal.extensions import csrf, db, login_manager, migrate
-    from portal.http import edge, errors, headers, logs, ratelimit, rendering
+    from portal.http import edge, errors, headers, logs, ratelimit, rendering, transactions
     from portal.http.bodies import PortalRequest
     from portal.jobs import init_jobs
     from portal.ops import bp as ops_bp
@@ -73,5 +73,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     headers.init_app(app)
     rendering.init_app(app)
     errors.init_app(app)
+    transactions.init_app(app)
     cli.init_app(app)
     return app

@@ -75,6 +75,7 @@ def agencies_watermark(slug: str, image: str) -> None:
     agency = _pick_agency(slug)
     try:
         set_watermark(agency, image, actor=None)
+        db.session.commit()
     except DomainError as exc:
         _fail(exc.message)
     click.echo(f"watermark set for {agency.slug}")
@@ -103,6 +104,7 @@ def evidence_verify(case_ref: str | None) -> None:
             problems.append(check)
             click.echo(f"{check.problem}: {check.key} (clip {check.clip})")
     record_verification(case, checked, problems)
+    db.session.commit()
     click.echo(
         f"{'ok' if not problems else 'FAILED'}: {checked} objects checked, {len(problems)} problems"
     )
@@ -240,6 +242,7 @@ def demo_seed() -> None:
     from portal.services.demo import seed_demo
 
     accounts = seed_demo()
+    db.session.commit()
     new = [a for a in accounts if a.password]
     if new:
         click.echo("Demo accounts (passwords are shown this once):")
@@ -313,6 +316,7 @@ def jobs_retry(ref: str) -> None:
     assert clip is not None
     try:
         started = retry_clip(clip, None)
+        db.session.commit()
     except DomainError as exc:
         _fail(exc.message)
     for row in started:

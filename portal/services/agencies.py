@@ -33,7 +33,7 @@ def set_watermark(agency: Agency, path: str | os.PathLike[str], *, actor: User |
         object_id=agency.public_id,
         details={"sha256": stored.sha256, "size": stored.size},
     )
-    db.session.commit()
+    db.session.flush()
     return key
 
 

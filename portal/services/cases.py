@@ -263,7 +263,7 @@ def update_case(case: Case, user: User, changes: dict[str, Any]) -> Case:
                 k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in changed.items()
             },
         )
-    db.session.commit()
+    db.session.flush()
     return case
 
 

@@ -135,7 +135,7 @@ def _new_clip(
         },
     )
     enqueue("clips.ingest", clip_id=clip.id)
-    db.session.commit()
+    db.session.flush()
     return clip
 
 
@@ -213,7 +213,7 @@ def create_version(clip: Clip, plan: EditPlan, user: User) -> ClipVersion:
         details={"clip": clip.public_id, "number": number, "plan": version.plan},
     )
     enqueue("clips.render", version_id=version.id)
-    db.session.commit()
+    db.session.flush()
     return version
 
 
@@ -253,7 +253,7 @@ def approve_version(version: ClipVersion, user: User, checklist: dict[str, bool]
         object_id=version.public_id,
         details={"renditions_digest": approval.renditions_digest},
     )
-    db.session.commit()
+    db.session.flush()
     return approval
 
 
@@ -286,7 +286,7 @@ def revoke_approval(version: ClipVersion, user: User, reason: str) -> Approval:
     from portal.services.appeals import withdraw_appeals_showing
 
     withdraw_appeals_showing(version, user, approval.revoke_reason)
-    db.session.commit()
+    db.session.flush()
     return approval
 
 
@@ -339,7 +339,7 @@ def retry_clip(clip: Clip, user: User | None) -> list[Job]:
         object_id=clip.public_id,
         details={"jobs": [job.name for job in jobs]},
     )
-    db.session.commit()
+    db.session.flush()
     return jobs
 
 
@@ -353,4 +353,4 @@ def record_evidence_access(clip: Clip, user: User, action: str, **details: Any) 
         object_id=clip.public_id,
         details=details,
     )
-    db.session.commit()
+    db.session.flush()

@@ -74,5 +74,5 @@ def seed_demo() -> list[DemoAccount]:
             ),
         )
         assign_detective(case, users[Role.DETECTIVE], actor=users[Role.OFFICER])
-    db.session.commit()
+    db.session.flush()
     return accounts

@@ -81,7 +81,7 @@ def record_verification(case: Case | None, checked: int, problems: list[Check]) 
             "problems": [{"key": p.key, "problem": p.problem} for p in problems[:100]],
         },
     )
-    db.session.commit()
+    db.session.flush()
 
 
 #: The longest reason kept with a deleted clip (longer is refused, never cut).
@@ -126,4 +126,4 @@ def delete_clip(clip: Clip, actor: User, reason: str) -> None:
             "original_sha256": clip.original_sha256,
         },
     )
-    db.session.commit()
+    db.session.flush()

@@ -182,6 +182,8 @@ def _require_current_code(
         client_addr=client_addr,
         details={"reason": reason},
     )
+    # Committed here, not by the request: it must outlive what follows (see
+    # portal/http/transactions.py).
     db.session.commit()
     raise ValidationFailed(message, field="code")
 
@@ -240,6 +242,8 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
             client_addr=client_addr,
             details={"reason": "throttled", "step": "mfa"},
         )
+        # Committed here, not by the request: it must outlive what follows (see
+        # portal/http/transactions.py).
         db.session.commit()
         raise
     code = _normalize(code)
@@ -262,6 +266,8 @@ def verify_second_factor(user: User, code: str, *, client_addr: str | None) -> N
             client_addr=client_addr,
             details={"reason": reason or "disabled", "step": "mfa", "method": method},
         )
+        # Committed here, not by the request: it must outlive what follows (see
+        # portal/http/transactions.py).
         db.session.commit()
         raise SecondFactorFailed(reason or "disabled")
     if method == "recovery_code":

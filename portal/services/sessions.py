@@ -60,10 +60,14 @@ def load_session_user(secret: str, *, idle: timedelta, lifetime: timedelta) -> U
     if reason:
         row.ended_at = now
         row.ended_reason = reason
+        # Committed here, not by the request: it must outlive what follows (see
+        # portal/http/transactions.py).
         db.session.commit()
         return None
     if now - row.last_seen_at > TOUCH_INTERVAL:
         row.last_seen_at = now
+        # Committed here, not by the request: it must outlive what follows (see
+        # portal/http/transactions.py).
         db.session.commit()
     user = row.user
     user.current_session_id = secret

@@ -185,6 +185,8 @@ def _recover_after_reboot(upload: Upload) -> None:
         details={"from": upload.offset, "to": upload.durable_offset},
     )
     upload.offset = upload.durable_offset
+    # Committed here, not by the request: it must outlive what follows (see
+    # portal/http/transactions.py).
     db.session.commit()
 
 
@@ -237,7 +239,7 @@ def create_upload(
         object_id=upload.public_id,
         details={"length": length, "filename": upload.filename},
     )
-    db.session.commit()
+    db.session.flush()
     return upload
 
 
@@ -473,6 +475,8 @@ def _record_offset(upload: Upload, new_offset: int, durable: int, sha256: str | 
             object_id=upload.public_id,
             details={"sha256": sha256, "length": upload.length},
         )
+    # Committed here, not by the request: it must outlive what follows (see
+    # portal/http/transactions.py).
     db.session.commit()
     db.session.refresh(upload)
 
@@ -524,7 +528,7 @@ def terminate_upload(upload: Upload, user: User) -> None:
         object_type="upload",
         object_id=upload.public_id,
     )
-    db.session.commit()
+    db.session.flush()
 
 
 def expire_uploads() -> int:
@@ -546,5 +550,5 @@ def expire_uploads() -> int:
             object_type="upload",
             object_id=upload.public_id,
         )
-    db.session.commit()
+    db.session.flush()
     return len(stale)

@@ -118,6 +118,8 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
             client_addr=client_addr,
             details={"reason": "throttled"},
         )
+        # Committed here, not by the request: it must outlive what follows (see
+        # portal/http/transactions.py).
         db.session.commit()
         raise
     ok = verify_password(user.password_hash if user else None, password)
@@ -141,6 +143,8 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
             details={"reason": reason},
         )
         throttle.register_failure(keys)
+        # Committed here, not by the request: it must outlive what follows (see
+        # portal/http/transactions.py).
         db.session.commit()
         raise AuthenticationFailed(reason)
     assert user is not None
@@ -159,7 +163,7 @@ def authenticate(email: str, password: str, *, client_addr: str | None) -> User:
             client_addr=client_addr,
             details={"next": "mfa"},
         )
-        db.session.commit()
+        db.session.flush()
         return user
     record_sign_in(user, client_addr=client_addr)
     return user
@@ -180,7 +184,7 @@ def record_sign_in(
         client_addr=client_addr,
         details=details,
     )
-    db.session.commit()
+    db.session.flush()
 
 
 def record_logout(user: User, *, client_addr: str | None) -> None:
@@ -193,7 +197,7 @@ def record_logout(user: User, *, client_addr: str | None) -> None:
         object_id=user.public_id,
         client_addr=client_addr,
     )
-    db.session.commit()
+    db.session.flush()
 
 
 def set_password(user: User, password: str, *, actor: User | None = None) -> None:
