@@ -23,13 +23,10 @@ from .plan import BlurRegion, Caption, EditPlan, Watermark
 from .probe import AudioStream, MediaInfo, VideoStream, probe
 from .profiles import (
     DEFAULT_PROFILES,
-    NETWORK_LIMITS,
     PROXY,
-    NetworkLimits,
     PosterProfile,
     SpriteProfile,
     VideoProfile,
-    network_problems,
     profiles_by_name,
 )
 from .storage import (
@@ -45,7 +42,6 @@ from .storage import (
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_PROFILES",
-    "NETWORK_LIMITS",
     "PROXY",
     "AudioStream",
     "BlurRegion",
@@ -60,7 +56,6 @@ __all__ = [
     "Manifest",
     "MediaInfo",
     "MediaPipelineError",
-    "NetworkLimits",
     "ObjectNotFound",
     "OutputFile",
     "PipelineError",
@@ -80,7 +75,6 @@ __all__ = [
     "hash_file",
     "hash_stream",
     "make_proxy",
-    "network_problems",
     "probe",
     "process",
     "profiles_by_name",
