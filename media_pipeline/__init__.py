@@ -12,6 +12,7 @@ from .errors import (
     ObjectNotFound,
     PipelineError,
     Rejected,
+    Stalled,
     StorageError,
     TimedOut,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "S3Store",
     "SourceRecord",
     "SpriteProfile",
+    "Stalled",
     "Store",
     "StorageError",
     "StoredObject",

@@ -326,10 +326,15 @@ def video_output_args(profile: VideoProfile, limits: Limits, with_audio: bool) -
         "force_key_frames": f"expr:gte(t,n_forced*{_num(profile.keyframe_interval_s)})",
         "movflags": "+faststart",
         # Evidence hygiene: no location, device, creation time or chapter from the
-        # source, and no muxer version string in the container.
+        # source, and no muxer or encoder version string in the container.
         "map_metadata": "-1",
         "map_chapters": "-1",
         "fflags": "+bitexact",
+        "flags:v": "+bitexact",
+        # Always explicit: x264's output depends on its thread count, so a count
+        # chosen from the machine's cores would make the same command write different
+        # bytes on different workers.
+        "threads": str(limits.x264_threads),
     }
     if profile.max_bitrate_kbps:
         args.update(
@@ -339,9 +344,7 @@ def video_output_args(profile: VideoProfile, limits: Limits, with_audio: bool) -
             }
         )
     if with_audio:
-        args.update({"c:a": "aac", "b:a": f"{profile.audio_bitrate_kbps}k"})
-    if limits.threads:
-        args["threads"] = str(limits.threads)
+        args.update({"c:a": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "flags:a": "+bitexact"})
     return args
 
 
@@ -493,7 +496,14 @@ def _jpeg_output(stream: Any, path: str, quality: int) -> Any:
         path,
         format="image2",
         update="1",
-        **{"frames:v": "1", "c:v": "mjpeg", "q:v": str(quality), "fflags": "+bitexact"},
+        # Bitexact leaves the encoder's version string out of the JPEG.
+        **{
+            "frames:v": "1",
+            "c:v": "mjpeg",
+            "q:v": str(quality),
+            "fflags": "+bitexact",
+            "flags:v": "+bitexact",
+        },
     )
 
 

@@ -166,7 +166,9 @@ def make_clip_proxy(ctx: JobContext, clip_id: int) -> None:
                 source,
                 os.path.join(tmp, "proxy.mp4"),
                 pipeline_limits(),
-                progress=lambda fraction: ctx.report(fraction * 0.95, "making editing proxy"),
+                # The heartbeat, not ffmpeg's own report, keeps the claim alive: it
+                # comes every few seconds while ffmpeg works, carrying the progress.
+                heartbeat=lambda fraction: ctx.report(fraction * 0.95, "making editing proxy"),
                 info=info,
             )
         stored = store.put_file(key, os.path.join(tmp, "proxy.mp4"), output.content_type)
@@ -209,7 +211,9 @@ def render_version(ctx: JobContext, version_id: int) -> None:
                 tmp,
                 plan,
                 limits=pipeline_limits(),
-                progress=lambda fraction: ctx.report(fraction * 0.95, "rendering"),
+                # Called from this thread every few seconds while ffmpeg works (ffmpeg
+                # itself reports nothing until every output has started).
+                heartbeat=lambda fraction: ctx.report(fraction * 0.95, "rendering"),
                 source_sha256=clip.original_sha256,
                 info=replace(media_info_of(clip), path=source),
             )
