@@ -40,6 +40,13 @@ class Settings:
     # A running job whose heartbeat is older than this is presumed lost with its worker.
     job_stale_after_s: int = 600
     max_upload_bytes: int = 8 * 1024**3
+    # ffmpeg's CPU niceness, so a transcode does not starve tip intake on the machine.
+    transcode_nice: int = 10
+    # Threads of each ffmpeg decoder, filter graph and encoder; 0: per machine (x264
+    # keeps a fixed count either way, see media_pipeline.Limits); 1: about one core.
+    transcode_threads: int = 0
+    # An ffmpeg that did nothing (no CPU time, input read or output) this long is killed.
+    transcode_stall_after_s: int = 60
     # Evidence may not be deleted before it is this old (an agency's retention rule).
     evidence_retention_days: int = 365
     session_idle_minutes: int = 30
@@ -197,6 +204,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             encryption_keys = (_development_encryption_key(instance_path),)
 
+    transcode_nice = _int(env_map, "TATTLETALE_TRANSCODE_NICE", 10)
+    if transcode_nice > 19:
+        raise ConfigError("TATTLETALE_TRANSCODE_NICE must be 0..19 (the range of nice)")
+
     log_format = env_map.get("TATTLETALE_LOG_FORMAT", "json")
     if log_format not in ("json", "text"):
         raise ConfigError("TATTLETALE_LOG_FORMAT must be json or text")
@@ -216,6 +227,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_max_attempts=_int(env_map, "TATTLETALE_JOB_MAX_ATTEMPTS", 3, minimum=1),
         job_stale_after_s=_int(env_map, "TATTLETALE_JOB_STALE_AFTER", 600, minimum=10),
         max_upload_bytes=_int(env_map, "TATTLETALE_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
+        transcode_nice=transcode_nice,
+        transcode_threads=_int(env_map, "TATTLETALE_TRANSCODE_THREADS", 0),
+        transcode_stall_after_s=_int(env_map, "TATTLETALE_TRANSCODE_STALL_AFTER", 60, minimum=5),
         evidence_retention_days=_int(env_map, "TATTLETALE_EVIDENCE_RETENTION_DAYS", 365),
         session_idle_minutes=_int(env_map, "TATTLETALE_SESSION_IDLE_MINUTES", 30, minimum=1),
         session_lifetime_hours=_int(env_map, "TATTLETALE_SESSION_LIFETIME_HOURS", 12, minimum=1),

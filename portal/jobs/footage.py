@@ -53,7 +53,12 @@ log = logging.getLogger(__name__)
 
 def pipeline_limits() -> Limits:
     settings = current_app.config["TATTLETALE"]
-    return Limits(max_file_bytes=settings.max_upload_bytes)
+    return Limits(
+        max_file_bytes=settings.max_upload_bytes,
+        nice=settings.transcode_nice,
+        threads=settings.transcode_threads,
+        stall_timeout_s=settings.transcode_stall_after_s,
+    )
 
 
 @periodic("uploads.expire", every_s=3600)

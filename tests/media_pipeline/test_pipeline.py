@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from media_pipeline import (
     Limits,
     LocalStore,
     Manifest,
+    Stalled,
     TimedOut,
     Watermark,
     make_proxy,
@@ -391,3 +394,33 @@ def test_process_time_limit_scales_with_the_clip(corpus: Corpus, tmp_path: Path)
     limits = Limits(timeout_base_s=0.3, timeout_per_media_s=0.01)
     with pytest.raises(TimedOut, match="0.4 s limit"):
         process(corpus("long_10s"), tmp_path, EditPlan(), FAST_PROFILES, limits)
+
+
+def test_process_kills_a_stopped_ffmpeg_and_leaves_nothing(corpus: Corpus, tmp_path: Path) -> None:
+    # Short bounds on purpose: this tests the mechanism; the defaults have their own test.
+    spawned: list[int] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        spawned.append(proc.pid)
+        return proc
+
+    def stop_ffmpeg(fraction: float) -> None:
+        if fraction > 0 and not stopped:
+            stopped.append(time.monotonic())
+            os.kill(spawned[-1], signal.SIGSTOP)
+
+    stopped: list[float] = []
+    slow = tuple(
+        replace(p, preset="veryslow") if hasattr(p, "preset") else p for p in FAST_PROFILES
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "Popen", recording_popen)
+        with pytest.raises(Stalled):
+            process(corpus("long_10s"), tmp_path, EditPlan(), slow,
+                    Limits(stall_timeout_s=2.0), progress=stop_ffmpeg)  # fmt: skip
+    assert stopped and time.monotonic() - stopped[0] < 5.0
+    with pytest.raises(ProcessLookupError):
+        os.kill(spawned[-1], 0)
+    assert list(tmp_path.iterdir()) == []
