@@ -119,7 +119,8 @@ def bare_command(src: Path, out: Path, seconds: int) -> list[str]:
         f"[vsprite]fps=1/2,scale=160:90,setsar=1,tile={_sprite_grid(seconds)}[osprite]"
     )
     return [
-        FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(src),
+        FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-filter_complex_threads", "1", "-y",
+        "-threads", "1", "-i", str(src),
         "-filter_complex", graph,
         "-map", "[o1080]", "-map", "[a1080]", *_x264(128), str(out / "web_1080.mp4"),
         "-map", "[o720]", "-map", "[a720]", *_x264(128), str(out / "web_720.mp4"),
@@ -135,7 +136,8 @@ def per_rendition_commands(src: Path, out: Path, seconds: int) -> list[list[str]
     """The naive approach: one ffmpeg process, one decode, per output."""
     audio = "[0:a]aresample=48000,aformat=channel_layouts=stereo:sample_fmts=fltp[a]"
     base = "[0:v]setsar=1,format=yuv420p,"
-    head = [FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(src)]
+    head = [FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-filter_complex_threads", "1",
+            "-y", "-threads", "1", "-i", str(src)]  # fmt: skip
     videos = [
         ("web_1080", "scale=1920:1080,setsar=1", 128),
         ("web_720", "scale=1280:720,setsar=1", 128),

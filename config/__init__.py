@@ -42,8 +42,8 @@ class Settings:
     max_upload_bytes: int = 8 * 1024**3
     # ffmpeg's CPU niceness, so a transcode does not starve tip intake on the machine.
     transcode_nice: int = 10
-    # Threads of each ffmpeg decoder, filter graph and encoder; 0: per machine (x264
-    # keeps a fixed count either way, see media_pipeline.Limits); 1: about one core.
+    # Threads of each x264 encoder; 0: the pipeline's fixed default (see
+    # media_pipeline.Limits); 1: about one core.
     transcode_threads: int = 0
     # An ffmpeg that did nothing (no CPU time, input read or output) this long is killed.
     transcode_stall_after_s: int = 60

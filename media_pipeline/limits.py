@@ -98,11 +98,11 @@ class Limits:
     the children's CPU niceness (so the portal's own work on the same machine, taking
     tips above all, is not starved by a transcode).
 
-    ``threads`` is passed to ffmpeg's decoders, filter graphs and encoders; 0 lets
-    ffmpeg choose for decoders and filters (their output does not depend on it) and
-    gives every x264 encoder ``encoder_threads``: x264's output depends on its thread
-    count, and a count chosen from the machine's cores would make two workers write
-    different bytes from the same command. 1 holds a run to about one core.
+    ``threads`` is each x264 encoder's thread count; 0 gives it ``encoder_threads``.
+    It is always explicit because x264's output depends on it, and a count chosen from
+    the machine's cores would make two workers write different bytes from the same
+    command. The decoder and the filter graph always run one thread (see
+    ``graph._input``). 1 holds a run to about one core.
     """
 
     max_file_bytes: int = 8 * GIB
