@@ -54,6 +54,13 @@ class Settings:
     # could reserve the whole disk in seconds.
     max_open_uploads_per_user: int = 20
     max_open_upload_bytes_per_user: int = 64 * 1024**3
+    # ffmpeg's CPU niceness, so a transcode does not starve tip intake on the machine.
+    transcode_nice: int = 10
+    # Threads of each x264 encoder; 0: the pipeline's fixed default (see
+    # media_pipeline.Limits); 1: about one core.
+    transcode_threads: int = 0
+    # An ffmpeg that did nothing (no CPU time, input read or output) this long is killed.
+    transcode_stall_after_s: int = 60
     # Evidence may not be deleted before it is this old (an agency's retention rule).
     evidence_retention_days: int = 365
     session_idle_minutes: int = 30
@@ -266,6 +273,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             encryption_keys = (_development_encryption_key(instance_path),)
 
+    transcode_nice = _int(env_map, "TATTLETALE_TRANSCODE_NICE", 10)
+    if transcode_nice > 19:
+        raise ConfigError("TATTLETALE_TRANSCODE_NICE must be 0..19 (the range of nice)")
+
     log_format = env_map.get("TATTLETALE_LOG_FORMAT", "json")
     if log_format not in ("json", "text"):
         raise ConfigError("TATTLETALE_LOG_FORMAT must be json or text")
@@ -292,6 +303,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_open_upload_bytes_per_user=_int(
             env_map, "TATTLETALE_MAX_OPEN_UPLOAD_BYTES", 64 * 1024**3, minimum=1
         ),
+        transcode_nice=transcode_nice,
+        transcode_threads=_int(env_map, "TATTLETALE_TRANSCODE_THREADS", 0),
+        transcode_stall_after_s=_int(env_map, "TATTLETALE_TRANSCODE_STALL_AFTER", 60, minimum=5),
         evidence_retention_days=_int(env_map, "TATTLETALE_EVIDENCE_RETENTION_DAYS", 365),
         session_idle_minutes=_int(env_map, "TATTLETALE_SESSION_IDLE_MINUTES", 30, minimum=1),
         session_lifetime_hours=_int(env_map, "TATTLETALE_SESSION_LIFETIME_HOURS", 12, minimum=1),

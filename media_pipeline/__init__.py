@@ -13,6 +13,7 @@ from .errors import (
     ObjectNotFound,
     PipelineError,
     Rejected,
+    Stalled,
     StorageError,
     TimedOut,
 )
@@ -24,13 +25,10 @@ from .plan import BlurRegion, Caption, EditPlan, Watermark
 from .probe import AudioStream, MediaInfo, VideoStream, probe
 from .profiles import (
     DEFAULT_PROFILES,
-    NETWORK_LIMITS,
     PROXY,
-    NetworkLimits,
     PosterProfile,
     SpriteProfile,
     VideoProfile,
-    network_problems,
     profiles_by_name,
 )
 from .storage import (
@@ -47,7 +45,6 @@ from .storage import (
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_PROFILES",
-    "NETWORK_LIMITS",
     "PROXY",
     "AudioStream",
     "BlurRegion",
@@ -63,7 +60,6 @@ __all__ = [
     "Manifest",
     "MediaInfo",
     "MediaPipelineError",
-    "NetworkLimits",
     "ObjectNotFound",
     "ObjectStat",
     "OutputFile",
@@ -73,6 +69,7 @@ __all__ = [
     "S3Store",
     "SourceRecord",
     "SpriteProfile",
+    "Stalled",
     "Store",
     "StorageError",
     "StoredObject",
@@ -84,7 +81,6 @@ __all__ = [
     "hash_file",
     "hash_stream",
     "make_proxy",
-    "network_problems",
     "probe",
     "process",
     "profiles_by_name",

@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise _Refused(str(exc.args[0])) from None
         limits = DEFAULT_LIMITS
         if args.timeout:
-            limits = Limits(timeout_s=args.timeout)
+            limits = Limits(timeout_base_s=args.timeout, timeout_per_media_s=0)
         cancel = threading.Event()
         progress = None if args.quiet else _progress_printer()
         manifest = process(args.file, args.out, plan, profiles, limits, progress, cancel)

@@ -51,6 +51,11 @@ class TimedOut(PipelineError):
     """The wall-clock limit passed; the ffmpeg process tree was killed."""
 
 
+class Stalled(PipelineError):
+    """ffmpeg did nothing (no CPU time, input read, output or progress) for the stall
+    limit, as a stopped or hung process does; its process tree was killed."""
+
+
 class InvalidKey(MediaPipelineError, ValueError):
     """A storage key is unsafe (path traversal, absolute, backslash, NUL) or malformed."""
 

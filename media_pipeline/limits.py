@@ -89,10 +89,20 @@ class Limits:
     """Bounds applied to every probe and transcode.
 
     ``memory_bytes`` is applied to the ffmpeg/ffprobe child as ``RLIMIT_AS`` (address
-    space, so it counts thread stacks and allocator arenas, not only resident pages);
-    ``timeout_s`` is the wall-clock limit of one ffmpeg run; ``probe_timeout_s`` that of
-    one ffprobe run. ``threads`` is passed to ffmpeg's decoders, filters and encoders
-    (0 lets ffmpeg choose).
+    space, so it counts thread stacks and allocator arenas, not only resident pages).
+    One ffmpeg run may take ``timeout_base_s`` plus ``timeout_per_media_s`` seconds for
+    every second of the clip it makes (see :meth:`run_timeout_s`), and is killed as
+    :class:`Stalled` after ``stall_timeout_s`` in which it used no CPU, read nothing,
+    wrote nothing and reported nothing. ``probe_timeout_s`` bounds one ffprobe run.
+    ``heartbeat_interval_s`` is how often a busy run calls its heartbeat. ``nice`` is
+    the children's CPU niceness (so the portal's own work on the same machine, taking
+    tips above all, is not starved by a transcode).
+
+    ``threads`` is each x264 encoder's thread count; 0 gives it ``encoder_threads``.
+    It is always explicit because x264's output depends on it, and a count chosen from
+    the machine's cores would make two workers write different bytes from the same
+    command. The decoder and the filter graph always run one thread (see
+    ``graph._input``). 1 holds a run to about one core.
     """
 
     max_file_bytes: int = 8 * GIB
@@ -100,10 +110,15 @@ class Limits:
     max_width: int = 7680
     max_height: int = 4320
     max_streams: int = 16
-    timeout_s: float = 4 * 3600.0
+    timeout_base_s: float = 600.0
+    timeout_per_media_s: float = 20.0
+    stall_timeout_s: float = 60.0
+    heartbeat_interval_s: float = 5.0
     probe_timeout_s: float = 60.0
     memory_bytes: int = 6 * GIB
+    nice: int = 10
     threads: int = 0
+    encoder_threads: int = 4
     #: ffprobe's analysis window. DVR exports often start with seconds of junk or a
     #: late first keyframe, so this is larger than ffmpeg's 5 MB / 5 s default.
     probesize_bytes: int = 50 * 1024 * 1024
@@ -116,7 +131,9 @@ class Limits:
             "max_width",
             "max_height",
             "max_streams",
-            "timeout_s",
+            "timeout_base_s",
+            "stall_timeout_s",
+            "heartbeat_interval_s",
             "probe_timeout_s",
             "memory_bytes",
             "probesize_bytes",
@@ -126,6 +143,21 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be positive")
         if self.threads < 0:
             raise ValueError("Limits.threads must be 0 (automatic) or positive")
+        if self.encoder_threads < 1:
+            raise ValueError("Limits.encoder_threads must be positive")
+        if self.timeout_per_media_s < 0:
+            raise ValueError("Limits.timeout_per_media_s must not be negative")
+        if not 0 <= self.nice <= 19:
+            raise ValueError("Limits.nice must be 0..19")
+
+    def run_timeout_s(self, media_duration_s: float) -> float:
+        """Wall-clock limit of one ffmpeg run making ``media_duration_s`` of output."""
+        return self.timeout_base_s + self.timeout_per_media_s * max(0.0, media_duration_s)
+
+    @property
+    def x264_threads(self) -> int:
+        """The thread count every x264 encoder gets: always explicit (see the class)."""
+        return self.threads or self.encoder_threads
 
 
 DEFAULT_LIMITS = Limits()

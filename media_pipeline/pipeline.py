@@ -19,7 +19,7 @@ from .manifest import Manifest, OutputFile, SourceRecord, ffmpeg_version
 from .plan import EditPlan
 from .probe import MediaInfo, probe, probe_image, probe_output
 from .profiles import DEFAULT_PROFILES, PROXY, Profile, VideoProfile
-from .runner import ProgressCallback, RunResult, run_tool
+from .runner import ProgressCallback, RunResult, Watch, run_tool
 from .storage import Store, StoredObject
 
 MANIFEST_NAME = "manifest.json"
@@ -89,6 +89,47 @@ def _describe(spec: OutputSpec, path: str, limits: Limits) -> OutputFile:
     )
 
 
+def _run(
+    command: Command,
+    info: MediaInfo,
+    clip_range: tuple[float, float],
+    work_dir: str,
+    limits: Limits,
+    progress: ProgressCallback | None,
+    heartbeat: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> RunResult:
+    """Run ``command`` under the limits, watching the source's read offset for progress.
+
+    The bytes of the clip's range are estimated from its share of the source's
+    duration: exact enough for a progress bar, and the offset is only a progress
+    figure, never a decision.
+    """
+    start, end = clip_range
+    duration = max(info.duration_s, 1e-3)
+    watch = Watch(
+        input_path=info.path,
+        input_start=int(info.size_bytes * min(1.0, start / duration)),
+        input_end=int(info.size_bytes * min(1.0, end / duration)),
+        output_dir=work_dir,
+    )
+    result = run_tool(
+        command.argv,
+        timeout_s=limits.run_timeout_s(command.duration_s),
+        memory_bytes=limits.memory_bytes,
+        expected_duration_s=command.duration_s,
+        progress=progress,
+        cancel=cancel,
+        heartbeat=heartbeat,
+        heartbeat_interval_s=limits.heartbeat_interval_s,
+        stall_timeout_s=limits.stall_timeout_s,
+        nice=limits.nice,
+        watch=watch,
+    )
+    _check_run(result, command)
+    return result
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
@@ -102,6 +143,7 @@ def process(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     *,
+    heartbeat: ProgressCallback | None = None,
     source_sha256: str | None = None,
     info: MediaInfo | None = None,
     font_path: str = DEFAULT_FONT,
@@ -113,6 +155,11 @@ def process(
     failure nothing new is left in ``out_dir``; on success it holds the outputs and
     ``manifest.json``, each written by an atomic rename. ``source_sha256``, when the
     caller already hashed the upload while receiving it, saves reading it again.
+
+    ``progress`` is called whenever the fraction done grows, ``heartbeat`` every
+    ``limits.heartbeat_interval_s`` with the fraction done while ffmpeg is busy (see
+    :func:`media_pipeline.runner.run_tool`); both from the calling thread. A stopped
+    or hung ffmpeg is killed after ``limits.stall_timeout_s`` (:class:`Stalled`).
     """
     started = time.monotonic()
     plan = plan or EditPlan()
@@ -129,15 +176,7 @@ def process(
         hasher = None if source_sha256 else _SourceHasher(info.path)
         if hasher is not None:
             hasher.start()
-        result = run_tool(
-            command.argv,
-            timeout_s=limits.timeout_s,
-            memory_bytes=limits.memory_bytes,
-            expected_duration_s=command.duration_s,
-            progress=progress,
-            cancel=cancel,
-        )
-        _check_run(result, command)
+        _run(command, info, plan.clip_range(info), work_dir, limits, progress, heartbeat, cancel)
         if command.sprite is not None:
             sprite_spec = next(s for s in command.outputs if s.role == "sprite")
             index_spec = next(s for s in command.outputs if s.role == "sprite_index")
@@ -178,6 +217,7 @@ def make_proxy(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     *,
+    heartbeat: ProgressCallback | None = None,
     profile: VideoProfile = PROXY,
     info: MediaInfo | None = None,
 ) -> OutputFile:
@@ -190,15 +230,7 @@ def make_proxy(
     try:
         tmp_path = os.path.join(work_dir, os.path.basename(output_path))
         command = build_proxy(info, tmp_path, limits, profile)
-        result = run_tool(
-            command.argv,
-            timeout_s=limits.timeout_s,
-            memory_bytes=limits.memory_bytes,
-            expected_duration_s=command.duration_s,
-            progress=progress,
-            cancel=cancel,
-        )
-        _check_run(result, command)
+        _run(command, info, (0.0, info.duration_s), work_dir, limits, progress, heartbeat, cancel)
         described = _describe(command.outputs[0], tmp_path, limits)
         os.replace(tmp_path, output_path)
         return described

@@ -206,6 +206,7 @@ def _run_ffprobe(
         timeout_s=limits.probe_timeout_s,
         memory_bytes=limits.memory_bytes,
         capture_stdout_limit=_PROBE_OUTPUT_LIMIT,
+        nice=limits.nice,
     )
     if result.returncode != 0:
         return result.log

@@ -1,4 +1,4 @@
-"""Rendition profiles and social-network limits, as data.
+"""Rendition profiles, as data.
 
 The portal may store its own tuples (per agency) and pass them to ``process``; these
 are the defaults. Nothing in the graph builder branches on a profile's *name*.
@@ -138,44 +138,3 @@ def profiles_by_name(
             raise KeyError(f"unknown profile {name!r} (known: {', '.join(table)})")
         chosen.append(table[name])
     return tuple(chosen)
-
-
-@dataclass(frozen=True)
-class NetworkLimits:
-    """What one social network accepts for an uploaded video, and which rendition to post.
-
-    Figures are the networks' published limits for API uploads; they change, which is
-    why they are data.
-    """
-
-    network: str
-    profile: str
-    min_duration_s: float
-    max_duration_s: float
-    max_bytes: int
-    max_fps: float
-
-
-NETWORK_LIMITS: tuple[NetworkLimits, ...] = (
-    NetworkLimits("facebook", "web_1080", 1.0, 240 * 60.0, 10 * 1024**3, 60.0),
-    NetworkLimits("instagram", "vertical", 3.0, 15 * 60.0, 4 * 1024**3, 60.0),
-    NetworkLimits("x", "web_720", 0.5, 140.0, 512 * 1024**2, 60.0),
-    NetworkLimits("tiktok", "vertical", 3.0, 10 * 60.0, 4 * 1024**3, 60.0),
-    NetworkLimits("youtube", "web_1080", 1.0, 12 * 3600.0, 256 * 1024**3, 60.0),
-)
-
-
-def network_problems(
-    limits: NetworkLimits, duration_s: float, size_bytes: int, fps: float
-) -> list[str]:
-    """Why a rendition cannot be posted to ``limits.network``; empty when it can."""
-    problems = []
-    if duration_s < limits.min_duration_s:
-        problems.append(f"{limits.network} needs at least {limits.min_duration_s:g} s")
-    if duration_s > limits.max_duration_s:
-        problems.append(f"{limits.network} accepts at most {limits.max_duration_s:g} s")
-    if size_bytes > limits.max_bytes:
-        problems.append(f"{limits.network} accepts at most {limits.max_bytes} bytes")
-    if fps > limits.max_fps:
-        problems.append(f"{limits.network} accepts at most {limits.max_fps:g} frames per second")
-    return problems

@@ -1,16 +1,31 @@
-"""Run ffmpeg and ffprobe as hardened, bounded, killable children.
+"""Run ffmpeg and ffprobe as hardened, bounded, supervised, killable children.
 
 Each child gets: an empty environment but ``PATH`` (threat: ``LD_PRELOAD``-style or
 proxy variables leaking into a parser of hostile data), no stdin, no inherited file
-descriptors, an address-space limit, no core dumps, and its own session so that a
-timeout or a cancel kills the whole process tree with one ``killpg``.
+descriptors, an address-space limit, no core dumps, a lower CPU priority, and its own
+session so that a timeout, a stall or a cancel kills the whole process tree with one
+``killpg``.
+
+The limits and the priority are set by exec wrappers (util-linux ``prlimit``, then
+coreutils ``nice``), not by a ``preexec_fn``: Python runs a ``preexec_fn`` in the
+forked child of a threaded parent, where a lock held by another thread at the fork
+can deadlock it, and the portal's job runner is threaded. Both wrappers exec the tool
+in place, so the child's pid is the tool's own and every thread it starts inherits
+the limits and the priority.
+
+While the child runs, the caller's thread supervises it: every half second it looks
+at what the child is doing (CPU time, bytes read from the input, bytes written to the
+outputs, anything on its pipes). That gives a progress figure that moves from the
+first second (ffmpeg prints no ``-progress`` report at all until every output file
+has started, and a sprite sheet starts only at the end of the clip), a heartbeat that
+is sent while the child is busy and only then, and a stall detector for a child that
+is stopped or hung.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -18,8 +33,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from .errors import Cancelled, PipelineError, TimedOut
+from .errors import Cancelled, PipelineError, Stalled, TimedOut
 
 ProgressCallback = Callable[[float], None]
 
@@ -27,7 +43,11 @@ ProgressCallback = Callable[[float], None]
 #: dropped as it arrives, so a child that floods its log cannot grow our memory.
 LOG_TAIL_BYTES = 64 * 1024
 _POLL_S = 0.1
+#: How often the child's /proc entries and the output directory are looked at.
+_SAMPLE_S = 0.5
 _CHILD_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: The progress figure stays below this until the exit status says success.
+_UNFINISHED = 0.999
 
 
 @dataclass(frozen=True)
@@ -36,6 +56,24 @@ class RunResult:
     stdout: bytes
     log: str
     elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the supervisor may look at to tell progress and activity.
+
+    ``input_path`` is the one file the child reads from start to end; the read offset
+    of its descriptor, between ``input_start`` and ``input_end`` (bytes), is a
+    progress figure that moves from the first second. It is only trusted once the
+    child has written to ``output_dir``: before that, a demuxer may be reading an
+    index at the end of the file (MP4 with the moov last, AVI's idx1).
+    ``output_dir``'s growing files also count as activity.
+    """
+
+    input_path: str | None = None
+    input_start: int = 0
+    input_end: int = 0
+    output_dir: str | None = None
 
 
 def find_tool(name: str) -> str:
@@ -47,15 +85,27 @@ def find_tool(name: str) -> str:
     return os.path.abspath(found)
 
 
-def _child_setup(memory_bytes: int) -> Callable[[], None]:
-    def limit_child() -> None:
-        # Runs in the forked child before exec: two syscalls, no locks taken. The
-        # address-space cap bounds what a decoder bug or a hostile header that asks
-        # for a huge allocation can take from the machine.
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+@lru_cache(maxsize=4)
+def _wrapper(name: str, package: str) -> str:
+    found = shutil.which(name, path=_CHILD_PATH)
+    if not found:
+        raise PipelineError(f"{name} is not installed (Debian package {package})")
+    return found
 
-    return limit_child
+
+def limited_argv(argv: list[str], memory_bytes: int, nice: int) -> list[str]:
+    """``argv`` behind the wrappers that set its limits and priority, then exec it."""
+    wrapped = [
+        _wrapper("prlimit", "util-linux"),
+        # The address-space cap bounds what a decoder bug or a hostile header asking
+        # for a huge allocation can take from the machine.
+        f"--as={memory_bytes}",
+        "--core=0",
+        "--",
+    ]
+    if nice:
+        wrapped += [_wrapper("nice", "coreutils"), "-n", str(nice), "--"]
+    return [*wrapped, *argv]
 
 
 class _Reader(threading.Thread):
@@ -66,11 +116,13 @@ class _Reader(threading.Thread):
         self._pipe = pipe
         self._handle = handle
         self.error: BaseException | None = None
+        self.received = 0
 
     def run(self) -> None:
         read = self._pipe.read1  # type: ignore[attr-defined]
         try:
             while chunk := read(65536):
+                self.received += len(chunk)
                 self._handle(chunk)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             self.error = exc
@@ -99,6 +151,74 @@ class _ProgressParser:
                 self.ended = True
 
 
+class _Observer:
+    """Samples the child from /proc and the output directory (Linux).
+
+    Every figure is optional: when /proc cannot be read the supervisor still has the
+    pipes and the output directory, and the wall-clock limit.
+    """
+
+    def __init__(self, pid: int, watch: Watch) -> None:
+        self._pid = pid
+        self._watch = watch
+        self._input = os.path.realpath(watch.input_path) if watch.input_path else None
+        self._input_fd: str | None = None
+        self._outputs_at_start = self._output_bytes()
+        self.outputs_started = False
+
+    def cpu_ticks(self) -> int:
+        try:
+            with open(f"/proc/{self._pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return -1
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    def _output_bytes(self) -> int:
+        if not self._watch.output_dir:
+            return 0
+        total = 0
+        with contextlib.suppress(OSError), os.scandir(self._watch.output_dir) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    total += entry.stat(follow_symlinks=False).st_size
+        return total
+
+    def output_bytes(self) -> int:
+        total = self._output_bytes()
+        if total != self._outputs_at_start:
+            self.outputs_started = True
+        return total
+
+    def input_position(self) -> int:
+        if self._input is None:
+            return -1
+        if self._input_fd is None:
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(f"/proc/{self._pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        if os.readlink(f"/proc/{self._pid}/fd/{fd}") == self._input:
+                            self._input_fd = fd
+                            break
+            if self._input_fd is None:
+                return -1
+        try:
+            with open(f"/proc/{self._pid}/fdinfo/{self._input_fd}", "rb") as f:
+                for line in f:
+                    if line.startswith(b"pos:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            self._input_fd = None
+        return -1
+
+    def input_fraction(self, position: int) -> float:
+        span = self._watch.input_end - self._watch.input_start
+        if position < 0 or span <= 0 or not self.outputs_started:
+            return 0.0
+        return min(1.0, max(0.0, (position - self._watch.input_start) / span))
+
+
 def run_tool(
     argv: list[str],
     *,
@@ -108,16 +228,29 @@ def run_tool(
     expected_duration_s: float | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    heartbeat: ProgressCallback | None = None,
+    heartbeat_interval_s: float = 5.0,
+    stall_timeout_s: float | None = None,
+    nice: int = 0,
+    watch: Watch | None = None,
 ) -> RunResult:
-    """Run ``argv`` (ffmpeg or ffprobe) and wait for it.
+    """Run ``argv`` (ffmpeg or ffprobe) and wait for it, supervising it from this thread.
 
     ``capture_stdout_limit`` > 0 keeps stdout (ffprobe's JSON) up to that many bytes and
     kills the child if it writes more. With ``expected_duration_s`` stdout is instead
-    parsed as ffmpeg's ``-progress`` output and ``progress`` is called, from this
-    thread, with a non-decreasing fraction, and with 1.0 once the run succeeded.
+    parsed as ffmpeg's ``-progress`` output; the progress figure is the furthest of
+    that and of the input read offset (``watch``). ``progress`` is called with it,
+    non-decreasing, whenever it grows, and with 1.0 once the run succeeded.
 
-    Raises :class:`TimedOut` or :class:`Cancelled` after killing the process group;
-    a non-zero exit is returned, not raised, so the caller can word the error.
+    ``heartbeat`` is called every ``heartbeat_interval_s`` with the current progress
+    figure, as long as the child did something (used CPU, read its input, wrote an
+    output or to a pipe) since the previous call, whether or not ffmpeg printed any
+    progress. Both callbacks run in this thread; an exception from either kills the
+    child and propagates.
+
+    Raises :class:`TimedOut`, :class:`Stalled` (nothing done for ``stall_timeout_s``)
+    or :class:`Cancelled` after killing the process group; a non-zero exit is
+    returned, not raised, so the caller can word the error.
     """
     started = time.monotonic()
     deadline = started + timeout_s
@@ -142,20 +275,24 @@ def run_tool(
     # The argv is a list (no shell) whose user-derived parts are only "file:" +
     # an absolute path checked by the caller, so nothing in it is interpreted.
     proc = subprocess.Popen(  # noqa: S603
-        argv,
+        limited_argv(argv, memory_bytes, nice),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         close_fds=True,
         env={"PATH": _CHILD_PATH, "LC_ALL": "C"},
         start_new_session=True,
-        preexec_fn=_child_setup(memory_bytes),
     )
     readers = [_Reader(proc.stdout, keep_stdout), _Reader(proc.stderr, keep_log)]
     for reader in readers:
         reader.start()
+    observer = _Observer(proc.pid, watch or Watch())
 
     reported = -1.0
+    fraction = 0.0
+    last_signs: tuple[int, ...] = ()
+    last_activity = last_sample = last_beat = started
+    active_since_beat = False
     failure: BaseException | None = None
     try:
         while True:
@@ -164,20 +301,46 @@ def run_tool(
                 break
             except subprocess.TimeoutExpired:
                 pass
+            now = time.monotonic()
+            if now - last_sample >= _SAMPLE_S:
+                last_sample = now
+                position = observer.input_position()
+                signs = (
+                    observer.cpu_ticks(),
+                    position,
+                    observer.output_bytes(),
+                    *(reader.received for reader in readers),
+                )
+                if signs != last_signs:
+                    last_signs, last_activity, active_since_beat = signs, now, True
+                fraction = max(fraction, observer.input_fraction(position))
+            if parser is not None:
+                fraction = max(fraction, parser.fraction)
             if cancel is not None and cancel.is_set():
                 failure = Cancelled("processing was cancelled", command=argv)
-            elif time.monotonic() > deadline:
+            elif now > deadline:
                 failure = TimedOut(
                     f"processing took longer than the {timeout_s:g} s limit", command=argv
+                )
+            elif stall_timeout_s is not None and now - last_activity > stall_timeout_s:
+                failure = Stalled(
+                    f"ffmpeg stalled: no progress, CPU time or output for {stall_timeout_s:g} s",
+                    command=argv,
                 )
             elif overflow.is_set():
                 failure = PipelineError("ffprobe wrote more output than allowed", command=argv)
             if failure is not None:
                 raise failure
-            if parser is not None and progress is not None and parser.fraction > reported:
+            current = min(fraction, _UNFINISHED)
+            if progress is not None and expected_duration_s is not None and current > reported:
                 # The final 1.0 is only reported once the exit status says success.
-                reported = min(parser.fraction, 0.999)
-                progress(reported)
+                reported = current
+                progress(current)
+            if heartbeat is not None and now - last_beat >= heartbeat_interval_s:
+                last_beat = now
+                if active_since_beat:
+                    active_since_beat = False
+                    heartbeat(current)
     except BaseException:
         _kill_group(proc)
         raise
@@ -191,7 +354,7 @@ def run_tool(
     log = log_tail.decode("utf-8", "replace")
     if overflow.is_set():
         raise PipelineError("ffprobe wrote more output than allowed", command=argv, log=log)
-    if proc.returncode == 0 and progress is not None and parser is not None:
+    if proc.returncode == 0 and progress is not None and expected_duration_s is not None:
         progress(1.0)
     return RunResult(
         returncode=proc.returncode,

@@ -67,7 +67,12 @@ log = logging.getLogger(__name__)
 
 def pipeline_limits() -> Limits:
     settings = current_app.config["TATTLETALE"]
-    return Limits(max_file_bytes=settings.max_upload_bytes)
+    return Limits(
+        max_file_bytes=settings.max_upload_bytes,
+        nice=settings.transcode_nice,
+        threads=settings.transcode_threads,
+        stall_timeout_s=settings.transcode_stall_after_s,
+    )
 
 
 @periodic("uploads.expire", every_s=3600)
@@ -207,7 +212,9 @@ def make_clip_proxy(ctx: JobContext, clip_id: int) -> None:
                 source,
                 os.path.join(tmp, "proxy.mp4"),
                 pipeline_limits(),
-                progress=lambda fraction: ctx.report(fraction * 0.95, "making editing proxy"),
+                # The heartbeat, not ffmpeg's own report, keeps the claim alive: it
+                # comes every few seconds while ffmpeg works, carrying the progress.
+                heartbeat=lambda fraction: ctx.report(fraction * 0.95, "making editing proxy"),
                 info=info,
             )
         stored = store.put_file(key, os.path.join(tmp, "proxy.mp4"), output.content_type)
@@ -304,7 +311,9 @@ def render_version(ctx: JobContext, version_id: int) -> None:
                 tmp,
                 plan,
                 limits=pipeline_limits(),
-                progress=lambda fraction: ctx.report(fraction * 0.95, "rendering"),
+                # Called from this thread every few seconds while ffmpeg works (ffmpeg
+                # itself reports nothing until every output has started).
+                heartbeat=lambda fraction: ctx.report(fraction * 0.95, "rendering"),
                 source_sha256=clip.original_sha256,
                 info=replace(media_info_of(clip), path=source),
             )

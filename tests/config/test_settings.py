@@ -200,3 +200,34 @@ def test_settings_plain_postgresql_url_connects() -> None:
             assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_settings_transcode_defaults_are_the_pipelines(tmp_path: Path) -> None:
+    from media_pipeline import DEFAULT_LIMITS
+
+    settings = load_settings({"TATTLETALE_INSTANCE_PATH": str(tmp_path)})
+    assert (settings.transcode_nice, settings.transcode_threads) == (10, 0)
+    assert settings.transcode_stall_after_s == 60
+    assert settings.transcode_nice == DEFAULT_LIMITS.nice
+    assert settings.transcode_threads == DEFAULT_LIMITS.threads
+    assert settings.transcode_stall_after_s == DEFAULT_LIMITS.stall_timeout_s
+
+
+def test_settings_transcode_can_hold_a_worker_to_one_core(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "TATTLETALE_INSTANCE_PATH": str(tmp_path),
+            "TATTLETALE_TRANSCODE_THREADS": "1",
+            "TATTLETALE_TRANSCODE_NICE": "19",
+            "TATTLETALE_TRANSCODE_STALL_AFTER": "120",
+        }
+    )
+    assert settings.transcode_threads == 1
+    assert (settings.transcode_nice, settings.transcode_stall_after_s) == (19, 120)
+
+
+def test_settings_transcode_nice_beyond_19_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TATTLETALE_TRANSCODE_NICE"):
+        load_settings(
+            {"TATTLETALE_INSTANCE_PATH": str(tmp_path), "TATTLETALE_TRANSCODE_NICE": "20"}
+        )

@@ -128,3 +128,38 @@ def test_build_renditions_writes_caption_to_a_file_not_the_graph(tmp_path: Path)
     ).argv
     assert text not in " ".join(argv)
     assert (tmp_path / "caption.txt").read_text(encoding="utf-8") == text
+
+
+def _threads_by_output(argv: list[str]) -> dict[str, str]:
+    """The ``-threads`` value given to each output file (by its name)."""
+    found, pending = {}, None
+    for i, arg in enumerate(argv):
+        if arg == "-threads":
+            pending = argv[i + 1]
+        elif arg.startswith("file:"):
+            if argv[i - 1] != "-i":  # an input's own -threads is its decoder's
+                found[Path(arg).name] = pending or "auto"
+            pending = None
+    return found
+
+
+def test_build_renditions_gives_every_x264_encoder_an_explicit_thread_count(
+    tmp_path: Path,
+) -> None:
+    # Automatic counts follow the worker's cores, and x264's output follows its count.
+    command = build_renditions(_info(1280, 720), EditPlan(), DEFAULT_PROFILES, str(tmp_path),
+                               DEFAULT_LIMITS)  # fmt: skip
+    threads = _threads_by_output(command.argv)
+    videos = {name: value for name, value in threads.items() if name.endswith(".mp4")}
+    assert videos == {n: "4" for n in ("web_720.mp4", "web_480.mp4", "square.mp4", "vertical.mp4")}
+
+
+def test_build_renditions_one_thread_holds_decoder_filters_and_encoders(tmp_path: Path) -> None:
+    limits = replace(DEFAULT_LIMITS, threads=1)
+    command = build_renditions(_info(1280, 720), EditPlan(), DEFAULT_PROFILES, str(tmp_path),
+                               limits)  # fmt: skip
+    argv = command.argv
+    assert argv[argv.index("-filter_complex_threads") + 1] == "1"
+    assert argv[argv.index("-i") - 2 : argv.index("-i")] == ["-threads", "1"]
+    videos = {n: v for n, v in _threads_by_output(argv).items() if n.endswith(".mp4")}
+    assert set(videos.values()) == {"1"} and len(videos) == 4

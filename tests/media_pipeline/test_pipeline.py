@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from media_pipeline import (
+    DEFAULT_PROFILES,
     BlurRegion,
     Cancelled,
     Caption,
@@ -22,6 +26,7 @@ from media_pipeline import (
     Limits,
     LocalStore,
     Manifest,
+    Stalled,
     TimedOut,
     Watermark,
     make_proxy,
@@ -275,7 +280,13 @@ def test_process_times_out_and_leaves_nothing(corpus: Corpus, tmp_path: Path) ->
         replace(p, preset="veryslow") if hasattr(p, "preset") else p for p in FAST_PROFILES
     )
     with pytest.raises(TimedOut):
-        process(corpus("long_10s"), tmp_path, EditPlan(), slow, Limits(timeout_s=0.5))
+        process(
+            corpus("long_10s"),
+            tmp_path,
+            EditPlan(),
+            slow,
+            Limits(timeout_base_s=0.5, timeout_per_media_s=0),
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -319,9 +330,114 @@ def test_store_outputs_uploads_everything_and_verifies_hashes(
     assert store.exists("cases/c1/v1/manifest.json")
 
 
-def test_process_is_reproducible_bit_for_bit(corpus: Corpus, tmp_path: Path) -> None:
-    """Re-running the recorded command on the same source gives the same hashes."""
-    profiles = profiles_by_name(["web_480", "square", "poster"], FAST_PROFILES)
-    first = process(corpus("h264_mp4"), tmp_path / "a", EditPlan(trim_start=0.5), profiles)
-    second = process(corpus("h264_mp4"), tmp_path / "b", EditPlan(trim_start=0.5), profiles)
-    assert [o.sha256 for o in first.outputs] == [o.sha256 for o in second.outputs]
+def _on_one_cpu(run: Any) -> Any:
+    """``run()`` with this thread (and so the ffmpeg it forks) held to one CPU: what a
+    worker on a one-core machine sees when ffmpeg and x264 count cores."""
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(saved)})
+    try:
+        return run()
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to compare")
+def test_process_is_reproducible_bit_for_bit_on_any_core_count(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """The same source, plan and ffmpeg give the same bytes in every output, whether
+    the worker has one core or several (x264's output depends on its thread count)."""
+    plan = EditPlan(trim_start=0.5)
+    first = process(corpus("h264_mp4"), tmp_path / "a", plan, FAST_PROFILES)
+    _on_one_cpu(lambda: process(corpus("h264_mp4"), tmp_path / "b", plan, FAST_PROFILES))
+    names = [o.file for o in first.outputs]
+    assert names == ["web_480.mp4", "square.mp4", "vertical.mp4", "poster.jpg", "sprite.jpg",
+                     "sprite.vtt"]  # fmt: skip
+
+    def hashes(directory: Path) -> dict[str, str]:
+        return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in names}
+
+    assert hashes(tmp_path / "a") == hashes(tmp_path / "b")
+
+
+def test_process_outputs_carry_no_encoder_version_string(corpus: Corpus, tmp_path: Path) -> None:
+    profiles = profiles_by_name(["web_480", "poster"], FAST_PROFILES)
+    process(corpus("h264_mp4"), tmp_path, EditPlan(), profiles)
+    # Bitexact still names the encoder ("Lavc libx264"), but without its version.
+    for stream in ffprobe_json(tmp_path / "web_480.mp4")["streams"]:
+        assert not re.search(r"Lavc\d", stream["tags"].get("encoder", "")), stream["tags"]
+    assert not re.search(rb"Lavc\d", (tmp_path / "poster.jpg").read_bytes())
+
+
+def test_process_progress_and_heartbeat_move_long_before_the_end(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """With a sprite sheet, ffmpeg prints no progress until the last second of the
+    clip; the figures must move through the middle of the run anyway."""
+    progress: list[float] = []
+    beats: list[float] = []
+    process(
+        corpus("long_10s"),
+        tmp_path,
+        EditPlan(),
+        FAST_PROFILES,
+        Limits(heartbeat_interval_s=0.3),
+        progress=progress.append,
+        heartbeat=beats.append,
+    )
+    assert [f for f in progress if 0.05 < f < 0.8], progress
+    assert len(beats) >= 2 and [f for f in beats if 0.05 < f < 0.8], beats
+    assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+def test_process_time_limit_scales_with_the_clip(corpus: Corpus, tmp_path: Path) -> None:
+    # 10 s of clip at 0.01 s per second of clip plus 0.3 s: a 0.4 s limit.
+    limits = Limits(timeout_base_s=0.3, timeout_per_media_s=0.01)
+    with pytest.raises(TimedOut, match="0.4 s limit"):
+        process(corpus("long_10s"), tmp_path, EditPlan(), FAST_PROFILES, limits)
+
+
+def test_process_kills_a_stopped_ffmpeg_and_leaves_nothing(corpus: Corpus, tmp_path: Path) -> None:
+    # Short bounds on purpose: this tests the mechanism; the defaults have their own test.
+    spawned: list[int] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        spawned.append(proc.pid)
+        return proc
+
+    def stop_ffmpeg(fraction: float) -> None:
+        if fraction > 0 and not stopped:
+            stopped.append(time.monotonic())
+            os.kill(spawned[-1], signal.SIGSTOP)
+
+    stopped: list[float] = []
+    slow = tuple(
+        replace(p, preset="veryslow") if hasattr(p, "preset") else p for p in FAST_PROFILES
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "Popen", recording_popen)
+        with pytest.raises(Stalled):
+            process(corpus("long_10s"), tmp_path, EditPlan(), slow,
+                    Limits(stall_timeout_s=2.0), progress=stop_ffmpeg)  # fmt: skip
+    assert stopped and time.monotonic() - stopped[0] < 5.0
+    with pytest.raises(ProcessLookupError):
+        os.kill(spawned[-1], 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to compare")
+def test_process_scaled_rendition_beside_a_fill_one_is_reproducible(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """A downscaled rendition in the same graph as a fill one (measured on ffmpeg 5.1:
+    with a frame-threaded decoder its bytes changed from run to run)."""
+    profiles = profiles_by_name(["web_480", "square"], DEFAULT_PROFILES)
+    runs = [
+        process(corpus("hd_mp4"), tmp_path / "a", EditPlan(), profiles),
+        process(corpus("hd_mp4"), tmp_path / "b", EditPlan(), profiles),
+        _on_one_cpu(lambda: process(corpus("hd_mp4"), tmp_path / "c", EditPlan(), profiles)),
+    ]
+    hashes = [{o.file: o.sha256 for o in manifest.outputs} for manifest in runs]
+    assert hashes[0] == hashes[1] == hashes[2]

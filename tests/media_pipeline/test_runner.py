@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from media_pipeline import Cancelled, TimedOut
-from media_pipeline.runner import run_tool
+from media_pipeline import Cancelled, Stalled, TimedOut
+from media_pipeline.runner import Watch, run_tool
 
 from .conftest import FFMPEG
 
@@ -149,3 +150,148 @@ def test_run_tool_keeps_only_the_tail_of_a_flooding_log() -> None:
         capture_stdout_limit=16,
     )
     assert len(result.log) == 64 * 1024 and result.log.endswith("END\n")
+
+
+def _ffmpeg_forever(*extra: str) -> list[str]:
+    """An ffmpeg that runs (in real time) until it is killed."""
+    return [FFMPEG, "-v", "error", "-nostdin", *extra, "-re", "-f", "lavfi",
+            "-i", "testsrc2=s=1280x720", "-f", "null", "-"]  # fmt: skip
+
+
+def _proc_limits(pid: int) -> dict[str, list[str]]:
+    """``/proc/<pid>/limits`` as {name: [soft, hard, ...]}."""
+    rows = Path(f"/proc/{pid}/limits").read_text().splitlines()[1:]
+    return {row[:26].strip(): row[26:].split() for row in rows}
+
+
+class _Seen(Exception):
+    """Stops a run once the test has looked at the child."""
+
+
+def test_run_tool_limits_and_priority_are_in_force_on_the_running_ffmpeg(
+    spawned: list[int],
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def look(_: float) -> None:
+        # Called from run_tool's loop while the child runs: read its /proc entry.
+        if not seen:
+            pid = spawned[0]
+            seen["limits"] = _proc_limits(pid)
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            seen["nice"] = int(stat[stat.rindex(")") + 2 :].split()[16])
+            seen["exe"] = os.readlink(f"/proc/{pid}/exe")
+            raise _Seen
+
+    with pytest.raises(_Seen):
+        run_tool(_ffmpeg_forever(), timeout_s=30, memory_bytes=3 * GIB, nice=7,
+                 heartbeat=look, heartbeat_interval_s=0.3)  # fmt: skip
+    assert seen["limits"]["Max address space"][:2] == [str(3 * GIB)] * 2
+    assert seen["limits"]["Max core file size"][:2] == ["0", "0"]
+    assert seen["nice"] == 7
+    # The wrappers exec'd ffmpeg in place: the pid run_tool supervises is ffmpeg's.
+    assert os.path.basename(seen["exe"]) == "ffmpeg"
+
+
+def test_run_tool_spawns_without_preexec_fn(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A preexec_fn runs Python in the forked child of a threaded parent, which can
+    # deadlock on a lock another thread held at the fork.
+    calls: list[dict[str, Any]] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        calls.append(kwargs)
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    run_tool(["/bin/true"], timeout_s=10, memory_bytes=GIB, capture_stdout_limit=16)
+    assert calls and calls[0].get("preexec_fn") is None
+    assert calls[0]["start_new_session"] is True
+
+
+def test_run_tool_kills_a_stopped_ffmpeg_as_stalled(spawned: list[int]) -> None:
+    # The bounds here are short on purpose: this tests the mechanism, not a default.
+    stopper = threading.Timer(0.5, lambda: os.kill(spawned[0], signal.SIGSTOP))
+    stopper.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Stalled, match="stalled"):
+            run_tool(_ffmpeg_forever("-progress", "pipe:1", "-stats_period", "0.1"),
+                     timeout_s=60, memory_bytes=4 * GIB, expected_duration_s=60,
+                     stall_timeout_s=2.0)  # fmt: skip
+    finally:
+        stopper.cancel()
+    elapsed = time.monotonic() - started
+    assert 2.0 < elapsed < 5.0
+    assert not _group_alive(spawned[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(spawned[0], 0)
+
+
+def test_run_tool_heartbeats_while_busy_without_any_progress_line(spawned: list[int]) -> None:
+    # No -progress at all, as when ffmpeg holds its first report back until every
+    # output has started: the heartbeat must still come, from CPU time alone.
+    beats: list[float] = []
+    stop = threading.Timer(2.5, lambda: os.kill(spawned[0], signal.SIGTERM))
+    stop.start()
+    try:
+        run_tool(_ffmpeg_forever(), timeout_s=30, memory_bytes=4 * GIB,
+                 heartbeat=beats.append, heartbeat_interval_s=0.5)  # fmt: skip
+    finally:
+        stop.cancel()
+    assert len(beats) >= 3
+
+
+def test_run_tool_sends_no_heartbeat_while_the_child_is_stopped(spawned: list[int]) -> None:
+    beats: list[float] = []
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        os.kill(spawned[0], signal.SIGSTOP)
+        stopped_at.append(time.monotonic())
+
+    def beat(fraction: float) -> None:
+        beats.append(time.monotonic())
+
+    stopper = threading.Timer(1.0, stop)
+    stopper.start()
+    try:
+        with pytest.raises(Stalled):
+            run_tool(_ffmpeg_forever(), timeout_s=30, memory_bytes=4 * GIB, heartbeat=beat,
+                     heartbeat_interval_s=0.3, stall_timeout_s=3.0)  # fmt: skip
+    finally:
+        stopper.cancel()
+    assert beats and stopped_at
+    # One beat may still cover activity seen just before the stop; none after that.
+    assert [t for t in beats if t > stopped_at[0] + 1.0] == []
+
+
+def test_run_tool_progress_moves_from_the_input_offset_before_ffmpeg_reports(
+    tmp_path: Path,
+) -> None:
+    """A tile output holds ffmpeg's first -progress report back to the very end; the
+    read offset of the input gives a figure from the first second anyway."""
+    source = tmp_path / "in.ts"
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x240:d=4",
+         "-c:v", "mpeg2video", "-q:v", "2", str(source)],
+        check=True,
+    )  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[tuple[float, float]] = []
+    started = time.monotonic()
+    result = run_tool(
+        [FFMPEG, "-v", "error", "-nostdin", "-progress", "pipe:1", "-stats_period", "0.1",
+         "-re", "-i", f"file:{source}", "-filter_complex", "split[a][b];[b]fps=1,tile=2x2[t]",
+         "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", f"file:{out / 'a.mp4'}",
+         "-map", "[t]", "-frames:v", "1", "-update", "1", "-y", f"file:{out / 't.jpg'}"],
+        timeout_s=30, memory_bytes=4 * GIB, expected_duration_s=4,
+        progress=lambda f: seen.append((time.monotonic() - started, f)),
+        watch=Watch(input_path=str(source), input_start=0,
+                    input_end=source.stat().st_size, output_dir=str(out)),
+    )  # fmt: skip
+    assert result.returncode == 0
+    early = [f for t, f in seen if t < 3.0]
+    assert early and max(early) > 0.2
+    assert [f for _, f in seen] == sorted(f for _, f in seen) and seen[-1][1] == 1.0
