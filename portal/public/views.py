@@ -163,6 +163,24 @@ def _slow_down(form: FlaskForm, wait: int) -> None:
     )
 
 
+def _retry_after(response: BaseResponse, wait: int) -> BaseResponse:
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _validate_keeping_text(form: FlaskForm) -> bool:
+    """Validate; an expired or missing CSRF token becomes a message on the form, which
+    is shown again with what was typed and a fresh token."""
+    if form.validate():
+        return True
+    if form.csrf_token.errors:
+        form.csrf_token.errors = []
+        form.form_errors.append(
+            "This form had expired. What you wrote is still here: please send it again."
+        )
+    return False
+
+
 def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseResponse:
     if request.method == "GET":
         form.via.data = channel_of(request.args.get("via"))
@@ -170,15 +188,8 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
     if (wait := ratelimit.count_public("tips")) is not None:
         form.validate()  # the fields' own messages, with the text kept
         _slow_down(form, wait)
-        response = _tip_form_page(form, agency=agency, appeal=appeal, status=429)
-        response.headers["Retry-After"] = str(wait)
-        return response
-    if not form.validate():
-        if form.csrf_token.errors:
-            form.csrf_token.errors = []
-            form.form_errors.append(
-                "This form had expired. What you wrote is still here: please send it again."
-            )
+        return _retry_after(_tip_form_page(form, agency=agency, appeal=appeal, status=429), wait)
+    if not _validate_keeping_text(form):
         return _tip_form_page(form, agency=agency, appeal=appeal, status=400)
     if form.website.data:
         # A bot filled in the hidden field: answer like a success, keep nothing.
@@ -238,9 +249,8 @@ def tip_check() -> BaseResponse:
     if request.method == "POST":
         if (wait := ratelimit.count_public("receipts")) is not None:
             _slow_down(form, wait)
-            response = _private(render_template("public/tip_check.html", form=form), 429)
-            response.headers["Retry-After"] = str(wait)
-            return response
+            page = _private(render_template("public/tip_check.html", form=form), 429)
+            return _retry_after(page, wait)
         if form.validate():
             try:
                 tip = open_tip(form.number.data or "", form.passphrase.data or "")
@@ -268,15 +278,8 @@ def tip_reply() -> BaseResponse:
         return _private(render_template("public/tip_check.html", form=check), 400)
     if wait is not None:
         _slow_down(form, wait)
-        response = _thread_page(tip, form, 429)
-        response.headers["Retry-After"] = str(wait)
-        return response
-    if not form.validate():
-        if form.csrf_token.errors:
-            form.csrf_token.errors = []
-            form.form_errors.append(
-                "This form had expired. What you wrote is still here: please send it again."
-            )
+        return _retry_after(_thread_page(tip, form, 429), wait)
+    if not _validate_keeping_text(form):
         return _thread_page(tip, form, 400)
     try:
         add_tipster_message(tip, form.body.data or "")
