@@ -26,7 +26,7 @@ from portal.jobs.local import LocalRunner
 from portal.models import Job
 from portal.models.base import utcnow
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 REDIS_URL = os.environ.get("TATTLETALE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 CALLS: list[tuple[str, dict[str, object]]] = []
