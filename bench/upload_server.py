@@ -91,7 +91,7 @@ def main() -> None:
     @app.route("/bench/ingest/<clip_id>", methods=["POST"])
     def ingest(clip_id: str):  # type: ignore[no-untyped-def]
         clip = db.session.scalar(db.select(Clip).where(Clip.public_id == clip_id))
-        outcome = execute_job(clip.ingest_job_id, "bench")
+        outcome = execute_job(clip.ingest_job.id, "bench")
         db.session.refresh(clip)
         return jsonify(outcome=outcome, status=clip.status, sha256=clip.original_sha256)
 
