@@ -22,6 +22,7 @@ from portal.services.appeals import (
     channel_of,
     get_public_agency,
     get_public_appeal,
+    get_public_appeal_and_clips,
     get_public_rendition,
     list_public_appeals,
     public_clips,
@@ -74,14 +75,14 @@ def agency_page(slug: str) -> BaseResponse:
 @bp.route("/appeals/<appeal_id>")
 def appeal_page(appeal_id: str) -> BaseResponse:
     try:
-        appeal = get_public_appeal(appeal_id)
+        appeal, clips = get_public_appeal_and_clips(appeal_id)
     except NotFound:
         abort(404)
     via = channel_of(request.args.get("via"))
     body = render_template(
         "public/appeal.html",
         appeal=appeal,
-        clips=public_clips(appeal),
+        clips=clips,
         via=via,
         canonical=url_for("public.appeal_page", appeal_id=appeal.public_id, _external=True),
     )

@@ -342,18 +342,24 @@ def get_public_agency(slug: str) -> Agency:
     return agency
 
 
-def get_public_appeal(public_id: str) -> Appeal:
-    """A published appeal with something left to show, or NotFound: the same answer
-    for a draft, a withdrawn appeal and an id that never existed."""
+def get_public_appeal_and_clips(public_id: str) -> tuple[Appeal, list[PublicClip]]:
+    """A published appeal with what it may show, or NotFound: the same answer for a
+    draft, a withdrawn appeal, one with nothing left to show and an id that never
+    existed. The clips come back with it: they are checked once per request."""
     appeal = db.session.scalar(_published().where(Appeal.public_id == public_id))
-    if appeal is None or not public_clips(appeal):
+    clips = public_clips(appeal) if appeal is not None else []
+    if appeal is None or not clips:
         raise NotFound("There is no appeal at this address.")
-    return appeal
+    return appeal, clips
+
+
+def get_public_appeal(public_id: str) -> Appeal:
+    return get_public_appeal_and_clips(public_id)[0]
 
 
 def get_public_rendition(appeal_id: str, version_id: str, name: str) -> Rendition:
-    appeal = get_public_appeal(appeal_id)
-    for clip in public_clips(appeal):
+    _, clips = get_public_appeal_and_clips(appeal_id)
+    for clip in clips:
         if clip.version.public_id != version_id:
             continue
         for rendition in [*clip.videos, *([clip.poster] if clip.poster else [])]:
