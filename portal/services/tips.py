@@ -219,10 +219,10 @@ def add_tipster_message(tip: Tip, body: str) -> TipMessage:
     )
     message = TipMessage(tip=tip, author=MessageAuthor.TIPSTER.value, body=body)
     tip.last_tipster_message_at = utcnow()
+    db.session.add(message)
     # The queue shows the tip as awaiting staff again, from their first unanswered word.
     if tip.awaiting_since is None:
         tip.awaiting_since = tip.last_tipster_message_at
-    db.session.add(message)
     db.session.flush()
     return message
 
