@@ -16,6 +16,7 @@ from portal.models.clips import (
     VersionStatus,
 )
 from portal.models.jobs import Job, JobStatus
+from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
 from portal.models.security import MfaRecoveryCode, SignInThrottle
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
@@ -25,12 +26,14 @@ __all__ = [
     "ApiToken",
     "Appeal",
     "AppealClip",
+    "AppealDailyViews",
     "AppealStatus",
     "Approval",
     "AuditEvent",
     "Base",
     "Case",
     "CaseAssignment",
+    "CaseStatusChange",
     "CaseStatus",
     "Clip",
     "ClipStatus",
@@ -43,8 +46,10 @@ __all__ = [
     "Rendition",
     "Role",
     "SignInThrottle",
+    "SolvingTip",
     "StaffSession",
     "Tip",
+    "TipLead",
     "TipMessage",
     "TipStatus",
     "Upload",
