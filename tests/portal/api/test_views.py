@@ -150,7 +150,8 @@ def test_api_openapi_document_declares_every_operations_permission(
             assert "403" in operation["responses"], (method, path)
             assert "401" in operation["responses"], (method, path)
             declared += 1
-    assert declared == 15
+    assert declared == 18
+    assert document["paths"]["/cases/{case_id}/solve"]["post"]["x-permission"] == "case.edit"
     assert document["paths"]["/openapi.json"]["get"]["security"] == []
     assert document["paths"]["/cases"]["post"]["x-permission"] == "case.create"
     assert document["paths"]["/versions/{version_id}/approval"]["delete"]["x-permission"] == (
