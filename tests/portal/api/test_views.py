@@ -227,4 +227,7 @@ def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) ->
         ("get", "/versions/{version_id}/renditions/{name}"): "getRendition",
         ("post", "/versions/{version_id}/approval"): "approveVersion",
         ("delete", "/versions/{version_id}/approval"): "revokeApproval",
+        ("get", "/cases/{case_id}/history"): "getCaseHistory",
+        ("post", "/cases/{case_id}/solve"): "solveCase",
+        ("post", "/cases/{case_id}/status"): "changeCaseStatus",
     }
