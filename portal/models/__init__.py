@@ -2,6 +2,7 @@
 
 from portal.models.agencies import Agency
 from portal.models.appeals import Appeal, AppealClip, AppealStatus
+from portal.models.attachments import PENDING_STATUSES, AttachmentStatus, TipAttachment
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
@@ -26,7 +27,9 @@ __all__ = [
     "Appeal",
     "AppealClip",
     "AppealStatus",
+    "PENDING_STATUSES",
     "Approval",
+    "AttachmentStatus",
     "AuditEvent",
     "Base",
     "Case",
@@ -45,6 +48,7 @@ __all__ = [
     "SignInThrottle",
     "StaffSession",
     "Tip",
+    "TipAttachment",
     "TipMessage",
     "TipStatus",
     "Upload",
