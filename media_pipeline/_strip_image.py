@@ -57,10 +57,7 @@ def main(argv: list[str]) -> int:
         with Image.open(source, formats=[_PILLOW_FORMATS[fmt]]) as image:
             width, height = image.size
             if width * height > max_pixels:
-                return _refuse(
-                    f"the image is {width}x{height} pixels, over the limit of "
-                    f"{max_pixels / 1e6:.0f} million pixels"
-                )
+                return _refuse(f"the image has more than {max_pixels / 1e6:.0f} million pixels")
             image.load()
             icc = image.info.get("icc_profile")
             upright = ImageOps.exif_transpose(image) or image

@@ -11,11 +11,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from portal.extensions import csrf, db
 from portal.http import ratelimit
+from portal.http.bodies import accepts_files
 from portal.http.media import serve_published_rendition
 from portal.models import Agency, Appeal, Rendition, Tip
 from portal.models.base import utcnow
 from portal.public import bp
-from portal.public.forms import ReceiptCheckForm, ReplyForm, SearchForm, TipForm
+from portal.public.forms import AttachmentFields, ReceiptCheckForm, ReplyForm, SearchForm, TipForm
+from portal.services import attachments
 from portal.services.appeals import (
     CHANNELS,
     PublicClip,
@@ -153,8 +155,31 @@ def _tip_form_page(
     form: TipForm, *, agency: Agency, appeal: Appeal | None, status: int = 200
 ) -> BaseResponse:
     return _private(
-        render_template("public/tip_form.html", form=form, agency=agency, appeal=appeal), status
+        render_template(
+            "public/tip_form.html",
+            form=form,
+            agency=agency,
+            appeal=appeal,
+            drafts=attachments.list_drafts(form.draft.data or ""),
+        ),
+        status,
     )
+
+
+def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
+    """Keep this request's files as drafts of the form, whatever it answers: a form
+    shown again (expired, refused, rate limited) still has them, and sending it takes
+    them. Committed here for that reason."""
+    if attachments.draft_hash(form.draft.data or "") is None:
+        form.draft.data = attachments.new_draft_secret()
+    parts = [f.stream for f in request.files.getlist("files")]
+    staged = attachments.stage_parts(
+        parts,  # type: ignore[arg-type]
+        agency=agency,
+        draft_secret=form.draft.data or "",
+    )
+    attachments.keep_drafts()
+    return staged
 
 
 def _slow_down(form: FlaskForm, wait: int) -> None:
@@ -185,7 +210,9 @@ def _validate_keeping_text(form: FlaskForm) -> bool:
 def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseResponse:
     if request.method == "GET":
         form.via.data = channel_of(request.args.get("via"))
+        form.draft.data = attachments.new_draft_secret()
         return _tip_form_page(form, agency=agency, appeal=appeal)
+    staged = _stage_files(form, agency)
     if (wait := ratelimit.count_public("tips")) is not None:
         form.validate()  # the fields' own messages, with the text kept
         _slow_down(form, wait)
@@ -194,9 +221,17 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
         return _tip_form_page(form, agency=agency, appeal=appeal, status=400)
     if form.website.data:
         # A bot filled in the hidden field: answer like a success, keep nothing.
-        return _private(render_template("public/receipt.html", receipt=decoy_receipt()))
+        attachments.discard_drafts(form.draft.data or "")
+        db.session.commit()
+        return _private(
+            render_template("public/receipt.html", receipt=decoy_receipt(), attachments=[])
+        )
+    if not staged.ok:
+        # Too many, too large, no room: said plainly, with the text and the files kept.
+        form.form_errors.extend(staged.problems)
+        return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
     try:
-        _, receipt = submit_tip(
+        tip, receipt = submit_tip(
             TipInput(
                 body=form.body.data or "",
                 seen_when=form.seen_when.data or "",
@@ -209,16 +244,18 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
             agency=agency,
             appeal=appeal,
         )
+        files = attachments.take_drafts(tip, form.draft.data or "")
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
         getattr(form, exc.field or "body", form.body).errors = [exc.message]
         return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
-    return _private(render_template("public/receipt.html", receipt=receipt))
+    return _private(render_template("public/receipt.html", receipt=receipt, attachments=files))
 
 
 @bp.route("/appeals/<appeal_id>/tip", methods=["GET", "POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def appeal_tip(appeal_id: str) -> BaseResponse:
     try:
         appeal = get_public_appeal(appeal_id)
@@ -229,6 +266,7 @@ def appeal_tip(appeal_id: str) -> BaseResponse:
 
 @bp.route("/agencies/<slug>/tip", methods=["GET", "POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def agency_tip(slug: str) -> BaseResponse:
     try:
         agency = get_public_agency(slug)
@@ -240,7 +278,15 @@ def agency_tip(slug: str) -> BaseResponse:
 def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:
     form = form or ReplyForm(formdata=None)
     form.token.data = thread_token(tip)
-    return _private(render_template("public/tip_thread.html", tip=tip, form=form), status)
+    if attachments.draft_hash(form.draft.data or "") is None:
+        form.draft.data = attachments.new_draft_secret()
+    body = render_template(
+        "public/tip_thread.html",
+        tip=tip,
+        form=form,
+        drafts=attachments.list_drafts(form.draft.data or ""),
+    )
+    return _private(body, status)
 
 
 @bp.route("/tips/check", methods=["GET", "POST"])
@@ -268,6 +314,7 @@ def tip_check() -> BaseResponse:
 
 @bp.route("/tips/reply", methods=["POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def tip_reply() -> BaseResponse:
     form = ReplyForm()
     wait = ratelimit.count_public("receipts")
@@ -277,13 +324,18 @@ def tip_reply() -> BaseResponse:
         check = ReceiptCheckForm(formdata=None)
         check.form_errors.append(exc.message)
         return _private(render_template("public/tip_check.html", form=check), 400)
+    staged = _stage_files(form, tip.agency)
     if wait is not None:
         _slow_down(form, wait)
         return _retry_after(_thread_page(tip, form, 429), wait)
     if not _validate_keeping_text(form):
         return _thread_page(tip, form, 400)
+    if not staged.ok:
+        form.form_errors.extend(staged.problems)
+        return _thread_page(tip, form, 422)
     try:
-        add_tipster_message(tip, form.body.data or "")
+        message = add_tipster_message(tip, form.body.data or "")
+        attachments.take_drafts(tip, form.draft.data or "", message)
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
