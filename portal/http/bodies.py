@@ -21,9 +21,10 @@ cut off at the file limit, never whole in memory and never into ``/tmp``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from flask import Request, current_app
 from werkzeug.datastructures import MultiDict
@@ -39,11 +40,11 @@ class FileIntake:
     # The body limit from the settings.
     body_limit: Callable[[Any], int]
     # Where the n-th file part of the request goes (0, 1, ...).
-    open_part: Callable[[int], IO[bytes]]
+    open_part: Callable[[int], io.RawIOBase]
 
 
 def accepts_files(
-    body_limit: Callable[[Any], int], open_part: Callable[[int], IO[bytes]]
+    body_limit: Callable[[Any], int], open_part: Callable[[int], io.RawIOBase]
 ) -> Callable[[View], View]:
     """Mark a form view whose POST may carry files: its body limit is ``body_limit``
     of the settings, and its file parts are written by ``open_part``."""
@@ -114,10 +115,10 @@ class PortalRequest(Request):
             return super()._get_file_stream(
                 total_content_length, content_type, filename, content_length
             )
-        parts: list[IO[bytes]] = self.__dict__.setdefault("file_parts", [])
+        parts: list[io.RawIOBase] = self.__dict__.setdefault("file_parts", [])
         part = intake.open_part(len(parts))
         parts.append(part)
-        return part
+        return cast(IO[bytes], part)
 
     def close(self) -> None:
         # Parts of a body that failed mid-way (too large, cut off) are in no
