@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, delete, func, or_, select, update
 
 from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected
 from media_pipeline.attachments import KIND_OF_FORMAT, sniff_format, strip_image, strip_video
@@ -213,9 +213,17 @@ def staging_path(public_id: str) -> Path:
 
 
 def pending_bytes() -> int:
+    """Bytes of tip files on the staging disk: drafts, files waiting for their job,
+    and failed ones whose bytes wait for a retry."""
     total = db.session.scalar(
         select(func.coalesce(func.sum(TipAttachment.size), 0)).where(
-            TipAttachment.status.in_(PENDING_STATUSES)
+            or_(
+                TipAttachment.status.in_(PENDING_STATUSES),
+                and_(
+                    TipAttachment.status == AttachmentStatus.FAILED.value,
+                    TipAttachment.original_key == "",
+                ),
+            )
         )
     )
     return int(total or 0)
@@ -381,17 +389,45 @@ def take_drafts(
     tip: Tip, draft_secret: str, message: TipMessage | None = None
 ) -> list[TipAttachment]:
     """Give the drafts of ``draft_secret`` to ``tip`` (and its answer ``message``) and
-    start processing them after commit. Single use: a taken draft has no secret."""
+    start processing them after commit. Single use: a taken draft has no secret.
+
+    One conditional UPDATE, so a draft removed for room at the same moment is simply
+    not taken (and a draft being taken is not removed: see :func:`_remove_draft`)."""
     from portal.jobs import enqueue  # the jobs package imports services
 
-    taken = list_drafts(draft_secret)
-    for row in taken:
-        row.tip_id = tip.id
-        row.message_id = message.id if message is not None else None
-        row.draft_hash = None
-        if row.status == AttachmentStatus.DRAFT.value:
-            row.status = AttachmentStatus.QUEUED.value
+    digest = draft_hash(draft_secret)
+    if digest is None:
+        return []
     db.session.flush()
+    taken_ids = db.session.scalars(
+        update(TipAttachment)
+        .where(TipAttachment.draft_hash == digest, TipAttachment.tip_id.is_(None))
+        .values(
+            tip_id=tip.id,
+            message_id=message.id if message is not None else None,
+            draft_hash=None,
+            status=case(
+                (
+                    TipAttachment.status == AttachmentStatus.DRAFT.value,
+                    AttachmentStatus.QUEUED.value,
+                ),
+                else_=TipAttachment.status,
+            ),
+        )
+        .returning(TipAttachment.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.expire(tip, ["attachments"])
+    if not taken_ids:
+        return []
+    taken = list(
+        db.session.scalars(
+            select(TipAttachment)
+            .where(TipAttachment.id.in_(taken_ids))
+            .order_by(TipAttachment.id)
+            .execution_options(populate_existing=True)
+        )
+    )
     for row in taken:
         if row.status == AttachmentStatus.QUEUED.value:
             enqueue("tips.attachment", attachment_id=row.id)
@@ -405,9 +441,19 @@ def discard_drafts(draft_secret: str) -> None:
 
 
 def _remove_draft(row: TipAttachment) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        staging_path(row.public_id).unlink()
-    db.session.delete(row)
+    """Remove a draft and its bytes, only if it is still a draft: a conditional
+    DELETE, so one taken by a tip meanwhile stays (on PostgreSQL the DELETE waits for
+    the taking transaction and then finds nothing to remove)."""
+    public_id = row.public_id
+    result = db.session.execute(
+        delete(TipAttachment)
+        .where(TipAttachment.id == row.id, TipAttachment.tip_id.is_(None))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        db.session.expunge(row)
+        with contextlib.suppress(FileNotFoundError):
+            staging_path(public_id).unlink()
 
 
 def sweep_drafts(now_s: float | None = None) -> int:
