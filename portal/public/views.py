@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import abort, make_response, render_template, request, url_for
+from flask import abort, current_app, make_response, render_template, request, url_for
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.extensions import csrf, db
@@ -166,6 +167,21 @@ def _tip_form_page(
     )
 
 
+def _too_large(agency: Agency, appeal: Appeal | None) -> BaseResponse:
+    """A body over the form's limit is refused before a byte of it is read, so what
+    was typed cannot be shown again: say so, and how to keep it (going back)."""
+    settings = current_app.config["TATTLETALE"]
+    form = TipForm(formdata=None)
+    form.draft.data = attachments.new_draft_secret()
+    form.form_errors.append(
+        "The files together are larger than this form accepts (at most "
+        f"{settings.tip_attachments_max} files of {settings.tip_attachment_max_bytes // 1024**2} "
+        "MB each), so nothing was sent. Go back to keep what you wrote, and choose fewer "
+        "or smaller files."
+    )
+    return _tip_form_page(form, agency=agency, appeal=appeal, status=413)
+
+
 def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
     """Keep this request's files as drafts of the form, whatever it answers: a form
     shown again (expired, refused, rate limited) still has them, and sending it takes
@@ -261,7 +277,11 @@ def appeal_tip(appeal_id: str) -> BaseResponse:
         appeal = get_public_appeal(appeal_id)
     except NotFound:
         abort(404)
-    return _take_tip(TipForm(), agency=appeal.agency, appeal=appeal)
+    try:
+        form = TipForm()
+    except RequestEntityTooLarge:
+        return _too_large(appeal.agency, appeal)
+    return _take_tip(form, agency=appeal.agency, appeal=appeal)
 
 
 @bp.route("/agencies/<slug>/tip", methods=["GET", "POST"])
@@ -272,7 +292,11 @@ def agency_tip(slug: str) -> BaseResponse:
         agency = get_public_agency(slug)
     except NotFound:
         abort(404)
-    return _take_tip(TipForm(), agency=agency, appeal=None)
+    try:
+        form = TipForm()
+    except RequestEntityTooLarge:
+        return _too_large(agency, None)
+    return _take_tip(form, agency=agency, appeal=None)
 
 
 def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:

@@ -89,6 +89,7 @@ def thread(client: FlaskClient, page: str) -> str:
     return response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)
 def test_tip_with_a_photo_and_a_video_without_javascript(
     app: Flask, client: FlaskClient, agency: Agency, photo: bytes, video: bytes
 ) -> None:
@@ -230,7 +231,9 @@ def test_a_body_over_the_forms_limit_is_refused_before_it_is_read(
         environ_overrides={"CONTENT_LENGTH": str(limit + 1)},
     )
     assert response.status_code == 413
-    assert "larger than this site accepts" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "larger than this form accepts (at most 5 files of 256 MB each)" in page
+    assert "Go back to keep what you wrote" in page
     assert not list(upload_dir().glob("tip-*"))
 
 
