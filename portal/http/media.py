@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from flask import abort, request
+from flask import abort, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
@@ -155,4 +155,14 @@ def serve_published_rendition(rendition: Rendition) -> Response:
         rendition.content_type,
         cache_control=PUBLIC_CACHE,
         etag=rendition.sha256,
+    )
+
+
+def published_media_url(appeal_id: str, rendition: Rendition) -> str:
+    """Where a viewer fetches a published rendition: the portal's own route."""
+    return url_for(
+        "public.appeal_media",
+        appeal_id=appeal_id,
+        version_id=rendition.version.public_id,
+        name=rendition.name,
     )

@@ -16,7 +16,7 @@ from portal.models.clips import (
     VersionStatus,
 )
 from portal.models.jobs import Job, JobStatus
-from portal.models.security import MfaRecoveryCode, SignInThrottle
+from portal.models.security import MfaRecoveryCode, SignInThrottle, SpentChallenge
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
@@ -43,6 +43,7 @@ __all__ = [
     "Rendition",
     "Role",
     "SignInThrottle",
+    "SpentChallenge",
     "StaffSession",
     "Tip",
     "TipMessage",

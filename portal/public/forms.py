@@ -24,7 +24,16 @@ class SearchForm(FlaskForm):
     q = SearchField("Place or offence", validators=[TextValidator(max_length=100)])
 
 
-class TipForm(FlaskForm):
+class ProofOfWorkFields:
+    """The challenge the server issued with the form, and the counter the page's
+    worker found for it (portal/static/js/proof-of-work.js). Empty without
+    JavaScript: then the stricter limit applies instead."""
+
+    pow_challenge = HiddenField()
+    pow_solution = HiddenField()
+
+
+class TipForm(ProofOfWorkFields, FlaskForm):
     """The tip form. Works without JavaScript; nothing in it is required but the tip."""
 
     body = TextAreaField(
@@ -54,7 +63,7 @@ class ReceiptCheckForm(FlaskForm):
     )
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(ProofOfWorkFields, FlaskForm):
     token = HiddenField()
     body = TextAreaField(
         "Your answer or more information",

@@ -38,6 +38,7 @@ from portal.models.appeals import DEFAULT_QUESTION
 from portal.models.base import utcnow
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
+from portal.services.cases import check_case_access
 from portal.services.clips import approval_is_intact
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from portal.services.text import clean_text
@@ -73,6 +74,17 @@ def channel_of(value: str | None) -> str:
 
 def appeal_of(case: Case) -> Appeal | None:
     return db.session.scalar(select(Appeal).where(Appeal.case_id == case.id))
+
+
+def get_appeal_for(
+    user: User, public_id: str, permission: Permission = Permission.APPEAL_PUBLISH
+) -> Appeal:
+    """The appeal, if the user may see its case (NotFound otherwise, as for cases: ids
+    are not probed) and do ``permission`` with it (PermissionDenied)."""
+    appeal = db.session.scalar(select(Appeal).where(Appeal.public_id == public_id))
+    check_case_access(user, appeal.case if appeal is not None else None, permission, "appeal")
+    assert appeal is not None
+    return appeal
 
 
 def publishable_versions(case: Case) -> list[ClipVersion]:
