@@ -114,8 +114,9 @@ class Settings:
     # (Apache, lighttpd): the portal checks and answers headers, the front proxy sends
     # the file, so no worker is held for a whole video per viewer.
     media_offload: str = ""
-    # The internal location (X-Accel-Redirect) or directory (X-Sendfile) the front
-    # proxy maps the local store's keys under; see docs/deploy/nginx.conf.
+    # The front proxy's internal location the local store's keys are found under
+    # (X-Accel-Redirect; X-Sendfile names the file's own path); see
+    # docs/deploy/nginx.conf.
     media_offload_prefix: str = "/_media/"
     # An origin on the agency's own domain (a CDN or bucket behind it) that published
     # renditions are copied to; appeal pages then play from it. "" : the portal serves.

@@ -126,11 +126,15 @@ def _clip(appeal: Appeal, clip: PublicClip) -> dict[str, Any]:
     return {
         "version": clip.version.public_id,
         "duration_s": clip.duration_s,
-        "poster_url": published_media_url(appeal.public_id, clip.poster) if clip.poster else None,
+        "poster_url": (
+            published_media_url(appeal.public_id, clip.poster, copied=clip.copied)
+            if clip.poster
+            else None
+        ),
         "videos": [
             {
                 "name": video.name,
-                "url": published_media_url(appeal.public_id, video),
+                "url": published_media_url(appeal.public_id, video, copied=clip.copied),
                 "width": video.width,
                 "height": video.height,
                 "content_type": video.content_type,

@@ -114,8 +114,8 @@ def appeal_media(appeal_id: str, version_id: str, name: str) -> BaseResponse:
 
 
 @bp.app_template_global()
-def public_media_url(appeal_id: str, rendition: Rendition) -> str:
-    return published_media_url(appeal_id, rendition)
+def public_media_url(appeal_id: str, rendition: Rendition, clip: PublicClip) -> str:
+    return published_media_url(appeal_id, rendition, copied=clip.copied)
 
 
 @bp.app_template_global()

@@ -1,6 +1,7 @@
-"""Spent proof-of-work challenges (single use without Redis).
+"""Spent proof-of-work challenges (single use without Redis), and whether an appeal's
+clip has its copy on the public media origin.
 
-Revision ID: 0006_spent_challenges
+Revision ID: 0006_public_api
 Revises: 0005
 Create Date: 2026-12-01 23:20:00.000000
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0006_spent_challenges"
+revision = "0006_public_api"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
@@ -29,9 +30,15 @@ def upgrade():
         batch_op.create_index(
             batch_op.f("ix_spent_challenges_expires_at"), ["expires_at"], unique=False
         )
+    with op.batch_alter_table("appeal_clips", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("public_copy", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade():
+    with op.batch_alter_table("appeal_clips", schema=None) as batch_op:
+        batch_op.drop_column("public_copy")
     with op.batch_alter_table("spent_challenges", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_spent_challenges_expires_at"))
     op.drop_table("spent_challenges")
