@@ -232,4 +232,12 @@ def authenticate_bearer():
     return None
 
 
-from portal.api import account_views, footage, public, publication, views  # noqa: E402,F401
+from portal.api import (  # noqa: E402,F401
+    account_views,
+    case_life,
+    footage,
+    public,
+    publication,
+    tips,
+    views,
+)

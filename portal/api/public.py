@@ -25,10 +25,10 @@ from portal.api.schemas import (
     PublicAppealListSchema,
     PublicAppealQuerySchema,
     PublicAppealSchema,
+    PublicTipMessageSchema,
     ReceiptSchema,
     TipCreateSchema,
     TipMessageCreateSchema,
-    TipMessageSchema,
     TipThreadSchema,
 )
 from portal.http import ratelimit
@@ -87,8 +87,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "api.get_challenge",
         "api.post_appeal_tip",
         "api.post_general_tip",
-        "api.get_tip_messages",
-        "api.post_tip_message",
+        "api.get_public_tip_messages",
+        "api.post_public_tip_message",
     }
 )
 
@@ -221,7 +221,7 @@ def _receipt(receipt: Receipt) -> Response:
         {
             "number": receipt.number,
             "passphrase": receipt.passphrase,
-            "messages": url_for("api.get_tip_messages", number=receipt.number),
+            "messages": url_for("api.get_public_tip_messages", number=receipt.number),
         },
         201,
     )
@@ -263,7 +263,7 @@ def post_appeal_tip(read: Body, appeal_id: str):
 
 
 @bp.route("/public/tips", methods=["POST"])
-@bp.doc(operationId="createTip", security=[], **TIP_DOC)
+@bp.doc(operationId="createPublicTip", security=[], **TIP_DOC)
 @json_body(GeneralTipCreateSchema)
 @bp.response(201, ReceiptSchema, description="The receipt: shown this once.")
 @problems(400, 404, 422, 429)
@@ -298,10 +298,10 @@ THREAD_DOC = {"parameters": [PASSPHRASE_PARAMETER]}
 
 
 @bp.route("/public/tips/<id:number>/messages", methods=["GET"])
-@bp.doc(operationId="getTipMessages", security=[], **THREAD_DOC)
+@bp.doc(operationId="getPublicTipMessages", security=[], **THREAD_DOC)
 @bp.response(200, TipThreadSchema, description="The tip's conversation, oldest first.")
 @problems(404, 422, 429)
-def get_tip_messages(number: str):
+def get_public_tip_messages(number: str):
     """Read the tip's thread: a detective's questions and the tipster's answers."""
     if (wait := ratelimit.count_public("receipts")) is not None:
         return ratelimit.too_many_requests(wait, "Too many receipts tried from here.")
@@ -312,14 +312,14 @@ def get_tip_messages(number: str):
 
 @bp.route("/public/tips/<id:number>/messages", methods=["POST"])
 @bp.doc(
-    operationId="createTipMessage",
+    operationId="createPublicTipMessage",
     security=[],
     parameters=[PASSPHRASE_PARAMETER, PROOF_PARAMETER],
 )
 @json_body(TipMessageCreateSchema)
-@bp.response(201, TipMessageSchema, description="Added to the thread.")
+@bp.response(201, PublicTipMessageSchema, description="Added to the thread.")
 @problems(400, 404, 422, 429)
-def post_tip_message(read: Body, number: str):
+def post_public_tip_message(read: Body, number: str):
     """Answer a detective, or add information."""
     if (wait := ratelimit.count_public("receipts")) is not None:
         return ratelimit.too_many_requests(wait, "Too many receipts tried from here.")
@@ -328,4 +328,4 @@ def post_tip_message(read: Body, number: str):
     if (refusal := _refused_without_proof("reply")) is not None:
         return refusal
     message = add_tipster_message(tip, fields["body"])
-    return _private(TipMessageSchema, _message(message), 201)
+    return _private(PublicTipMessageSchema, _message(message), 201)

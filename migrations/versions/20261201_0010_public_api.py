@@ -1,8 +1,8 @@
 """Spent proof-of-work challenges (single use without Redis), and whether an appeal's
 clip has its copy on the public media origin.
 
-Revision ID: 0006_public_api
-Revises: 0005
+Revision ID: 0010_public_api
+Revises: 0009
 Create Date: 2026-12-01 23:20:00.000000
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0006_public_api"
-down_revision = "0005"
+revision = "0010_public_api"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
