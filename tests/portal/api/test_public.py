@@ -4,10 +4,14 @@ input a caller can send answers a problem document."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from portal import create_app
 from portal.extensions import db
 from portal.models import (
     Agency,
@@ -19,11 +23,14 @@ from portal.models import (
     Tip,
     TipMessage,
     User,
+    UserRole,
 )
 from portal.services.cases import create_case
 from portal.services.tips import PASSPHRASE_WORDS, WRONG_RECEIPT, add_staff_message, wordlist
 from portal.services.users import create_api_token
+from tests.conftest import IsolatedClient
 from tests.portal.conftest import listed_appeal, solve_challenge
+from tests.portal.services.test_tips import TIPSTER_ADDRESS, dump_database
 
 PROBLEM = "application/problem+json"
 
@@ -482,3 +489,60 @@ def test_publication_of_a_case_without_appeal_rows_is_not_found(
         f"/api/v1/appeals/{case.public_id}/publication", headers=bearer(users[Role.COORDINATOR])
     )
     assert response.status_code == 404
+
+
+# -- no trace -------------------------------------------------------------------------------
+
+
+def test_public_api_leaves_no_client_address_in_database_or_logs(  # type: ignore[no-untyped-def]
+    settings, password_hash: str, caplog, capfd
+) -> None:
+    # Behind one trusted proxy, so the address is the distinctive one sent.
+    app = create_app(replace(settings, trusted_proxies=1))
+    app.test_client_class = IsolatedClient
+    caplog.set_level(logging.DEBUG)
+    with app.app_context():
+        agency = Agency(name="Springfield Police Department", slug="springfield")
+        staff = User(
+            agency=agency,
+            email="staff@springfield.example",
+            display_name="Staff",
+            password_hash=password_hash,
+            role_rows=[UserRole(role=Role.OFFICER.value), UserRole(role=Role.SUPERVISOR.value)],
+        )
+        db.session.add_all([agency, staff])
+        db.session.commit()
+        appeal = listed_appeal(agency, staff, staff, number="P-2", title="Privacy")
+        client = app.test_client()
+        headers = {
+            "X-Forwarded-For": TIPSTER_ADDRESS,
+            "User-Agent": "TipsterPhone/1.0",
+            "Referer": "https://facebook.example/post/1",
+        }
+        client.get("/api/v1/public/appeals", headers=headers)
+        client.get(f"/api/v1/public/appeals/{appeal.public_id}", headers=headers)
+        client.get("/api/v1/public/appeals/nowhere", headers=headers)
+        sent = client.post(
+            f"/api/v1/public/appeals/{appeal.public_id}/tips",
+            json={"body": "He is my cousin."},
+            headers={**headers, **proof(client)},
+        )
+        assert sent.status_code == 201
+        path = f"/api/v1/public/tips/{sent.json['number']}/messages"
+        passphrase = {"X-Tip-Passphrase": sent.json["passphrase"]}
+        client.get(path, headers={**headers, **passphrase})
+        client.get(path, headers={**headers, "X-Tip-Passphrase": "wrong"})
+        client.post(path, json={"body": "More."}, headers={**headers, **passphrase})
+        stored = dump_database()
+        db.session.remove()
+        db.engine.dispose()
+    # Every field of every record, not only the formatted line: the JSON format
+    # writes the extra fields (path, status, client_addr for staff) too.
+    fields = " ".join(str(value) for record in caplog.records for value in vars(record).values())
+    logged = caplog.text + fields + "".join(capfd.readouterr())
+    for trace in (TIPSTER_ADDRESS, "TipsterPhone", "facebook.example"):
+        assert trace not in stored, trace
+        assert trace not in logged, trace
+    assert "He is my cousin." in stored and "More." in stored
+    paths = [getattr(record, "path", None) for record in caplog.records]
+    assert "/api/v1/public/appeals" in paths  # the requests were logged, without them
