@@ -2,6 +2,7 @@
 
 from portal.models.agencies import Agency
 from portal.models.appeals import Appeal, AppealClip, AppealStatus
+from portal.models.attachments import PENDING_STATUSES, AttachmentStatus, TipAttachment
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
@@ -29,7 +30,9 @@ __all__ = [
     "AppealClip",
     "AppealDailyViews",
     "AppealStatus",
+    "PENDING_STATUSES",
     "Approval",
+    "AttachmentStatus",
     "AuditEvent",
     "Base",
     "Case",
@@ -52,6 +55,7 @@ __all__ = [
     "StaffSession",
     "Tip",
     "TipLead",
+    "TipAttachment",
     "TipMessage",
     "TipNote",
     "TipPriority",

@@ -33,8 +33,13 @@
       if (waiting) send();
     };
     worker.postMessage({ challenge: challenge.value, bits: Number(form.dataset.powBits) });
+    var files = form.querySelector("input[type=file]");
     form.addEventListener("submit", function (event) {
       if (state === "done") return;
+      // With files chosen the page's uploader sends the form itself (tip-upload.js,
+      // with progress): not held back here, it goes with whatever was solved by now
+      // (if nothing, under the stricter limit, as without JavaScript).
+      if (files && files.files && files.files.length) return;
       event.preventDefault();
       waiting = true;
       if (status) status.textContent = "Sending in a moment…";
