@@ -18,7 +18,7 @@ from portal.models.clips import (
 )
 from portal.models.jobs import Job, JobStatus
 from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
-from portal.models.security import MfaRecoveryCode, SignInThrottle
+from portal.models.security import MfaRecoveryCode, SignInThrottle, SpentChallenge
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
 from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
@@ -51,6 +51,7 @@ __all__ = [
     "Role",
     "SignInThrottle",
     "SolvingTip",
+    "SpentChallenge",
     "StaffSession",
     "Tip",
     "TipLead",

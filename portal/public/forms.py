@@ -25,6 +25,15 @@ class SearchForm(FlaskForm):
     q = SearchField("Place or offence", validators=[TextValidator(max_length=100)])
 
 
+class ProofOfWorkFields:
+    """The challenge the server issued with the form, and the counter the page's
+    worker found for it (portal/static/js/proof-of-work.js). Empty without
+    JavaScript: then the stricter limit applies instead."""
+
+    pow_challenge = HiddenField()
+    pow_solution = HiddenField()
+
+
 class AttachmentFields:
     """The optional files of a tip or an answer. What a file is, and whether it is
     kept, is decided by the attachment service from its bytes; ``draft`` carries the
@@ -38,7 +47,7 @@ class AttachmentFields:
     draft = HiddenField(validators=[TextValidator(max_length=64)])
 
 
-class TipForm(AttachmentFields, FlaskForm):
+class TipForm(AttachmentFields, ProofOfWorkFields, FlaskForm):
     """The tip form. Works without JavaScript; nothing in it is required but the tip."""
 
     body = TextAreaField(
@@ -68,7 +77,7 @@ class ReceiptCheckForm(FlaskForm):
     )
 
 
-class ReplyForm(AttachmentFields, FlaskForm):
+class ReplyForm(AttachmentFields, ProofOfWorkFields, FlaskForm):
     token = HiddenField()
     body = TextAreaField(
         "Your answer or more information",

@@ -3,6 +3,7 @@ the published media. Every view here is anonymous: nothing records who asks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import abort, current_app, make_response, render_template, request, url_for
@@ -13,7 +14,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from portal.extensions import csrf, db
 from portal.http import ratelimit
 from portal.http.bodies import accepts_files
-from portal.http.media import serve_published_rendition
+from portal.http.media import published_media_url, serve_published_rendition
+from portal.http.proof import check_proof
 from portal.models import Agency, Appeal, Rendition, Tip
 from portal.models.base import utcnow
 from portal.public import bp
@@ -30,6 +32,7 @@ from portal.services.appeals import (
     list_public_appeals,
     public_clips,
 )
+from portal.services.challenges import ProofRejected, issue_challenge, required_bits
 from portal.services.errors import NotFound, ValidationFailed
 from portal.services.tips import (
     TipInput,
@@ -114,13 +117,8 @@ def appeal_media(appeal_id: str, version_id: str, name: str) -> BaseResponse:
 
 
 @bp.app_template_global()
-def public_media_url(appeal_id: str, rendition: Rendition) -> str:
-    return url_for(
-        "public.appeal_media",
-        appeal_id=appeal_id,
-        version_id=rendition.version.public_id,
-        name=rendition.name,
-    )
+def public_media_url(appeal_id: str, rendition: Rendition, clip: PublicClip) -> str:
+    return published_media_url(appeal_id, rendition, copied=clip.copied)
 
 
 @bp.app_template_global()
@@ -152,9 +150,39 @@ def _private(body: str, status: int = 200) -> BaseResponse:
     return response
 
 
+@bp.context_processor
+def proof_of_work_bits() -> dict[str, int]:
+    return {"pow_bits": required_bits()}
+
+
+def _with_challenge(form: TipForm | ReplyForm, purpose: str) -> None:
+    """Every form shown carries a fresh challenge: one sent and refused (or spent)
+    is never offered again."""
+    form.pow_solution.data = ""
+    form.pow_challenge.data = issue_challenge(purpose).token if required_bits() else ""
+
+
+def _proof_refused(
+    form: TipForm | ReplyForm, purpose: str, page: Callable[[int], BaseResponse]
+) -> BaseResponse | None:
+    """Check the form's proof of work. Refused (forged, replayed, expired), or over
+    the stricter limit for forms sent without one: the form again (``page`` with a
+    status), with a message and what was typed. Accepted: None."""
+    try:
+        wait = check_proof(purpose, form.pow_challenge.data or "", form.pow_solution.data or "")
+    except ProofRejected as exc:
+        form.form_errors.append(f"{exc.message} What you wrote is still here.")
+        return page(400)
+    if wait is None:
+        return None
+    _slow_down(form, wait)
+    return _retry_after(page(429), wait)
+
+
 def _tip_form_page(
     form: TipForm, *, agency: Agency, appeal: Appeal | None, status: int = 200
 ) -> BaseResponse:
+    _with_challenge(form, "tip")
     return _private(
         render_template(
             "public/tip_form.html",
@@ -246,6 +274,13 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
         # Too many, too large, no room: said plainly, with the text and the files kept.
         form.form_errors.extend(staged.problems)
         return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
+    refused = _proof_refused(
+        form,
+        "tip",
+        lambda status: _tip_form_page(form, agency=agency, appeal=appeal, status=status),
+    )
+    if refused is not None:
+        return refused
     try:
         tip, receipt = submit_tip(
             TipInput(
@@ -302,6 +337,7 @@ def agency_tip(slug: str) -> BaseResponse:
 def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:
     form = form or ReplyForm(formdata=None)
     form.token.data = thread_token(tip)
+    _with_challenge(form, "reply")
     if attachments.draft_hash(form.draft.data or "") is None:
         form.draft.data = attachments.new_draft_secret()
     body = render_template(
@@ -357,6 +393,8 @@ def tip_reply() -> BaseResponse:
     if not staged.ok:
         form.form_errors.extend(staged.problems)
         return _thread_page(tip, form, 422)
+    if (refused := _proof_refused(form, "reply", lambda s: _thread_page(tip, form, s))) is not None:
+        return refused
     try:
         message = add_tipster_message(tip, form.body.data or "")
         attachments.take_drafts(tip, form.draft.data or "", message)
