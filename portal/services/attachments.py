@@ -45,7 +45,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import and_, case, delete, func, or_, select, update
 
-from media_pipeline import Limits, LocalStore, MediaPipelineError, ObjectNotFound, Rejected
+from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected
 from media_pipeline.attachments import KIND_OF_FORMAT, sniff_format, strip_image, strip_video
 from portal.extensions import db
 from portal.models import (
@@ -60,7 +60,7 @@ from portal.models import (
 from portal.models.base import new_public_id, utcnow
 from portal.services.audit import record_event
 from portal.services.errors import Conflict, NotFound, PermissionDenied
-from portal.services.storage import get_store, work_dir
+from portal.services.storage import get_store, upload_dir, work_dir
 from portal.services.tips import get_tip_for, may_handle
 
 log = logging.getLogger(__name__)
@@ -208,23 +208,8 @@ class ReceivedPart(io.RawIOBase):
         super().close()
 
 
-def staging_dir() -> Path:
-    """Where tip files wait for their job: inside a local store's root (adopting the
-    original is then a rename, and a filesystem shared by several machines shows it to
-    every worker), else in the instance directory. With the S3 store and workers on
-    other machines than the web processes, those workers do not see this directory:
-    that deployment needs the files staged on the store (not done yet)."""
-    store = get_store()
-    if isinstance(store, LocalStore):
-        path = Path(store.root) / ".tip-uploads"
-    else:
-        path = _settings().instance_path / "tip-uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def staging_path(public_id: str) -> Path:
-    return staging_dir() / f"{_PART_PREFIX}{public_id}{_PART_SUFFIX}"
+    return upload_dir() / f"{_PART_PREFIX}{public_id}{_PART_SUFFIX}"
 
 
 def pending_bytes() -> int:
@@ -249,7 +234,7 @@ def _room_left(needed: int) -> bool:
     in_use = pending_bytes() + _reserved.total
     if in_use + needed > settings.tip_attachments_pending_bytes:
         return False
-    usage = shutil.disk_usage(staging_dir())
+    usage = shutil.disk_usage(upload_dir())
     return usage.free - needed > usage.total * _STAGING_RESERVE_FRACTION
 
 
@@ -500,7 +485,7 @@ def sweep_drafts(now_s: float | None = None) -> int:
         )
     )
     oldest = (now_s or time.time()) - DRAFT_LIFETIME.total_seconds()
-    for path in staging_dir().glob(f"{_PART_PREFIX}*{_PART_SUFFIX}"):
+    for path in upload_dir().glob(f"{_PART_PREFIX}*{_PART_SUFFIX}"):
         public_id = path.name[len(_PART_PREFIX) : -len(_PART_SUFFIX)]
         if public_id in known or public_id in failed:
             continue
