@@ -17,8 +17,10 @@ from portal.models.clips import (
     VersionStatus,
 )
 from portal.models.jobs import Job, JobStatus
+from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
 from portal.models.security import MfaRecoveryCode, SignInThrottle
-from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
+from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
+from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "ApiToken",
     "Appeal",
     "AppealClip",
+    "AppealDailyViews",
     "AppealStatus",
     "PENDING_STATUSES",
     "Approval",
@@ -34,6 +37,7 @@ __all__ = [
     "Base",
     "Case",
     "CaseAssignment",
+    "CaseStatusChange",
     "CaseStatus",
     "Clip",
     "ClipStatus",
@@ -46,11 +50,17 @@ __all__ = [
     "Rendition",
     "Role",
     "SignInThrottle",
+    "SolvingTip",
     "StaffSession",
     "Tip",
+    "TipLead",
     "TipAttachment",
     "TipMessage",
+    "TipNote",
+    "TipPriority",
+    "TipRead",
     "TipStatus",
+    "TipTag",
     "Upload",
     "UploadStatus",
     "User",

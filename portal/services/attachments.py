@@ -47,6 +47,7 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 
 from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected
 from media_pipeline.attachments import KIND_OF_FORMAT, sniff_format, strip_image, strip_video
+from media_pipeline.staging import LocalStaging
 from portal.extensions import db
 from portal.models import (
     PENDING_STATUSES,
@@ -60,7 +61,7 @@ from portal.models import (
 from portal.models.base import new_public_id, utcnow
 from portal.services.audit import record_event
 from portal.services.errors import Conflict, NotFound, PermissionDenied
-from portal.services.storage import get_store, upload_dir, work_dir
+from portal.services.storage import get_staging, get_store, work_dir
 from portal.services.tips import get_tip_for, may_handle
 
 log = logging.getLogger(__name__)
@@ -208,8 +209,24 @@ class ReceivedPart(io.RawIOBase):
         super().close()
 
 
+def parts_dir() -> Path:
+    """Where tip files are received and wait for their job: beside the clip uploads in
+    the local store's root (so machines sharing the store's filesystem share them).
+
+    With the S3 store they stay on the receiving machine's instance directory: the
+    processing job must then run on that machine. Staging them in the bucket as clip
+    uploads are is still to do."""
+    staging = get_staging()
+    if isinstance(staging, LocalStaging):
+        path = Path(staging.directory)
+    else:
+        path = current_app.config["TATTLETALE"].instance_path / "tip-uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def staging_path(public_id: str) -> Path:
-    return upload_dir() / f"{_PART_PREFIX}{public_id}{_PART_SUFFIX}"
+    return parts_dir() / f"{_PART_PREFIX}{public_id}{_PART_SUFFIX}"
 
 
 def pending_bytes() -> int:
@@ -234,7 +251,7 @@ def _room_left(needed: int) -> bool:
     in_use = pending_bytes() + _reserved.total
     if in_use + needed > settings.tip_attachments_pending_bytes:
         return False
-    usage = shutil.disk_usage(upload_dir())
+    usage = shutil.disk_usage(parts_dir())
     return usage.free - needed > usage.total * _STAGING_RESERVE_FRACTION
 
 
@@ -485,7 +502,7 @@ def sweep_drafts(now_s: float | None = None) -> int:
         )
     )
     oldest = (now_s or time.time()) - DRAFT_LIFETIME.total_seconds()
-    for path in upload_dir().glob(f"{_PART_PREFIX}*{_PART_SUFFIX}"):
+    for path in parts_dir().glob(f"{_PART_PREFIX}*{_PART_SUFFIX}"):
         public_id = path.name[len(_PART_PREFIX) : -len(_PART_SUFFIX)]
         if public_id in known or public_id in failed:
             continue

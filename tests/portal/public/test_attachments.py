@@ -22,10 +22,11 @@ from portal.models import Agency, AttachmentStatus, AuditEvent, Role, Tip, TipAt
 from portal.models.base import utcnow
 from portal.services.attachments import (
     form_body_limit,
+    parts_dir,
     staging_path,
     sweep_drafts,
 )
-from portal.services.storage import get_store, upload_dir
+from portal.services.storage import get_store
 from tests.media_pipeline.test_attachments import GPS_IFD, phone_photo
 from tests.portal.conftest import run_jobs
 from tests.portal.staff.test_tips_views import make_appeal
@@ -122,7 +123,7 @@ def test_tip_with_a_photo_and_a_video_without_javascript(
     dump = repr([row.__dict__ for row in db.session.scalars(sa.select(TipAttachment))])
     for clue in ("IMG_0001", "jane-doe", 'image/jpeg"', "quicktime"):
         assert clue not in dump
-    assert not list(upload_dir().glob("tip-*"))  # the staging disk is empty again
+    assert not list(parts_dir().glob("tip-*"))  # the staging disk is empty again
     assert "received" in thread(client, page)
 
 
@@ -216,7 +217,7 @@ def test_a_file_over_the_size_limit_is_dropped_with_a_message(
     assert response.status_code == 422
     assert "File 1 is 1.1 MB; the largest accepted is 1.0 MB. It was not kept." in page
     assert "He lives at 12 Elm Street." in page and "Photo 1" in page
-    assert len(list(upload_dir().glob("tip-*"))) == 1  # only the small one is on disk
+    assert len(list(parts_dir().glob("tip-*"))) == 1  # only the small one is on disk
 
 
 def test_a_body_over_the_forms_limit_is_refused_before_it_is_read(
@@ -234,7 +235,7 @@ def test_a_body_over_the_forms_limit_is_refused_before_it_is_read(
     page = response.get_data(as_text=True)
     assert "larger than this form accepts (at most 5 files of 256 MB each)" in page
     assert "Go back to keep what you wrote" in page
-    assert not list(upload_dir().glob("tip-*"))
+    assert not list(parts_dir().glob("tip-*"))
 
 
 def test_an_expired_form_keeps_the_text_and_the_files(
@@ -297,7 +298,7 @@ def test_a_flood_removes_the_oldest_unsent_drafts_first(
     rows = db.session.scalars(sa.select(TipAttachment).order_by(TipAttachment.id)).all()
     assert len(rows) == 3  # the first draft went to make room for the fourth
     assert all(staging_path(r.public_id).exists() for r in rows)
-    assert len(list(upload_dir().glob("tip-*"))) == 3
+    assert len(list(parts_dir().glob("tip-*"))) == 3
     # A sent tip's files are never dropped: with the quota full of them, new files are
     # refused and the tip still arrives.
     for draft in drafts[1:]:
