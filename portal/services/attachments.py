@@ -370,7 +370,11 @@ def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str)
         db.session.add(row)
         existing += 1
     if too_many:
-        problems.append(TOO_MANY.format(count=settings.tip_attachments_max))
+        problems.append(
+            TOO_MANY.format(count=settings.tip_attachments_max)
+            if settings.tip_attachments_max
+            else "This site takes no files with tips; yours were not kept."
+        )
     db.session.flush()
     return Staged(problems)
 
