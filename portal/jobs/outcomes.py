@@ -4,7 +4,7 @@ in Redis moved into the database, and tips that became actionable recorded as le
 from __future__ import annotations
 
 from portal.jobs.periodic import periodic
-from portal.services.outcomes import flush_page_views, record_new_leads
+from portal.services.outcomes import flush_page_views, record_new_leads, refresh_totals
 
 
 @periodic("outcomes.flush_page_views", every_s=60)
@@ -15,3 +15,8 @@ def flush_views() -> None:
 @periodic("outcomes.record_leads", every_s=300)
 def record_leads() -> None:
     record_new_leads()
+
+
+@periodic("outcomes.refresh_totals", every_s=300)
+def refresh_appeal_totals() -> None:
+    refresh_totals()

@@ -16,7 +16,13 @@ from portal.models.clips import (
     VersionStatus,
 )
 from portal.models.jobs import Job, JobStatus
-from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
+from portal.models.outcomes import (
+    AppealDailyViews,
+    AppealTotals,
+    CaseStatusChange,
+    SolvingTip,
+    TipLead,
+)
 from portal.models.security import MfaRecoveryCode, SignInThrottle
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
@@ -27,6 +33,7 @@ __all__ = [
     "Appeal",
     "AppealClip",
     "AppealDailyViews",
+    "AppealTotals",
     "AppealStatus",
     "Approval",
     "AuditEvent",

@@ -11,6 +11,11 @@ periodic job adds the totals to ``appeal_daily_views`` every minute: a viral app
 costs the database one write a minute, not one per view. Without Redis it is one
 upsert (``views = views + 1``) in the request's transaction.
 
+Tips and page views per appeal are added up every few minutes into
+``appeal_totals`` (:func:`refresh_totals`): counting a million tips on every visit to
+the page is what the benchmark measured too slow. The page says when they were
+last added up.
+
 When a tip became a lead: :func:`mark_lead` records it as it happens (for the triage
 code to call); a periodic pass also records, at the time it runs, every actionable
 tip not yet recorded, so a lead is never missed whoever set the status.
@@ -35,6 +40,7 @@ from portal.extensions import db
 from portal.models import (
     Appeal,
     AppealDailyViews,
+    AppealTotals,
     Case,
     CaseStatus,
     CaseStatusChange,
@@ -303,29 +309,81 @@ def agency_outcomes(agency_id: int, period: Period) -> Outcomes:
     return Outcomes(period, list(by_id.values()), _solved_by_month(agency_id, period))
 
 
-def _add_counts(agency_id: int, by_id: dict[int, AppealOutcome], period: Period) -> None:
-    # Whole-agency aggregates (each answered by an index), kept to the period's appeals
-    # in Python: 500 appeals' rows, not an IN list of 500 ids in every query.
-    tip_counts = select(Tip.appeal_id, Tip.channel, func.count(), func.min(Tip.created_at)).where(
-        Tip.agency_id == agency_id, Tip.appeal_id.is_not(None)
+def refresh_totals(agency_id: int | None = None, now: datetime | None = None) -> int:
+    """Add up each appeal's tips per channel, first tip and page views into
+    ``appeal_totals`` (every agency's, or one's). Run by a periodic job; commits.
+    Returns the number of appeals refreshed."""
+    now = now or utcnow()
+    agencies = (
+        [agency_id]
+        if agency_id is not None
+        else list(db.session.scalars(select(Appeal.agency_id).distinct()))
     )
-    for appeal_id, channel, count, first in db.session.execute(
-        tip_counts.group_by(Tip.appeal_id, Tip.channel)
-    ):
+    refreshed = 0
+    for agency in agencies:
+        totals: dict[int, dict[str, Any]] = {
+            appeal_id: {"page_views": 0, "tips_by_channel": {}, "first_tip_at": None}
+            for appeal_id in db.session.scalars(select(Appeal.id).where(Appeal.agency_id == agency))
+        }
+        # One pass over the covering index (agency, appeal, channel, created_at).
+        tip_counts = (
+            select(Tip.appeal_id, Tip.channel, func.count(), func.min(Tip.created_at))
+            .where(Tip.agency_id == agency, Tip.appeal_id.is_not(None))
+            .group_by(Tip.appeal_id, Tip.channel)
+        )
+        for appeal_id, channel, count, first in db.session.execute(tip_counts):
+            row = totals.get(appeal_id)
+            if row is None:
+                continue
+            row["tips_by_channel"][channel] = count
+            if row["first_tip_at"] is None or first < row["first_tip_at"]:
+                row["first_tip_at"] = first
+        views = (
+            select(AppealDailyViews.appeal_id, func.sum(AppealDailyViews.views))
+            .join(Appeal, Appeal.id == AppealDailyViews.appeal_id)
+            .where(Appeal.agency_id == agency)
+            .group_by(AppealDailyViews.appeal_id)
+        )
+        for appeal_id, total in db.session.execute(views):
+            if appeal_id in totals:
+                totals[appeal_id]["page_views"] = int(total or 0)
+        dialect = db.session.get_bind().dialect.name
+        insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        for appeal_id, row in totals.items():
+            statement = insert_(AppealTotals).values(
+                appeal_id=appeal_id, agency_id=agency, refreshed_at=now, **row
+            )
+            db.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["appeal_id"],
+                    set_={
+                        "page_views": statement.excluded.page_views,
+                        "tips_by_channel": statement.excluded.tips_by_channel,
+                        "first_tip_at": statement.excluded.first_tip_at,
+                        "refreshed_at": statement.excluded.refreshed_at,
+                    },
+                )
+            )
+        db.session.commit()
+        refreshed += len(totals)
+    return refreshed
+
+
+def _add_counts(agency_id: int, by_id: dict[int, AppealOutcome], period: Period) -> None:
+    # Tips and page views from the periodic totals (refresh_totals); leads and solving
+    # are few rows, read as they are.
+    totals = select(
+        AppealTotals.appeal_id,
+        AppealTotals.page_views,
+        AppealTotals.tips_by_channel,
+        AppealTotals.first_tip_at,
+    ).where(AppealTotals.agency_id == agency_id)
+    for appeal_id, page_views, tips_by_channel, first_tip_at in db.session.execute(totals):
         outcome = by_id.get(appeal_id)
         if outcome is not None:
-            outcome.tips_by_channel[channel] = count
-            if outcome.first_tip_at is None or first < outcome.first_tip_at:
-                outcome.first_tip_at = first
-    views = (
-        select(AppealDailyViews.appeal_id, func.sum(AppealDailyViews.views))
-        .join(Appeal, Appeal.id == AppealDailyViews.appeal_id)
-        .where(Appeal.agency_id == agency_id)
-        .group_by(AppealDailyViews.appeal_id)
-    )
-    for appeal_id, total in db.session.execute(views):
-        if appeal_id in by_id:
-            by_id[appeal_id].page_views = int(total or 0)
+            outcome.page_views = page_views
+            outcome.tips_by_channel = dict(tips_by_channel or {})
+            outcome.first_tip_at = first_tip_at
     leads = (
         select(TipLead.appeal_id, func.count(), func.min(TipLead.marked_at))
         .where(TipLead.agency_id == agency_id, TipLead.appeal_id.is_not(None))

@@ -26,6 +26,7 @@ from portal.services.outcomes import (
     mark_lead,
     quarter,
     record_new_leads,
+    refresh_totals,
 )
 from portal.services.tips import TipInput, submit_tip
 from tests.portal.conftest import listed_appeal
@@ -140,6 +141,9 @@ def test_agency_outcomes_funnel_by_hand(
     )
     db.session.commit()
 
+    stale = agency_outcomes(agency.id, Period("all"))
+    assert stale.totals["tips"] == 0  # not added up yet
+    assert refresh_totals() == 3  # every appeal, both agencies
     result = agency_outcomes(agency.id, Period("all"))
     by_title = {a.title: a for a in result.appeals}
     assert set(by_title) == {"First", "Second"}

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Agency, AuditEvent, Case, Role, User
+from portal.services.outcomes import refresh_totals
 from portal.services.tips import TipInput, submit_tip
 from portal.services.users import create_api_token
 from tests.portal.conftest import listed_appeal, sign_in
@@ -34,6 +35,7 @@ def appeal_with_tips(agency: Agency, users: dict[Role, User]):  # type: ignore[n
             appeal=appeal,
         )
     db.session.commit()
+    refresh_totals()  # what the periodic job does
     return appeal
 
 
