@@ -114,6 +114,17 @@ class Settings:
     def sends_mail(self) -> bool:
         return bool(self.smtp_host)
 
+    # Files a tipster may attach to one tip or one answer, and how large each may be.
+    tip_attachments_max: int = 5
+    tip_attachment_max_bytes: int = 256 * 1024**2
+    # Bytes of tip attachments not yet processed (or not yet part of a sent tip) the
+    # server holds at once: a flood of uploads cannot fill the disk. Past it the oldest
+    # unsent ones go first; files of sent tips are never dropped for room.
+    tip_attachments_pending_bytes: int = 8 * 1024**3
+    # A photo with more pixels is refused before it is decoded (decompression bombs).
+    tip_image_max_pixels: int = 100_000_000
+    tip_video_max_seconds: int = 900
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -376,4 +387,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_ca_file=env_map.get("TATTLETALE_SMTP_CA_FILE") or None,
         smtp_timeout_s=_int(env_map, "TATTLETALE_SMTP_TIMEOUT", 30, minimum=1),
         mail_from=mail_from,
+        tip_attachments_max=_int(env_map, "TATTLETALE_TIP_ATTACHMENTS_MAX", 5),
+        tip_attachment_max_bytes=_int(
+            env_map, "TATTLETALE_TIP_ATTACHMENT_MAX_BYTES", 256 * 1024**2, minimum=1
+        ),
+        tip_attachments_pending_bytes=_int(
+            env_map, "TATTLETALE_TIP_ATTACHMENTS_PENDING_BYTES", 8 * 1024**3, minimum=1
+        ),
+        tip_image_max_pixels=_int(
+            env_map, "TATTLETALE_TIP_IMAGE_MAX_PIXELS", 100_000_000, minimum=1
+        ),
+        tip_video_max_seconds=_int(env_map, "TATTLETALE_TIP_VIDEO_MAX_SECONDS", 900, minimum=1),
     )

@@ -13,19 +13,14 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0009"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
-    # Plain ALTER TABLE (SQLite has ADD/DROP COLUMN): a batch copy of agencies would
-    # trip the foreign keys of every row pointing at it.
-    op.add_column(
-        "agencies",
-        sa.Column("first_response_hours", sa.Integer(), nullable=False, server_default="24"),
-    )
-
+    # The agency's first-response target (agencies.first_response_hours) comes with
+    # revision 0008.
     op.create_table(
         "case_status_changes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -150,4 +145,3 @@ def downgrade():
     op.drop_table("appeal_daily_views")
     op.drop_table("case_solving_tips")
     op.drop_table("case_status_changes")
-    op.drop_column("agencies", "first_response_hours")

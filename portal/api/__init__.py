@@ -231,4 +231,4 @@ def authenticate_bearer():
     return None
 
 
-from portal.api import account_views, case_life, footage, outcomes, views  # noqa: E402,F401
+from portal.api import account_views, case_life, footage, outcomes, tips, views  # noqa: E402,F401

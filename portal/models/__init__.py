@@ -2,6 +2,7 @@
 
 from portal.models.agencies import Agency
 from portal.models.appeals import Appeal, AppealClip, AppealStatus
+from portal.models.attachments import PENDING_STATUSES, AttachmentStatus, TipAttachment
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
@@ -24,7 +25,8 @@ from portal.models.outcomes import (
     TipLead,
 )
 from portal.models.security import MfaRecoveryCode, SignInThrottle
-from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
+from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
+from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
@@ -35,7 +37,9 @@ __all__ = [
     "AppealDailyViews",
     "AppealTotals",
     "AppealStatus",
+    "PENDING_STATUSES",
     "Approval",
+    "AttachmentStatus",
     "AuditEvent",
     "Base",
     "Case",
@@ -57,8 +61,13 @@ __all__ = [
     "StaffSession",
     "Tip",
     "TipLead",
+    "TipAttachment",
     "TipMessage",
+    "TipNote",
+    "TipPriority",
+    "TipRead",
     "TipStatus",
+    "TipTag",
     "Upload",
     "UploadStatus",
     "User",

@@ -8,35 +8,27 @@ the agency chose otherwise).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Select, select
 
 from portal.extensions import db
-from portal.models import Agency, Tip, TipStatus, User
-from portal.models.base import utcnow
-from portal.services.tips import may_handle, visible_tips_query
+from portal.models import Agency, Tip, User
+from portal.services.tip_queue import overdue_condition, triage_scope
+from portal.services.tips import may_handle
 
-# Statuses in which a tip no longer waits for a first answer.
-SETTLED = (TipStatus.NO_VALUE.value, TipStatus.DUPLICATE.value, TipStatus.CLOSED.value)
 DIGEST_LIMIT = 50
 
 
 def overdue_tips_query(user: User, now: datetime | None = None) -> Select[tuple[Tip]]:
-    """The tips ``user`` may see that are past their agency's first-response target,
+    """The tips ``user`` may see that are past their agency's first-response target
+    (the queue's own rule, :func:`portal.services.tip_queue.overdue_condition`),
     longest waiting first."""
-    now = now or utcnow()
-    hours = db.session.scalar(
-        select(Agency.first_response_hours).where(Agency.id == user.agency_id)
-    )
-    cutoff = now - timedelta(hours=hours if hours is not None else 24)
+    agency = db.session.get(Agency, user.agency_id)
+    assert agency is not None
     return (
-        visible_tips_query(user)
-        .where(
-            Tip.last_staff_message_at.is_(None),
-            Tip.status.not_in(SETTLED),
-            Tip.created_at < cutoff,
-        )
+        select(Tip)
+        .where(triage_scope(user), overdue_condition(agency, now))
         .order_by(Tip.created_at, Tip.id)
     )
 
