@@ -113,11 +113,34 @@ def upgrade():
         batch_op.create_index(batch_op.f("ix_tip_leads_agency_id"), ["agency_id"])
         batch_op.create_index(batch_op.f("ix_tip_leads_appeal_id"), ["appeal_id"])
 
+    op.create_table(
+        "appeal_totals",
+        sa.Column("appeal_id", sa.Integer(), nullable=False),
+        sa.Column("agency_id", sa.Integer(), nullable=False),
+        sa.Column("page_views", sa.Integer(), nullable=False),
+        sa.Column("tips_by_channel", sa.JSON(), nullable=False),
+        sa.Column("first_tip_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["agencies.id"], name=op.f("fk_appeal_totals_agency_id_agencies")
+        ),
+        sa.ForeignKeyConstraint(
+            ["appeal_id"],
+            ["appeals.id"],
+            name=op.f("fk_appeal_totals_appeal_id_appeals"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("appeal_id", name=op.f("pk_appeal_totals")),
+    )
+    with op.batch_alter_table("appeal_totals", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_appeal_totals_agency_id"), ["agency_id"])
+
     op.create_index("ix_tips_outcomes", "tips", ["agency_id", "appeal_id", "channel", "created_at"])
 
 
 def downgrade():
     op.drop_index("ix_tips_outcomes", table_name="tips")
+    op.drop_table("appeal_totals")
     op.drop_table("tip_leads")
     op.drop_table("appeal_daily_views")
     op.drop_table("case_solving_tips")

@@ -236,6 +236,7 @@ from portal.api import (  # noqa: E402,F401
     account_views,
     case_life,
     footage,
+    outcomes,
     public,
     publication,
     tips,

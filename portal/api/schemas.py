@@ -672,3 +672,43 @@ class CaseLifeSchema(ma.Schema):
     id = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     history = fields.List(fields.Nested(StatusChangeSchema), required=True)
+
+
+# -- outcomes ---------------------------------------------------------------------------
+
+
+class OutcomesQuerySchema(ma.Schema):
+    quarter = Text(
+        max_length=7,
+        load_default="all",
+        metadata={"description": "Appeals published in this quarter (`2026-Q4`), or `all`."},
+    )
+
+
+class AppealOutcomeSchema(ma.Schema):
+    appeal = fields.String(required=True)
+    title = fields.String(required=True)
+    case_number = fields.String(required=True)
+    published_at = Moment(allow_none=True, required=True)
+    page_views = fields.Integer(required=True)
+    tips = fields.Integer(required=True)
+    tips_by_channel = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    leads = fields.Integer(required=True)
+    solved = fields.Boolean(required=True)
+    solved_with_tips = fields.Boolean(required=True)
+    hours_to_first_tip = fields.Float(allow_none=True, required=True)
+    hours_to_first_lead = fields.Float(allow_none=True, required=True)
+
+
+class MonthOutcomeSchema(ma.Schema):
+    month = fields.String(required=True)
+    solved = fields.Integer(required=True)
+    solved_with_tips = fields.Integer(required=True)
+
+
+class OutcomesSchema(ma.Schema):
+    """The agency's outcomes per appeal (per weekly post: with publishing)."""
+
+    period = fields.String(required=True)
+    appeals = fields.List(fields.Nested(AppealOutcomeSchema), required=True)
+    months = fields.List(fields.Nested(MonthOutcomeSchema), required=True)

@@ -17,7 +17,13 @@ from portal.models.clips import (
     VersionStatus,
 )
 from portal.models.jobs import Job, JobStatus
-from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
+from portal.models.outcomes import (
+    AppealDailyViews,
+    AppealTotals,
+    CaseStatusChange,
+    SolvingTip,
+    TipLead,
+)
 from portal.models.security import MfaRecoveryCode, SignInThrottle, SpentChallenge
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
 from portal.models.triage import TipNote, TipRead, TipTag
@@ -29,6 +35,7 @@ __all__ = [
     "Appeal",
     "AppealClip",
     "AppealDailyViews",
+    "AppealTotals",
     "AppealStatus",
     "PENDING_STATUSES",
     "Approval",

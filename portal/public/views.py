@@ -34,6 +34,7 @@ from portal.services.appeals import (
 )
 from portal.services.challenges import ProofRejected, issue_challenge, required_bits
 from portal.services.errors import NotFound, ValidationFailed
+from portal.services.outcomes import count_page_view
 from portal.services.tips import (
     TipInput,
     add_tipster_message,
@@ -84,6 +85,7 @@ def appeal_page(appeal_id: str) -> BaseResponse:
         appeal, clips = get_public_appeal_and_clips(appeal_id)
     except NotFound:
         abort(404)
+    count_page_view(appeal)  # a daily total per appeal; nothing about the visitor
     via = channel_of(request.args.get("via"))
     body = render_template(
         "public/appeal.html",

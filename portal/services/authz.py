@@ -34,6 +34,8 @@ class Permission(enum.StrEnum):
     JOB_VIEW = "job.view"
     EVIDENCE_DELETE = "evidence.delete"
     APPEAL_PUBLISH = "appeal.publish"
+    # The agency's outcomes: counts only, nothing that identifies a tipster.
+    OUTCOME_VIEW = "outcome.view"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -67,10 +69,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.APPEAL_PUBLISH,
             Permission.TIP_TRIAGE,
             Permission.JOB_VIEW,
+            Permission.OUTCOME_VIEW,
         }
     ),
     Role.COORDINATOR: frozenset(
-        {Permission.CASE_VIEW, Permission.SCHEDULE_MANAGE, Permission.APPEAL_PUBLISH}
+        {
+            Permission.CASE_VIEW,
+            Permission.SCHEDULE_MANAGE,
+            Permission.APPEAL_PUBLISH,
+            Permission.OUTCOME_VIEW,
+        }
     ),
     Role.ADMIN: frozenset(
         {
@@ -79,6 +87,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUDIT_VIEW,
             Permission.JOB_VIEW,
             Permission.EVIDENCE_DELETE,
+            Permission.OUTCOME_VIEW,
         }
     ),
 }

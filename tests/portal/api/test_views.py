@@ -150,7 +150,7 @@ def test_api_openapi_document_declares_every_operations_permission(
             assert "403" in operation["responses"], (method, path)
             assert "401" in operation["responses"], (method, path)
             declared += 1
-    assert declared == 24
+    assert declared == 25
     assert document["paths"]["/cases/{case_id}/solve"]["post"]["x-permission"] == "case.edit"
     assert document["paths"]["/openapi.json"]["get"]["security"] == []
     assert document["paths"]["/cases"]["post"]["x-permission"] == "case.create"
@@ -243,4 +243,5 @@ def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) ->
         ("post", "/public/tips"): "createPublicTip",
         ("get", "/public/tips/{number}/messages"): "getPublicTipMessages",
         ("post", "/public/tips/{number}/messages"): "createPublicTipMessage",
+        ("get", "/outcomes"): "getOutcomes",
     }

@@ -60,6 +60,7 @@ audit.view         ....    ....      ....       ....        YYY.  ....    ....  
 job.view           YY..    YY..      YYY.       ....        YYY.  YYY.    YY..      YYY.
 evidence.delete    ....    ....      ....       ....        YYY.  ....    ....      YYY.
 appeal.publish     ....    ....      YYY.       YYY.        ....  YYY.    YYY.      ....
+outcome.view       ....    ....      YYY.       YYY.        YYY.  YYY.    YYY.      YYY.
 """
 SITUATIONS = ("no case", "member", "non-member", "other agency")
 

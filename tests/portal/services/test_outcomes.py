@@ -1,0 +1,192 @@
+"""Outcomes: page views as daily totals (in the database, or through Redis), the
+funnel per appeal with numbers worked out by hand, leads, solved per month, and
+nothing that identifies a tipster."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Agency, Appeal, AppealDailyViews, Role, Tip, TipLead, User
+from portal.models.base import utcnow
+from portal.services.case_life import Solution, solve_case
+from portal.services.errors import ValidationFailed
+from portal.services.outcomes import (
+    Period,
+    agency_outcomes,
+    count_page_view,
+    flush_page_views,
+    mark_lead,
+    quarter,
+    record_new_leads,
+    refresh_totals,
+)
+from portal.services.tips import TipInput, submit_tip
+from tests.portal.conftest import listed_appeal
+
+REDIS_URL = os.environ.get("TATTLETALE_TEST_REDIS_URL", "")
+
+
+@pytest.fixture
+def appeals(agency: Agency, users: dict[Role, User]) -> tuple[Appeal, Appeal]:
+    owner, approver = users[Role.OFFICER], users[Role.SUPERVISOR]
+    first = listed_appeal(
+        agency, owner, approver, number="O-1", title="First", published_days_ago=10
+    )
+    second = listed_appeal(
+        agency, owner, approver, number="O-2", title="Second", published_days_ago=2
+    )
+    return first, second
+
+
+def tip(appeal: Appeal, via: str, hours_after: float) -> Tip:
+    made, _ = submit_tip(TipInput(body="I know him.", via=via), agency=appeal.agency, appeal=appeal)
+    assert appeal.published_at is not None
+    made.created_at = appeal.published_at + timedelta(hours=hours_after)
+    db.session.flush()
+    return made
+
+
+def test_count_page_view_keeps_a_daily_total_only(app: Flask, appeals) -> None:  # type: ignore[no-untyped-def]
+    first, _ = appeals
+    day = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+    for _ in range(3):
+        count_page_view(first, day)
+    count_page_view(first, day + timedelta(days=1))
+    db.session.commit()
+    rows = db.session.execute(
+        select(AppealDailyViews.day, AppealDailyViews.views).order_by(AppealDailyViews.day)
+    ).all()
+    assert [(r.day.isoformat(), r.views) for r in rows] == [("2026-11-30", 3), ("2026-12-01", 1)]
+    # The row is the appeal, the day and the number: nothing else to hold a visitor.
+    assert set(AppealDailyViews.__table__.c.keys()) == {"appeal_id", "day", "views"}
+
+
+def test_public_appeal_page_counts_a_view(client: FlaskClient, appeals) -> None:  # type: ignore[no-untyped-def]
+    first, _ = appeals
+    before = db.session.scalar(select(AppealDailyViews.views)) or 0
+    assert client.get(f"/appeals/{first.public_id}").status_code == 200
+    assert db.session.scalar(select(AppealDailyViews.views)) == before + 1
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="TATTLETALE_TEST_REDIS_URL is not set")
+def test_page_views_through_redis_reach_the_database_on_flush(app: Flask, appeals) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    first, second = appeals
+    prefix = f"test-outcomes-{os.getpid()}"
+    app.config["TATTLETALE"] = replace(
+        app.config["TATTLETALE"], redis_url=REDIS_URL, rate_limit_key_prefix=prefix
+    )
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        day = utcnow()
+        for _ in range(5):
+            count_page_view(first, day)
+        count_page_view(second, day)
+        db.session.commit()
+        assert db.session.scalar(select(AppealDailyViews.views)) is None  # not yet
+        assert flush_page_views() == 6
+        assert flush_page_views() == 0
+        count_page_view(first, day)
+        assert flush_page_views() == 1
+        views = dict(
+            db.session.execute(select(AppealDailyViews.appeal_id, AppealDailyViews.views)).all()
+        )
+        assert views == {first.id: 6, second.id: 1}
+        assert list(client.scan_iter(match=f"{prefix}:*")) == []
+    finally:
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(key)
+
+
+def test_agency_outcomes_funnel_by_hand(
+    app: Flask, appeals, users: dict[Role, User], agency: Agency, other_agency: Agency
+) -> None:  # type: ignore[no-untyped-def]
+    first, second = appeals
+    t1 = tip(first, "facebook", 5)
+    tip(first, "facebook", 7)
+    t3 = tip(first, "qr", 30)
+    tip(second, "", 1)
+    foreign = listed_appeal(
+        other_agency,
+        users[Role.OFFICER],
+        users[Role.SUPERVISOR],
+        number="X-1",
+        title="Theirs",
+    )
+    tip(foreign, "x", 1)  # another agency's: never counted here
+    for _ in range(40):
+        count_page_view(first)
+    count_page_view(second)
+    assert first.published_at is not None
+    mark_lead(t3, first.published_at + timedelta(hours=50))
+    mark_lead(t3, first.published_at + timedelta(hours=90))  # the first time stays
+    t1.status = "actionable"
+    db.session.commit()
+    assert record_new_leads(first.published_at + timedelta(hours=60)) == 1  # t1
+    assert record_new_leads() == 0
+    solve_case(
+        first.case,
+        users[Role.OFFICER],
+        reason="Named by a tipster",
+        solution=Solution(tips_led=True, tip_ids=(t3.public_id,)),
+    )
+    db.session.commit()
+
+    stale = agency_outcomes(agency.id, Period("all"))
+    assert stale.totals["tips"] == 0  # not added up yet
+    assert refresh_totals() == 3  # every appeal, both agencies
+    result = agency_outcomes(agency.id, Period("all"))
+    by_title = {a.title: a for a in result.appeals}
+    assert set(by_title) == {"First", "Second"}
+    one, two = by_title["First"], by_title["Second"]
+    assert (one.page_views, one.tips, one.leads) == (40, 3, 2)
+    assert one.tips_by_channel == {"facebook": 2, "qr": 1}
+    assert (one.hours_to_first_tip, one.hours_to_first_lead) == (5.0, 50.0)
+    assert one.solved and one.solved_with_tips
+    assert (two.page_views, two.tips, two.leads, two.solved) == (1, 1, 0, False)
+    assert two.tips_by_channel == {"web": 1}
+    assert two.hours_to_first_lead is None
+    assert result.totals == {
+        "appeals": 2,
+        "page_views": 41,
+        "tips": 4,
+        "leads": 2,
+        "solved": 1,
+        "solved_with_tips": 1,
+    }
+    this_month = utcnow().strftime("%Y-%m")
+    assert result.solved_by_month[this_month] == (1, 1)
+    assert len(result.solved_by_month) in (12, 13)  # the last twelve months
+
+
+def test_quarter_parses_and_refuses() -> None:
+    q = quarter("2026-Q4")
+    assert (q.start, q.end) == (
+        datetime(2026, 10, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert quarter("2026-q1").end == datetime(2026, 4, 1, tzinfo=UTC)
+    assert quarter("", today=datetime(2026, 5, 2).date()).label == "2026-Q2"
+    assert quarter("all").start is None
+    for bad in ("2026-Q5", "2026", "Q4-2026", "1999-Q1", "abc"):
+        with pytest.raises(ValidationFailed):
+            quarter(bad)
+
+
+def test_outcomes_period_keeps_appeals_published_in_it(app: Flask, appeals, agency: Agency) -> None:  # type: ignore[no-untyped-def]
+    first, second = appeals
+    first.published_at = datetime(2026, 9, 30, 23, 0, tzinfo=UTC)
+    second.published_at = datetime(2026, 10, 1, 0, 0, tzinfo=UTC)
+    db.session.commit()
+    assert [a.title for a in agency_outcomes(agency.id, quarter("2026-Q4")).appeals] == ["Second"]
+    assert [a.title for a in agency_outcomes(agency.id, quarter("2026-Q3")).appeals] == ["First"]
+    assert db.session.scalar(select(TipLead.tip_id)) is None
