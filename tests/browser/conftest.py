@@ -30,7 +30,7 @@ from portal.services.users import create_user
 from tests.conftest import logging_restored
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 #: In CI (.ci/run sets it) a missing browser or ffmpeg fails the browser tests
 #: instead of skipping them, so a broken machine cannot pass as a green run.
@@ -217,6 +217,28 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert not errors, f"errors in the page: {errors}"
+
+
+#: A phone-sized screen (an iPhone 14's CSS pixels), touch and the mobile viewport.
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+def keep_to_site(context: BrowserContext, base_url: str) -> list[str]:
+    """Every request of the context goes through here: the site's own go on, any other
+    host's are refused and returned (a public page must contact nobody else: no CDN,
+    font, analytics or embed that would learn who reads an appeal)."""
+    outside: list[str] = []
+
+    def handle(route: Route) -> None:
+        url = route.request.url
+        if url == base_url or url.startswith(base_url + "/"):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", handle)
+    return outside
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,28 @@ class ClipPage(BasePage):
         form.get_by_role("button", name="Approve for release").click()
         expect(self.version(number).locator(".approval-ok")).to_contain_text("Approved")
 
+    def revoke(self, number: int, reason: str) -> None:
+        version = self.version(number)
+        if version.get_attribute("open") is None:
+            version.locator("summary").first.click()
+        version.locator("details.revoke > summary").click()
+        version.get_by_label("Reason for revoking").fill(reason)
+        version.get_by_role("button", name="Revoke approval").click()
+        expect(self.flash()).to_have_text(f"The approval of version {number} is revoked.")
+
+    def flash(self) -> Locator:
+        return self.page.locator(".flash")
+
+    def failed_job(self, label: str) -> Locator:
+        """A failed job in the processing panel, with its reason and Retry button."""
+        return self.page.locator("[data-job-list] li").filter(
+            has=self.page.locator(".job-label", has_text=label)
+        )
+
+    def retry(self, label: str) -> None:
+        self.failed_job(label).get_by_role("button", name="Retry").click()
+        expect(self.flash()).to_have_text("Processing was started again.")
+
 
 def _sign_in_form(page: Page, email: str, password: str) -> None:
     page.get_by_label("E-mail").fill(email)
@@ -279,9 +301,10 @@ class AppealForm(BasePage):
         section = self.page.locator("section").filter(
             has=self.page.get_by_role("heading", name="Links to share")
         )
-        names = section.locator("dt").all_inner_texts()
-        links = section.locator("dd").all_inner_texts()
-        return dict(zip(names, (link.strip() for link in links), strict=True))
+        # Text as written, not as CSS shows it (the labels are set in capitals).
+        names = [name.strip() for name in section.locator("dt").all_text_contents()]
+        links = [link.strip() for link in section.locator("dd").all_text_contents()]
+        return dict(zip(names, links, strict=True))
 
     def withdraw(self, reason: str) -> None:
         self.page.get_by_label("Why is it taken down?").fill(reason)

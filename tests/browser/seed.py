@@ -11,15 +11,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
+from media_pipeline.plan import EditPlan
 from portal.extensions import db
-from portal.models import Appeal, Case, Clip, ClipVersion, Tip, User
+from portal.jobs.execution import LOST_WORKER_REASON, requeue_stale_jobs
+from portal.models import Appeal, Case, Clip, ClipVersion, JobStatus, Tip, User
+from portal.models.base import utcnow
 from portal.services.appeals import appeal_of, publish_appeal, save_appeal
 from portal.services.cases import assign_detective, create_case
-from portal.services.clips import APPROVAL_CHECKLIST, approve_version, attach_upload
+from portal.services.clips import (
+    APPROVAL_CHECKLIST,
+    approve_version,
+    attach_upload,
+    create_version,
+)
 from portal.services.tips import TipInput, add_staff_message, submit_tip
 from tests.browser.conftest import LiveServer
 from tests.portal.conftest import staged_upload
@@ -184,3 +193,34 @@ def appeal_status(live: LiveServer, case_id: str) -> str:
     with in_app(live):
         appeal = appeal_of(_case(case_id))
         return appeal.status if appeal is not None else ""
+
+
+def version_lost_with_its_worker(live: LiveServer, footage: Footage) -> int:
+    """A new version whose render was on its last attempt when its worker died (as a
+    SIGKILLed Celery worker leaves it), failed by the reaper: what the Retry button is
+    for. Made in one transaction, so the live runner never sees the job queued."""
+    with in_app(live):
+        clip = db.session.scalar(select(Clip).where(Clip.public_id == footage.clip_id))
+        assert clip is not None
+        version = create_version(clip, EditPlan(trim_end=1.5), _user(live.officer.email))
+        db.session.flush()
+        db.session.expire(version, ["jobs"])
+        job = version.job
+        assert job is not None
+        long_ago = utcnow() - timedelta(hours=1)
+        job.status = JobStatus.RUNNING.value
+        job.attempts = job.max_attempts = 1
+        job.worker = "celery:gone:1"
+        job.claim_token = "d" * 32
+        job.started_at = job.heartbeat_at = long_ago
+        version.status = "processing"
+        version.render_token = job.claim_token
+        db.session.commit()
+        number, version_id = version.number, version.public_id
+    with in_app(live):
+        requeue_stale_jobs(timedelta(minutes=1))
+    wait_version(live, version_id, "failed")
+    with in_app(live):
+        version = db.session.scalar(select(ClipVersion).where(ClipVersion.public_id == version_id))
+        assert version is not None and version.error == LOST_WORKER_REASON
+    return number
