@@ -23,8 +23,9 @@ AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"
 #: Not a portal route: the test answers it itself.
 AXE_PATH = "/__test__/axe.min.js"
 
-#: WCAG 2.0 and 2.1, levels A and AA: what Section 508 and EN 301 549 refer to.
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+#: WCAG 2.0 and 2.1, levels A and AA (what Section 508 and EN 301 549 refer to), and
+#: axe's best practices (landmarks, heading order, one main, ...).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 #: Impacts that fail a test; "moderate" and "minor" are printed only.
 BLOCKING = frozenset({"serious", "critical"})
 
