@@ -16,8 +16,10 @@ from portal.models.clips import (
     VersionStatus,
 )
 from portal.models.jobs import Job, JobStatus
+from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
 from portal.models.security import MfaRecoveryCode, SignInThrottle
-from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
+from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
+from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
@@ -25,12 +27,14 @@ __all__ = [
     "ApiToken",
     "Appeal",
     "AppealClip",
+    "AppealDailyViews",
     "AppealStatus",
     "Approval",
     "AuditEvent",
     "Base",
     "Case",
     "CaseAssignment",
+    "CaseStatusChange",
     "CaseStatus",
     "Clip",
     "ClipStatus",
@@ -43,10 +47,16 @@ __all__ = [
     "Rendition",
     "Role",
     "SignInThrottle",
+    "SolvingTip",
     "StaffSession",
     "Tip",
+    "TipLead",
     "TipMessage",
+    "TipNote",
+    "TipPriority",
+    "TipRead",
     "TipStatus",
+    "TipTag",
     "Upload",
     "UploadStatus",
     "User",
