@@ -148,6 +148,7 @@ def test_staff_pages_have_no_serious_accessibility_violation(
         ("case detail", f"/staff/cases/{footage.case_id}"),
         ("new case form", "/staff/cases/new"),
         ("case edit form", f"/staff/cases/{footage.case_id}/edit"),
+        ("case status and outcome", f"/staff/cases/{footage.case_id}/status"),
         ("clip detail and studio", f"/staff/clips/{footage.clip_id}"),
         ("evidence record", f"/staff/clips/{footage.clip_id}/evidence"),
         ("account", "/staff/account"),
@@ -179,7 +180,7 @@ def test_staff_pages_have_no_serious_accessibility_violation(
     _sign_out(page, base)
 
     _check_mfa_pages(page, audit, live_server)
-    assert len(audit.checked) == 23
+    assert len(audit.checked) == 24
     audit.verdict()
 
 
