@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "production", "testing")
 SMTP_SECURITY = ("starttls", "tls", "none")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MEDIA_OFFLOADS = ("", "x-accel-redirect", "x-sendfile")
 
 
 class ConfigError(RuntimeError):
@@ -92,7 +96,34 @@ class Settings:
     # and receipts tried (a wrong passphrase is a guess) or replies sent with one.
     rate_limit_tips: str = "10 per minute;60 per hour"
     rate_limit_receipts: str = "10 per minute;60 per hour"
+    # Tips and tipster replies sent without a proof of work (the path that works
+    # without JavaScript), per client, on top of the limits above: a flood script that
+    # skips the puzzle gets this few.
+    rate_limit_unproven: str = "3 per minute;12 per hour"
     rate_limit_key_prefix: str = "tattletale"
+    # Proof of work on tips and tipster replies: leading zero bits of SHA-256 a
+    # solution must have (each bit doubles the work; 16 is about a second in a
+    # phone's browser). 0 turns it off (then no stricter limit either).
+    proof_of_work_bits: int = 16
+    # How long an issued challenge may be solved and spent.
+    proof_of_work_max_age_s: int = 7200
+    # HMAC key signing the challenges. Derived from the secret key (with a label of
+    # its own) unless given: it only needs to be one the clients cannot know.
+    proof_of_work_key: str = ""
+    # How published renditions reach viewers. "" : the portal sends the bytes itself
+    # (sendfile where the server has it); "x-accel-redirect" (nginx) or "x-sendfile"
+    # (Apache, lighttpd): the portal checks and answers headers, the front proxy sends
+    # the file, so no worker is held for a whole video per viewer.
+    media_offload: str = ""
+    # The front proxy's internal location the local store's keys are found under
+    # (X-Accel-Redirect; X-Sendfile names the file's own path); see
+    # docs/deploy/nginx.conf.
+    media_offload_prefix: str = "/_media/"
+    # An origin on the agency's own domain (a CDN or bucket behind it) that published
+    # renditions are copied to; appeal pages then play from it. "" : the portal serves.
+    public_media_url: str = ""
+    # Where in the store the published copies go (the public origin serves this prefix).
+    public_media_prefix: str = "public-media"
     # Where the portal is reached from outside: links in e-mails (sent by jobs, with
     # no request to take the host from) start with it.
     public_url: str = "http://localhost:5000"
@@ -113,6 +144,17 @@ class Settings:
     @property
     def sends_mail(self) -> bool:
         return bool(self.smtp_host)
+
+    # Files a tipster may attach to one tip or one answer, and how large each may be.
+    tip_attachments_max: int = 5
+    tip_attachment_max_bytes: int = 256 * 1024**2
+    # Bytes of tip attachments not yet processed (or not yet part of a sent tip) the
+    # server holds at once: a flood of uploads cannot fill the disk. Past it the oldest
+    # unsent ones go first; files of sent tips are never dropped for room.
+    tip_attachments_pending_bytes: int = 8 * 1024**3
+    # A photo with more pixels is refused before it is decoded (decompression bombs).
+    tip_image_max_pixels: int = 100_000_000
+    tip_video_max_seconds: int = 900
 
     @property
     def is_production(self) -> bool:
@@ -298,6 +340,41 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if transcode_nice > 19:
         raise ConfigError("TATTLETALE_TRANSCODE_NICE must be 0..19 (the range of nice)")
 
+    proof_of_work_bits = _int(env_map, "TATTLETALE_POW_BITS", 16)
+    if proof_of_work_bits > 32:
+        raise ConfigError("TATTLETALE_POW_BITS must be 0..32 (above, a phone cannot solve it)")
+    # Derived like the rate-limit client key: an HMAC of the secret key under a label
+    # of its own, so knowing one derived key tells nothing of the secret or the others.
+    proof_of_work_key = (
+        env_map.get("TATTLETALE_POW_KEY")
+        or hmac.new(
+            secret_key.encode(), b"tattletale proof-of-work key", hashlib.sha256
+        ).hexdigest()
+    )
+    if env == "production" and len(proof_of_work_key) < 32:
+        raise ConfigError("TATTLETALE_POW_KEY must be at least 32 characters")
+
+    media_offload = (env_map.get("TATTLETALE_MEDIA_OFFLOAD") or "").strip().lower()
+    if media_offload not in MEDIA_OFFLOADS:
+        raise ConfigError(
+            "TATTLETALE_MEDIA_OFFLOAD must be x-accel-redirect or x-sendfile (or unset)"
+        )
+    media_offload_prefix = env_map.get("TATTLETALE_MEDIA_OFFLOAD_PREFIX") or "/_media/"
+    if not media_offload_prefix.endswith("/"):
+        media_offload_prefix += "/"
+    public_media_url = (env_map.get("TATTLETALE_PUBLIC_MEDIA_URL") or "").strip().rstrip("/")
+    if public_media_url:
+        parts = urlsplit(public_media_url)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+            raise ConfigError(
+                "TATTLETALE_PUBLIC_MEDIA_URL must be an origin like https://media.example.org"
+                " (optionally with a path), not " + repr(public_media_url)
+            )
+        if env == "production" and parts.scheme != "https":
+            raise ConfigError("TATTLETALE_PUBLIC_MEDIA_URL must be https in production")
+    public_media_prefix = (env_map.get("TATTLETALE_PUBLIC_MEDIA_PREFIX") or "public-media").strip(
+        "/"
+    )
     smtp_host = env_map.get("TATTLETALE_SMTP_HOST") or None
     smtp_security = (env_map.get("TATTLETALE_SMTP_SECURITY") or "starttls").lower()
     if smtp_security not in SMTP_SECURITY:
@@ -364,7 +441,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_receipts=_rate_limit(
             env_map, "TATTLETALE_RATELIMIT_RECEIPTS", Settings.rate_limit_receipts
         ),
+        rate_limit_unproven=_rate_limit(
+            env_map, "TATTLETALE_RATELIMIT_UNPROVEN", Settings.rate_limit_unproven
+        ),
         rate_limit_key_prefix=env_map.get("TATTLETALE_RATELIMIT_KEY_PREFIX") or "tattletale",
+        proof_of_work_bits=proof_of_work_bits,
+        proof_of_work_max_age_s=_int(env_map, "TATTLETALE_POW_MAX_AGE", 7200, minimum=60),
+        proof_of_work_key=proof_of_work_key,
+        media_offload=media_offload,
+        media_offload_prefix=media_offload_prefix,
+        public_media_url=public_media_url,
+        public_media_prefix=public_media_prefix,
         public_url=public_url,
         smtp_host=smtp_host,
         smtp_port=_int(
@@ -376,4 +463,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_ca_file=env_map.get("TATTLETALE_SMTP_CA_FILE") or None,
         smtp_timeout_s=_int(env_map, "TATTLETALE_SMTP_TIMEOUT", 30, minimum=1),
         mail_from=mail_from,
+        tip_attachments_max=_int(env_map, "TATTLETALE_TIP_ATTACHMENTS_MAX", 5),
+        tip_attachment_max_bytes=_int(
+            env_map, "TATTLETALE_TIP_ATTACHMENT_MAX_BYTES", 256 * 1024**2, minimum=1
+        ),
+        tip_attachments_pending_bytes=_int(
+            env_map, "TATTLETALE_TIP_ATTACHMENTS_PENDING_BYTES", 8 * 1024**3, minimum=1
+        ),
+        tip_image_max_pixels=_int(
+            env_map, "TATTLETALE_TIP_IMAGE_MAX_PIXELS", 100_000_000, minimum=1
+        ),
+        tip_video_max_seconds=_int(env_map, "TATTLETALE_TIP_VIDEO_MAX_SECONDS", 900, minimum=1),
     )

@@ -137,6 +137,7 @@ class Api(flask_smorest.Api):
 
 bp = Blueprint("api", __name__)
 
+#: The OpenAPI document, and the public operations (portal/api/public.py): no token.
 ANONYMOUS_ENDPOINTS = frozenset({"api.openapi"})
 FLOOD_DETAIL = "Too many failed attempts to authenticate."
 
@@ -205,7 +206,7 @@ def init_api(app: Flask) -> Api:
 @bp.before_request
 def authenticate_bearer():
     g.api_user = None
-    if request.endpoint in ANONYMOUS_ENDPOINTS:
+    if request.endpoint in ANONYMOUS_ENDPOINTS or request.endpoint in public.PUBLIC_ENDPOINTS:
         return None
     # A client that keeps failing is refused before its token is even looked up, and
     # its refusals leave one audit entry a minute, not one each (see ratelimit).
@@ -231,4 +232,12 @@ def authenticate_bearer():
     return None
 
 
-from portal.api import account_views, case_life, footage, tips, views  # noqa: E402,F401
+from portal.api import (  # noqa: E402,F401
+    account_views,
+    case_life,
+    footage,
+    public,
+    publication,
+    tips,
+    views,
+)

@@ -460,11 +460,135 @@ class TipListSchema(ma.Schema):
     next = fields.String(allow_none=True, required=True)
 
 
+# -- the public site: appeals, tips, receipts --------------------------------------------
+
+
+class PublicAppealQuerySchema(ma.Schema):
+    q = Text(max_length=100, load_default="", metadata={"description": "Place or offence."})
+    agency = Text(max_length=64, load_default="", metadata={"description": "An agency's slug."})
+
+
+class PublicAgencySchema(ma.Schema):
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class PublicVideoSchema(ma.Schema):
+    name = fields.String(required=True)
+    url = fields.String(required=True)
+    width = fields.Integer(allow_none=True, required=True)
+    height = fields.Integer(allow_none=True, required=True)
+    content_type = fields.String(required=True)
+
+
+class PublicClipSchema(ma.Schema):
+    version = fields.String(required=True)
+    duration_s = fields.Float(allow_none=True, required=True)
+    poster_url = fields.String(allow_none=True, required=True)
+    videos = fields.List(fields.Nested(PublicVideoSchema), required=True)
+
+
+class PublicAppealSummarySchema(ma.Schema):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    question = fields.String(required=True)
+    case_number = fields.String(required=True)
+    offense = fields.String(required=True)
+    place = fields.String(required=True)
+    agency = fields.Nested(PublicAgencySchema, required=True)
+    published_at = Moment(allow_none=True, required=True)
+    solved = fields.Boolean(required=True)
+    url = fields.String(required=True, metadata={"description": "The appeal's page."})
+
+
+class PublicAppealSchema(PublicAppealSummarySchema):
+    summary = fields.String(required=True)
+    occurred_at = Moment(allow_none=True, required=True)
+    clips = fields.List(fields.Nested(PublicClipSchema), required=True)
+
+
+class PublicAppealListSchema(ma.Schema):
+    """This week's #TattletaleTuesday appeals, every other open one, solved ones."""
+
+    this_week = fields.List(fields.Nested(PublicAppealSummarySchema), required=True)
+    open = fields.List(fields.Nested(PublicAppealSummarySchema), required=True)
+    solved = fields.List(fields.Nested(PublicAppealSummarySchema), required=True)
+
+
+class TipCreateSchema(Strict):
+    """A tip, with the same fields and limits as the site's tip form."""
+
+    body = Text(max_length=10_000, multiline=True, blank=False, required=True)
+    seen_when = Text(max_length=200)
+    name = Text(max_length=200)
+    phone = Text(max_length=30)
+    email = Text(max_length=254)
+    notify_by_email = Flag()
+    via = Text(max_length=16, metadata={"description": "The channel of the link followed."})
+
+
+class GeneralTipCreateSchema(TipCreateSchema):
+    """A tip to an agency about no appeal in particular."""
+
+    agency = Text(max_length=64, blank=False, required=True, metadata={"description": "Slug."})
+
+
+class ChallengeQuerySchema(ma.Schema):
+    purpose = fields.String(required=True, validate=validate.OneOf(["tip", "reply"]))
+
+
+class ChallengeSchema(ma.Schema):
+    """Solve by finding a decimal counter such that SHA-256 of
+    `challenge + ":" + counter` (UTF-8) starts with `bits` zero bits; send
+    `challenge:counter` in X-Proof-Of-Work. Each challenge is accepted once."""
+
+    challenge = fields.String(required=True)
+    bits = fields.Integer(required=True)
+    algorithm = fields.String(required=True)
+    expires_at = Moment(required=True)
+
+
+class ReceiptSchema(ma.Schema):
+    """Shown once: the passphrase is stored only as a keyed hash and cannot be
+    recovered."""
+
+    number = fields.String(required=True)
+    passphrase = fields.String(required=True)
+    messages = fields.String(required=True, metadata={"description": "The tip's thread."})
+
+
 class TipMessageSchema(ma.Schema):
     author = fields.String(required=True, validate=validate.OneOf(["tipster", "staff"]))
     author_name = fields.String(allow_none=True, required=True)
     body = fields.String(required=True)
     created_at = Moment(required=True)
+
+
+class PublicTipMessageSchema(ma.Schema):
+    """A message of the tip's thread, as the tipster sees it: no staff names."""
+
+    author = fields.String(required=True, validate=validate.OneOf(["tipster", "staff"]))
+    body = fields.String(required=True)
+    created_at = Moment(required=True)
+
+
+class TipThreadSchema(ma.Schema):
+    number = fields.String(required=True)
+    messages = fields.List(fields.Nested(PublicTipMessageSchema), required=True)
+
+
+# -- publication (staff) -------------------------------------------------------------------
+
+
+class WithdrawalSchema(Strict):
+    reason = Text(max_length=2000, multiline=True, blank=False, required=True)
+
+
+class PublicationSchema(ma.Schema):
+    appeal = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["published"]))
+    published_at = Moment(required=True)
+    url = fields.String(required=True, metadata={"description": "The public page."})
 
 
 class TipNoteSchema(ma.Schema):

@@ -20,13 +20,24 @@ class Audience(enum.StrEnum):
 
 
 # By path, not by blueprint: a request that matches no route (a 404, a probe for
-# /wp-admin) has no blueprint, and must still be known to be public.
-_PREFIXES = (("/staff", Audience.STAFF), ("/api", Audience.API))
+# /wp-admin) has no blueprint, and must still be known to be public. The first
+# matching prefix decides: the API's public operations (appeals, tips, receipts)
+# are for tipsters, whose address is never seen, so they are public like the site.
+PUBLIC_API_PREFIX = "/api/v1/public"
+_PREFIXES = (
+    ("/staff", Audience.STAFF),
+    (PUBLIC_API_PREFIX, Audience.PUBLIC),
+    ("/api", Audience.API),
+)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def audience_for(path: str) -> Audience:
     for prefix, audience in _PREFIXES:
-        if path == prefix or path.startswith(prefix + "/"):
+        if _under(path, prefix):
             return audience
     return Audience.PUBLIC
 
@@ -49,7 +60,9 @@ def staff_client_addr() -> str | None:
 
 
 def is_api_request() -> bool:
-    return request_audience() is Audience.API
+    """Whether errors answer as problem documents: every request under /api, the
+    public operations included (their audience is public, their format JSON)."""
+    return _under(request.path, "/api")
 
 
 def init_app(app: Flask) -> None:

@@ -10,25 +10,33 @@ from flask import Flask, Response
 from werkzeug.serving import WSGIRequestHandler
 
 from portal.http.edge import Audience, request_audience
+from portal.services.public_media import public_media_origin
 
-# No inline scripts or styles anywhere: every script is a file under /static, so an
-# injected <script> or on* attribute does not run. Media and images may be blob: for
-# the upload previews and the editor.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data: blob:",
-        "media-src 'self' blob:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(media_origin: str = "") -> str:
+    """No inline scripts or styles anywhere: every script is a file under /static, so
+    an injected <script> or on* attribute does not run. Media and images may be blob:
+    for the upload previews and the editor, and may come from exactly the public
+    media origin when one is configured (TATTLETALE_PUBLIC_MEDIA_URL), nowhere else."""
+    extra = f" {media_origin}" if media_origin else ""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: blob:{extra}",
+            f"media-src 'self' blob:{extra}",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 PERMISSIONS_POLICY = (
     "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
@@ -37,11 +45,13 @@ PERMISSIONS_POLICY = (
 
 def init_app(app: Flask) -> None:
     production = app.config["TATTLETALE"].is_production
+    media_base = app.config["TATTLETALE"].public_media_url
+    policy = content_security_policy(public_media_origin(media_base) if media_base else "")
 
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("Content-Security-Policy", policy)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("X-Frame-Options", "DENY")
         # Public pages send no referrer at all: a tipster's click to another site must

@@ -9,16 +9,25 @@ bucket's address, lifetime and logs are not the portal's to hand out.
 from __future__ import annotations
 
 import dataclasses
+import os
 from datetime import datetime
+from urllib.parse import quote
 
-from flask import abort, request
+from flask import abort, current_app, request, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
-from media_pipeline import ObjectNotFound, ObjectStat, content_disposition
+from media_pipeline import (
+    LocalStore,
+    ObjectNotFound,
+    ObjectStat,
+    content_disposition,
+    validate_key,
+)
 from portal.extensions import db
 from portal.models import ClipVersion, Rendition
+from portal.services.public_media import copy_url, public_media_base
 from portal.services.storage import get_store
 from portal.services.text import replace_refused
 
@@ -147,12 +156,58 @@ def serve_rendition(version: ClipVersion, name: str) -> Response:
     return serve_object(rendition.storage_key, rendition.content_type)
 
 
+def _offloaded(key: str) -> Response | None:
+    """The answer that hands the file to the front proxy (TATTLETALE_MEDIA_OFFLOAD),
+    or None when the portal sends it itself.
+
+    Only for the local store, whose files the proxy can read: nginx serves an
+    ``internal`` location (X-Accel-Redirect) and Apache or lighttpd a path (X-Sendfile),
+    with Range, from the file; the worker is free again as soon as the headers are
+    out, however long the viewer watches. The portal has already checked that the
+    rendition is public and answered the conditional request (304) itself.
+    """
+    settings = current_app.config["TATTLETALE"]
+    store = get_store()
+    if not settings.media_offload or not isinstance(store, LocalStore):
+        return None
+    key = validate_key(key)
+    response = Response(status=200)
+    if settings.media_offload == "x-accel-redirect":
+        response.headers["X-Accel-Redirect"] = settings.media_offload_prefix + quote(key)
+    else:
+        response.headers["X-Sendfile"] = os.path.join(store.root, *key.split("/"))
+    return response
+
+
 def serve_published_rendition(rendition: Rendition) -> Response:
     """A rendition of a published appeal, for anyone: cacheable, validated by its
     SHA-256 (which never changes for a stored rendition)."""
-    return serve_object(
+    response = serve_object(
         rendition.storage_key,
         rendition.content_type,
         cache_control=PUBLIC_CACHE,
         etag=rendition.sha256,
+    )
+    if response.status_code not in (200, 206) or request.method == "HEAD":
+        return response  # 304, 412, 416: answered here, nothing to send
+    offloaded = _offloaded(rendition.storage_key)
+    if offloaded is None:
+        return response
+    response.close()  # the stream serve_object opened is not read
+    # The proxy keeps these from the portal's answer and adds Range, length and body.
+    for name in ("Content-Type", "Cache-Control", "ETag", "Last-Modified", "Accept-Ranges"):
+        offloaded.headers[name] = response.headers[name]
+    return offloaded
+
+
+def published_media_url(appeal_id: str, rendition: Rendition, *, copied: bool = False) -> str:
+    """Where a viewer fetches a published rendition: its copy on the public media
+    origin once it is there, the portal's own route otherwise."""
+    if copied and public_media_base():
+        return copy_url(appeal_id, rendition)
+    return url_for(
+        "public.appeal_media",
+        appeal_id=appeal_id,
+        version_id=rendition.version.public_id,
+        name=rendition.name,
     )

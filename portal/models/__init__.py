@@ -2,6 +2,7 @@
 
 from portal.models.agencies import Agency
 from portal.models.appeals import Appeal, AppealClip, AppealStatus
+from portal.models.attachments import PENDING_STATUSES, AttachmentStatus, TipAttachment
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
@@ -17,7 +18,7 @@ from portal.models.clips import (
 )
 from portal.models.jobs import Job, JobStatus
 from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
-from portal.models.security import MfaRecoveryCode, SignInThrottle
+from portal.models.security import MfaRecoveryCode, SignInThrottle, SpentChallenge
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
 from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
@@ -29,7 +30,9 @@ __all__ = [
     "AppealClip",
     "AppealDailyViews",
     "AppealStatus",
+    "PENDING_STATUSES",
     "Approval",
+    "AttachmentStatus",
     "AuditEvent",
     "Base",
     "Case",
@@ -48,9 +51,11 @@ __all__ = [
     "Role",
     "SignInThrottle",
     "SolvingTip",
+    "SpentChallenge",
     "StaffSession",
     "Tip",
     "TipLead",
+    "TipAttachment",
     "TipMessage",
     "TipNote",
     "TipPriority",

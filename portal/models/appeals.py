@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.agencies import Agency
@@ -75,6 +75,9 @@ class AppealClip(Base):
     appeal_id: Mapped[int] = mapped_column(ForeignKey("appeals.id", ondelete="CASCADE"), index=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("clip_versions.id"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # Its public renditions are copied to the public media origin
+    # (TATTLETALE_PUBLIC_MEDIA_URL): the page may play them from there.
+    public_copy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     appeal: Mapped[Appeal] = relationship(back_populates="clips")
     version: Mapped[ClipVersion] = relationship(lazy="joined")

@@ -48,3 +48,18 @@ class SignInThrottle(Base):
     # How many times this key was locked in a row; each lock is twice the last.
     lockouts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SpentChallenge(Base):
+    """A proof-of-work challenge that has been used (portal.services.challenges).
+
+    Only the challenge's own random nonce and when the record may go: nothing of the
+    client that solved it. Used when no Redis is configured; kept until the
+    challenge would have expired anyway, after which it could not be replayed.
+    """
+
+    __tablename__ = "spent_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -3,19 +3,24 @@ the published media. Every view here is anonymous: nothing records who asks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from flask import abort, make_response, render_template, request, url_for
+from flask import abort, current_app, make_response, render_template, request, url_for
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.extensions import csrf, db
 from portal.http import ratelimit
-from portal.http.media import serve_published_rendition
+from portal.http.bodies import accepts_files
+from portal.http.media import published_media_url, serve_published_rendition
+from portal.http.proof import check_proof
 from portal.models import Agency, Appeal, Rendition, Tip
 from portal.models.base import utcnow
 from portal.public import bp
-from portal.public.forms import ReceiptCheckForm, ReplyForm, SearchForm, TipForm
+from portal.public.forms import AttachmentFields, ReceiptCheckForm, ReplyForm, SearchForm, TipForm
+from portal.services import attachments
 from portal.services.appeals import (
     CHANNELS,
     PublicClip,
@@ -27,6 +32,7 @@ from portal.services.appeals import (
     list_public_appeals,
     public_clips,
 )
+from portal.services.challenges import ProofRejected, issue_challenge, required_bits
 from portal.services.errors import NotFound, ValidationFailed
 from portal.services.tips import (
     TipInput,
@@ -111,13 +117,8 @@ def appeal_media(appeal_id: str, version_id: str, name: str) -> BaseResponse:
 
 
 @bp.app_template_global()
-def public_media_url(appeal_id: str, rendition: Rendition) -> str:
-    return url_for(
-        "public.appeal_media",
-        appeal_id=appeal_id,
-        version_id=rendition.version.public_id,
-        name=rendition.name,
-    )
+def public_media_url(appeal_id: str, rendition: Rendition, clip: PublicClip) -> str:
+    return published_media_url(appeal_id, rendition, copied=clip.copied)
 
 
 @bp.app_template_global()
@@ -149,12 +150,80 @@ def _private(body: str, status: int = 200) -> BaseResponse:
     return response
 
 
+@bp.context_processor
+def proof_of_work_bits() -> dict[str, int]:
+    return {"pow_bits": required_bits()}
+
+
+def _with_challenge(form: TipForm | ReplyForm, purpose: str) -> None:
+    """Every form shown carries a fresh challenge: one sent and refused (or spent)
+    is never offered again."""
+    form.pow_solution.data = ""
+    form.pow_challenge.data = issue_challenge(purpose).token if required_bits() else ""
+
+
+def _proof_refused(
+    form: TipForm | ReplyForm, purpose: str, page: Callable[[int], BaseResponse]
+) -> BaseResponse | None:
+    """Check the form's proof of work. Refused (forged, replayed, expired), or over
+    the stricter limit for forms sent without one: the form again (``page`` with a
+    status), with a message and what was typed. Accepted: None."""
+    try:
+        wait = check_proof(purpose, form.pow_challenge.data or "", form.pow_solution.data or "")
+    except ProofRejected as exc:
+        form.form_errors.append(f"{exc.message} What you wrote is still here.")
+        return page(400)
+    if wait is None:
+        return None
+    _slow_down(form, wait)
+    return _retry_after(page(429), wait)
+
+
 def _tip_form_page(
     form: TipForm, *, agency: Agency, appeal: Appeal | None, status: int = 200
 ) -> BaseResponse:
+    _with_challenge(form, "tip")
     return _private(
-        render_template("public/tip_form.html", form=form, agency=agency, appeal=appeal), status
+        render_template(
+            "public/tip_form.html",
+            form=form,
+            agency=agency,
+            appeal=appeal,
+            drafts=attachments.list_drafts(form.draft.data or ""),
+        ),
+        status,
     )
+
+
+def _too_large(agency: Agency, appeal: Appeal | None) -> BaseResponse:
+    """A body over the form's limit is refused before a byte of it is read, so what
+    was typed cannot be shown again: say so, and how to keep it (going back)."""
+    settings = current_app.config["TATTLETALE"]
+    form = TipForm(formdata=None)
+    form.draft.data = attachments.new_draft_secret()
+    form.form_errors.append(
+        "The files together are larger than this form accepts (at most "
+        f"{settings.tip_attachments_max} files of {settings.tip_attachment_max_bytes // 1024**2} "
+        "MB each), so nothing was sent. Go back to keep what you wrote, and choose fewer "
+        "or smaller files."
+    )
+    return _tip_form_page(form, agency=agency, appeal=appeal, status=413)
+
+
+def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
+    """Keep this request's files as drafts of the form, whatever it answers: a form
+    shown again (expired, refused, rate limited) still has them, and sending it takes
+    them. Committed here for that reason."""
+    if attachments.draft_hash(form.draft.data or "") is None:
+        form.draft.data = attachments.new_draft_secret()
+    parts = [f.stream for f in request.files.getlist("files")]
+    staged = attachments.stage_parts(
+        parts,  # type: ignore[arg-type]
+        agency=agency,
+        draft_secret=form.draft.data or "",
+    )
+    attachments.keep_drafts()
+    return staged
 
 
 def _slow_down(form: FlaskForm, wait: int) -> None:
@@ -185,7 +254,9 @@ def _validate_keeping_text(form: FlaskForm) -> bool:
 def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseResponse:
     if request.method == "GET":
         form.via.data = channel_of(request.args.get("via"))
+        form.draft.data = attachments.new_draft_secret()
         return _tip_form_page(form, agency=agency, appeal=appeal)
+    staged = _stage_files(form, agency)
     if (wait := ratelimit.count_public("tips")) is not None:
         form.validate()  # the fields' own messages, with the text kept
         _slow_down(form, wait)
@@ -194,9 +265,24 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
         return _tip_form_page(form, agency=agency, appeal=appeal, status=400)
     if form.website.data:
         # A bot filled in the hidden field: answer like a success, keep nothing.
-        return _private(render_template("public/receipt.html", receipt=decoy_receipt()))
+        attachments.discard_drafts(form.draft.data or "")
+        db.session.commit()
+        return _private(
+            render_template("public/receipt.html", receipt=decoy_receipt(), attachments=[])
+        )
+    if not staged.ok:
+        # Too many, too large, no room: said plainly, with the text and the files kept.
+        form.form_errors.extend(staged.problems)
+        return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
+    refused = _proof_refused(
+        form,
+        "tip",
+        lambda status: _tip_form_page(form, agency=agency, appeal=appeal, status=status),
+    )
+    if refused is not None:
+        return refused
     try:
-        _, receipt = submit_tip(
+        tip, receipt = submit_tip(
             TipInput(
                 body=form.body.data or "",
                 seen_when=form.seen_when.data or "",
@@ -209,38 +295,58 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
             agency=agency,
             appeal=appeal,
         )
+        files = attachments.take_drafts(tip, form.draft.data or "")
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
         getattr(form, exc.field or "body", form.body).errors = [exc.message]
         return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
-    return _private(render_template("public/receipt.html", receipt=receipt))
+    return _private(render_template("public/receipt.html", receipt=receipt, attachments=files))
 
 
 @bp.route("/appeals/<appeal_id>/tip", methods=["GET", "POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def appeal_tip(appeal_id: str) -> BaseResponse:
     try:
         appeal = get_public_appeal(appeal_id)
     except NotFound:
         abort(404)
-    return _take_tip(TipForm(), agency=appeal.agency, appeal=appeal)
+    try:
+        form = TipForm()
+    except RequestEntityTooLarge:
+        return _too_large(appeal.agency, appeal)
+    return _take_tip(form, agency=appeal.agency, appeal=appeal)
 
 
 @bp.route("/agencies/<slug>/tip", methods=["GET", "POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def agency_tip(slug: str) -> BaseResponse:
     try:
         agency = get_public_agency(slug)
     except NotFound:
         abort(404)
-    return _take_tip(TipForm(), agency=agency, appeal=None)
+    try:
+        form = TipForm()
+    except RequestEntityTooLarge:
+        return _too_large(agency, None)
+    return _take_tip(form, agency=agency, appeal=None)
 
 
 def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:
     form = form or ReplyForm(formdata=None)
     form.token.data = thread_token(tip)
-    return _private(render_template("public/tip_thread.html", tip=tip, form=form), status)
+    _with_challenge(form, "reply")
+    if attachments.draft_hash(form.draft.data or "") is None:
+        form.draft.data = attachments.new_draft_secret()
+    body = render_template(
+        "public/tip_thread.html",
+        tip=tip,
+        form=form,
+        drafts=attachments.list_drafts(form.draft.data or ""),
+    )
+    return _private(body, status)
 
 
 @bp.route("/tips/check", methods=["GET", "POST"])
@@ -268,6 +374,7 @@ def tip_check() -> BaseResponse:
 
 @bp.route("/tips/reply", methods=["POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def tip_reply() -> BaseResponse:
     form = ReplyForm()
     wait = ratelimit.count_public("receipts")
@@ -277,13 +384,20 @@ def tip_reply() -> BaseResponse:
         check = ReceiptCheckForm(formdata=None)
         check.form_errors.append(exc.message)
         return _private(render_template("public/tip_check.html", form=check), 400)
+    staged = _stage_files(form, tip.agency)
     if wait is not None:
         _slow_down(form, wait)
         return _retry_after(_thread_page(tip, form, 429), wait)
     if not _validate_keeping_text(form):
         return _thread_page(tip, form, 400)
+    if not staged.ok:
+        form.form_errors.extend(staged.problems)
+        return _thread_page(tip, form, 422)
+    if (refused := _proof_refused(form, "reply", lambda s: _thread_page(tip, form, s))) is not None:
+        return refused
     try:
-        add_tipster_message(tip, form.body.data or "")
+        message = add_tipster_message(tip, form.body.data or "")
+        attachments.take_drafts(tip, form.draft.data or "", message)
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()

@@ -38,8 +38,10 @@ from portal.models.appeals import DEFAULT_QUESTION
 from portal.models.base import utcnow
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
+from portal.services.cases import check_case_access
 from portal.services.clips import approval_is_intact
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from portal.services.public_media import copy_path, schedule_public_media_sync, sync_copies
 from portal.services.text import clean_text
 
 # What the public may fetch of a published version: the web renditions and the
@@ -73,6 +75,17 @@ def channel_of(value: str | None) -> str:
 
 def appeal_of(case: Case) -> Appeal | None:
     return db.session.scalar(select(Appeal).where(Appeal.case_id == case.id))
+
+
+def get_appeal_for(
+    user: User, public_id: str, permission: Permission = Permission.APPEAL_PUBLISH
+) -> Appeal:
+    """The appeal, if the user may see its case (NotFound otherwise, as for cases: ids
+    are not probed) and do ``permission`` with it (PermissionDenied)."""
+    appeal = db.session.scalar(select(Appeal).where(Appeal.public_id == public_id))
+    check_case_access(user, appeal.case if appeal is not None else None, permission, "appeal")
+    assert appeal is not None
+    return appeal
 
 
 def publishable_versions(case: Case) -> list[ClipVersion]:
@@ -134,6 +147,8 @@ def save_appeal(
         for position, public_id in enumerate(wanted)
     ]
     db.session.flush()
+    if appeal.is_published:
+        schedule_public_media_sync(appeal)  # what it shows changed: copy the new clips
     record_event(
         "appeal.create" if created else "appeal.edit",
         agency_id=appeal.agency_id,
@@ -173,6 +188,7 @@ def publish_appeal(appeal: Appeal, user: User) -> Appeal:
     appeal.withdrawn_at = None
     appeal.withdraw_reason = ""
     db.session.flush()
+    schedule_public_media_sync(appeal)
     record_event(
         "appeal.publish",
         agency_id=appeal.agency_id,
@@ -197,6 +213,7 @@ def withdraw_appeal(appeal: Appeal, user: User | None, reason: str) -> Appeal:
     appeal.withdrawn_by = user
     appeal.withdraw_reason = reason
     db.session.flush()
+    schedule_public_media_sync(appeal)
     record_event(
         "appeal.withdraw",
         agency_id=appeal.agency_id,
@@ -231,6 +248,7 @@ def withdraw_appeals_showing(version: ClipVersion, user: User, reason: str) -> l
             object_id=appeal.public_id,
             details={"reason": appeal.withdraw_reason, "version": version.public_id},
         )
+        schedule_public_media_sync(appeal)
     db.session.flush()
     return list(appeals)
 
@@ -243,6 +261,8 @@ class PublicClip:
     version: ClipVersion
     videos: list[Rendition]  # web renditions, largest first
     poster: Rendition | None
+    # Copied to the public media origin (TATTLETALE_PUBLIC_MEDIA_URL) and playable there.
+    copied: bool = False
 
     @property
     def duration_s(self) -> float | None:
@@ -268,8 +288,32 @@ def public_clips(appeal: Appeal) -> list[PublicClip]:
         )
         poster = next((r for r in version.renditions if r.name in PUBLIC_IMAGE_NAMES), None)
         if videos:
-            clips.append(PublicClip(version=version, videos=videos, poster=poster))
+            clips.append(
+                PublicClip(version=version, videos=videos, poster=poster, copied=item.public_copy)
+            )
     return clips
+
+
+def sync_public_media(appeal_id: int) -> None:
+    """Copy a published appeal's public renditions to the public media prefix, or
+    remove them all once it is not published (the job appeals.public_media)."""
+    appeal = db.session.get(Appeal, appeal_id)
+    if appeal is None:
+        return
+    clips = public_clips(appeal) if appeal.is_published else []
+    wanted = {
+        copy_path(appeal.public_id, rendition): rendition
+        for clip in clips
+        for rendition in [*clip.videos, *([clip.poster] if clip.poster else [])]
+    }
+    # Copies only leave with what no longer shows them: a withdrawn appeal (whose page
+    # is gone) or a clip taken out of it (whose row went with it). So the flags can
+    # follow the copies in one transaction.
+    sync_copies(appeal.public_id, wanted)
+    copied = {clip.version.id for clip in clips}
+    for item in appeal.clips:
+        item.public_copy = item.version_id in copied
+    db.session.flush()
 
 
 def _published() -> Select[tuple[Appeal]]:

@@ -67,6 +67,7 @@ from portal.staff import (  # noqa: E402,F401  (registers the routes)
     account_views,
     admin_views,
     appeals_views,
+    attachments_views,
     case_life_views,
     cases_views,
     clips_views,

@@ -150,9 +150,10 @@ def _tip_row(tip: Tip) -> dict[str, Any]:
 @bp.route("/tips/poll")
 @requires(Permission.TIP_TRIAGE)
 def tip_poll() -> Response | tuple[Response, int]:
-    """Tips newer than ``since`` under the queue's filters, for the page to add."""
+    """Tips newer than ``since`` under the queue's filters, for the page to add
+    (without ``since``: the newest ones)."""
     try:
-        since = datetime.fromisoformat(request.args.get("since", ""))
+        since = datetime.fromisoformat(request.args.get("since") or "1900-01-01")
     except ValueError:
         return jsonify(error="since must be an ISO 8601 date and time."), 400
     if since.tzinfo is None:

@@ -257,3 +257,27 @@ def listed_appeal(
     db.session.add(appeal)
     db.session.commit()
     return appeal
+
+
+# -- proof of work -----------------------------------------------------------------------
+
+
+def solve_challenge(challenge: str, bits: int) -> str:
+    """The puzzle as the browser's worker solves it, written here from its definition
+    (SHA-256 of "challenge:counter" below 2**(256-bits)), not from the server's code."""
+    limit = 1 << (256 - bits)
+    counter = 0
+    while int.from_bytes(hashlib.sha256(f"{challenge}:{counter}".encode()).digest()) >= limit:
+        counter += 1
+    return str(counter)
+
+
+def proof_fields(html: str) -> dict[str, str]:
+    """The form's proof-of-work fields, solved as a browser with JavaScript sends them
+    (empty when the page asks for none)."""
+    challenge = re.search(r'name="pow_challenge" type="hidden" value="([^"]*)"', html)
+    bits = re.search(r'data-pow-bits="(\d+)"', html)
+    if not challenge or not bits:
+        return {}
+    token = challenge.group(1)
+    return {"pow_challenge": token, "pow_solution": solve_challenge(token, int(bits.group(1)))}

@@ -15,8 +15,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from portal.api.public import PUBLIC_ENDPOINTS
 from portal.extensions import db
-from portal.models import Agency, Case, Clip, ClipVersion, Role, Tip, User
+from portal.models import Agency, Appeal, Case, Clip, ClipVersion, Role, Tip, User
 from portal.services.authz import ROLE_PERMISSIONS
 from portal.services.cases import create_case
 from portal.services.tips import TipInput, submit_tip
@@ -40,6 +41,8 @@ def routes(app: Flask) -> Iterator[Route]:
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith(("staff.", "api.")) or SELF_SERVICE.match(rule.endpoint):
             continue
+        if rule.endpoint in PUBLIC_ENDPOINTS:  # the API's public audience: no account
+            continue
         for method in sorted((rule.methods or set()) & set(METHODS)):
             # HEAD is answered by GET views; only tus declares it on its own.
             if method == "HEAD" and "GET" in (rule.methods or set()):
@@ -47,14 +50,16 @@ def routes(app: Flask) -> Iterator[Route]:
             yield Route(rule.endpoint, rule.rule, method)
 
 
-def url(rule: str, case: Case, clip: Clip, version: ClipVersion, tip: Tip) -> str:
+def url(rule: str, case: Case, clip: Clip, version: ClipVersion, tip: Tip, appeal: Appeal) -> str:
     values = {
+        "appeal_id": appeal.public_id,
         "case_id": case.public_id,
         "clip_id": clip.public_id,
         "version_id": version.public_id,
         "tip_id": tip.public_id,
         "name": "poster",
         "upload_id": "not-an-upload",
+        "attachment_id": "not-an-attachment",
     }
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule)
     return path
@@ -67,7 +72,14 @@ def tip_on(case: Case) -> Tip:
     return tip
 
 
-def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, Tip]:
+def appeal_on(case: Case, owner: User) -> Appeal:
+    appeal = Appeal(agency_id=case.agency_id, case=case, created_by=owner, title="Who is this?")
+    db.session.add(appeal)
+    db.session.commit()
+    return appeal
+
+
+def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, Tip, Appeal]:
     """Another agency's case with a clip, a version and a tip: rows only, since every
     route must refuse before it touches storage."""
     case = create_case(agency, number="F-1", title="Foreign", created_by=owner)
@@ -75,7 +87,7 @@ def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, 
     version = ClipVersion(clip=clip, number=1, plan={}, created_by=owner, status="ready")
     db.session.add_all([clip, version])
     db.session.commit()
-    return case, clip, version, tip_on(case)
+    return case, clip, version, tip_on(case), appeal_on(case, owner)
 
 
 def request(client: FlaskClient, route: Route, path: str, auth: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -102,7 +114,13 @@ def test_every_route_by_role_with_own_and_foreign_ids(
     user = users[role]
     stranger = make_user(Role.OFFICER, agency_=other_agency)
     foreign = foreign_clip(other_agency, stranger)
-    own = (case, ready_clip, ready_clip.versions[0], tip_on(case))
+    own = (
+        case,
+        ready_clip,
+        ready_clip.versions[0],
+        tip_on(case),
+        appeal_on(case, users[Role.OFFICER]),
+    )
 
     staff = app.test_client()
     response = staff.post(

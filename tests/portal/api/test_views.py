@@ -150,7 +150,7 @@ def test_api_openapi_document_declares_every_operations_permission(
             assert "403" in operation["responses"], (method, path)
             assert "401" in operation["responses"], (method, path)
             declared += 1
-    assert declared == 22
+    assert declared == 24
     assert document["paths"]["/cases/{case_id}/solve"]["post"]["x-permission"] == "case.edit"
     assert document["paths"]["/openapi.json"]["get"]["security"] == []
     assert document["paths"]["/cases"]["post"]["x-permission"] == "case.create"
@@ -234,4 +234,13 @@ def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) ->
         ("get", "/cases/{case_id}/history"): "getCaseHistory",
         ("post", "/cases/{case_id}/solve"): "solveCase",
         ("post", "/cases/{case_id}/status"): "changeCaseStatus",
+        ("post", "/appeals/{appeal_id}/publication"): "publishAppeal",
+        ("delete", "/appeals/{appeal_id}/publication"): "withdrawAppeal",
+        ("get", "/public/appeals"): "listPublicAppeals",
+        ("get", "/public/appeals/{appeal_id}"): "getPublicAppeal",
+        ("get", "/public/challenges"): "getChallenge",
+        ("post", "/public/appeals/{appeal_id}/tips"): "createAppealTip",
+        ("post", "/public/tips"): "createPublicTip",
+        ("get", "/public/tips/{number}/messages"): "getPublicTipMessages",
+        ("post", "/public/tips/{number}/messages"): "createPublicTipMessage",
     }

@@ -219,3 +219,16 @@ def test_new_tips_since_a_moment(world, users, agency, case) -> None:  # type: i
     fresh = new_tip(agency, case, "Just now", 60)
     assert [t.number for t in new_tips_since(detective, TipQuery(), since)] == [fresh.number]
     assert new_tips_since(detective, TipQuery(channel="facebook"), since) == []
+
+
+def test_search_answers_alike_for_few_and_many_matches(world, users, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past FEW_MATCHES the search is a subquery instead of a list of ids: the
+    answers must not differ. A threshold of 1 sends these searches that way."""
+    from portal.services import tip_queue
+
+    supervisor = users[Role.SUPERVISOR]
+    queries = [TipQuery(q="red"), TipQuery(q="red van"), TipQuery(q="park", sort="oldest")]
+    few = [numbers(supervisor, q) for q in queries]
+    monkeypatch.setattr(tip_queue, "FEW_MATCHES", 1)
+    assert [numbers(supervisor, q) for q in queries] == few
+    assert few[0] == [world["other_case"].number, world["case_old"].number]

@@ -28,7 +28,7 @@ from portal.services.tips import (
     wordlist,
 )
 from tests.conftest import IsolatedClient
-from tests.portal.conftest import listed_appeal
+from tests.portal.conftest import listed_appeal, proof_fields
 
 TIPSTER_ADDRESS = "203.0.113.77"
 
@@ -55,9 +55,13 @@ def form_token(client: FlaskClient, path: str) -> str:
 
 
 def send_tip(client: FlaskClient, appeal: Appeal, **fields: str):  # type: ignore[no-untyped-def]
+    """Send the tip form as a browser with JavaScript does: its proof of work solved."""
     path = f"/appeals/{appeal.public_id}/tip"
-    token = form_token(client, path + "?via=facebook")
-    data = {"csrf_token": token, "via": "facebook", "body": "That is my neighbour Snake."}
+    page = client.get(path + "?via=facebook").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token, f"no CSRF token on {path}"
+    data = {"csrf_token": token.group(1), "via": "facebook", "body": "That is my neighbour Snake."}
+    data.update(proof_fields(page))
     data.update(fields)
     return client.post(path, data=data)
 
