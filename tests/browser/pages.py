@@ -244,7 +244,7 @@ class PublicSite(BasePage):
     def receipt(self) -> Receipt:
         expect(
             self.page.get_by_role("heading", name="Thank you. Your tip was received.")
-        ).to_be_visible()
+        ).to_be_visible(timeout=60_000)  # with JavaScript, the proof of work is solved first
         return Receipt(
             self.page.locator(".receipt-number").inner_text().strip(),
             self.page.locator(".receipt-passphrase").inner_text().strip(),
