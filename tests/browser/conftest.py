@@ -25,12 +25,12 @@ from config import load_settings
 from portal import create_app
 from portal.extensions import db
 from portal.models import Agency, Role
-from portal.services.cases import create_case
+from portal.services.cases import assign_detective, create_case
 from portal.services.users import create_user
 from tests.conftest import logging_restored
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, BrowserContext, Page, Route
 
 #: In CI (.ci/run sets it) a missing browser or ffmpeg fails the browser tests
 #: instead of skipping them, so a broken machine cannot pass as a green run.
@@ -58,7 +58,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "correct horse battery staple"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+#: Where the journeys' screenshots are kept (CI keeps the directory as the run's
+#: artifacts). Inside the checkout by default, where .gitignore leaves it out.
+SCREENSHOTS = Path(
+    os.environ.get("TATTLETALE_BROWSER_ARTIFACTS")
+    or Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,9 @@ class LiveServer:
     app: Flask
     officer: Account
     supervisor: Account
+    coordinator: Account
+    detective: Account
+    admin: Account
     case_id: str
     case_number: str
     media_root: Path
@@ -121,6 +129,9 @@ def live_server(
     app = create_app(settings)
     officer = Account("officer@springfield-pd.example.org", PASSWORD, "Officer Reyes")
     supervisor = Account("sergeant@springfield-pd.example.org", PASSWORD, "Sgt. Okafor")
+    coordinator = Account("media@springfield-pd.example.org", PASSWORD, "Dana Whitlock")
+    detective = Account("detective@springfield-pd.example.org", PASSWORD, "Det. Amari Cole")
+    admin = Account("admin@springfield-pd.example.org", PASSWORD, "Lee Park")
     with app.app_context():
         agency = Agency(name="Springfield Police Department", slug="springfield")
         db.session.add(agency)
@@ -131,6 +142,11 @@ def live_server(
         create_user(
             agency, supervisor.email, PASSWORD, {Role.SUPERVISOR}, display_name=supervisor.name
         )
+        for account, role in ((coordinator, Role.COORDINATOR), (admin, Role.ADMIN)):
+            create_user(agency, account.email, PASSWORD, {role}, display_name=account.name)
+        detective_user = create_user(
+            agency, detective.email, PASSWORD, {Role.DETECTIVE}, display_name=detective.name
+        )
         case = create_case(
             agency,
             number="24-0117",
@@ -139,6 +155,7 @@ def live_server(
             location_address="742 Elm Street",
             created_by=officer_user,
         )
+        assign_detective(case, detective_user, actor=None)
         db.session.commit()
         case_id, case_number = case.public_id, case.number
         db.session.remove()
@@ -156,6 +173,9 @@ def live_server(
             app=app,
             officer=officer,
             supervisor=supervisor,
+            coordinator=coordinator,
+            detective=detective,
+            admin=admin,
             case_id=case_id,
             case_number=case_number,
             media_root=instance / "media",
@@ -197,6 +217,28 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert not errors, f"errors in the page: {errors}"
+
+
+#: A phone-sized screen (an iPhone 14's CSS pixels), touch and the mobile viewport.
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+def keep_to_site(context: BrowserContext, base_url: str) -> list[str]:
+    """Every request of the context goes through here: the site's own go on, any other
+    host's are refused and returned (a public page must contact nobody else: no CDN,
+    font, analytics or embed that would learn who reads an appeal)."""
+    outside: list[str] = []
+
+    def handle(route: Route) -> None:
+        url = route.request.url
+        if url == base_url or url.startswith(base_url + "/"):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", handle)
+    return outside
 
 
 @pytest.fixture(scope="session")

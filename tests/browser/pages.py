@@ -7,6 +7,7 @@ markup changes one method here, not every test.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,7 +27,7 @@ class BasePage:
         return path
 
     def sign_out(self) -> None:
-        self.page.get_by_role("button", name="Sign out").click()
+        self.page.get_by_role("button", name="Sign out", exact=True).click()
         expect(self.page.get_by_role("heading", name="Staff sign-in")).to_be_visible()
 
 
@@ -153,3 +154,192 @@ class ClipPage(BasePage):
             box.check()
         form.get_by_role("button", name="Approve for release").click()
         expect(self.version(number).locator(".approval-ok")).to_contain_text("Approved")
+
+    def revoke(self, number: int, reason: str) -> None:
+        version = self.version(number)
+        if version.get_attribute("open") is None:
+            version.locator("summary").first.click()
+        version.locator("details.revoke > summary").click()
+        version.get_by_label("Reason for revoking").fill(reason)
+        version.get_by_role("button", name="Revoke approval").click()
+        expect(self.flash()).to_have_text(f"The approval of version {number} is revoked.")
+
+    def flash(self) -> Locator:
+        return self.page.locator(".flash")
+
+    def failed_job(self, label: str) -> Locator:
+        """A failed job in the processing panel, with its reason and Retry button."""
+        return self.page.locator("[data-job-list] li").filter(
+            has=self.page.locator(".job-label", has_text=label)
+        )
+
+    def retry(self, label: str) -> None:
+        self.failed_job(label).get_by_role("button", name="Retry").click()
+        expect(self.flash()).to_have_text("Processing was started again.")
+
+
+def _sign_in_form(page: Page, email: str, password: str) -> None:
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+class StaffLogin(LoginPage):
+    def try_sign_in(self, email: str, password: str) -> None:
+        """Send the form without expecting to get in (a wrong password, a second step)."""
+        self.page.goto(f"{self.base_url}/staff/login")
+        _sign_in_form(self.page, email, password)
+
+
+# -- the public site ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    number: str
+    passphrase: str
+
+
+class PublicSite(BasePage):
+    """What a member of the public does: find an appeal, watch, tell, come back."""
+
+    def open_index(self) -> None:
+        self.page.goto(f"{self.base_url}/")
+        expect(self.page.get_by_role("heading", level=1)).to_be_visible()
+
+    def open_appeal(self, appeal_id: str, *, via: str = "") -> None:
+        query = f"?via={via}" if via else ""
+        self.page.goto(f"{self.base_url}/appeals/{appeal_id}{query}")
+        expect(self.page.locator("article.appeal h1")).to_be_visible()
+
+    @property
+    def video(self) -> Locator:
+        return self.page.locator(".player video").first
+
+    def play(self) -> None:
+        """Start the video from the keyboard, as a person without a mouse would:
+        focus the player and press the space bar; then wait for it to move."""
+        self.video.focus()
+        self.page.keyboard.press("Space")
+        self.page.wait_for_function(
+            "() => { const v = document.querySelector('.player video');"
+            " return v && !v.paused && v.currentTime > 0.3; }",
+            timeout=20_000,
+        )
+
+    def start_tip(self) -> None:
+        self.page.get_by_role("link", name="I know something — send a tip").click()
+        expect(self.page.get_by_role("heading", name=re.compile("^Send a tip"))).to_be_visible()
+
+    def open_tip_form(self, appeal_id: str) -> None:
+        self.page.goto(f"{self.base_url}/appeals/{appeal_id}/tip")
+        expect(self.page.get_by_role("heading", name=re.compile("^Send a tip"))).to_be_visible()
+
+    def send_tip(self, body: str, *, seen_when: str = "") -> None:
+        self.page.get_by_label("What do you know?").fill(body)
+        if seen_when:
+            self.page.get_by_label("When did you see them? (optional)").fill(seen_when)
+        self.page.get_by_role("button", name="Send the tip").click()
+
+    def receipt(self) -> Receipt:
+        expect(
+            self.page.get_by_role("heading", name="Thank you. Your tip was received.")
+        ).to_be_visible(timeout=60_000)  # with JavaScript, the proof of work is solved first
+        return Receipt(
+            self.page.locator(".receipt-number").inner_text().strip(),
+            self.page.locator(".receipt-passphrase").inner_text().strip(),
+        )
+
+    def open_tip_check(self) -> None:
+        self.page.goto(f"{self.base_url}/tips/check")
+        expect(self.page.get_by_role("heading", name="Check your tip")).to_be_visible()
+
+    def enter_receipt(self, number: str, passphrase: str) -> None:
+        self.page.get_by_label("Tip number").fill(number)
+        self.page.get_by_label("Passphrase (the seven words)").fill(passphrase)
+        self.page.get_by_role("button", name="Open my tip").click()
+
+    def thread(self) -> Locator:
+        expect(self.page.get_by_role("heading", name=re.compile("^Your tip "))).to_be_visible()
+        return self.page.get_by_role("list", name="Conversation").locator("li")
+
+    def answer(self, text: str) -> None:
+        self.page.get_by_label("Your answer or more information").fill(text)
+        self.page.get_by_role("button", name="Send", exact=True).click()
+
+
+# -- staff: appeals and tips -------------------------------------------------------------
+
+
+class AppealForm(BasePage):
+    """A case's appeal page for a coordinator: write, publish, share, take down."""
+
+    def open(self, case_id: str) -> AppealForm:
+        self.page.goto(f"{self.base_url}/staff/cases/{case_id}/appeal")
+        expect(self.page.get_by_role("heading", name=re.compile("^Appeal for "))).to_be_visible()
+        return self
+
+    def write(self, *, title: str, question: str, summary: str) -> None:
+        self.page.get_by_label("Public title").fill(title)
+        self.page.get_by_label("The question").fill(question)
+        self.page.get_by_label("What happened").fill(summary)
+
+    def show_version(self, label: str) -> None:
+        self.page.get_by_label(label).check()
+
+    def save(self) -> None:
+        self.page.get_by_role("button", name="Save appeal").click()
+        expect(self.page.get_by_role("status").filter(has_text="Appeal saved.")).to_be_visible()
+
+    def publish(self) -> None:
+        self.page.get_by_role("button", name="Publish on the site").click()
+        expect(
+            self.page.get_by_role("status").filter(has_text="The appeal is on the public site.")
+        ).to_be_visible()
+
+    def share_links(self) -> dict[str, str]:
+        section = self.page.locator("section").filter(
+            has=self.page.get_by_role("heading", name="Links to share")
+        )
+        # Text as written, not as CSS shows it (the labels are set in capitals).
+        names = [name.strip() for name in section.locator("dt").all_text_contents()]
+        links = [link.strip() for link in section.locator("dd").all_text_contents()]
+        return dict(zip(names, links, strict=True))
+
+    def withdraw(self, reason: str) -> None:
+        self.page.get_by_label("Why is it taken down?").fill(reason)
+        self.page.get_by_role("button", name="Take it down").click()
+        expect(
+            self.page.get_by_role("status").filter(
+                has_text="The appeal is no longer on the public site."
+            )
+        ).to_be_visible()
+
+
+class TipQueue(BasePage):
+    def open(self) -> TipQueue:
+        self.page.goto(f"{self.base_url}/staff/tips")
+        expect(self.page.get_by_role("heading", name="Tips", exact=True)).to_be_visible()
+        return self
+
+    def row(self, number: str) -> Locator:
+        return self.page.locator("tbody tr").filter(has=self.page.get_by_role("link", name=number))
+
+    def open_tip(self, number: str) -> TipDetail:
+        self.page.get_by_role("link", name=number, exact=True).click()
+        expect(self.page.get_by_role("heading", name=re.compile(f"^Tip {number}"))).to_be_visible()
+        return TipDetail(self.page, self.base_url)
+
+
+class TipDetail(BasePage):
+    def messages(self) -> Locator:
+        return (
+            self.page.locator("section")
+            .filter(has=self.page.get_by_role("heading", name="Conversation"))
+            .locator("li.message")
+        )
+
+    def ask(self, question: str) -> None:
+        self.page.get_by_label("Write to the tipster").fill(question)
+        self.page.get_by_role("button", name="Send to the tipster").click()
+        expect(self.page.get_by_role("status").filter(has_text="Sent.")).to_be_visible()
