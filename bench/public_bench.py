@@ -116,8 +116,10 @@ class Bench:
                 path=info["viral_media"],
                 size=info["viral_media_size"],
                 concurrency=200,
-                chunk=512 * 1024,
-                burst=2 * 1024 * 1024,
+                # A player's fetch: about 3 s of this video per request (hls.js and
+                # Shaka fetch segments of 2-6 s), its first 4 s at once.
+                chunk=1024 * 1024,
+                burst=1024 * 1024,
                 # 2.5 Mbit/s video + audio, fetched 1.5 times as fast as it plays.
                 pace=int(1.5 * info["viral_media_size"] / 60),
             )
