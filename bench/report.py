@@ -66,7 +66,7 @@ def run_pg_url() -> str:
 
 def render(
     outputs: dict[str, list[str]],
-    status: int,
+    status: int | None,
     *,
     args: list[str],
     started: datetime,
@@ -90,7 +90,14 @@ def render(
             if quick
             else "full"
         ),
-        f"- outcome: {'every target met' if status == 0 else '**targets missed** (see below)'}",
+        "- outcome: "
+        + (
+            "**unfinished**: the run was interrupted after the benchmarks below"
+            if status is None
+            else "every target met"
+            if status == 0
+            else "**targets missed** (see below)"
+        ),
         "",
         "The machine is shared (other people's tests and transcodes run on it at the same "
         "time), so every target is a ratio against a baseline measured in the same run, "
@@ -136,16 +143,22 @@ def write_report(target: Path, args: list[str]) -> int:
     facts = machine()
     clock = time.monotonic()
     outputs: dict[str, list[str]] = {}
-    status = run.main(args, outputs=outputs)
-    text = render(
-        outputs,
-        status,
-        args=args,
-        started=started,
-        seconds=time.monotonic() - clock,
-        facts=facts,
-    )
-    target.write_text(text + "\n")
+
+    def write(status: int | None) -> None:
+        text = render(
+            outputs,
+            status,
+            args=args,
+            started=started,
+            seconds=time.monotonic() - clock,
+            facts=facts,
+        )
+        target.write_text(text + "\n")
+
+    # Written after each benchmark too, so an interrupted run still leaves what it
+    # measured (marked unfinished).
+    status = run.main(args, outputs=outputs, after_each=lambda: write(None))
+    write(status)
     print(f"# wrote {target}", flush=True)
     return status
 

@@ -13,14 +13,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
-    "media_pipeline_bench.py",
-    "upload_bench.py",
     "public_bench.py",  # issue 10: tip intake, appeal pages, a viral video
     "tip_load_bench.py",  # issue 9: tips during staff reads, transcodes, uploads
+    "media_pipeline_bench.py",
+    "upload_bench.py",
 ]
 TARGET_LINE = re.compile(
     r"^target (?P<name>\S+) (?P<op>\S+) (?P<value>\S+): (?P<verdict>met|NOT MET|MISSED)$"
@@ -53,8 +54,10 @@ def main(
     args: list[str],
     scripts: list[Path] | None = None,
     outputs: dict[str, list[str]] | None = None,
+    after_each: Callable[[], None] | None = None,
 ) -> int:
-    """``outputs``, when given, receives each benchmark's lines by script name."""
+    """``outputs``, when given, receives each benchmark's lines by script name;
+    ``after_each`` is called when each benchmark has finished."""
     problems: list[str] = []
     for script in scripts or [HERE / name for name in BENCHMARKS]:
         name = script.name
@@ -70,8 +73,10 @@ def main(
             problems.append(f"{name}: missed targets but exited 0")
         elif reported == 0:
             problems.append(f"{name}: reported no targets")
-    if outputs is not None:
-        outputs["problems"] = problems
+        if outputs is not None:
+            outputs["problems"] = problems
+        if after_each is not None:
+            after_each()
     if problems:
         print("# benchmarks FAILED:", flush=True)
         for problem in problems:
