@@ -15,7 +15,6 @@ here too. Prints one JSON line with what the benchmarks need.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -54,7 +53,7 @@ from portal.services.clips import attach_upload, renditions_digest  # noqa: E402
 from portal.services.passwords import hash_password  # noqa: E402
 from portal.services.storage import get_store  # noqa: E402
 from portal.services.tips import TipInput, submit_tip  # noqa: E402
-from portal.services.uploads import create_upload, partial_path  # noqa: E402
+from portal.services.uploads import append_to_upload, create_upload  # noqa: E402
 from portal.services.users import create_api_token  # noqa: E402
 
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
@@ -171,15 +170,17 @@ def stored_renditions(work: Path) -> list[Rendition]:
 def ingested_clip(case_owner: User, case, work: Path, seconds: int) -> Clip:  # type: ignore[no-untyped-def]
     source = work / "source.mp4"
     make_video(source, "1920x1080", seconds, "8000k")
-    data = source.read_bytes()
     upload = create_upload(
-        case_owner, length=len(data), max_bytes=10**10, filename=source.name, case=case
+        case_owner,
+        length=source.stat().st_size,
+        max_bytes=10**10,
+        filename=source.name,
+        case=case,
     )
-    partial_path(upload).write_bytes(data)
-    upload.offset = len(data)
-    upload.status = "complete"
-    upload.sha256 = hashlib.sha256(data).hexdigest()
     db.session.commit()
+    with open(source, "rb") as stream:
+        append_to_upload(upload, offset=0, stream=stream)
+    assert upload.status == "complete", upload.status
     clip = attach_upload(case, upload.public_id, case_owner)
     db.session.commit()
     # Ingest and the proxy, through the real jobs. Version 1's render is left queued
