@@ -96,6 +96,10 @@ class Bench:
         r = self.results
         r["tip_flood_staff_p95_ms"] = staff["p95_ms"]
         r["tip_flood_staff_p50_ms"] = staff["p50_ms"]
+        # Queue pages answered with anything but 200 (or not at all) in the window.
+        r["tip_flood_staff_failures"] = sum(
+            n for status, n in staff["statuses"].items() if status != "200"
+        )
         r["tip_flood_tips_per_s"] = tips["rate"]
         r["tip_flood_tips_accepted"] = tips["accepted_total"]
         r["tip_flood_tips_lost"] = refused + tips["accepted_total"] - in_db
