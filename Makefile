@@ -16,7 +16,7 @@ TEST_STAMP := $(VENV)/.test-installed
 RUNTIME_SYSTEM := ffmpeg=ffmpeg ffprobe=ffmpeg /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf=fonts-dejavu-core
 TEST_SYSTEM := $(RUNTIME_SYSTEM) /usr/bin/chromium=chromium
 
-.PHONY: help run test test-sqlite test-postgres lint bench audit lock system-deps clean
+.PHONY: help run test test-sqlite test-postgres lint bench bench-quick bench-report audit lock system-deps clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,8 +63,16 @@ test-sqlite: $(TEST_STAMP) ## The whole suite on SQLite, with branch coverage
 test-postgres: $(TEST_STAMP) ## The database-backed tests again, on PostgreSQL
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider $(COV_ARGS) $(COV_APPEND) tests/portal tests/config
 
-bench: system-deps $(TEST_STAMP) ## Benchmarks; each prints `name: figure` lines
+# The portal benchmarks need PostgreSQL on 127.0.0.1:5432 (user postgres; each run
+# makes and drops its own database) and Redis on 127.0.0.1:6379.
+bench: system-deps $(TEST_STAMP) ## Every benchmark; exits 1 on a missed target (BENCH_ARGS=--quick: < 10 min)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-quick: ## The benchmarks' short run (make bench BENCH_ARGS=--quick)
+	$(MAKE) --no-print-directory bench BENCH_ARGS=--quick
+
+bench-report: system-deps $(TEST_STAMP) ## Run the benchmarks and write docs/benchmarks.md (BENCH_ARGS=--quick)
+	$(PY) bench/run.py --report docs/benchmarks.md $(BENCH_ARGS)
 
 audit: $(TEST_STAMP) ## pip-audit the locked dependencies (needs PyPI's vulnerability data)
 	$(VENV)/bin/pip-audit --no-deps --disable-pip --strict -r requirements.lock

@@ -3,7 +3,9 @@
 Each benchmark prints ``name: figure`` lines and one ``target NAME OP VALUE: met`` (or
 ``NOT MET``) line per target. This runs them all, whatever the first ones give, then
 names every missed target and every benchmark that failed to run, and exits 1 if there
-is any.
+is any. A new benchmark is one more line in ``BENCHMARKS`` (a script taking
+``--quick``). ``--report FILE`` also writes what was measured as Markdown
+(bench/report.py; ``make bench-report``).
 """
 
 from __future__ import annotations
@@ -11,18 +13,28 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["media_pipeline_bench.py", "upload_bench.py", "queue_bench.py", "outcomes_bench.py"]
+BENCHMARKS = [
+    "public_bench.py",  # issue 10: tip intake, appeal pages, a viral video
+    "tip_load_bench.py",  # issue 9: tips during staff reads, transcodes, uploads
+    "media_pipeline_bench.py",
+    "upload_bench.py",
+    "queue_bench.py",  # issue 11: the tip queue at a million tips
+    "outcomes_bench.py",  # issue 11: the outcomes page
+]
 TARGET_LINE = re.compile(
-    r"^target (?P<name>\S+) (?P<op>\S+) (?P<value>\S+): (?P<verdict>met|NOT MET)$"
+    r"^target (?P<name>\S+) (?P<op>\S+) (?P<value>\S+): (?P<verdict>met|NOT MET|MISSED)$"
 )
 
 
-def run_benchmark(script: Path, args: list[str]) -> tuple[int, list[str], int]:
-    """Run one benchmark, passing its output through. Returns its exit status, the
-    targets it missed, and how many targets it reported."""
+def run_benchmark(
+    script: Path, args: list[str], lines: list[str] | None = None
+) -> tuple[int, list[str], int]:
+    """Run one benchmark, passing its output through (and into ``lines``). Returns its
+    exit status, the targets it missed, and how many targets it reported."""
     missed: list[str] = []
     reported = 0
     with subprocess.Popen(
@@ -31,6 +43,8 @@ def run_benchmark(script: Path, args: list[str]) -> tuple[int, list[str], int]:
         assert process.stdout is not None
         for line in process.stdout:
             print(line, end="", flush=True)
+            if lines is not None:
+                lines.append(line.rstrip("\n"))
             if match := TARGET_LINE.match(line.rstrip("\n")):
                 reported += 1
                 if match["verdict"] != "met":
@@ -38,12 +52,22 @@ def run_benchmark(script: Path, args: list[str]) -> tuple[int, list[str], int]:
     return process.returncode, missed, reported
 
 
-def main(args: list[str], scripts: list[Path] | None = None) -> int:
+def main(
+    args: list[str],
+    scripts: list[Path] | None = None,
+    outputs: dict[str, list[str]] | None = None,
+    after_each: Callable[[], None] | None = None,
+) -> int:
+    """``outputs``, when given, receives each benchmark's lines by script name;
+    ``after_each`` is called when each benchmark has finished."""
     problems: list[str] = []
     for script in scripts or [HERE / name for name in BENCHMARKS]:
         name = script.name
         print(f"# {name}", flush=True)
-        status, missed, reported = run_benchmark(script, args)
+        lines: list[str] = []
+        if outputs is not None:
+            outputs[name] = lines
+        status, missed, reported = run_benchmark(script, args, lines)
         problems += [f"{name}: target missed: {target}" for target in missed]
         if status != 0 and not missed:
             problems.append(f"{name}: exited with status {status} without a missed target")
@@ -51,6 +75,10 @@ def main(args: list[str], scripts: list[Path] | None = None) -> int:
             problems.append(f"{name}: missed targets but exited 0")
         elif reported == 0:
             problems.append(f"{name}: reported no targets")
+        if outputs is not None:
+            outputs["problems"] = problems
+        if after_each is not None:
+            after_each()
     if problems:
         print("# benchmarks FAILED:", flush=True)
         for problem in problems:
@@ -61,4 +89,12 @@ def main(args: list[str], scripts: list[Path] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    arguments = sys.argv[1:]
+    if "--report" in arguments:
+        from report import write_report
+
+        at = arguments.index("--report")
+        target = Path(arguments[at + 1])
+        del arguments[at : at + 2]
+        sys.exit(write_report(target, arguments))
+    sys.exit(main(arguments))

@@ -86,3 +86,25 @@ def test_media_pipeline_bench_exits_1_on_a_missed_target(
     assert len(lines) == len(bench.TARGETS)
     assert all(run.TARGET_LINE.match(line) for line in lines), lines
     assert "target sha256_vs_hashlib >= 0.95: NOT MET" in lines
+
+
+def test_report_writes_every_figure_and_target_with_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    run = _load("run")
+    report = _load("report")
+    monkeypatch.setattr(report, "run", run)
+    good = _script(tmp_path / "good_bench.py", "a: 1.000", "target a >= 0.9: met")
+    missed = _script(tmp_path / "missed_bench.py", "b: 0.400", "target b >= 0.5: NOT MET", status=1)
+    monkeypatch.setattr(run, "BENCHMARKS", [str(good), str(missed)])
+    target = tmp_path / "benchmarks.md"
+    assert report.write_report(target, ["--quick"]) == 1
+    text = target.read_text()
+    assert "| `a >= 0.9` | met | 1.000 |" in text
+    assert "| `b >= 0.5` | **missed** | 0.400 |" in text
+    assert "missed_bench.py: target missed: b >= 0.5" in text
+    assert "**quick**" in text and "`python bench/run.py --quick`" in text
+    for fact in ("| CPU |", "| cores |", "| memory |", "| OS |", "| Python |", "| ffmpeg |"):
+        assert fact in text
+    assert "| PostgreSQL | PostgreSQL " in text or "| PostgreSQL | unavailable" in text

@@ -7,6 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -161,6 +162,37 @@ def test_nothing_of_an_unpublished_appeal_is_reachable(
     withdraw_appeal(draft, users[Role.COORDINATOR], "Suspect identified.")
     db.session.commit()
     assert reachable() == []
+
+
+def _statements(app: Flask, client: FlaskClient, path: str) -> list[str]:
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_public_pages_read_the_database_twice_however_many_appeals(
+    app: Flask, client: FlaskClient, agency: Agency, users: dict[Role, User]
+) -> None:
+    # Every public page and media request loads the appeals and then their clips with
+    # renditions and approvals: two round trips, not one per relation (and none for
+    # the case's staff assignments). The benchmarks of the public site rest on it.
+    owner, approver = users[Role.OFFICER], users[Role.SUPERVISOR]
+    appeals = [
+        listed_appeal(agency, owner, approver, number=f"Q-{n}", title=f"Appeal {n}")
+        for n in range(12)
+    ]
+    assert len(_statements(app, client, "/")) == 2
+    assert len(_statements(app, client, f"/appeals/{appeals[3].public_id}")) == 2
 
 
 def test_public_index_lists_this_week_then_open_then_solved(
