@@ -53,6 +53,8 @@ def wait_for(
     while time.monotonic() < deadline:
         try:
             value = check()
+        except AssertionError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the last one is reported
             last = exc
         else:
@@ -152,7 +154,9 @@ class Service:
 
     def wait_ready(self) -> None:
         if self.ready is not None:
-            wait_for(self._check_ready, timeout_s=self.ready_timeout_s, what=f"{self.name} starting")
+            wait_for(
+                self._check_ready, timeout_s=self.ready_timeout_s, what=f"{self.name} starting"
+            )
 
     def _check_ready(self) -> bool:
         if not self.running:
@@ -488,7 +492,9 @@ class Topology:
             ["agencies", "create", "Springfield PD", "--slug", self.agency_slug, "--no-require-mfa"]
         )
         for role, email in zip(ROLES, emails, strict=True):
-            commands.append(["users", "create", email, "--role", role, "--agency", self.agency_slug])
+            commands.append(
+                ["users", "create", email, "--role", role, "--agency", self.agency_slug]
+            )
             commands[-1].append("--generate-password")
             commands.append(["users", "token", email])
         script = (
