@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["media_pipeline_bench.py", "upload_bench.py"]
+BENCHMARKS = ["media_pipeline_bench.py", "upload_bench.py", "scaleout_bench.py"]
 TARGET_LINE = re.compile(
     r"^target (?P<name>\S+) (?P<op>\S+) (?P<value>\S+): (?P<verdict>met|NOT MET)$"
 )

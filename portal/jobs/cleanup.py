@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+import shutil
+from pathlib import Path
 
 from portal.jobs.periodic import periodic
 from portal.services.storage import remove_leftovers
@@ -21,3 +26,49 @@ def remove_storage_leftovers() -> None:
             "removed leftovers of interrupted work",
             extra={"work_entries": leftovers.work_entries, "store_writes": leftovers.store_writes},
         )
+
+
+WORKER_LOCK = "worker.lock"
+
+
+def claim_instance_and_sweep(instance_path: Path) -> int | None:
+    """At a Celery worker's start: if no other live worker uses this instance path,
+    remove everything its work directory holds and return how many entries; else None.
+
+    The work directory holds only what running jobs are using, so what is there when a
+    worker starts was left by one that died (SIGKILL, the OOM killer), often hundreds
+    of MB of source copies and render outputs, and the hourly sweep would keep it for
+    hours. An exclusive ``flock`` on ``instance/worker.lock``, held for the worker's
+    life (its pool processes inherit it, and the kernel drops it when the last one
+    dies), tells whether another worker shares the directory: then nothing is removed.
+    """
+    instance_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(instance_path / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        log.warning(
+            "another worker uses this instance path; its work files are left alone",
+            extra={"instance_path": str(instance_path)},
+        )
+        return None
+    _held.append(fd)
+    removed = 0
+    work = instance_path / "work"
+    if work.is_dir():
+        with os.scandir(work) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                    removed += 1
+    if removed:
+        log.info("removed work files of a worker that died", extra={"work_entries": removed})
+    return removed
+
+
+#: Lock descriptors kept open for the life of the process.
+_held: list[int] = []

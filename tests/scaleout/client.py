@@ -27,8 +27,8 @@ CHECKLIST = {"bystanders_blurred": True, "no_juveniles": True, "investigation_sa
 def make_clip(
     path: Path, *, seconds: float, size: str = "320x240", source: str = "testsrc2"
 ) -> Path:
-    """A clip with sound; ``source`` ``testsrc2`` compresses easily, ``mandelbrot`` (or
-    noise) makes every frame expensive to encode."""
+    """A clip with sound; ``source`` ``testsrc2`` compresses easily, ``mandelbrot``'s
+    fine detail makes every frame expensive to encode."""
     if not path.exists():
         subprocess.run(
             [
@@ -39,9 +39,7 @@ def make_clip(
                 "-f",
                 "lavfi",
                 "-i",
-                f"{source}=size={size}:rate=25:duration={seconds}"
-                if source != "noise"
-                else f"nullsrc=size={size}:rate=25:duration={seconds},geq=random(1)*255:128:128",
+                f"{source}=size={size}:rate=25",
                 "-f",
                 "lavfi",
                 "-i",
@@ -54,7 +52,8 @@ def make_clip(
                 "yuv420p",
                 "-c:a",
                 "aac",
-                "-shortest",
+                "-t",
+                str(seconds),
                 str(path),
             ],
             check=True,

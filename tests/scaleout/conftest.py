@@ -17,8 +17,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    topology = Topology(tmp_path_factory.mktemp("scaleout"))
+def topology_env() -> dict[str, str]:
+    """Variables a module adds to every process's environment."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def topology(
+    tmp_path_factory: pytest.TempPathFactory, topology_env: dict[str, str]
+) -> Iterator[Topology]:
+    topology = Topology(tmp_path_factory.mktemp("scaleout"), extra_env=topology_env)
     try:
         topology.start()
         yield topology

@@ -306,7 +306,8 @@ class Topology:
     web_count: int = 2
     worker_count: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
-    worker_prefix: list[str] = field(default_factory=list)
+    #: Hold worker N (and the ffmpeg it starts) to core N-1 with taskset.
+    worker_affinity: bool = False
     services: dict[str, Service] = field(default_factory=dict)
     proxy: CuttableProxy | None = None
     accounts: dict[str, Account] = field(default_factory=dict)
@@ -551,7 +552,10 @@ class Topology:
         name = f"worker{index + 1}"
         if name in self.services:
             return self.services[name]
-        argv = [*self.worker_prefix, str(BIN / "celery"), "-A", "portal.celery_worker", "worker"]
+        cores = (
+            ["taskset", "-c", str(index % (os.cpu_count() or 1))] if self.worker_affinity else []
+        )
+        argv = [*cores, str(BIN / "celery"), "-A", "portal.celery_worker", "worker"]
         argv += ["--hostname", f"{name}@%h", "--queues", "tattletale", "--loglevel", "INFO"]
         # One pool process per worker: one job at a time each, as on a one-core machine.
         argv += ["--concurrency", "1"]
