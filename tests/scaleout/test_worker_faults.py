@@ -127,9 +127,9 @@ def api(topology: Topology) -> Api:
 
 @pytest.fixture(scope="module")
 def long_render(topology: Topology, api: Api, clips: Path) -> Iterator[Render]:
-    """A clip whose render takes minutes (a detailed 720p picture for every frame,
+    """A clip whose render takes minutes (fine detail in every frame of 30 s,
     encoded at the default settings), started before the other faults."""
-    clip = make_clip(clips / "long.mp4", seconds=40, size="1280x720", source="mandelbrot")
+    clip = make_clip(clips / "long.mp4", seconds=30, size="640x360", source="mandelbrot")
     case_id = api.create_case("2026-LONG")
     yield Render(api.add_clip(case_id, clip))
 
