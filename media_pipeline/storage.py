@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from .errors import HashMismatch, InvalidKey, ObjectNotFound, StorageError
 from .hashing import HashingReader, hash_stream
+
+if TYPE_CHECKING:
+    from .staging import Staging
 
 MAX_KEY_BYTES = 1024
 _TEMP_PREFIX = ".tmp-"
@@ -220,10 +223,10 @@ class Store(abc.ABC):
         (the file at ``path`` is left for inspection).
         """
 
-    def staging_dir(self, fallback: str | os.PathLike[str]) -> str:
-        """Where to receive files that will be adopted: ``fallback`` unless the store
-        can adopt from somewhere cheaper (the same filesystem, for a rename)."""
-        return os.fspath(fallback)
+    @abc.abstractmethod
+    def staging(self) -> Staging:
+        """Where resumable uploads are received before they become objects: in the
+        store itself, so every machine that shares the store shares them."""
 
     @contextlib.contextmanager
     def local_path_or_copy(self, key: str, scratch_dir: str | os.PathLike[str]) -> Iterator[str]:
@@ -373,9 +376,11 @@ class LocalStore(Store):
             return stored
         return StoredObject(key, size, sha256)
 
-    def staging_dir(self, fallback: str | os.PathLike[str]) -> str:
+    def staging(self) -> Staging:
+        from .staging import LocalStaging
+
         # Inside the root, so adopting a finished upload is a rename, not a copy.
-        return os.path.join(self.root, ".uploads")
+        return LocalStaging(self, os.path.join(self.root, ".uploads"))
 
     @contextlib.contextmanager
     def local_path_or_copy(self, key: str, scratch_dir: str | os.PathLike[str]) -> Iterator[str]:
@@ -675,10 +680,18 @@ class S3Store(Store):
         os.unlink(path)
         return stored
 
+    def staging(self) -> Staging:
+        from .staging import S3Staging
+
+        return S3Staging(self)
+
     def remove_incomplete(self, older_than_s: float) -> int:
         """Abort unfinished multipart uploads under the prefix. Their parts are billed
         and invisible to listings; a bucket lifecycle rule can do the same, but the
-        store must not depend on every operator having set one."""
+        store must not depend on every operator having set one.
+
+        Staged uploads (``uploads/``) are left alone: they are meant to stay open
+        while their upload lives (a day), and the upload expiry sweep aborts them."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         cutoff = datetime.now(UTC).timestamp() - older_than_s
@@ -688,6 +701,8 @@ class S3Store(Store):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for upload in page.get("Uploads", ()):
                     if upload["Initiated"].timestamp() >= cutoff:
+                        continue
+                    if upload["Key"].startswith(self.prefix + "uploads/"):
                         continue
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]

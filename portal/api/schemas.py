@@ -16,7 +16,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from portal.models import Case, CaseStatus, Role
+from portal.models import Case, CaseStatus, Role, TipPriority, TipStatus
 from portal.services.clips import APPROVAL_CHECKLIST
 from portal.services.errors import ValidationFailed
 from portal.services.text import clean_text
@@ -408,3 +408,99 @@ class AuditChainSchema(ma.Schema):
     head = fields.String(required=True)
     broken_at = fields.Integer(allow_none=True, required=True)
     reason = fields.String(allow_none=True, required=True)
+
+
+# -- tips: the queue, triage, the conversation -----------------------------------------
+
+TIP_STATUSES = [status.value for status in TipStatus]
+TIP_PRIORITIES = [priority.name.lower() for priority in TipPriority]
+TIP_SORTS = ["newest", "oldest", "priority", "waiting"]
+
+
+class TipQuerySchema(ma.Schema):
+    case = Text(max_length=64, metadata={"description": "A case's id."})
+    appeal = Text(max_length=64, metadata={"description": "An appeal's id."})
+    status = fields.String(validate=validate.OneOf(TIP_STATUSES))
+    assignee = Text(
+        max_length=64, metadata={"description": 'A user\'s id, "me", or "none" (nobody).'}
+    )
+    channel = Text(max_length=16, metadata={"description": "Where the tipster came from."})
+    unanswered = fields.Boolean(
+        metadata={"description": "Only tips whose tipster waits for a staff reply."}
+    )
+    overdue = fields.Boolean(
+        metadata={"description": "Only tips with no staff reply within the agency's target."}
+    )
+    q = Text(max_length=200, metadata={"description": "Words that must all occur."})
+    sort = fields.String(validate=validate.OneOf(TIP_SORTS), load_default="newest")
+    after = Text(max_length=64, metadata={"description": "The `next` cursor of the previous page."})
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
+
+
+class TipSummarySchema(ma.Schema):
+    id = fields.String(required=True)
+    number = fields.String(required=True)
+    case = fields.String(allow_none=True, required=True)
+    appeal = fields.String(allow_none=True, required=True)
+    channel = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(TIP_STATUSES))
+    priority = fields.String(required=True, validate=validate.OneOf(TIP_PRIORITIES))
+    assignee = fields.String(allow_none=True, required=True)
+    version = fields.Integer(required=True)
+    created_at = Moment(required=True)
+    awaiting_since = Moment(allow_none=True, required=True)
+    reply_waiting = fields.Boolean(required=True)
+    overdue = fields.Boolean(required=True)
+    unread = fields.Boolean(required=True)
+    excerpt = fields.String(required=True)
+
+
+class TipListSchema(ma.Schema):
+    tips = fields.List(fields.Nested(TipSummarySchema), required=True)
+    next = fields.String(allow_none=True, required=True)
+
+
+class TipMessageSchema(ma.Schema):
+    author = fields.String(required=True, validate=validate.OneOf(["tipster", "staff"]))
+    author_name = fields.String(allow_none=True, required=True)
+    body = fields.String(required=True)
+    created_at = Moment(required=True)
+
+
+class TipNoteSchema(ma.Schema):
+    author = fields.String(required=True)
+    body = fields.String(required=True)
+    created_at = Moment(required=True)
+
+
+class TipDetailSchema(TipSummarySchema):
+    body = fields.String(required=True)
+    seen_when = fields.String(required=True)
+    anonymous = fields.Boolean(required=True)
+    tags = fields.List(fields.String(), required=True)
+    linked_case = fields.String(allow_none=True, required=True)
+    duplicate_of = fields.String(allow_none=True, required=True)
+    messages = fields.List(fields.Nested(TipMessageSchema), required=True)
+    notes = fields.List(fields.Nested(TipNoteSchema), required=True)
+
+
+class TipPatchSchema(Strict):
+    """The triage fields to change, made against ``version`` (the tip's version when
+    it was read): a tip changed since answers 409 and nothing is written."""
+
+    version = WholeNumber(required=True, validate=validate.Range(1, 2**31 - 1))
+    status = fields.String(validate=validate.OneOf(TIP_STATUSES))
+    priority = fields.String(validate=validate.OneOf(TIP_PRIORITIES))
+    assignee = Text(max_length=64, allow_none=True, metadata={"description": "null: nobody."})
+    tags = fields.List(Text(max_length=40), validate=validate.Length(max=10))
+    linked_case = Text(max_length=64, allow_none=True)
+    duplicate_of = Text(
+        max_length=64,
+        allow_none=True,
+        metadata={"description": "The number or id of the tip this one repeats."},
+    )
+    note = Text(max_length=5000, multiline=True, metadata={"description": "An internal note."})
+
+
+class TipMessageCreateSchema(Strict):
+    body = Text(max_length=5000, multiline=True, blank=False, required=True)

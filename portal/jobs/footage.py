@@ -35,6 +35,7 @@ from media_pipeline import (
     process,
     store_outputs,
 )
+from media_pipeline.staging import StagedBytesMissing
 from portal.extensions import db
 from portal.jobs.errors import ClaimLost, PermanentJobError, TransientJobError
 from portal.jobs.periodic import periodic
@@ -60,7 +61,7 @@ from portal.services.storage import (
     version_prefix,
     work_dir,
 )
-from portal.services.uploads import UploadDamaged, expire_uploads, make_staged_file_durable
+from portal.services.uploads import UploadDamaged, adopt_upload, expire_uploads
 
 log = logging.getLogger(__name__)
 
@@ -124,31 +125,30 @@ def ingest_clip(ctx: JobContext, clip_id: int) -> None:
         return
     store = get_store()
     key = original_key(clip.case.public_id, clip.public_id)
-    ctx.report(0.1, "probing")
-    staged = clip.staging_path
-    if staged and os.path.exists(staged):
-        if clip.upload is not None:
-            try:
-                make_staged_file_durable(clip.upload)
-            except UploadDamaged as exc:
-                clip.status = ClipStatus.FAILED.value
-                clip.rejection_reason = exc.message
-                db.session.commit()
-                raise PermanentJobError(exc.message) from None
-        info, reason = _probe(staged)
-        ctx.report(0.5, "storing original")
+    ctx.report(0.1, "storing original")
+    if clip.upload is not None:
+        # The upload is staged on the store, not on the machine that received it: any
+        # worker can do this. A rename (local store) or, on S3, completing the
+        # multipart upload and a copy inside the bucket. Idempotent: an attempt that
+        # died after storing the original finds it there.
         try:
-            store.adopt_file(key, staged, clip.original_sha256, clip.original_size)
+            adopt_upload(clip.upload, key)
+        except UploadDamaged as exc:
+            clip.status = ClipStatus.FAILED.value
+            clip.rejection_reason = exc.message
+            db.session.commit()
+            raise PermanentJobError(exc.message) from None
         except HashMismatch:
             raise PermanentJobError(
                 "the stored original does not match the upload's hash"
             ) from None
-    elif store.exists(key):
-        # A previous attempt stored the original and died before recording it.
-        with local_copy(key) as path:
-            info, reason = _probe(path)
-    else:
+        except StagedBytesMissing:
+            raise PermanentJobError("the uploaded file is gone before it was stored") from None
+    elif not store.exists(key):
         raise PermanentJobError("the uploaded file is gone before it was stored")
+    ctx.report(0.5, "probing")
+    with local_copy(key) as path:
+        info, reason = _probe(path)
 
     clip.original_key = key
     clip.staging_path = ""

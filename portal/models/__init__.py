@@ -17,7 +17,8 @@ from portal.models.clips import (
 )
 from portal.models.jobs import Job, JobStatus
 from portal.models.security import MfaRecoveryCode, SignInThrottle
-from portal.models.tips import MessageAuthor, Tip, TipMessage, TipStatus
+from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
+from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
 
 __all__ = [
@@ -46,7 +47,11 @@ __all__ = [
     "StaffSession",
     "Tip",
     "TipMessage",
+    "TipNote",
+    "TipPriority",
+    "TipRead",
     "TipStatus",
+    "TipTag",
     "Upload",
     "UploadStatus",
     "User",

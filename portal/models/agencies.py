@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.models.base import Base, PublicIdMixin, TimestampMixin
@@ -21,6 +21,9 @@ class Agency(PublicIdMixin, TimestampMixin, Base):
     require_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
     # The agency logo burned into appeals on request, in the evidence store ("" if none).
     watermark_key: Mapped[str] = mapped_column(String(500), default="")
+    # A tip with no staff reply this long after it came is overdue (the queue's
+    # filter, the overdue digest).
+    first_response_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
 
     def __repr__(self) -> str:
         return f"<Agency {self.slug}>"

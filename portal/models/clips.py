@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -39,8 +40,10 @@ class UploadStatus(enum.StrEnum):
 
 
 class Upload(PublicIdMixin, Base):
-    """A tus 1.0 upload in progress. The bytes live in a partial file named after the
-    public id in the upload directory, never after the client's file name."""
+    """A tus 1.0 upload in progress. The bytes are staged on the evidence store (a
+    partial file inside the local store, or an S3 multipart upload), named after the
+    public id, never after the client's file name. Everything a request needs to
+    continue the upload is in this row, so any web machine can take any request."""
 
     __tablename__ = "uploads"
 
@@ -54,6 +57,20 @@ class Upload(PublicIdMixin, Base):
     # falls back to this offset and the client re-sends the rest.
     durable_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     boot_id: Mapped[str] = mapped_column(String(64), default="")
+    # The machine that wrote the last bytes (/etc/machine-id): another machine's
+    # writes reached the shared filesystem's server when its file was closed, so only
+    # a restart of the writing machine itself can have lost them.
+    machine_id: Mapped[str] = mapped_column(String(64), default="")
+    # The staging's own state (for S3: the multipart upload id, its parts, the
+    # incomplete part's object), at ``offset``.
+    staging: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # SHA-256 of the first ``offset`` bytes, mid-computation (OpenSSL's SHA256_CTX):
+    # the next request, on whichever machine, continues it. Empty: re-hash.
+    sha256_state: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    # The request writing to the upload (a lease: one writer at a time across every
+    # machine, renewed while it receives, free again when it ends or lapses).
+    writer_token: Mapped[str] = mapped_column(String(32), default="")
+    writer_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # What the client called the file: shown to staff, never used as a path or key.
     filename: Mapped[str] = mapped_column(String(255), default="")
     client_content_type: Mapped[str] = mapped_column(String(100), default="")

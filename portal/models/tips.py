@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.agencies import Agency
@@ -30,8 +30,27 @@ class TipStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
+class TipPriority(enum.IntEnum):
+    """Stored as a number so that "priority" sorts in the database."""
+
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+    URGENT = 3
+
+
 class Tip(PublicIdMixin, Base):
     __tablename__ = "tips"
+    # The queue's orders, each a keyset (sort value, id) within the agency or a case,
+    # so that a page deep in a million tips costs what the first one does.
+    __table_args__ = (
+        Index("ix_tips_agency_created", "agency_id", "created_at", "id"),
+        Index("ix_tips_agency_status_created", "agency_id", "status", "created_at", "id"),
+        Index("ix_tips_agency_priority_created", "agency_id", "priority", "created_at", "id"),
+        Index("ix_tips_agency_awaiting", "agency_id", "awaiting_since", "id"),
+        Index("ix_tips_case_created", "case_id", "created_at", "id"),
+        Index("ix_tips_assignee_created", "assignee_id", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Random, not sequential: a tip number tells nobody how many tips there are.
@@ -54,9 +73,26 @@ class Tip(PublicIdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     last_tipster_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_staff_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Since when the tipster has been waiting for staff: the tip's arrival, or their
+    # reply after the last staff message; None once staff have answered.
+    awaiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
+    # Triage (portal/services/triage.py). ``version`` grows with every triage change:
+    # a change made against an older version is refused, never silently applied.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    priority: Mapped[int] = mapped_column(
+        SmallInteger, default=TipPriority.NORMAL.value, server_default="1"
+    )
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Merged into another tip as its duplicate.
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
+    # Another case of the agency this tip bears on (the tip stays with its own case).
+    linked_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 
     agency: Mapped[Agency] = relationship()
-    case: Mapped[Case | None] = relationship()
+    case: Mapped[Case | None] = relationship(foreign_keys=[case_id])
+    linked_case: Mapped[Case | None] = relationship(foreign_keys=[linked_case_id])
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    duplicate_of: Mapped[Tip | None] = relationship(remote_side=[id])
     appeal: Mapped[Appeal | None] = relationship()
     messages: Mapped[list[TipMessage]] = relationship(
         back_populates="tip", order_by="TipMessage.id", lazy="selectin"

@@ -40,7 +40,7 @@ from portal.services.authz import Permission, can
 from portal.services.cases import check_case_access
 from portal.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from portal.services.text import clean_text
-from portal.services.uploads import partial_path
+from portal.services.uploads import staged_locator
 
 # What a supervisor confirms before a version may be published.
 APPROVAL_CHECKLIST = {
@@ -93,7 +93,7 @@ def attach_upload(case: Case, upload_public_id: str, user: User) -> Clip:
         user,
         upload=upload,
         filename=upload.filename,
-        staging_path=str(partial_path(upload)),
+        staging_path=staged_locator(upload),
         size=upload.length,
         sha256=upload.sha256,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import current_app
 
 from media_pipeline import Store, store_from_url
+from media_pipeline.staging import Staging
 
 
 def get_store() -> Store:
@@ -29,14 +30,11 @@ def get_store() -> Store:
     return store
 
 
-def upload_dir() -> Path:
-    """Where tus uploads are received: where the store adopts them from most cheaply
-    (inside the media root for the local store, so a finished upload is renamed into
-    place instead of copied)."""
-    fallback = current_app.config["TATTLETALE"].instance_path / "uploads"
-    path = Path(get_store().staging_dir(fallback))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def get_staging() -> Staging:
+    """Where resumable uploads are received: on the store itself (a directory inside
+    the local store's root, or S3 multipart uploads), never in this machine's instance
+    directory, so every web machine and worker sharing the store sees every upload."""
+    return get_store().staging()
 
 
 def work_dir() -> Path:

@@ -24,15 +24,15 @@ from importlib.resources import files
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import Select, or_, select
+from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Agency, Appeal, Case, MessageAuthor, Tip, TipMessage, User
+from portal.models import Agency, Appeal, MessageAuthor, Outcome, Tip, TipMessage, User
 from portal.models.base import utcnow
+from portal.services import tip_search  # noqa: F401  (keeps the search index current on flush)
 from portal.services.appeals import channel_of
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
-from portal.services.cases import visible_cases_query
 from portal.services.errors import NotFound, PermissionDenied, ValidationFailed
 from portal.services.text import clean_text
 
@@ -220,6 +220,9 @@ def add_tipster_message(tip: Tip, body: str) -> TipMessage:
     message = TipMessage(tip=tip, author=MessageAuthor.TIPSTER.value, body=body)
     tip.last_tipster_message_at = utcnow()
     db.session.add(message)
+    # The queue shows the tip as awaiting staff again, from their first unanswered word.
+    if tip.awaiting_since is None:
+        tip.awaiting_since = tip.last_tipster_message_at
     db.session.flush()
     return message
 
@@ -232,42 +235,27 @@ def may_handle(user: User, tip: Tip) -> bool:
     return user.agency_id == tip.agency_id and can(user, Permission.TIP_TRIAGE)
 
 
-def visible_tips_query(user: User) -> Select[tuple[Tip]]:
-    """Every tip ``user`` may see: those of the cases they may triage, and the
-    agency's general tips."""
-    cases = visible_cases_query(user).with_only_columns(Case.id).order_by(None)
-    return select(Tip).where(
-        Tip.agency_id == user.agency_id,
-        or_(Tip.case_id.in_(cases.scalar_subquery()), Tip.case_id.is_(None)),
-    )
-
-
-@dataclass(frozen=True)
-class TipPage:
-    tips: list[Tip]
-    next_before: int | None
-
-
-def list_tips(user: User, *, before: int | None = None, limit: int = 50) -> TipPage:
-    """Newest first, by keyset on the id (stays fast however many tips there are)."""
-    if not can(user, Permission.TIP_TRIAGE):
-        raise PermissionDenied("You may not see tips.")
-    query = visible_tips_query(user).order_by(Tip.id.desc()).limit(limit + 1)
-    if before is not None:
-        query = query.where(Tip.id < before)
-    fetched = list(db.session.scalars(query))
-    more = len(fetched) > limit
-    fetched = fetched[:limit]
-    # The query narrows by case; may_handle is the rule itself (a case the user sees
-    # but may not triage, e.g. as a coordinator, drops out here).
-    tips = [tip for tip in fetched if may_handle(user, tip)]
-    return TipPage(tips=tips, next_before=fetched[-1].id if more else None)
-
-
 def get_tip_for(user: User, public_id: str) -> Tip:
-    """The tip, if ``user`` may handle it; NotFound otherwise (ids are not probed)."""
+    """The tip, if ``user`` may handle it; NotFound otherwise (ids are not probed).
+
+    A tip that exists but is not the user's (another case's, another agency's) is
+    refused in the audit log too, under the user's own agency: their admins see who
+    went looking, and no agency learns of another's tips."""
     tip = db.session.scalar(select(Tip).where(Tip.public_id == public_id))
-    if tip is None or not may_handle(user, tip):
+    if tip is not None and not may_handle(user, tip):
+        record_event(
+            "tip.access_denied",
+            agency_id=user.agency_id,
+            actor=user,
+            object_type="tip",
+            object_id=tip.public_id,
+            outcome=Outcome.DENIED,
+        )
+        # Committed here, not by the request: it must outlive the 404 that follows
+        # (see portal/http/transactions.py).
+        db.session.commit()
+        raise NotFound("No such tip.")
+    if tip is None:
         raise NotFound("No such tip.")
     return tip
 
@@ -311,6 +299,7 @@ def add_staff_message(tip: Tip, user: User, body: str) -> TipMessage:
         tip=tip, author=MessageAuthor.STAFF.value, author_user_id=user.id, body=body
     )
     tip.last_staff_message_at = utcnow()
+    tip.awaiting_since = None
     db.session.add(message)
     db.session.flush()
     record_event(

@@ -1,32 +1,37 @@
 """Resumable uploads (the tus 1.0 protocol's server side, without the HTTP).
 
-The bytes go straight from the request stream to a partial file, hashed on the way,
-in fixed-size chunks: memory stays flat whatever the size, and the SHA-256 of the
-original exists the moment the last byte arrives. The database row holds the offset
-that is safely on disk; the file is fsynced before the row moves forward.
+The bytes go straight from the request stream to the staging of the evidence store
+(:mod:`media_pipeline.staging`: a partial file inside the local store, or an S3
+multipart upload), hashed on the way, in fixed-size chunks: memory stays flat whatever
+the size, and the SHA-256 of the original exists the moment the last byte arrives.
+
+Nothing about an upload lives in a process between requests: the database row holds
+the offset, the staging's state and the SHA-256 state at that offset, so any web
+machine can take any request of any upload (consecutive PATCHes of one upload may
+reach different machines), and any worker can ingest it. One request writes at a
+time: it takes a lease on the row (a conditional UPDATE), renews it while it receives,
+and records its new offset only while it still holds it; another request meanwhile is
+answered 409.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import hashlib
-import io
 import logging
-import os
-import shutil
-import threading
+import secrets
+import time
 import unicodedata
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
+from media_pipeline import HashMismatch, StorageError
+from media_pipeline.staging import Checkpoint, StagedBytesMissing, StagedWriter, Staging
 from portal.extensions import db
 from portal.models import Case, Upload, UploadStatus, User
 from portal.models.base import utcnow
@@ -43,20 +48,28 @@ from portal.services.errors import (
     UploadTooLarge,
     ValidationFailed,
 )
-from portal.services.storage import upload_dir
+from portal.services.storage import get_staging
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 4 * 1024 * 1024
 # Errors of a write that mean "no room": answered 507, the upload kept resumable.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-# fsync a receiving upload at least this often (a checkpoint the client can resume
-# from after a machine crash). Not after every request, and not at the end: that ties
-# the upload's speed to the disk's write-back rate. The finished file is fsynced by the
-# ingest job before it becomes evidence (see ``make_staged_file_durable``).
+# fsync a receiving upload (local staging) at least this often: a checkpoint the
+# client can resume from after a machine crash. Not after every request, and not at
+# the end: that ties the upload's speed to the disk's write-back rate. The finished
+# file is fsynced by the ingest job before it becomes evidence (see
+# ``make_staged_file_durable``). S3 staging is durable at every request's end.
 DURABLE_EVERY_BYTES = 1024 * 1024 * 1024
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+_MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 UPLOAD_LIFETIME = timedelta(hours=24)
+# The writing request's lease on its upload: renewed every RENEW_AFTER_S while bytes
+# arrive, so that it stays WRITER_LEASE ahead of anything the request stores (an S3
+# part is sent within seconds). A request whose process died frees the upload when
+# its lease lapses; until then a resume is answered 409, which tus clients retry.
+WRITER_LEASE = timedelta(seconds=60)
+RENEW_AFTER_S = 10.0
 # Part of the staging filesystem that uploads never promise away: the database, logs
 # and ingest's work files may share it.
 STAGING_RESERVE_FRACTION = 0.01
@@ -80,38 +93,6 @@ class Checksum(NamedTuple):
 
     algorithm: str
     digest: bytes
-
-
-@dataclass
-class _HashState:
-    offset: int
-    hasher: Any
-
-
-class _HashCache:
-    """Running SHA-256 states of uploads in progress, kept between PATCH requests.
-
-    A resumed upload whose state is not here (the process restarted, or the request
-    reached another web process) is re-hashed from its partial file once.
-    """
-
-    def __init__(self, size: int = 64) -> None:
-        self._items: OrderedDict[int, _HashState] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def take(self, upload_id: int) -> _HashState | None:
-        with self._lock:
-            return self._items.pop(upload_id, None)
-
-    def put(self, upload_id: int, state: _HashState) -> None:
-        with self._lock:
-            self._items[upload_id] = state
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-_hash_cache = _HashCache()
 
 
 def _fill(stream: BinaryIO, buffer: bytearray, limit: int) -> tuple[int, bool]:
@@ -140,17 +121,6 @@ def _fill(stream: BinaryIO, buffer: bytearray, limit: int) -> tuple[int, bool]:
     return filled, False
 
 
-def _write_all(partial: io.FileIO, view: memoryview) -> None:
-    """An unbuffered write: a short write is continued, an error raised as it comes,
-    so what reached the file is known exactly (a buffered writer would keep bytes
-    back and raise again when closed)."""
-    while view:
-        count = partial.write(view)
-        if count is None:  # only for non-blocking files, which this is not
-            raise BlockingIOError(errno.EAGAIN, "write would block")
-        view = view[count:]
-
-
 def clean_filename(name: str) -> str:
     """The client's file name for display only: no control characters, no path."""
     name = unicodedata.normalize("NFC", name)
@@ -166,17 +136,50 @@ def current_boot_id() -> str:
         return ""  # not Linux: every offset is treated as durable only once fsynced
 
 
+def current_machine_id() -> str:
+    for path in _MACHINE_ID_FILES:
+        try:
+            if value := path.read_text().strip():
+                return value[:64]
+        except OSError:
+            continue
+    return ""
+
+
+def _written_here_before_a_restart(upload: Upload) -> bool:
+    """Whether bytes past ``durable_offset`` may be lost: they were written by this
+    machine, before it restarted (another boot id). Bytes another machine wrote
+    reached the shared filesystem's server when that machine closed the file (NFS
+    close-to-open); on a machine that cannot tell who it is, only the boot id counts."""
+    if upload.offset == upload.durable_offset:
+        return False
+    if upload.machine_id and upload.machine_id != current_machine_id():
+        return False
+    return not (upload.boot_id and upload.boot_id == current_boot_id())
+
+
 def _recover_after_reboot(upload: Upload) -> None:
     """Bytes past ``durable_offset`` written before the machine restarted may not be
     on disk. Roll back to what is, so the client re-sends the rest; never hash zeros
     a crash left in place of video."""
-    if upload.status != UploadStatus.RECEIVING.value or upload.offset == upload.durable_offset:
+    if upload.status != UploadStatus.RECEIVING.value or not _written_here_before_a_restart(upload):
         return
-    if upload.boot_id and upload.boot_id == current_boot_id():
+    now = utcnow()
+    # Only while no request writes to it (one that does holds a lease).
+    result = db.session.execute(
+        update(Upload)
+        .where(
+            Upload.id == upload.id,
+            Upload.offset == upload.offset,
+            or_(Upload.writer_token == "", Upload.writer_until < now),
+        )
+        .values(offset=upload.durable_offset, sha256_state=b"", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
         return
-    _hash_cache.take(upload.id)
-    with open(partial_path(upload), "r+b") as partial:
-        partial.truncate(upload.durable_offset)
+    get_staging().rollback(upload.public_id, upload.staging, upload.durable_offset)
     record_event(
         "upload.rollback",
         agency_id=upload.created_by.agency_id,
@@ -184,14 +187,15 @@ def _recover_after_reboot(upload: Upload) -> None:
         object_id=upload.public_id,
         details={"from": upload.offset, "to": upload.durable_offset},
     )
-    upload.offset = upload.durable_offset
     # Committed here, not by the request: it must outlive what follows (see
     # portal/http/transactions.py).
     db.session.commit()
+    db.session.refresh(upload)
 
 
-def partial_path(upload: Upload) -> Path:
-    return upload_dir() / f"{upload.public_id}.part"
+def staged_locator(upload: Upload) -> str:
+    """Where the upload's bytes are staged (a path, or an s3:// URL), for the record."""
+    return get_staging().locator(upload.public_id, upload.staging)
 
 
 def create_upload(
@@ -228,9 +232,13 @@ def create_upload(
     )
     db.session.add(upload)
     db.session.flush()
-    # O_EXCL: the name comes from a fresh random id; never open someone else's file.
-    fd = os.open(partial_path(upload), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(fd)
+    try:
+        upload.staging = get_staging().create(upload.public_id, length)
+    except StorageError as exc:
+        log.warning("staging an upload failed", extra={"error": str(exc)})
+        raise StorageFailed(
+            "The server could not start this upload (a storage error). Try again."
+        ) from None
     record_event(
         "upload.create",
         agency_id=user.agency_id,
@@ -275,14 +283,19 @@ def _check_quota(user: User, length: int, quota: UploadQuota) -> None:
 def _check_staging_space(length: int) -> None:
     """Refuse a declared length the staging store cannot hold: its free space must
     cover what every unfinished upload still has to send, this one, and a reserve."""
-    usage = shutil.disk_usage(upload_dir())
+    usage = get_staging().free_space()
+    if usage is None:
+        # Staged on S3: no local disk is used, only one part's buffer in memory per
+        # request receiving (media_pipeline.staging.DEFAULT_PART_BYTES).
+        return
+    free, total = usage
     promised = db.session.scalar(
         select(func.coalesce(func.sum(Upload.length - Upload.offset), 0)).where(
             Upload.status == UploadStatus.RECEIVING.value,
             Upload.expires_at > utcnow(),
         )
     )
-    available = usage.free - int(promised or 0) - int(usage.total * STAGING_RESERVE_FRACTION)
+    available = free - int(promised or 0) - int(total * STAGING_RESERVE_FRACTION)
     if length > available:
         raise InsufficientStorage(
             f"The server has no room for this file ({length / 1e6:,.1f} MB) right now: "
@@ -307,20 +320,112 @@ def get_upload_for(user: User, public_id: str) -> Upload:
     return upload
 
 
-def _hash_state(upload: Upload, path: Path) -> _HashState:
-    state = _hash_cache.take(upload.id)
-    if state is not None and state.offset == upload.offset:
-        return state
-    hasher = hashlib.sha256()
-    with open(path, "rb") as partial:
-        remaining = upload.offset
-        while remaining:
-            block = partial.read(min(CHUNK_BYTES, remaining))
-            if not block:
-                raise Conflict("The partial upload is shorter than recorded.")
-            hasher.update(block)
-            remaining -= len(block)
-    return _HashState(upload.offset, hasher)
+class _Lease:
+    """This request's right to write to one upload: taken with a conditional UPDATE
+    (only if no live lease is held and the offset is what the client says), renewed
+    while bytes arrive, released when the request records its offset or gives up."""
+
+    def __init__(self, upload_id: int, token: str) -> None:
+        self.upload_id = upload_id
+        self.token = token
+        self._renewed = time.monotonic()
+
+    @classmethod
+    def take(cls, upload: Upload, offset: int) -> _Lease:
+        token = secrets.token_hex(16)
+        now = utcnow()
+        result = db.session.execute(
+            update(Upload)
+            .where(
+                Upload.id == upload.id,
+                Upload.offset == offset,
+                Upload.status == UploadStatus.RECEIVING.value,
+                or_(Upload.writer_token == "", Upload.writer_until < now),
+            )
+            .values(writer_token=token, writer_until=now + WRITER_LEASE)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            db.session.rollback()
+            raise Conflict("Another request is writing to this upload.")
+        # Committed at once: the other machines must see the lease while this one
+        # receives (see portal/http/transactions.py).
+        db.session.commit()
+        return cls(upload.id, token)
+
+    def hold(self) -> None:
+        """Renew the lease when it is due; raise :class:`Conflict` if it was lost."""
+        if time.monotonic() - self._renewed < RENEW_AFTER_S:
+            return
+        result = db.session.execute(
+            update(Upload)
+            .where(Upload.id == self.upload_id, Upload.writer_token == self.token)
+            .values(writer_until=utcnow() + WRITER_LEASE)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("This upload was taken over by another request.")
+        self._renewed = time.monotonic()
+
+    def release(self) -> None:
+        db.session.rollback()
+        db.session.execute(
+            update(Upload)
+            .where(Upload.id == self.upload_id, Upload.writer_token == self.token)
+            .values(writer_token="", writer_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+
+
+@dataclass
+class _Received:
+    """What one request's body loop ended with."""
+
+    written: int = 0
+    too_long: bool = False
+    disconnected: bool = False
+    write_error: OSError | StorageError | None = None
+
+
+def _receive(
+    stream: BinaryIO,
+    writer: StagedWriter,
+    remaining: int,
+    body_hasher: Any,
+    lease: _Lease,
+) -> _Received:
+    """Copy the body into the writer, in one reused buffer, until it ends, the client
+    goes away, it passes the declared length, or a write fails."""
+    received = _Received()
+    # Hashed in this thread, in the loop that writes (the writer hashes what it
+    # stores), from one reused buffer: the same work as a bare copy that hashes,
+    # without a new buffer per read. A second hashing thread was tried and measured
+    # slower (0.6-0.9 of the bare hashed copy in bench/upload_bench.py on two cores):
+    # the receiving thread and the client already keep them busy.
+    buffer = bytearray(CHUNK_BYTES)
+    with memoryview(buffer) as view:
+        while not received.disconnected:
+            # One byte past what is still expected: enough to tell a too-long body.
+            count, received.disconnected = _fill(
+                stream, buffer, min(CHUNK_BYTES, remaining - received.written + 1)
+            )
+            if not count:
+                break
+            if count > remaining - received.written:
+                received.too_long = True
+                break
+            lease.hold()
+            try:
+                writer.write(view[:count])
+            except (OSError, StorageError) as exc:
+                received.write_error = exc  # the hashes never see this block
+                break
+            if body_hasher is not None:
+                body_hasher.update(view[:count])
+            received.written += count
+    return received
 
 
 def append_to_upload(
@@ -330,9 +435,9 @@ def append_to_upload(
 
     A dropped connection keeps every byte that arrived, so the client resumes from
     there; a checksum mismatch keeps none of this request's bytes. A write that fails
-    (a full disk) is not a dropped connection: the bytes written before it are made
-    durable and recorded, and the request is answered 507 (no room) or 500, so the
-    client resumes from the recorded offset once there is room again.
+    (a full disk, the store unreachable) is not a dropped connection: what was stored
+    before it is recorded, and the request is answered 507 (no room) or 500, so the
+    client resumes from the recorded offset once the store is back.
     """
     if upload.status != UploadStatus.RECEIVING.value:
         raise Conflict("This upload is already complete.")
@@ -340,133 +445,135 @@ def append_to_upload(
         raise UploadGone("This upload has expired.")
     if offset != upload.offset:
         raise Conflict(f"Upload-Offset is {offset}, but the upload is at {upload.offset}.")
-    path = partial_path(upload)
-    with open(path, "r+b", buffering=0) as partial:
+    lease = _Lease.take(upload, offset)
+    try:
+        # Read again under the lease: the state the last writer recorded.
+        db.session.refresh(upload)
+        staging = get_staging()
+        writer = _open_writer(staging, upload, lease)
         try:
-            # One writer per upload, across threads and processes sharing the disk.
-            fcntl.flock(partial, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict("Another request is writing to this upload.") from None
-        state = _hash_state(upload, path)
-        partial.truncate(upload.offset)  # drop bytes a crashed request left unrecorded
-        partial.seek(upload.offset)
-        body_hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
-        hashers = [h for h in (state.hasher, body_hasher) if h is not None]
-        remaining = upload.length - upload.offset
-        written = 0
-        too_long = False
-        disconnected = False
-        write_error: OSError | None = None
-        # Hashed in this thread, in the loop that writes, from one reused buffer: the
-        # same work as a bare copy that hashes, without a new buffer per read. A
-        # second hashing thread was tried and measured slower (0.6-0.9 of the bare
-        # hashed copy in bench/upload_bench.py on two cores): the receiving thread and
-        # the client already keep them busy, so it only added hand-offs.
-        buffer = bytearray(CHUNK_BYTES)
-        with memoryview(buffer) as view:
-            while not disconnected:
-                # One byte past what is still expected: enough to tell a too-long body.
-                count, disconnected = _fill(
-                    stream, buffer, min(CHUNK_BYTES, remaining - written + 1)
-                )
-                if not count:
-                    break
-                if count > remaining - written:
-                    too_long = True
-                    count = remaining - written
-                try:
-                    _write_all(partial, view[:count])
-                except OSError as exc:
-                    write_error = exc  # the hashers never see this block
-                    break
-                for hasher in hashers:
-                    hasher.update(view[:count])
-                written += count
-                if too_long:
-                    break
-        # On refusal this request's bytes are dropped, and so is the running hash (it
-        # has seen them): the next request re-hashes the partial file once.
-        if too_long:
-            partial.truncate(upload.offset)
-            raise UploadTooLarge("More bytes were sent than the declared Upload-Length.")
-        if write_error is not None:
-            # A body cut short by the failure cannot be checked against its checksum.
-            kept = upload.offset if checksum else upload.offset + written
-            hashed = _HashState(upload.offset + written, state.hasher)
-            _keep_after_write_error(upload, partial, kept, hashed, write_error)
-        if checksum and body_hasher is not None and body_hasher.digest() != checksum.digest:
-            partial.truncate(upload.offset)
-            raise ChecksumMismatch("The chunk does not match its Upload-Checksum.")
-        new_offset = upload.offset + written
-        complete = new_offset == upload.length
-        durable = upload.durable_offset
-        if not complete and new_offset - durable >= DURABLE_EVERY_BYTES:
-            os.fsync(partial.fileno())
-            durable = new_offset
-    _record_offset(upload, new_offset, durable, state.hasher.hexdigest() if complete else None)
-    if not complete:
-        _hash_cache.put(upload.id, _HashState(new_offset, state.hasher))
+            body_hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
+            received = _receive(stream, writer, upload.length - offset, body_hasher, lease)
+            # On refusal this request's bytes are dropped: nothing it stored is
+            # referenced by the recorded state, which stays as it was.
+            if received.too_long:
+                raise UploadTooLarge("More bytes were sent than the declared Upload-Length.")
+            if received.write_error is not None:
+                # A body cut short by the failure cannot be checked against its checksum.
+                kept = writer.salvage() if checksum is None else None
+                _keep_after_write_error(upload, staging, lease, kept, received.write_error)
+            if checksum and body_hasher is not None and body_hasher.digest() != checksum.digest:
+                raise ChecksumMismatch("The chunk does not match its Upload-Checksum.")
+            new_offset = offset + received.written
+            complete = new_offset == upload.length
+            wants_durable = (
+                not complete and new_offset - upload.durable_offset >= DURABLE_EVERY_BYTES
+            )
+            try:
+                point = writer.checkpoint(final=complete, durable=wants_durable)
+            except (OSError, StorageError) as exc:
+                _keep_after_write_error(upload, staging, lease, writer.salvage(), exc)
+        finally:
+            writer.close()
+        _record(upload, staging, lease, point, complete=complete)
+    except BaseException:
+        lease.release()
+        raise
     return upload
 
 
-def _keep_after_write_error(
-    upload: Upload, partial: io.FileIO, kept: int, state: _HashState, error: OSError
-) -> None:
-    """After a failed write: keep the first ``kept`` bytes, durably, record them, and
-    raise the error the client is answered with. Never returns.
-
-    ``state`` hashed the file up to where the last whole block was written.
-    """
-    hashed_to = state.offset
+def _open_writer(staging: Staging, upload: Upload, lease: _Lease) -> StagedWriter:
     try:
-        partial.truncate(kept)  # a block the failure cut in two is not kept
-        os.fsync(partial.fileno())
-    except OSError:
-        # Not even what was written before is known to be on disk: fall back to the
-        # last offset that was fsynced.
-        kept = upload.durable_offset
-        with contextlib.suppress(OSError):
-            partial.truncate(kept)
+        return staging.open_writer(
+            upload.public_id,
+            upload.staging,
+            offset=upload.offset,
+            durable_offset=upload.durable_offset,
+            hash_state=upload.sha256_state,
+            guard=lease.hold,
+        )
+    except StagedBytesMissing as exc:
+        log.error("staged upload missing", extra={"upload": upload.public_id, "error": str(exc)})
+        raise StorageFailed(
+            "The bytes received so far for this upload cannot be found on the server. "
+            "Cancel it and upload the file again."
+        ) from None
+    except StorageError as exc:
+        log.warning(
+            "staged upload unreachable", extra={"upload": upload.public_id, "error": str(exc)}
+        )
+        raise StorageFailed(
+            "The server could not reach this upload's storage. Try again to continue it."
+        ) from None
+
+
+def _keep_after_write_error(
+    upload: Upload,
+    staging: Staging,
+    lease: _Lease,
+    kept: Checkpoint | None,
+    error: OSError | StorageError,
+) -> None:
+    """After a failed write: record what the writer could keep (``kept``; None keeps
+    nothing of this request), and raise the error the client is answered with.
+    Never returns."""
     public_id = upload.public_id
-    if kept != upload.offset:
-        _record_offset(upload, kept, kept, None)
-    if kept == hashed_to:
-        _hash_cache.put(upload.id, _HashState(kept, state.hasher))
-    log.warning(
-        "upload write failed", extra={"upload": public_id, "errno": error.errno, "kept": kept}
-    )
-    if error.errno in _NO_ROOM:
+    at = upload.offset
+    if kept is not None and kept.offset != upload.offset:
+        _record(upload, staging, lease, kept, complete=False)
+        at = kept.offset
+    errno_ = error.errno if isinstance(error, OSError) else None
+    log.warning("upload write failed", extra={"upload": public_id, "errno": errno_, "kept": at})
+    if errno_ in _NO_ROOM:
         raise InsufficientStorage(
             "The server ran out of room while saving this upload. What arrived before "
-            f"is kept ({kept:,} bytes): continue the upload once there is room again."
+            f"is kept ({at:,} bytes): continue the upload once there is room again."
         )
     raise StorageFailed(
         "The server could not save this upload (a storage error). What arrived before "
-        f"is kept ({kept:,} bytes): try again to continue it."
+        f"is kept ({at:,} bytes): try again to continue it."
     )
 
 
-def _record_offset(upload: Upload, new_offset: int, durable: int, sha256: str | None) -> None:
-    """Move the row to ``new_offset``, only if no other request moved it meanwhile;
-    with ``sha256`` the upload is complete."""
+def _record(
+    upload: Upload, staging: Staging, lease: _Lease, point: Checkpoint, *, complete: bool
+) -> None:
+    """Move the row to the checkpoint, only while this request holds the lease; with
+    ``complete`` the upload's last byte is in and its SHA-256 is final. The lease is
+    released by the same UPDATE."""
+    old_offset = upload.offset
+    sha256 = ""
     values: dict[str, Any] = {
-        "offset": new_offset,
-        "durable_offset": durable,
+        "offset": point.offset,
+        "durable_offset": point.offset if point.durable else upload.durable_offset,
+        "staging": point.state if point.state else upload.staging,
+        "sha256_state": point.hash_state,
         "boot_id": current_boot_id(),
+        "machine_id": current_machine_id(),
+        "writer_token": "",
+        "writer_until": None,
         "updated_at": utcnow(),
     }
-    if sha256 is not None:
-        values["status"] = UploadStatus.COMPLETE.value
-        values["sha256"] = sha256
+    if complete:
+        from media_pipeline.hashing import ResumableSha256
+
+        sha256 = ResumableSha256(point.hash_state).hexdigest()
+        values.update(status=UploadStatus.COMPLETE.value, sha256=sha256, sha256_state=b"")
     result = db.session.execute(
         update(Upload)
-        .where(Upload.id == upload.id, Upload.offset == upload.offset)
+        .where(
+            Upload.id == upload.id,
+            Upload.offset == old_offset,
+            Upload.writer_token == lease.token,
+            Upload.status == UploadStatus.RECEIVING.value,
+        )
         .values(**values)
+        .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         db.session.rollback()
         raise Conflict("The upload moved on in another request.")
-    if sha256 is not None:
+    if complete:
         record_event(
             "upload.complete",
             agency_id=upload.created_by.agency_id,
@@ -479,12 +586,13 @@ def _record_offset(upload: Upload, new_offset: int, durable: int, sha256: str | 
     # portal/http/transactions.py).
     db.session.commit()
     db.session.refresh(upload)
+    staging.remove_objects(point.obsolete)
 
 
 def upload_from_stream(user: User, stream: BinaryIO, *, filename: str, case: Case | None) -> Upload:
     """A small file sent in one request (API multipart): the same path as tus, in one
     go, so it is hashed and staged exactly like a resumable upload."""
-    stream.seek(0, os.SEEK_END)
+    stream.seek(0, 2)
     length = stream.tell()
     stream.seek(0)
     upload = create_upload(
@@ -498,29 +606,38 @@ def upload_from_stream(user: User, stream: BinaryIO, *, filename: str, case: Cas
 
 
 def make_staged_file_durable(upload: Upload) -> None:
-    """Before a finished upload becomes evidence: fsync it, and if the machine restarted
-    since its last bytes arrived (they may have been lost with the page cache), check
-    the file still has the hash computed while it was received."""
-    path = partial_path(upload)
-    with open(path, "rb") as staged:
-        os.fsync(staged.fileno())
-        if upload.durable_offset >= upload.length or upload.boot_id == current_boot_id():
-            return
-        hasher = hashlib.sha256()
-        while block := staged.read(CHUNK_BYTES):
-            hasher.update(block)
-    if hasher.hexdigest() != upload.sha256:
+    """Before a finished upload becomes evidence: on stable storage, and if the machine
+    that received its last bytes restarted since (they may have been lost with its
+    page cache), checked to still have the hash computed while it was received."""
+    suspect = upload.durable_offset < upload.length and _written_here_before_a_restart(upload)
+    try:
+        get_staging().make_durable(
+            upload.public_id, upload.staging, verify_sha256=upload.sha256 if suspect else None
+        )
+    except HashMismatch:
         raise UploadDamaged(
             "The upload was damaged by a server restart before it was saved. "
             "Please upload the file again."
-        )
+        ) from None
+
+
+def adopt_upload(upload: Upload, key: str) -> None:
+    """The finished upload becomes the store's object ``key`` (the ingest job). Raises
+    :class:`UploadDamaged`, :class:`StagedBytesMissing` (gone for good) or
+    :class:`StorageError` (the store failed: worth another attempt)."""
+    make_staged_file_durable(upload)
+    get_staging().adopt(upload.public_id, upload.staging, key, upload.sha256, upload.length)
 
 
 def terminate_upload(upload: Upload, user: User) -> None:
-    """tus termination: the client cancels; the bytes are removed at once."""
-    _hash_cache.take(upload.id)
+    """tus termination: the client cancels; the bytes (and the S3 multipart upload)
+    are removed at once."""
+    try:
+        get_staging().discard(upload.public_id, upload.staging)
+    except StorageError as exc:
+        log.warning("removing a cancelled upload failed", extra={"error": str(exc)})
+        raise StorageFailed("The server could not remove this upload's bytes. Try again.") from None
     upload.status = UploadStatus.CANCELLED.value
-    partial_path(upload).unlink(missing_ok=True)
     record_event(
         "upload.cancel",
         agency_id=user.agency_id,
@@ -532,7 +649,9 @@ def terminate_upload(upload: Upload, user: User) -> None:
 
 
 def expire_uploads() -> int:
-    """Remove uploads that were never finished or never attached to a case in time."""
+    """Remove uploads that were never finished or never attached to a case in time
+    (aborting their S3 multipart uploads). One the store cannot remove now is left
+    for the next sweep."""
     now = utcnow()
     stale = db.session.scalars(
         select(Upload).where(
@@ -540,9 +659,14 @@ def expire_uploads() -> int:
             Upload.status.in_([UploadStatus.RECEIVING.value, UploadStatus.COMPLETE.value]),
         )
     ).all()
+    staging = get_staging()
+    expired = 0
     for upload in stale:
-        _hash_cache.take(upload.id)
-        partial_path(upload).unlink(missing_ok=True)
+        try:
+            staging.discard(upload.public_id, upload.staging)
+        except StorageError as exc:
+            log.warning("removing an expired upload failed", extra={"error": str(exc)})
+            continue
         upload.status = UploadStatus.EXPIRED.value
         record_event(
             "upload.expire",
@@ -550,5 +674,6 @@ def expire_uploads() -> int:
             object_type="upload",
             object_id=upload.public_id,
         )
+        expired += 1
     db.session.flush()
-    return len(stale)
+    return expired

@@ -70,5 +70,6 @@ from portal.staff import (  # noqa: E402,F401  (registers the routes)
     cases_views,
     clips_views,
     tips_views,
+    triage_views,
     views,
 )

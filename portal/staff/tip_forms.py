@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import TextAreaField
+from wtforms import HiddenField, SelectField, StringField, TextAreaField
 
 from portal.services.text import TextValidator
 
@@ -17,3 +17,41 @@ class StaffMessageForm(FlaskForm):
 
 class RevealForm(FlaskForm):
     pass
+
+
+class TriageForm(FlaskForm):
+    """One tip's triage. ``version`` is the tip's version when the page was drawn:
+    the change is refused if someone else changed the tip since."""
+
+    version = HiddenField()
+    status = SelectField("Status", choices=[])
+    priority = SelectField("Priority", choices=[])
+    assignee = SelectField("Assigned to", choices=[])
+    tags = StringField(
+        "Tags",
+        validators=[TextValidator(max_length=500)],
+        description="Separated by commas, for instance: vehicle, plate seen.",
+    )
+    linked_case = SelectField("Also bears on case", choices=[])
+    duplicate_of = StringField(
+        "Duplicate of tip",
+        validators=[TextValidator(max_length=64)],
+        description="The number of the tip this one repeats (T-XXXXX-XXXXX): merges it.",
+    )
+
+
+class NoteForm(FlaskForm):
+    body = TextAreaField(
+        "Internal note",
+        validators=[TextValidator(max_length=5_000, multiline=True)],
+        description="For the agency's staff only: never shown to the tipster.",
+    )
+
+
+class BulkForm(FlaskForm):
+    """A change for every tip selected in the queue (checkboxes named ``tip``, each
+    "public id:version"). An empty choice leaves that field as it is."""
+
+    status = SelectField("Status", choices=[])
+    priority = SelectField("Priority", choices=[])
+    assignee = SelectField("Assign to", choices=[])

@@ -1,20 +1,23 @@
-"""Staff pages for tips: the queue, a tip with its conversation, the tipster's
-contact (revealed on request, audited)."""
+"""Staff pages for a tip: its conversation and the tipster's contact (revealed on
+request, audited). The queue and triage are in triage_views.py."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from portal.extensions import db
+from portal.models import Tip
 from portal.services.authz import Permission
 from portal.services.errors import DomainError
+from portal.services.tip_queue import mark_read
 from portal.services.tips import (
     Contact,
     add_staff_message,
     get_tip_for,
-    list_tips,
     reveal_contact,
 )
 from portal.staff import bp
@@ -22,12 +25,24 @@ from portal.staff.authz import requires
 from portal.staff.tip_forms import RevealForm, StaffMessageForm
 
 
-@bp.route("/tips")
-@requires(Permission.TIP_TRIAGE)
-def tip_list() -> str:
-    before = request.args.get("before", "")
-    page = list_tips(current_user, before=int(before) if before.isdigit() else None)
-    return render_template("staff/tips.html", page=page)
+def render_tip(
+    tip: Tip,
+    *,
+    form: StaffMessageForm | None = None,
+    contact: Contact | None = None,
+    triage: dict[str, Any] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    from portal.staff.triage_views import triage_context
+
+    return render_template(
+        "staff/tip_detail.html",
+        tip=tip,
+        form=form or StaffMessageForm(formdata=None),
+        reveal_form=RevealForm(),
+        contact=contact,
+        triage=triage or triage_context(tip),
+    ), status
 
 
 def _tip_page(
@@ -37,20 +52,15 @@ def _tip_page(
     contact: Contact | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    tip = get_tip_for(current_user, tip_id)
-    return render_template(
-        "staff/tip_detail.html",
-        tip=tip,
-        form=form or StaffMessageForm(formdata=None),
-        reveal_form=RevealForm(),
-        contact=contact,
-    ), status
+    return render_tip(get_tip_for(current_user, tip_id), form=form, contact=contact, status=status)
 
 
 @bp.route("/tips/<tip_id>")
 @requires(Permission.TIP_TRIAGE)
 def tip_detail(tip_id: str) -> tuple[str, int]:
-    return _tip_page(tip_id)
+    tip = get_tip_for(current_user, tip_id)
+    mark_read(current_user, tip)
+    return render_tip(tip)
 
 
 @bp.route("/tips/<tip_id>/contact", methods=["POST"])

@@ -33,7 +33,7 @@ from portal.models import (
 from portal.models.base import utcnow
 from portal.services.cases import assign_detective, create_case
 from portal.services.clips import attach_upload, renditions_digest
-from portal.services.uploads import create_upload, partial_path
+from portal.services.uploads import append_to_upload, create_upload
 from tests.conftest import TEST_PASSWORD
 
 
@@ -152,14 +152,15 @@ def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def staged_upload(user: User, case: Case, source: Path) -> Upload:
-    """An upload whose bytes all arrived (the tus path is tested on its own)."""
-    data = source.read_bytes()
-    upload = create_upload(user, length=len(data), max_bytes=10**9, filename=source.name, case=case)
-    partial_path(upload).write_bytes(data)
-    upload.offset = len(data)
-    upload.status = "complete"
-    upload.sha256 = hashlib.sha256(data).hexdigest()
+    """An upload whose bytes all arrived, staged on the app's store by the upload
+    service in one request (the tus HTTP path is tested on its own)."""
+    size = source.stat().st_size
+    upload = create_upload(user, length=size, max_bytes=10**9, filename=source.name, case=case)
     db.session.commit()
+    with open(source, "rb") as stream:
+        append_to_upload(upload, offset=0, stream=stream)
+    assert upload.status == "complete"
+    assert upload.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
     return upload
 
 

@@ -114,7 +114,7 @@ def test_api_conforms_to_its_openapi_document(
     operations = [result.ok() for result in schema.get_all_operations()]
     labels = {op.label for op in operations}
     # Every documented operation but the document itself, tus and multipart included.
-    assert len(labels) == 19
+    assert len(labels) == 23
     assert {
         "POST /uploads",
         "HEAD /uploads/{upload_id}",
@@ -132,4 +132,37 @@ def test_api_conforms_to_its_openapi_document(
     with capsys.disabled():
         print(f"\nschemathesis: {sent} cases over {len(operations)} operations in {elapsed:.1f} s")
     # Hypothesis stops early only when an operation has fewer distinct cases to offer.
+    assert sent >= 0.9 * EXAMPLES_PER_OPERATION_AND_MODE * len(operations) * len(MODES)
+
+
+def test_tip_operations_conform_for_a_detective_of_the_case(
+    app: Flask, users: dict[Role, User], case: Case
+) -> None:
+    """The operation test above sends an officer's token, which tips refuse (403):
+    here the tip operations again, by a detective of the tip's case, so that their
+    answers (the queue, a tip, triage with its 409, messages) are checked too."""
+    from portal.services.tips import TipInput, submit_tip
+
+    detective = users[Role.DETECTIVE]
+    tip, _ = submit_tip(TipInput(body="A red van at <the> corner."), agency=case.agency)
+    tip.case_id = case.id
+    _, secret = create_api_token(detective)
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {secret}"}
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    operations = [
+        result.ok()
+        for result in schema.get_all_operations()
+        if result.ok().path.startswith("/tips")
+    ]
+    assert {op.label for op in operations} == {
+        "GET /tips",
+        "GET /tips/{tip_id}",
+        "PATCH /tips/{tip_id}",
+        "POST /tips/{tip_id}/messages",
+    }
+    sent = 0
+    for operation in operations:
+        for mode in MODES:
+            sent += run_operation(operation, mode, {"tip_id": tip.public_id}, headers)
     assert sent >= 0.9 * EXAMPLES_PER_OPERATION_AND_MODE * len(operations) * len(MODES)

@@ -150,7 +150,7 @@ def test_api_openapi_document_declares_every_operations_permission(
             assert "403" in operation["responses"], (method, path)
             assert "401" in operation["responses"], (method, path)
             declared += 1
-    assert declared == 15
+    assert declared == 19
     assert document["paths"]["/openapi.json"]["get"]["security"] == []
     assert document["paths"]["/cases"]["post"]["x-permission"] == "case.create"
     assert document["paths"]["/versions/{version_id}/approval"]["delete"]["x-permission"] == (
@@ -226,4 +226,8 @@ def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) ->
         ("get", "/versions/{version_id}/renditions/{name}"): "getRendition",
         ("post", "/versions/{version_id}/approval"): "approveVersion",
         ("delete", "/versions/{version_id}/approval"): "revokeApproval",
+        ("get", "/tips"): "listTips",
+        ("get", "/tips/{tip_id}"): "getTip",
+        ("patch", "/tips/{tip_id}"): "updateTip",
+        ("post", "/tips/{tip_id}/messages"): "createTipMessage",
     }
