@@ -120,6 +120,10 @@ def test_a_worker_starting_removes_what_a_dead_worker_left(tmp_path: Path) -> No
     try:
         assert cleanup.claim_instance_and_sweep(tmp_path) == 2
         assert list(work.iterdir()) == []
+        # Alive, it keeps the next worker on this path from sweeping its files.
+        (work / "render-mine").mkdir()
+        assert cleanup.claim_instance_and_sweep(tmp_path) is None
+        assert [p.name for p in work.iterdir()] == ["render-mine"]
     finally:
         for fd in cleanup._held:
             os.close(fd)
@@ -133,10 +137,14 @@ def test_a_worker_sharing_a_live_workers_instance_path_removes_nothing(tmp_path:
 
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "render-live").mkdir()
+    # A live worker that started second, so never swept: it holds the shared lock only.
     live = os.open(tmp_path / cleanup.WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(live, fcntl.LOCK_EX)
+    fcntl.flock(live, fcntl.LOCK_SH)
     try:
         assert cleanup.claim_instance_and_sweep(tmp_path) is None
         assert [p.name for p in (tmp_path / "work").iterdir()] == ["render-live"]
     finally:
         os.close(live)
+        for fd in cleanup._held:
+            os.close(fd)
+        cleanup._held.clear()
