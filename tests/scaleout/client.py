@@ -61,6 +61,32 @@ def make_clip(
     return path
 
 
+class Browser(requests.Session):
+    """A client as the web machines see it behind the README's one load balancer
+    (``TATTLETALE_TRUSTED_PROXIES=1``): the balancer terminates TLS and says so
+    (``X-Forwarded-Proto``); the portal marks its cookies Secure, as it must in
+    production, and the balancer passes them on over the private network's HTTP."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers["X-Forwarded-Proto"] = "https"
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kw: Any) -> Any:
+        follow = kw.pop("allow_redirects", True)
+        kw["allow_redirects"] = False
+        for cookie in self.cookies:
+            cookie.secure = False
+        answer = super().request(method, url, *args, **kw)
+        if follow and answer.is_redirect:
+            target = requests.compat.urljoin(str(url), answer.headers["Location"])
+            return self.request("GET", target, timeout=kw.get("timeout", 60))
+        return answer
+
+
+def browser() -> requests.Session:
+    return Browser()
+
+
 def csrf_of(page: str) -> str:
     match = CSRF_INPUT.search(page)
     assert match, "no CSRF token on the page"
@@ -72,7 +98,7 @@ class Api:
 
     def __init__(self, topology: Topology, role: str) -> None:
         self.topology = topology
-        self.session = requests.Session()
+        self.session = browser()
         self.session.headers["Authorization"] = f"Bearer {topology.accounts[role].token}"
 
     def url(self, path: str, node: int = 0) -> str:
@@ -164,7 +190,7 @@ class Staff:
     def __init__(self, topology: Topology, role: str, node: int = 0) -> None:
         self.topology = topology
         self.node = node
-        self.session = requests.Session()
+        self.session = browser()
         account = topology.accounts[role]
         page = self.session.get(self.url("/staff/login"), timeout=30)
         answer = self.session.post(
@@ -215,7 +241,7 @@ class Staff:
 
 def send_tip(topology: Topology, appeal_path: str, body: str, node: int = 0) -> requests.Response:
     """A citizen's tip, as the public form sends it (no JavaScript)."""
-    session = requests.Session()
+    session = browser()
     form = session.get(topology.url(node, f"{appeal_path}/tip"), timeout=30)
     assert form.status_code == 200, form.text[:2000]
     return session.post(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.scaleout.client import Api, csrf_of, make_clip
+from tests.scaleout.client import Api, browser, csrf_of, make_clip
 from tests.scaleout.test_worker_faults import render_events, render_job, wait_rendering
 from tests.scaleout.topology import Topology, wait_for
 
@@ -38,7 +38,7 @@ def api(topology: Topology) -> Api:
 
 def _tip(topology: Topology, node: int, body: str) -> str | None:
     """One citizen's tip through the agency's form; the receipt number if accepted."""
-    session = requests.Session()
+    session = browser()
     try:
         form = session.get(topology.url(node, "/agencies/springfield/tip"), timeout=30)
         if form.status_code != 200:
