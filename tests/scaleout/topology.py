@@ -383,10 +383,11 @@ class Topology:
         setup = self._setup()
         starting = [self._web(i) for i in range(self.web_count)]
         starting += [self.worker(i) for i in range(self.worker_count)]
-        starting.append(self._beat())
         for service in starting:
             service.start(wait=False)
         self._read_setup(setup)
+        # Beat once the schema exists (its first control pass reads the jobs).
+        starting.append(self._beat().start(wait=False))
         for service in starting:
             service.wait_ready()
         return self
