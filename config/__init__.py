@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENVIRONMENTS = ("development", "production", "testing")
+SMTP_SECURITY = ("starttls", "tls", "none")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,6 +93,37 @@ class Settings:
     rate_limit_tips: str = "10 per minute;60 per hour"
     rate_limit_receipts: str = "10 per minute;60 per hour"
     rate_limit_key_prefix: str = "tattletale"
+    # Where the portal is reached from outside: links in e-mails (sent by jobs, with
+    # no request to take the host from) start with it.
+    public_url: str = "http://localhost:5000"
+    # Outgoing mail (portal/services/mail.py). No host: no mail is sent at all.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    # "starttls" (upgrade on the submission port), "tls" (implicit TLS, port 465) or
+    # "none" (a relay on the same machine or network only).
+    smtp_security: str = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # A CA bundle for a relay whose certificate a private CA signed; unset: the
+    # system's trusted CAs.
+    smtp_ca_file: str | None = None
+    smtp_timeout_s: int = 30
+    mail_from: str = ""
+
+    @property
+    def sends_mail(self) -> bool:
+        return bool(self.smtp_host)
+
+    # Files a tipster may attach to one tip or one answer, and how large each may be.
+    tip_attachments_max: int = 5
+    tip_attachment_max_bytes: int = 256 * 1024**2
+    # Bytes of tip attachments not yet processed (or not yet part of a sent tip) the
+    # server holds at once: a flood of uploads cannot fill the disk. Past it the oldest
+    # unsent ones go first; files of sent tips are never dropped for room.
+    tip_attachments_pending_bytes: int = 8 * 1024**3
+    # A photo with more pixels is refused before it is decoded (decompression bombs).
+    tip_image_max_pixels: int = 100_000_000
+    tip_video_max_seconds: int = 900
 
     @property
     def is_production(self) -> bool:
@@ -277,6 +309,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if transcode_nice > 19:
         raise ConfigError("TATTLETALE_TRANSCODE_NICE must be 0..19 (the range of nice)")
 
+    smtp_host = env_map.get("TATTLETALE_SMTP_HOST") or None
+    smtp_security = (env_map.get("TATTLETALE_SMTP_SECURITY") or "starttls").lower()
+    if smtp_security not in SMTP_SECURITY:
+        raise ConfigError("TATTLETALE_SMTP_SECURITY must be starttls, tls or none")
+    mail_from = env_map.get("TATTLETALE_MAIL_FROM") or ""
+    if smtp_host and "@" not in mail_from:
+        raise ConfigError("TATTLETALE_SMTP_HOST needs TATTLETALE_MAIL_FROM (an e-mail address)")
+    if bool(env_map.get("TATTLETALE_SMTP_USERNAME")) != bool(
+        env_map.get("TATTLETALE_SMTP_PASSWORD")
+    ):
+        raise ConfigError("give TATTLETALE_SMTP_USERNAME and TATTLETALE_SMTP_PASSWORD together")
+    port = _int(env_map, "TATTLETALE_PORT", 5000, minimum=1)
+    public_url = (env_map.get("TATTLETALE_PUBLIC_URL") or f"http://localhost:{port}").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError("TATTLETALE_PUBLIC_URL must start with https:// (or http://)")
+
     log_format = env_map.get("TATTLETALE_LOG_FORMAT", "json")
     if log_format not in ("json", "text"):
         raise ConfigError("TATTLETALE_LOG_FORMAT must be json or text")
@@ -290,7 +338,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_endpoint_url=env_map.get("TATTLETALE_S3_ENDPOINT_URL") or None,
         broker_url=env_map.get("TATTLETALE_BROKER_URL") or None,
         redis_url=env_map.get("TATTLETALE_REDIS_URL") or None,
-        port=_int(env_map, "TATTLETALE_PORT", 5000, minimum=1),
+        port=port,
         celery_queue=env_map.get("TATTLETALE_CELERY_QUEUE") or "tattletale",
         job_threads=_int(env_map, "TATTLETALE_JOB_THREADS", 2, minimum=1),
         job_max_attempts=_int(env_map, "TATTLETALE_JOB_MAX_ATTEMPTS", 3, minimum=1),
@@ -328,4 +376,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env_map, "TATTLETALE_RATELIMIT_RECEIPTS", Settings.rate_limit_receipts
         ),
         rate_limit_key_prefix=env_map.get("TATTLETALE_RATELIMIT_KEY_PREFIX") or "tattletale",
+        public_url=public_url,
+        smtp_host=smtp_host,
+        smtp_port=_int(
+            env_map, "TATTLETALE_SMTP_PORT", 465 if smtp_security == "tls" else 587, minimum=1
+        ),
+        smtp_security=smtp_security,
+        smtp_username=env_map.get("TATTLETALE_SMTP_USERNAME") or None,
+        smtp_password=env_map.get("TATTLETALE_SMTP_PASSWORD") or None,
+        smtp_ca_file=env_map.get("TATTLETALE_SMTP_CA_FILE") or None,
+        smtp_timeout_s=_int(env_map, "TATTLETALE_SMTP_TIMEOUT", 30, minimum=1),
+        mail_from=mail_from,
+        tip_attachments_max=_int(env_map, "TATTLETALE_TIP_ATTACHMENTS_MAX", 5),
+        tip_attachment_max_bytes=_int(
+            env_map, "TATTLETALE_TIP_ATTACHMENT_MAX_BYTES", 256 * 1024**2, minimum=1
+        ),
+        tip_attachments_pending_bytes=_int(
+            env_map, "TATTLETALE_TIP_ATTACHMENTS_PENDING_BYTES", 8 * 1024**3, minimum=1
+        ),
+        tip_image_max_pixels=_int(
+            env_map, "TATTLETALE_TIP_IMAGE_MAX_PIXELS", 100_000_000, minimum=1
+        ),
+        tip_video_max_seconds=_int(env_map, "TATTLETALE_TIP_VIDEO_MAX_SECONDS", 900, minimum=1),
     )

@@ -556,14 +556,17 @@ class S3Staging(Staging):
             raise HashMismatch(f"upload {name}: {staged_size} bytes staged, {size} recorded")
         from botocore.exceptions import BotoCoreError, ClientError
 
-        extra = self.store._extra_args("application/octet-stream", None)
-        extra.pop("ContentType")
+        extra: dict[str, Any] = self.store._extra_args("application/octet-stream", None)
+        # The copy gets a whole-object checksum of its own: the multipart upload's is a
+        # checksum of part checksums, which a copy in one request would carry over and
+        # a reader checking the body against it would refuse.
+        extra["ChecksumAlgorithm"] = "CRC32"
         try:
             self.store.client.copy(
                 {"Bucket": self.store.bucket, "Key": data_key},
                 self.store.bucket,
                 self.store._key(key),
-                ExtraArgs=extra or None,
+                ExtraArgs=extra,
                 Config=TransferConfig(
                     multipart_chunksize=max(self.store.multipart_chunksize, 64 * MIB),
                     max_concurrency=self.store.max_concurrency,

@@ -231,4 +231,4 @@ def authenticate_bearer():
     return None
 
 
-from portal.api import account_views, footage, tips, views  # noqa: E402,F401
+from portal.api import account_views, case_life, footage, tips, views  # noqa: E402,F401

@@ -504,3 +504,47 @@ class TipPatchSchema(Strict):
 
 class TipMessageCreateSchema(Strict):
     body = Text(max_length=5000, multiline=True, blank=False, required=True)
+
+
+# -- the case's life ---------------------------------------------------------------------
+
+
+class CaseSolveSchema(Strict):
+    """Solving a case: why, whether tips led to it, and which (tips of this case)."""
+
+    reason = Text(max_length=2000, multiline=True, blank=False, required=True)
+    tips_led = Flag(required=True)
+    tips = fields.List(
+        fields.String(validate=validate.Length(max=64)),
+        load_default=list,
+        validate=validate.Length(max=100),
+        metadata={"description": "Ids of the case's tips that led to it (only with tips_led)."},
+    )
+    seen_status = fields.String(
+        validate=validate.OneOf(STATUSES),
+        metadata={"description": "The status the client last saw: 409 if it changed since."},
+    )
+
+
+class CaseStatusChangeSchema(Strict):
+    """Closing or reopening a case (solving has its own operation)."""
+
+    status = fields.String(required=True, validate=validate.OneOf(["closed", "reopened"]))
+    reason = Text(max_length=2000, multiline=True, blank=False, required=True)
+    seen_status = fields.String(validate=validate.OneOf(STATUSES))
+
+
+class StatusChangeSchema(ma.Schema):
+    from_status = fields.String(required=True)
+    to_status = fields.String(required=True)
+    reason = fields.String(required=True)
+    changed_by = fields.String(allow_none=True, required=True)
+    changed_at = Moment(required=True)
+    tips_led = fields.Boolean(allow_none=True, required=True)
+    tips = fields.List(fields.String(), required=True)
+
+
+class CaseLifeSchema(ma.Schema):
+    id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    history = fields.List(fields.Nested(StatusChangeSchema), required=True)

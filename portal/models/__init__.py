@@ -2,6 +2,7 @@
 
 from portal.models.agencies import Agency
 from portal.models.appeals import Appeal, AppealClip, AppealStatus
+from portal.models.attachments import PENDING_STATUSES, AttachmentStatus, TipAttachment
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
 from portal.models.cases import Case, CaseAssignment, CaseStatus
@@ -16,6 +17,7 @@ from portal.models.clips import (
     VersionStatus,
 )
 from portal.models.jobs import Job, JobStatus
+from portal.models.outcomes import AppealDailyViews, CaseStatusChange, SolvingTip, TipLead
 from portal.models.security import MfaRecoveryCode, SignInThrottle
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
 from portal.models.triage import TipNote, TipRead, TipTag
@@ -26,12 +28,16 @@ __all__ = [
     "ApiToken",
     "Appeal",
     "AppealClip",
+    "AppealDailyViews",
     "AppealStatus",
+    "PENDING_STATUSES",
     "Approval",
+    "AttachmentStatus",
     "AuditEvent",
     "Base",
     "Case",
     "CaseAssignment",
+    "CaseStatusChange",
     "CaseStatus",
     "Clip",
     "ClipStatus",
@@ -44,8 +50,11 @@ __all__ = [
     "Rendition",
     "Role",
     "SignInThrottle",
+    "SolvingTip",
     "StaffSession",
     "Tip",
+    "TipLead",
+    "TipAttachment",
     "TipMessage",
     "TipNote",
     "TipPriority",

@@ -17,6 +17,8 @@ class CaseStatus(enum.StrEnum):
     OPEN = "open"
     SOLVED = "solved"
     CLOSED = "closed"
+    # Solved or closed once, worked on again (see portal/services/case_life.py).
+    REOPENED = "reopened"
 
 
 class Case(PublicIdMixin, TimestampMixin, Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -19,6 +20,9 @@ from portal.models.base import Base, PublicIdMixin, UTCDateTime, utcnow
 from portal.models.cases import Case
 from portal.models.encrypted import EncryptedText
 from portal.models.users import User
+
+if TYPE_CHECKING:
+    from portal.models.attachments import TipAttachment
 
 
 class TipStatus(enum.StrEnum):
@@ -96,6 +100,9 @@ class Tip(PublicIdMixin, Base):
     appeal: Mapped[Appeal | None] = relationship()
     messages: Mapped[list[TipMessage]] = relationship(
         back_populates="tip", order_by="TipMessage.id", lazy="selectin"
+    )
+    attachments: Mapped[list[TipAttachment]] = relationship(
+        back_populates="tip", order_by="TipAttachment.id", lazy="selectin"
     )
 
     @property

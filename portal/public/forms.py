@@ -5,6 +5,7 @@ from wtforms import (
     BooleanField,
     EmailField,
     HiddenField,
+    MultipleFileField,
     PasswordField,
     SearchField,
     StringField,
@@ -24,7 +25,20 @@ class SearchForm(FlaskForm):
     q = SearchField("Place or offence", validators=[TextValidator(max_length=100)])
 
 
-class TipForm(FlaskForm):
+class AttachmentFields:
+    """The optional files of a tip or an answer. What a file is, and whether it is
+    kept, is decided by the attachment service from its bytes; ``draft`` carries the
+    secret of the files already received for this form (shown again after a refusal)."""
+
+    files = MultipleFileField(
+        "Photos or videos (optional)",
+        description="Photos (JPEG, PNG, HEIC) or videos (MP4, MOV) from your phone. "
+        "Location and camera details are removed before anyone sees them.",
+    )
+    draft = HiddenField(validators=[TextValidator(max_length=64)])
+
+
+class TipForm(AttachmentFields, FlaskForm):
     """The tip form. Works without JavaScript; nothing in it is required but the tip."""
 
     body = TextAreaField(
@@ -54,7 +68,7 @@ class ReceiptCheckForm(FlaskForm):
     )
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(AttachmentFields, FlaskForm):
     token = HiddenField()
     body = TextAreaField(
         "Your answer or more information",

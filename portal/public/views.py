@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import abort, make_response, render_template, request, url_for
+from flask import abort, current_app, make_response, render_template, request, url_for
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.extensions import csrf, db
 from portal.http import ratelimit
+from portal.http.bodies import accepts_files
 from portal.http.media import serve_published_rendition
 from portal.models import Agency, Appeal, Rendition, Tip
 from portal.models.base import utcnow
 from portal.public import bp
-from portal.public.forms import ReceiptCheckForm, ReplyForm, SearchForm, TipForm
+from portal.public.forms import AttachmentFields, ReceiptCheckForm, ReplyForm, SearchForm, TipForm
+from portal.services import attachments
 from portal.services.appeals import (
     CHANNELS,
     PublicClip,
@@ -153,8 +156,46 @@ def _tip_form_page(
     form: TipForm, *, agency: Agency, appeal: Appeal | None, status: int = 200
 ) -> BaseResponse:
     return _private(
-        render_template("public/tip_form.html", form=form, agency=agency, appeal=appeal), status
+        render_template(
+            "public/tip_form.html",
+            form=form,
+            agency=agency,
+            appeal=appeal,
+            drafts=attachments.list_drafts(form.draft.data or ""),
+        ),
+        status,
     )
+
+
+def _too_large(agency: Agency, appeal: Appeal | None) -> BaseResponse:
+    """A body over the form's limit is refused before a byte of it is read, so what
+    was typed cannot be shown again: say so, and how to keep it (going back)."""
+    settings = current_app.config["TATTLETALE"]
+    form = TipForm(formdata=None)
+    form.draft.data = attachments.new_draft_secret()
+    form.form_errors.append(
+        "The files together are larger than this form accepts (at most "
+        f"{settings.tip_attachments_max} files of {settings.tip_attachment_max_bytes // 1024**2} "
+        "MB each), so nothing was sent. Go back to keep what you wrote, and choose fewer "
+        "or smaller files."
+    )
+    return _tip_form_page(form, agency=agency, appeal=appeal, status=413)
+
+
+def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
+    """Keep this request's files as drafts of the form, whatever it answers: a form
+    shown again (expired, refused, rate limited) still has them, and sending it takes
+    them. Committed here for that reason."""
+    if attachments.draft_hash(form.draft.data or "") is None:
+        form.draft.data = attachments.new_draft_secret()
+    parts = [f.stream for f in request.files.getlist("files")]
+    staged = attachments.stage_parts(
+        parts,  # type: ignore[arg-type]
+        agency=agency,
+        draft_secret=form.draft.data or "",
+    )
+    attachments.keep_drafts()
+    return staged
 
 
 def _slow_down(form: FlaskForm, wait: int) -> None:
@@ -185,7 +226,9 @@ def _validate_keeping_text(form: FlaskForm) -> bool:
 def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseResponse:
     if request.method == "GET":
         form.via.data = channel_of(request.args.get("via"))
+        form.draft.data = attachments.new_draft_secret()
         return _tip_form_page(form, agency=agency, appeal=appeal)
+    staged = _stage_files(form, agency)
     if (wait := ratelimit.count_public("tips")) is not None:
         form.validate()  # the fields' own messages, with the text kept
         _slow_down(form, wait)
@@ -194,9 +237,17 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
         return _tip_form_page(form, agency=agency, appeal=appeal, status=400)
     if form.website.data:
         # A bot filled in the hidden field: answer like a success, keep nothing.
-        return _private(render_template("public/receipt.html", receipt=decoy_receipt()))
+        attachments.discard_drafts(form.draft.data or "")
+        db.session.commit()
+        return _private(
+            render_template("public/receipt.html", receipt=decoy_receipt(), attachments=[])
+        )
+    if not staged.ok:
+        # Too many, too large, no room: said plainly, with the text and the files kept.
+        form.form_errors.extend(staged.problems)
+        return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
     try:
-        _, receipt = submit_tip(
+        tip, receipt = submit_tip(
             TipInput(
                 body=form.body.data or "",
                 seen_when=form.seen_when.data or "",
@@ -209,38 +260,57 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
             agency=agency,
             appeal=appeal,
         )
+        files = attachments.take_drafts(tip, form.draft.data or "")
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
         getattr(form, exc.field or "body", form.body).errors = [exc.message]
         return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
-    return _private(render_template("public/receipt.html", receipt=receipt))
+    return _private(render_template("public/receipt.html", receipt=receipt, attachments=files))
 
 
 @bp.route("/appeals/<appeal_id>/tip", methods=["GET", "POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def appeal_tip(appeal_id: str) -> BaseResponse:
     try:
         appeal = get_public_appeal(appeal_id)
     except NotFound:
         abort(404)
-    return _take_tip(TipForm(), agency=appeal.agency, appeal=appeal)
+    try:
+        form = TipForm()
+    except RequestEntityTooLarge:
+        return _too_large(appeal.agency, appeal)
+    return _take_tip(form, agency=appeal.agency, appeal=appeal)
 
 
 @bp.route("/agencies/<slug>/tip", methods=["GET", "POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def agency_tip(slug: str) -> BaseResponse:
     try:
         agency = get_public_agency(slug)
     except NotFound:
         abort(404)
-    return _take_tip(TipForm(), agency=agency, appeal=None)
+    try:
+        form = TipForm()
+    except RequestEntityTooLarge:
+        return _too_large(agency, None)
+    return _take_tip(form, agency=agency, appeal=None)
 
 
 def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:
     form = form or ReplyForm(formdata=None)
     form.token.data = thread_token(tip)
-    return _private(render_template("public/tip_thread.html", tip=tip, form=form), status)
+    if attachments.draft_hash(form.draft.data or "") is None:
+        form.draft.data = attachments.new_draft_secret()
+    body = render_template(
+        "public/tip_thread.html",
+        tip=tip,
+        form=form,
+        drafts=attachments.list_drafts(form.draft.data or ""),
+    )
+    return _private(body, status)
 
 
 @bp.route("/tips/check", methods=["GET", "POST"])
@@ -268,6 +338,7 @@ def tip_check() -> BaseResponse:
 
 @bp.route("/tips/reply", methods=["POST"])
 @csrf.exempt
+@accepts_files(attachments.form_body_limit, attachments.open_part)
 def tip_reply() -> BaseResponse:
     form = ReplyForm()
     wait = ratelimit.count_public("receipts")
@@ -277,13 +348,18 @@ def tip_reply() -> BaseResponse:
         check = ReceiptCheckForm(formdata=None)
         check.form_errors.append(exc.message)
         return _private(render_template("public/tip_check.html", form=check), 400)
+    staged = _stage_files(form, tip.agency)
     if wait is not None:
         _slow_down(form, wait)
         return _retry_after(_thread_page(tip, form, 429), wait)
     if not _validate_keeping_text(form):
         return _thread_page(tip, form, 400)
+    if not staged.ok:
+        form.form_errors.extend(staged.problems)
+        return _thread_page(tip, form, 422)
     try:
-        add_tipster_message(tip, form.body.data or "")
+        message = add_tipster_message(tip, form.body.data or "")
+        attachments.take_drafts(tip, form.draft.data or "", message)
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()

@@ -96,17 +96,26 @@ def overdue_since(agency: Agency, now: datetime | None = None) -> datetime:
     return (now or utcnow()) - timedelta(hours=agency.first_response_hours)
 
 
+# Statuses in which a tip no longer waits for a first answer: never overdue.
+SETTLED = (TipStatus.NO_VALUE.value, TipStatus.DUPLICATE.value, TipStatus.CLOSED.value)
+
+
 def overdue_condition(agency: Agency, now: datetime | None = None) -> ColumnElement[bool]:
-    """No staff reply within the agency's first-response target."""
+    """No staff reply within the agency's first-response target, and still open."""
     return sa.and_(
         Tip.agency_id == agency.id,
         Tip.last_staff_message_at.is_(None),
+        Tip.status.not_in(SETTLED),
         Tip.created_at < overdue_since(agency, now),
     )
 
 
 def is_overdue(tip: Tip, now: datetime | None = None) -> bool:
-    return tip.last_staff_message_at is None and tip.created_at < overdue_since(tip.agency, now)
+    return (
+        tip.last_staff_message_at is None
+        and tip.status not in SETTLED
+        and tip.created_at < overdue_since(tip.agency, now)
+    )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from portal.services.appeals import channel_of
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
 from portal.services.errors import NotFound, PermissionDenied, ValidationFailed
+from portal.services.notifications import staff_replied, tip_received
 from portal.services.text import clean_text
 
 PASSPHRASE_WORDS = 7
@@ -160,6 +161,7 @@ def submit_tip(
     )
     db.session.add(tip)
     db.session.flush()
+    tip_received(tip)  # the mail goes out from a job, after the commit
     return tip, Receipt(number=number, passphrase=passphrase)
 
 
@@ -310,4 +312,5 @@ def add_staff_message(tip: Tip, user: User, body: str) -> TipMessage:
         object_id=tip.public_id,
         details={"length": len(body)},
     )
+    staff_replied(message)  # the notice goes out from a job, after the commit
     return message

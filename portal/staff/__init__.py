@@ -67,6 +67,8 @@ from portal.staff import (  # noqa: E402,F401  (registers the routes)
     account_views,
     admin_views,
     appeals_views,
+    attachments_views,
+    case_life_views,
     cases_views,
     clips_views,
     tips_views,

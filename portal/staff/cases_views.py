@@ -64,7 +64,6 @@ def case_new():
     _detective_choices(form)
     if form.validate_on_submit():
         changes: dict[str, Any] = form.to_changes()
-        changes.pop("status")
         try:
             case = create_case(current_user.agency, created_by=current_user, **changes)
             set_detectives(case, form.detectives.data or [], actor=current_user)

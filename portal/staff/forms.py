@@ -103,7 +103,6 @@ class CaseForm(FlaskForm):
         validators=[case_text("internal_notes")],
         description="Never shown to the public.",
     )
-    status = SelectField("Status", choices=STATUS_CHOICES, default=CaseStatus.OPEN.value)
     detectives = SelectMultipleField("Assigned detectives", choices=[], validate_choice=True)
 
     def validate(self, extra_validators=None):
@@ -129,7 +128,6 @@ class CaseForm(FlaskForm):
             "longitude": self.longitude.data,
             "public_summary": self.public_summary.data or "",
             "internal_notes": self.internal_notes.data or "",
-            "status": self.status.data,
         }
 
 

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from portal.extensions import db
 from portal.models import Case, Clip, Role, User
-from portal.services.storage import get_store, upload_dir, work_dir
+from portal.services.storage import get_store, work_dir
 from tests.portal.conftest import csrf_token, run_jobs, sign_in
 
 pytestmark = pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)
@@ -57,9 +57,11 @@ def tus_upload(client: FlaskClient, case: Case, data: bytes) -> str:
 
 def leftovers(app: Flask) -> list[str]:
     """Staged parts, work files and unfinished multipart uploads still around."""
-    found = [str(p) for p in Path(upload_dir()).iterdir()]
-    found += [str(p) for p in Path(work_dir()).iterdir()]
     settings = app.config["TATTLETALE"]
+    staged = Path(settings.storage_url.removeprefix("file://")) / ".uploads"
+    found = [str(p) for p in staged.iterdir()] if staged.is_dir() else []
+    found += [str(p) for p in Path(work_dir()).iterdir()]
+    found += list(get_store().iter_keys("uploads/"))
     if settings.storage_url.startswith("s3://"):
         bucket = settings.storage_url.removeprefix("s3://").split("/", 1)[0]
         raw = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name="us-east-1")

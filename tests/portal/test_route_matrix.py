@@ -55,6 +55,7 @@ def url(rule: str, case: Case, clip: Clip, version: ClipVersion, tip: Tip) -> st
         "tip_id": tip.public_id,
         "name": "poster",
         "upload_id": "not-an-upload",
+        "attachment_id": "not-an-attachment",
     }
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule)
     return path

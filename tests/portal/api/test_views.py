@@ -150,7 +150,8 @@ def test_api_openapi_document_declares_every_operations_permission(
             assert "403" in operation["responses"], (method, path)
             assert "401" in operation["responses"], (method, path)
             declared += 1
-    assert declared == 19
+    assert declared == 22
+    assert document["paths"]["/cases/{case_id}/solve"]["post"]["x-permission"] == "case.edit"
     assert document["paths"]["/openapi.json"]["get"]["security"] == []
     assert document["paths"]["/cases"]["post"]["x-permission"] == "case.create"
     assert document["paths"]["/versions/{version_id}/approval"]["delete"]["x-permission"] == (
@@ -230,4 +231,7 @@ def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) ->
         ("get", "/tips/{tip_id}"): "getTip",
         ("patch", "/tips/{tip_id}"): "updateTip",
         ("post", "/tips/{tip_id}/messages"): "createTipMessage",
+        ("get", "/cases/{case_id}/history"): "getCaseHistory",
+        ("post", "/cases/{case_id}/solve"): "solveCase",
+        ("post", "/cases/{case_id}/status"): "changeCaseStatus",
     }

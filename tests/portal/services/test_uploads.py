@@ -582,6 +582,7 @@ def _request(address: tuple[str, int], method: str, path: str, headers: dict[str
         conn.close()
 
 
+@pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)
 def test_tus_client_that_hangs_up_mid_body_keeps_what_arrived(
     live_address: tuple[str, int], users: dict[Role, User], case: Case
 ) -> None:
@@ -699,3 +700,47 @@ def test_tus_hostile_content_length_is_a_400_problem(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b'"field":"Content-Length"' in answer.replace(b" ", b"")
+
+
+def _staged_on_s3(app: Flask) -> tuple[list[str], list[str]]:
+    """The bucket's multipart uploads and objects under the staging prefix."""
+    import boto3
+
+    settings = app.config["TATTLETALE"]
+    bucket, prefix = settings.storage_url.removeprefix("s3://").split("/", 1)
+    raw = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name="us-east-1")
+    staged = f"{prefix}/uploads/"
+    uploads = raw.list_multipart_uploads(Bucket=bucket, Prefix=staged).get("Uploads", [])
+    objects = raw.list_objects_v2(Bucket=bucket, Prefix=staged).get("Contents", [])
+    return [u["Key"] for u in uploads], [o["Key"] for o in objects]
+
+
+@pytest.mark.parametrize("storage_location", ["s3"], indirect=True)
+def test_tus_on_s3_termination_aborts_the_multipart_upload_and_removes_its_tail(
+    app: Flask, officer_client: FlaskClient, case: Case
+) -> None:
+    location = create(officer_client, 20 * MIB, case)
+    # 9 MiB: one 8 MiB part and a 1 MiB incomplete part.
+    assert patch(officer_client, location, 0, os.urandom(9 * MIB)).status_code == 204
+    uploads, objects = _staged_on_s3(app)
+    assert len(uploads) == 1 and len(objects) == 1 and "/tail-" in objects[0]
+    assert officer_client.delete(location, headers=TUS).status_code == 204
+    assert _staged_on_s3(app) == ([], [])
+    assert officer_client.head(location, headers=TUS).status_code == 410
+
+
+@pytest.mark.parametrize("storage_location", ["s3"], indirect=True)
+def test_tus_on_s3_expiry_sweep_aborts_stale_multipart_uploads(
+    app: Flask, officer_client: FlaskClient, case: Case
+) -> None:
+    unfinished = create(officer_client, 20 * MIB, case)
+    assert patch(officer_client, unfinished, 0, os.urandom(MIB)).status_code == 204
+    finished = create(officer_client, MIB, case)
+    assert patch(officer_client, finished, 0, os.urandom(MIB)).status_code == 204
+    assert len(_staged_on_s3(app)[0]) == 2
+    db.session.execute(update(Upload).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    assert expire_uploads() == 2
+    db.session.commit()
+    assert _staged_on_s3(app) == ([], [])
+    assert officer_client.head(unfinished, headers=TUS).status_code == 410

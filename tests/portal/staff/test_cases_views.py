@@ -86,14 +86,13 @@ def test_case_edit_changes_status_and_audits(
             "csrf_token": token,
             "number": case.number,
             "title": "Robbery (solved)",
-            "status": "solved",
             "internal_notes": "suspect named by tipster",
             "detectives": [users[Role.DETECTIVE].public_id],
         },
     )
     assert response.status_code == 302
     db.session.refresh(case)
-    assert case.status == "solved" and case.title == "Robbery (solved)"
+    assert case.status == "open" and case.title == "Robbery (solved)"  # status: case_life
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "case.update"))
     assert event is not None
     assert event.details["internal_notes"] == "(changed)"  # notes are not copied into the log
