@@ -76,6 +76,10 @@ class Browser(requests.Session):
         kw["allow_redirects"] = False
         for cookie in self.cookies:
             cookie.secure = False
+        if str(method).upper() == "POST" and "Authorization" not in self.headers:
+            # A browser posting a form says which page it came from; over HTTPS the
+            # portal's CSRF check requires it (the form posts to its own page here).
+            kw["headers"] = {"Referer": str(url), **(kw.get("headers") or {})}
         answer = super().request(method, url, *args, **kw)
         if follow and answer.is_redirect:
             target = requests.compat.urljoin(str(url), answer.headers["Location"])
