@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -152,8 +153,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="scaleout-bench-"))
     log(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     figures: dict[str, float] = {}
-    figures.update(bench_recovery(work))
-    figures.update(bench_scaling(work, count=2 if args.quick else 4, rounds=1 if args.quick else 2))
+    try:
+        figures.update(bench_recovery(work))
+        figures.update(
+            bench_scaling(work, count=2 if args.quick else 4, rounds=1 if args.quick else 2)
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     log(f"load average at the end: {os.getloadavg()[0]:.1f}")
     for name, value in figures.items():
         print(f"{name}: {value:.3f}")

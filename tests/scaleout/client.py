@@ -79,7 +79,8 @@ class Browser(requests.Session):
         if str(method).upper() == "POST" and "Authorization" not in self.headers:
             # A browser posting a form says which page it came from; over HTTPS the
             # portal's CSRF check requires it (the form posts to its own page here).
-            kw["headers"] = {"Referer": str(url), **(kw.get("headers") or {})}
+            page = "https://" + str(url).split("://", 1)[1]  # the page was HTTPS
+            kw["headers"] = {"Referer": page, **(kw.get("headers") or {})}
         answer = super().request(method, url, *args, **kw)
         if follow and answer.is_redirect:
             target = requests.compat.urljoin(str(url), answer.headers["Location"])
