@@ -219,8 +219,10 @@ class Staff:
         form_url = self.url(f"/staff/cases/{case_id}/appeal")
         page = self.session.get(form_url, timeout=30)
         assert page.status_code == 200, page.text[:2000]
-        versions = re.findall(r'name="versions"[^>]*value="([^"]+)"[^>]*checked', page.text)
-        versions = versions or re.findall(r'value="([^"]+)"[^>]*name="versions"', page.text)[:1]
+        boxes = re.findall(r'<input[^>]*name="versions"[^>]*>', page.text)
+        ticked = [box for box in boxes if re.search(r"\schecked[\s>=]", box)] or boxes[:1]
+        versions = [m.group(1) for box in ticked if (m := re.search(r'value="([^"]+)"', box))]
+        assert versions, page.text[:3000]
         saved = self.session.post(
             form_url,
             data={
