@@ -95,9 +95,9 @@ def test_postgres_restart_during_a_burst_loses_no_accepted_write(
     accepted_tips = [t for t in tips if t]
     accepted_cases = [c for c in cases if c]
     assert accepted_tips and accepted_cases
-    stored_tips = {n for (n,) in topology.sql("SELECT number FROM tips WHERE body LIKE 'Burst%%'")}
+    stored_tips = {n for (n,) in topology.sql("SELECT number FROM tips WHERE body LIKE 'Burst%'")}
     stored_cases = {
-        p for (p,) in topology.sql("SELECT public_id FROM cases WHERE number LIKE 'BURST-%%'")
+        p for (p,) in topology.sql("SELECT public_id FROM cases WHERE number LIKE 'BURST-%'")
     }
     # Every accepted write is there, once; a write that was refused may be absent.
     assert set(accepted_tips) <= stored_tips and len(accepted_tips) == len(set(accepted_tips))

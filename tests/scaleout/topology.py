@@ -603,7 +603,7 @@ class Topology:
         with psycopg.connect(
             f"postgresql://postgres@127.0.0.1:{self.pg_port}/tattletale", autocommit=True
         ) as conn:
-            return list(conn.execute(query, params).fetchall())
+            return list(conn.execute(query, params or None).fetchall())
 
     def work_leftovers(self) -> list[str]:
         found = []
