@@ -58,7 +58,7 @@ test: lint ## Lint, then the whole suite on SQLite, and on PostgreSQL when TATTL
 	else echo "TATTLETALE_TEST_DATABASE_URL is not set: the PostgreSQL run is skipped"; fi
 
 test-sqlite: $(TEST_STAMP) ## The whole suite on SQLite, with branch coverage
-	env -u TATTLETALE_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider $(COV_ARGS)
+	env -u TATTLETALE_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider $(COV_ARGS)
 
 test-postgres: $(TEST_STAMP) ## The database-backed tests again, on PostgreSQL
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider $(COV_ARGS) $(COV_APPEND) tests/portal tests/config

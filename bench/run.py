@@ -22,6 +22,7 @@ BENCHMARKS = [
     "tip_load_bench.py",  # issue 9: tips during staff reads, transcodes, uploads
     "media_pipeline_bench.py",
     "upload_bench.py",
+    "scaleout_bench.py",  # issue 9: worker loss, stalls, two workers
     "queue_bench.py",  # issue 11: the tip queue at a million tips
     "outcomes_bench.py",  # issue 11: the outcomes page
 ]

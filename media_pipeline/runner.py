@@ -96,6 +96,15 @@ def _wrapper(name: str, package: str) -> str:
 def limited_argv(argv: list[str], memory_bytes: int, nice: int) -> list[str]:
     """``argv`` behind the wrappers that set its limits and priority, then exec it."""
     wrapped = [
+        # The child is killed when the thread that started it dies. The child has a
+        # session of its own (so one killpg ends its tree), which also means nothing
+        # else reaches it: a worker killed with SIGKILL (the OOM killer, an operator)
+        # would otherwise leave its ffmpeg running, orphaned, for the length of the
+        # render, next to the new attempt on another worker.
+        _wrapper("setpriv", "util-linux"),
+        "--pdeathsig",
+        "KILL",
+        "--",
         _wrapper("prlimit", "util-linux"),
         # The address-space cap bounds what a decoder bug or a hostile header asking
         # for a huge allocation can take from the machine.

@@ -20,8 +20,10 @@ from typing import Any
 
 from celery import Celery, Task, shared_task
 from celery.beat import Scheduler
+from celery.signals import worker_init
 from flask import Flask
 
+from portal.jobs.cleanup import claim_instance_and_sweep
 from portal.jobs.control import control_pass
 from portal.jobs.execution import execute_job
 
@@ -68,6 +70,15 @@ def create_celery(app: Flask) -> TattletaleCelery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+@worker_init.connect
+def _sweep_what_a_dead_worker_left(sender: Any = None, **kwargs: Any) -> None:
+    """In the worker's main process, before its pool starts: a killed worker's work
+    files are removed when it comes back (see :func:`claim_instance_and_sweep`)."""
+    flask_app = getattr(getattr(sender, "app", None), "flask_app", None)
+    if isinstance(flask_app, Flask):
+        claim_instance_and_sweep(flask_app.config["TATTLETALE"].instance_path)
 
 
 class ControlScheduler(Scheduler):

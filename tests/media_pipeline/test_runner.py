@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -86,6 +87,34 @@ def test_run_tool_child_has_no_stdin_and_own_session() -> None:
     )
     sid, pid = result.stdout.decode().split()
     assert sid == pid
+
+
+def test_run_tool_child_dies_with_a_process_killed_by_sigkill(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL runs no cleanup: its ffmpeg (in a session of its
+    own) must still not outlive it."""
+    pidfile = tmp_path / "child.pid"
+    script = (
+        "import sys\n"
+        "from media_pipeline.runner import run_tool\n"
+        f"run_tool(['/bin/sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'],"
+        " timeout_s=120, memory_bytes=1 << 30, capture_stdout_limit=4096)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(repo)}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            assert time.monotonic() < deadline, "the child did not start"
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        worker.kill()
+        worker.wait()
+        assert not _group_alive(child)
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 def test_run_tool_timeout_kills_the_whole_process_tree(spawned: list[int]) -> None:

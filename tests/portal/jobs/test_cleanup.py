@@ -108,3 +108,43 @@ def test_failed_render_leaves_no_work_files(
     db.session.refresh(version)
     assert version.status != "ready" and version.error
     assert list(work_dir().iterdir()) == []
+
+
+def test_a_worker_starting_removes_what_a_dead_worker_left(tmp_path: Path) -> None:
+    from portal.jobs import cleanup
+
+    work = tmp_path / "work"
+    (work / "render-abc").mkdir(parents=True)
+    (work / "render-abc" / "web_480.mp4").write_bytes(b"x" * 1000)
+    (work / "source-def.mp4").write_bytes(b"y")
+    try:
+        assert cleanup.claim_instance_and_sweep(tmp_path) == 2
+        assert list(work.iterdir()) == []
+        # Alive, it keeps the next worker on this path from sweeping its files.
+        (work / "render-mine").mkdir()
+        assert cleanup.claim_instance_and_sweep(tmp_path) is None
+        assert [p.name for p in work.iterdir()] == ["render-mine"]
+    finally:
+        for fd in cleanup._held:
+            os.close(fd)
+        cleanup._held.clear()
+
+
+def test_a_worker_sharing_a_live_workers_instance_path_removes_nothing(tmp_path: Path) -> None:
+    import fcntl
+
+    from portal.jobs import cleanup
+
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "render-live").mkdir()
+    # A live worker that started second, so never swept: it holds the shared lock only.
+    live = os.open(tmp_path / cleanup.WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(live, fcntl.LOCK_SH)
+    try:
+        assert cleanup.claim_instance_and_sweep(tmp_path) is None
+        assert [p.name for p in (tmp_path / "work").iterdir()] == ["render-live"]
+    finally:
+        os.close(live)
+        for fd in cleanup._held:
+            os.close(fd)
+        cleanup._held.clear()
