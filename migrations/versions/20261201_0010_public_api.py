@@ -1,7 +1,7 @@
 """Spent proof-of-work challenges (single use without Redis), and whether an appeal's
 clip has its copy on the public media origin.
 
-Revision ID: 0010_public_api
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-01 23:20:00.000000
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0010_public_api"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None

@@ -9,8 +9,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.extensions import db
-from portal.models import Case, Clip, ClipVersion, Role, User
+from portal.models import Appeal, Case, Clip, ClipVersion, Role, Tip, User
+from portal.services.tips import TipInput, submit_tip
 from portal.services.users import create_api_token
+from tests.portal.conftest import listed_appeal
 
 
 def bearer(user: User) -> dict[str, str]:
@@ -31,16 +33,59 @@ def version(case: Case, users: dict[Role, User]) -> ClipVersion:
     return version
 
 
-def json_operations(case: Case, version: ClipVersion) -> list[tuple[str, str, Role]]:
-    """Every operation with a JSON body, and a role that may call it on these ids."""
+@pytest.fixture
+def appeal(case: Case, users: dict[Role, User]) -> Appeal:
+    return listed_appeal(
+        case.agency, users[Role.OFFICER], users[Role.SUPERVISOR], number="24-0200", title="Who?"
+    )
+
+
+@pytest.fixture
+def tip(case: Case) -> tuple[Tip, str]:
+    tip, receipt = submit_tip(TipInput(body="The red van again."), agency=case.agency)
+    tip.case_id = case.id
+    db.session.commit()
+    return tip, receipt.passphrase
+
+
+@pytest.fixture
+def ids(case: Case, version: ClipVersion, appeal: Appeal, tip: tuple[Tip, str]) -> dict[str, str]:
+    tip, passphrase = tip
+    return {
+        "passphrase": passphrase,
+        "case": case.public_id,
+        "clip": version.clip.public_id,
+        "version": version.public_id,
+        "appeal": appeal.public_id,
+        "tip": tip.public_id,
+        "number": tip.number,
+    }
+
+
+def json_operations(ids: dict[str, str]) -> list[tuple[str, str, Role | None]]:
+    """Every operation with a JSON body, and a role that may call it on these ids
+    (``None``: the public operations, called without a token)."""
     return [
         ("POST", "/api/v1/cases", Role.OFFICER),
-        ("PATCH", f"/api/v1/cases/{case.public_id}", Role.OFFICER),
-        ("POST", f"/api/v1/cases/{case.public_id}/clips", Role.OFFICER),
-        ("POST", f"/api/v1/clips/{version.clip.public_id}/versions", Role.OFFICER),
-        ("POST", f"/api/v1/versions/{version.public_id}/approval", Role.SUPERVISOR),
-        ("DELETE", f"/api/v1/versions/{version.public_id}/approval", Role.SUPERVISOR),
+        ("PATCH", f"/api/v1/cases/{ids['case']}", Role.OFFICER),
+        ("POST", f"/api/v1/cases/{ids['case']}/clips", Role.OFFICER),
+        ("POST", f"/api/v1/cases/{ids['case']}/solve", Role.OFFICER),
+        ("POST", f"/api/v1/cases/{ids['case']}/status", Role.OFFICER),
+        ("POST", f"/api/v1/clips/{ids['clip']}/versions", Role.OFFICER),
+        ("POST", f"/api/v1/versions/{ids['version']}/approval", Role.SUPERVISOR),
+        ("DELETE", f"/api/v1/versions/{ids['version']}/approval", Role.SUPERVISOR),
+        ("DELETE", f"/api/v1/appeals/{ids['appeal']}/publication", Role.COORDINATOR),
+        ("PATCH", f"/api/v1/tips/{ids['tip']}", Role.DETECTIVE),
+        ("POST", f"/api/v1/tips/{ids['tip']}/messages", Role.DETECTIVE),
+        ("POST", f"/api/v1/public/appeals/{ids['appeal']}/tips", None),
+        ("POST", "/api/v1/public/tips", None),
+        ("POST", f"/api/v1/public/tips/{ids['number']}/messages", None),
     ]
+
+
+def auth(users: dict[Role, User], role: Role | None, ids: dict[str, str]) -> dict[str, str]:
+    """A token for staff operations; the tip's passphrase (a header) for public ones."""
+    return bearer(users[role]) if role is not None else {"X-Tip-Passphrase": ids["passphrase"]}
 
 
 def assert_problem(response, status: int, field: str) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +96,7 @@ def assert_problem(response, status: int, field: str) -> None:  # type: ignore[n
 
 
 def test_api_every_json_operation_the_openapi_document_lists_is_tested(
-    client: FlaskClient, case: Case, version: ClipVersion
+    client: FlaskClient, ids: dict[str, str]
 ) -> None:
     document = client.get("/api/v1/openapi.json").json
     with_json = {
@@ -65,40 +110,48 @@ def test_api_every_json_operation_the_openapi_document_lists_is_tested(
         ("POST", "/cases"),
         ("PATCH", "/cases/{case_id}"),
         ("POST", "/cases/{case_id}/clips"),
+        ("POST", "/cases/{case_id}/solve"),
+        ("POST", "/cases/{case_id}/status"),
         ("POST", "/clips/{clip_id}/versions"),
         ("POST", "/versions/{version_id}/approval"),
         ("DELETE", "/versions/{version_id}/approval"),
+        ("DELETE", "/appeals/{appeal_id}/publication"),
+        ("PATCH", "/tips/{tip_id}"),
+        ("POST", "/tips/{tip_id}/messages"),
+        ("POST", "/public/appeals/{appeal_id}/tips"),
+        ("POST", "/public/tips"),
+        ("POST", "/public/tips/{number}/messages"),
     }
-    assert len(json_operations(case, version)) == len(with_json)
+    assert len(json_operations(ids)) == len(with_json)
 
 
 @pytest.mark.parametrize("body", ["[]", '"text"', "42", "null", "true", "[1, 2]"])
 def test_api_non_object_json_body_is_422_on_every_operation(
-    client: FlaskClient, users: dict[Role, User], case: Case, version: ClipVersion, body: str
+    client: FlaskClient, users: dict[Role, User], ids: dict[str, str], body: str
 ) -> None:
-    for method, path, role in json_operations(case, version):
+    for method, path, role in json_operations(ids):
         response = client.open(
             path,
             method=method,
             data=body,
             content_type="application/json",
-            headers=bearer(users[role]),
+            headers=auth(users, role, ids),
         )
         assert_problem(response, 422, "body")
         assert response.json["title"] == "The body must be a JSON object.", (method, path)
 
 
 def test_api_json_nested_200000_deep_is_400(
-    client: FlaskClient, users: dict[Role, User], case: Case, version: ClipVersion
+    client: FlaskClient, users: dict[Role, User], ids: dict[str, str], version: ClipVersion
 ) -> None:
     deep = "[" * 200_000 + "]" * 200_000
-    for method, path, role in json_operations(case, version):
+    for method, path, role in json_operations(ids):
         response = client.open(
             path,
             method=method,
             data=deep,
             content_type="application/json",
-            headers=bearer(users[role]),
+            headers=auth(users, role, ids),
         )
         assert_problem(response, 400, "body")
         assert "nested too deeply" in response.json["title"]
