@@ -28,6 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from targets import target_met, verdict  # noqa: E402
+
 from media_pipeline import DEFAULT_PROFILES, EditPlan, Limits, hash_file, process  # noqa: E402
 from media_pipeline.profiles import Profile, VideoProfile  # noqa: E402
 
@@ -343,18 +345,6 @@ def bench_sha256(work: Path, size: int, runs: int) -> dict[str, float]:
     return {"sha256_vs_hashlib": statistics.median(bare) / statistics.median(ours)}
 
 
-def target_met(name: str, value: float) -> bool:
-    op, target = TARGETS[name]
-    checks = {"<=": value <= target, "<": value < target, ">=": value >= target}
-    return checks.get(op, value == target)
-
-
-def verdict(name: str, value: float) -> str:
-    """One target's line, in the form bench/run.py reads from every benchmark."""
-    op, target = TARGETS[name]
-    return f"target {name} {op} {target:g}: {'met' if target_met(name, value) else 'NOT MET'}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 s source, 50/200 MB, 200 MB hash")
@@ -378,8 +368,8 @@ def main() -> int:
     for name, value in figures.items():
         print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}")
     for name in TARGETS:
-        print(verdict(name, figures[name]))
-    return 0 if all(target_met(name, figures[name]) for name in TARGETS) else 1
+        print(verdict(TARGETS, name, figures[name]))
+    return 0 if all(target_met(TARGETS, name, figures[name]) for name in TARGETS) else 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import sqlalchemy as sa  # noqa: E402
+from targets import report  # noqa: E402
 
 from config import load_settings, normalise_database_url  # noqa: E402
 
@@ -198,13 +199,7 @@ def measure(database_url: str, tips: int, runs: int) -> int:
     p95 = statistics.quantiles(timings, n=20)[-1]
     print(f"baseline_page_median_ms: {statistics.median(baseline):.1f}")
     print(f"outcomes_page_median_ms: {statistics.median(timings):.1f}")
-    print(f"outcomes_page_p95_ms: {p95:.1f}")
-    missed = 0
-    for target, (op, bound) in TARGETS.items():
-        met = p95 < bound
-        missed += not met
-        print(f"target {target} {op} {bound:g}: {'met' if met else 'NOT MET'}", flush=True)
-    return 1 if missed else 0
+    return report(TARGETS, {"outcomes_page_p95_ms": p95})
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import sqlalchemy as sa  # noqa: E402
+from targets import target_met, verdict  # noqa: E402
 
 from config import load_settings, normalise_database_url  # noqa: E402
 from portal import create_app  # noqa: E402
@@ -217,18 +218,6 @@ def measure(user: User, runs: int, deep: int) -> dict[str, float]:
     }
 
 
-def target_met(name: str, value: float) -> bool:
-    op, target = TARGETS[name]
-    checks = {"<=": value <= target, "<": value < target, ">=": value >= target}
-    return checks.get(op, value == target)
-
-
-def verdict(name: str, value: float) -> str:
-    """One target's line, in the form bench/run.py reads from every benchmark."""
-    op, target = TARGETS[name]
-    return f"target {name} {op} {target:g}: {'met' if target_met(name, value) else 'NOT MET'}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100,000 tips over 200 cases")
@@ -295,8 +284,8 @@ def main() -> int:
     for key, value in figures.items():
         print(f"{key}: {value:.3f}")
     for key in TARGETS:
-        print(verdict(key, figures[key]))
-    return 0 if all(target_met(key, figures[key]) for key in TARGETS) else 1
+        print(verdict(TARGETS, key, figures[key]))
+    return 0 if all(target_met(TARGETS, key, figures[key]) for key in TARGETS) else 1
 
 
 if __name__ == "__main__":

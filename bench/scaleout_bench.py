@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from targets import target_met, verdict  # noqa: E402
+
 from tests.scaleout.client import Api, make_clip  # noqa: E402
 from tests.scaleout.test_worker_faults import render_job, wait_rendering  # noqa: E402
 from tests.scaleout.topology import Topology, wait_for  # noqa: E402
@@ -135,17 +137,6 @@ def _zombie(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] == "Z"
 
 
-def target_met(name: str, value: float) -> bool:
-    op, target = TARGETS[name]
-    checks = {"<=": value <= target, "<": value < target, ">=": value >= target}
-    return checks.get(op, value == target)
-
-
-def verdict(name: str, value: float) -> str:
-    op, target = TARGETS[name]
-    return f"target {name} {op} {target:g}: {'met' if target_met(name, value) else 'NOT MET'}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer clips and one round")
@@ -164,8 +155,8 @@ def main() -> int:
     for name, value in figures.items():
         print(f"{name}: {value:.3f}")
     for name in TARGETS:
-        print(verdict(name, figures[name]))
-    return 0 if all(target_met(name, figures[name]) for name in TARGETS) else 1
+        print(verdict(TARGETS, name, figures[name]))
+    return 0 if all(target_met(TARGETS, name, figures[name]) for name in TARGETS) else 1
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 import redis
+from targets import report as targets_report
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -272,18 +273,4 @@ def median(values: list[float]) -> float:
 
 def report(results: dict[str, float], targets: dict[str, tuple[str, float]]) -> int:
     """Print ``name: figure`` lines, then each target and whether it is met; 1 on a miss."""
-    for name, value in results.items():
-        print(f"{name}: {value:.3f}", flush=True)
-    failed = 0
-    for name, (op, target) in targets.items():
-        value = results.get(name, float("nan"))
-        ok = {
-            "<": value < target,
-            "<=": value <= target,
-            ">=": value >= target,
-            ">": value > target,
-            "==": value == target,
-        }[op]
-        failed += not ok
-        print(f"target {name} {op} {target:g}: {'met' if ok else 'NOT MET'}", flush=True)
-    return 1 if failed else 0
+    return targets_report(targets, results)

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from targets import report
+
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 BLOCK = 4 * MIB
@@ -224,15 +226,7 @@ def main() -> int:
         results["upload_vs_bare_stream"] = rate["tus"] / rate["bare"]
         results["upload_vs_bare_hashed_stream"] = rate["tus"] / rate["bare_hashed"]
 
-    for name, value in results.items():
-        print(f"{name}: {value:.3f}")
-    failed = 0
-    for name, (op, target) in TARGETS.items():
-        value = results[name]
-        ok = value < target if op == "<" else value <= target if op == "<=" else value >= target
-        failed += not ok
-        print(f"target {name} {op} {target:g}: {'met' if ok else 'NOT MET'}")
-    return 1 if failed else 0
+    return report(TARGETS, results)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _load(name: str) -> ModuleType:
+    # A benchmark runs as a script: its own directory is first on the path (the
+    # shared bench/targets.py and bench/stack.py are imported from there).
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -62,6 +66,19 @@ def test_run_passes_when_every_target_is_met(
     good = _script(tmp_path / "good_bench.py", "a: 1.000", "target a >= 0.9: met")
     assert run.main([], [good]) == 0
     assert "every benchmark target met" in capsys.readouterr().out
+
+
+def test_a_figure_not_measured_misses_its_target(capsys: pytest.CaptureFixture[str]) -> None:
+    targets = _load("targets")
+    bounds = {"tips_lost": ("==", 0.0), "p95_ms": ("<", 50.0), "ratio": (">=", 0.7)}
+    assert targets.report(bounds, {"tips_lost": 0.0, "p95_ms": float("nan")}) == 1
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("target ")]
+    assert lines == [
+        "target tips_lost == 0: met",
+        "target p95_ms < 50: NOT MET",
+        "target ratio >= 0.7: NOT MET",
+    ]
+    assert targets.report(bounds, {"tips_lost": 0.0, "p95_ms": 49.9, "ratio": 0.7}) == 0
 
 
 def test_media_pipeline_bench_exits_1_on_a_missed_target(
