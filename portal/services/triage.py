@@ -27,6 +27,7 @@ from portal.models.base import utcnow
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
 from portal.services.errors import Conflict, PermissionDenied, ValidationFailed
+from portal.services.outcomes import mark_lead
 from portal.services.text import clean_text
 from portal.services.tips import may_handle, normalize_number
 
@@ -247,6 +248,10 @@ def update_tip(tip: Tip, user: User, change: TriageChange, *, version: int) -> l
         else:
             setattr(tip, name, stored)
     db.session.flush()
+    if plan.get("status", (None, None, None))[2] == TipStatus.ACTIONABLE.value:
+        # The moment it became a lead, for the outcomes' time to first lead (the
+        # periodic pass only catches what this misses, minutes late).
+        mark_lead(tip)
     record_event(
         "tip.merge" if plan.get("duplicate_of", (None, ""))[1] else "tip.triage",
         agency_id=tip.agency_id,

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from portal.extensions import db
-from portal.models import Agency, AuditEvent, Case, Role, Tip, TipNote, TipTag, User
+from portal.models import Agency, AuditEvent, Case, Role, Tip, TipLead, TipNote, TipTag, User
+from portal.models.base import utcnow
 from portal.services.cases import assign_detective, create_case
 from portal.services.errors import PermissionDenied, ValidationFailed
 from portal.services.tips import TipInput, submit_tip
@@ -66,6 +67,27 @@ def test_update_tip_changes_fields_raises_version_and_audits(
     # The same change again changes nothing and leaves the version alone.
     assert update_tip(tip, detective, TriageChange(status="actionable"), version=2) == []
     assert tip.version == 2
+
+
+def test_a_tip_made_actionable_is_a_lead_from_that_moment_once(
+    app: Flask, agency: Agency, users: dict[Role, User], case: Case
+) -> None:
+    detective = users[Role.DETECTIVE]
+    tip = new_tip(agency, case)
+    update_tip(tip, detective, TriageChange(status="reviewing"), version=1)
+    db.session.commit()
+    assert db.session.scalars(sa.select(TipLead)).all() == []
+    before = utcnow()
+    update_tip(tip, detective, TriageChange(status="actionable"), version=2)
+    db.session.commit()
+    lead = db.session.scalars(sa.select(TipLead)).one()
+    assert lead.tip_id == tip.id and lead.appeal_id == tip.appeal_id
+    assert before <= lead.marked_at <= utcnow()
+    # Back to reviewing and actionable again: the first moment stands.
+    update_tip(tip, detective, TriageChange(status="reviewing"), version=3)
+    update_tip(tip, detective, TriageChange(status="actionable"), version=4)
+    db.session.commit()
+    assert db.session.scalars(sa.select(TipLead.marked_at)).all() == [lead.marked_at]
 
 
 def test_second_change_against_the_same_version_is_refused_and_writes_nothing(
