@@ -18,23 +18,23 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("uploads") as batch:
-        batch.add_column(
-            sa.Column("machine_id", sa.String(length=64), nullable=False, server_default="")
-        )
-        batch.add_column(sa.Column("staging", sa.JSON(), nullable=False, server_default="{}"))
-        batch.add_column(
-            sa.Column(
-                "sha256_state", sa.LargeBinary(), nullable=False, server_default=sa.text("''")
-            )
-        )
-        batch.add_column(
-            sa.Column("writer_token", sa.String(length=32), nullable=False, server_default="")
-        )
-        batch.add_column(sa.Column("writer_until", sa.DateTime(timezone=True), nullable=True))
+    # Plain ADD/DROP COLUMN, not a batch copy: SQLite recreating ``uploads`` would
+    # trip the foreign keys of the clips that point at it.
+    op.add_column(
+        "uploads", sa.Column("machine_id", sa.String(length=64), nullable=False, server_default="")
+    )
+    op.add_column("uploads", sa.Column("staging", sa.JSON(), nullable=False, server_default="{}"))
+    op.add_column(
+        "uploads",
+        sa.Column("sha256_state", sa.LargeBinary(), nullable=False, server_default=sa.text("''")),
+    )
+    op.add_column(
+        "uploads",
+        sa.Column("writer_token", sa.String(length=32), nullable=False, server_default=""),
+    )
+    op.add_column("uploads", sa.Column("writer_until", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table("uploads") as batch:
-        for name in ("writer_until", "writer_token", "sha256_state", "staging", "machine_id"):
-            batch.drop_column(name)
+    for name in ("writer_until", "writer_token", "sha256_state", "staging", "machine_id"):
+        op.drop_column("uploads", name)

@@ -8,6 +8,7 @@ short list of views every signed-in person may open.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -15,9 +16,20 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Agency, AuditEvent, Case, Clip, Role, Tip, User
+from portal.models import (
+    Agency,
+    AttachmentStatus,
+    AuditEvent,
+    Case,
+    Clip,
+    Role,
+    Tip,
+    TipAttachment,
+    User,
+)
 from portal.services.authz import ROLE_PERMISSIONS, Permission, can
 from portal.services.cases import create_case
+from portal.services.storage import get_store
 from portal.services.tips import TipInput, submit_tip
 from portal.services.users import create_api_token
 from portal.staff import ANONYMOUS_ENDPOINTS
@@ -49,6 +61,8 @@ def fill(rule: str, case: Case, clip: Clip | None = None, tip: Tip | None = None
     values = {"<public_id>": case.public_id, "<case_id>": case.public_id}
     if tip is not None:
         values["<tip_id>"] = tip.public_id
+        if tip.attachments:
+            values["<attachment_id>"] = tip.attachments[0].public_id
     if clip is not None:
         values |= {
             "<clip_id>": clip.public_id,
@@ -62,9 +76,29 @@ def fill(rule: str, case: Case, clip: Clip | None = None, tip: Tip | None = None
 
 
 @pytest.fixture
-def case_tip(case: Case) -> Tip:
+def case_tip(case: Case, tmp_path: Path) -> Tip:
+    """A tip on the case with one processed photo (its original and derivative stored)."""
     tip, _ = submit_tip(TipInput(body="I know him."), agency=case.agency)
     tip.case_id = case.id
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 a photo")
+    store = get_store()
+    attachment = TipAttachment(
+        agency_id=case.agency_id,
+        tip=tip,
+        status=AttachmentStatus.READY.value,
+        format="jpeg",
+        kind="image",
+        size=photo.stat().st_size,
+    )
+    db.session.add(attachment)
+    db.session.flush()
+    attachment.original_key = f"tips/{tip.public_id}/attachments/{attachment.public_id}/original"
+    attachment.derivative_key = f"tips/{tip.public_id}/attachments/{attachment.public_id}/view.jpg"
+    for key in (attachment.original_key, attachment.derivative_key):
+        stored = store.put_file(key, photo, "image/jpeg")
+    attachment.sha256 = attachment.derivative_sha256 = stored.sha256
+    attachment.derivative_type, attachment.derivative_size = "image/jpeg", stored.size
     db.session.commit()
     return tip
 
