@@ -127,9 +127,10 @@ def api(topology: Topology) -> Api:
 
 @pytest.fixture(scope="module")
 def long_render(topology: Topology, api: Api, clips: Path) -> Iterator[Render]:
-    """A clip whose render takes minutes (fine detail in every frame of 30 s,
-    encoded at the default settings), started before the other faults."""
-    clip = make_clip(clips / "long.mp4", seconds=30, size="640x360", source="mandelbrot")
+    """A clip whose render takes longer than the stale setting (fine detail in every
+    frame of 60 s, encoded at the default settings; 30 s rendered in 38 s on a quiet
+    machine), started before the other faults."""
+    clip = make_clip(clips / "long.mp4", seconds=60, size="640x360", source="mandelbrot")
     case_id = api.create_case("2026-LONG")
     yield Render(api.add_clip(case_id, clip))
 
@@ -177,10 +178,12 @@ def test_render_longer_than_the_stale_setting_runs_once(
     runtime = topology.sql(
         "SELECT extract(epoch FROM finished_at - started_at) FROM jobs WHERE id = %s", job[0]
     )[0][0]
-    # What the test is about: the render outlived the stale limit (60 s).
-    assert runtime > 60, runtime
     assert topology.work_leftovers() == []
     assert topology.ffmpeg_of_topology() == []
+    # What the test is about: the render outlived the stale limit (60 s). A machine
+    # fast enough to render the clip sooner cannot show it: said, not passed.
+    if runtime <= 60:
+        pytest.skip(f"the render took {runtime:.0f} s, not longer than the stale setting")
 
 
 def _zombie(pid: int) -> bool:
