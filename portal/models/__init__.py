@@ -28,8 +28,24 @@ from portal.models.security import MfaRecoveryCode, SignInThrottle, SpentChallen
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
 from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
+from portal.publishing.models import (
+    Channel,
+    ChannelStatus,
+    Delivery,
+    DeliveryStatus,
+    Post,
+    PostAppeal,
+    PostStatus,
+)
 
 __all__ = [
+    "PostStatus",
+    "PostAppeal",
+    "Post",
+    "DeliveryStatus",
+    "Delivery",
+    "ChannelStatus",
+    "Channel",
     "Agency",
     "ApiToken",
     "Appeal",

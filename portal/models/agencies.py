@@ -24,6 +24,14 @@ class Agency(PublicIdMixin, TimestampMixin, Base):
     # A tip with no staff reply this long after it came is overdue (the queue's
     # filter, the overdue digest).
     first_response_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    # The weekly #TattletaleTuesday slot, in the agency's own zone: ISO weekday
+    # (1 = Monday), minutes after local midnight, and how many appeals one post carries.
+    slot_weekday: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    slot_minute: Mapped[int] = mapped_column(Integer, default=600, server_default="600")
+    appeals_per_post: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Posts are taken down from networks that allow it this many days after they went
+    # out (0: never).
+    remove_posts_after_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def __repr__(self) -> str:
         return f"<Agency {self.slug}>"

@@ -1,0 +1,153 @@
+"""The one interface every channel adapter implements, and what it raises.
+
+A delivery (one post to one channel) goes through several network calls: upload the
+video, wait for the network to process it, create the post. Between those calls the
+adapter stores what the network returned (an upload session, a media id, a container)
+through :meth:`Steps.save`, which commits it before the next call is made. A retry is
+given the stored state back and resumes from the last stored step instead of starting
+again: nothing is uploaded twice, and above all nothing is posted twice.
+
+Errors say what should happen next, not what went wrong inside the adapter:
+
+* :class:`TransientError` — try again later (timeouts before the request was sent,
+  5xx, 429 with the network's reset time in ``retry_after``);
+* :class:`OutcomeUnknown` — the request that creates the post was sent and no answer
+  came back: it may have been posted. The engine never repeats such a call blindly; the
+  next attempt calls :meth:`Channel.find` (or relies on the network's own lever, such
+  as Mastodon's Idempotency-Key or a Bluesky record key chosen before the call) and,
+  where the adapter cannot tell, the delivery is flagged for a person;
+* :class:`CredentialError` — the network refused the credentials (expired, revoked):
+  the coordinator is asked to reconnect and nothing is retried in a loop;
+* :class:`RejectedError` — the network refused this post for good (over a limit,
+  a processing failure, a daily cap): the reason is shown on the post.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+
+class ChannelError(Exception):
+    """Base of what an adapter raises; ``reason`` is shown to people as it is."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientError(ChannelError):
+    """Nothing was done that a retry could repeat; try again, not before ``retry_after``
+    seconds when the network said when (its rate-limit reset header)."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class OutcomeUnknown(ChannelError):
+    """The call that publishes was sent and its answer was lost (timeout, reset)."""
+
+
+class CredentialError(ChannelError):
+    """The network refused the channel's credentials: a person must reconnect it."""
+
+
+class RejectedError(ChannelError):
+    """The network refused this post for good; retrying the same post cannot help."""
+
+
+@dataclass(frozen=True)
+class Media:
+    """The rendition a delivery sends: a local file (fetched from the store first)."""
+
+    path: Path
+    content_type: str
+    size: int
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What one delivery posts: the caption as the preview showed it, the media, and
+    a key unique to the delivery (the same on every attempt of it)."""
+
+    text: str
+    media: Media | None
+    link: str
+    alt: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a post landed: the network's id of it, its public URL, and what an update
+    or deletion needs later (a Bluesky record's cid, say)."""
+
+    remote_id: str
+    url: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Steps(Protocol):
+    """A delivery's stored progress, handed to the adapter on every attempt."""
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        """What earlier calls stored (empty on the first attempt)."""
+        ...
+
+    def save(self, step: str, **values: Any) -> None:
+        """Store ``values`` under the named step (shown on the post page as "sending:
+        <step>") and commit them before the adapter makes its next call."""
+        ...
+
+
+class Channel(abc.ABC):
+    """One network account an agency connected.
+
+    ``credentials`` are the decrypted secrets (tokens, app password); ``settings`` the
+    non-secret rest (base URL, account or page id). Adapters get both as plain
+    mappings and never see the database.
+    """
+
+    #: The network's name as stored on the channel row ("mastodon", "bluesky", ...).
+    network: ClassVar[str]
+    #: Whether :meth:`update` edits the post itself (else it replies under it).
+    edits_in_place: ClassVar[bool] = False
+    #: Whether :meth:`delete` can take a post down.
+    can_delete: ClassVar[bool] = True
+
+    def __init__(self, credentials: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        self.credentials = credentials
+        self.settings = settings
+
+    @abc.abstractmethod
+    def test_connection(self) -> str:
+        """Check the credentials with a harmless call; return the account's name."""
+
+    @abc.abstractmethod
+    def publish(self, draft: Draft, steps: Steps) -> Published:
+        """Post ``draft``, resuming from ``steps.state``; store each step's result
+        through ``steps.save`` before the next call."""
+
+    @abc.abstractmethod
+    def find(self, draft: Draft, steps: Steps) -> Published | None:
+        """After an :class:`OutcomeUnknown`: the post if the network has it, ``None`` if
+        it certainly does not. Raise :class:`OutcomeUnknown` when it cannot tell."""
+
+    @abc.abstractmethod
+    def update(self, published: Published, text: str) -> Published:
+        """Add ``text`` to a live post (edit it where the network allows, otherwise a
+        reply or comment from the account); return where the update landed."""
+
+    @abc.abstractmethod
+    def delete(self, published: Published) -> None:
+        """Take the post down; a post already gone is not an error."""
