@@ -431,6 +431,9 @@ class TipQuerySchema(ma.Schema):
     overdue = fields.Boolean(
         metadata={"description": "Only tips with no staff reply within the agency's target."}
     )
+    attachments = fields.Boolean(
+        metadata={"description": "Only tips with a photo or video sent by the tipster."}
+    )
     q = Text(max_length=200, metadata={"description": "Words that must all occur."})
     sort = fields.String(validate=validate.OneOf(TIP_SORTS), load_default="newest")
     after = Text(max_length=64, metadata={"description": "The `next` cursor of the previous page."})

@@ -23,10 +23,12 @@ from portal.models import (
     Case,
     CaseAssignment,
     Tip,
+    TipAttachment,
     TipRead,
     TipStatus,
     User,
 )
+from portal.models.attachments import AttachmentStatus
 from portal.models.base import utcnow
 from portal.services.appeals import CHANNELS
 from portal.services.authz import AGENCY_WIDE_ROLES, ROLE_PERMISSIONS, Permission, can
@@ -131,6 +133,8 @@ class TipQuery:
     channel: str = ""
     unanswered: bool = False
     overdue: bool = False
+    #: only tips with a photo or video a detective can look at (or retry)
+    attachments: bool = False
     q: str = ""
     sort: str = "newest"
 
@@ -144,6 +148,7 @@ class TipQuery:
             "channel": self.channel,
             "unanswered": "1" if self.unanswered else "",
             "overdue": "1" if self.overdue else "",
+            "attachments": "1" if self.attachments else "",
             "q": self.q,
             "sort": "" if self.sort == "newest" else self.sort,
         }
@@ -164,6 +169,7 @@ def query_from_args(args: Any) -> TipQuery:
         channel=text("channel"),
         unanswered=args.get("unanswered", "") in ("1", "true", "on"),
         overdue=args.get("overdue", "") in ("1", "true", "on"),
+        attachments=args.get("attachments", "") in ("1", "true", "on"),
         q=text("q", 200),
         sort=text("sort") or "newest",
     )
@@ -216,6 +222,12 @@ def filtered_tips(user: User, query: TipQuery, now: datetime | None = None) -> S
         statement = statement.where(Tip.awaiting_since.is_not(None))
     if query.overdue:
         statement = statement.where(overdue_condition(user.agency, now))
+    if query.attachments:
+        statement = statement.where(
+            select(TipAttachment.id)
+            .where(TipAttachment.tip_id == Tip.id, TipAttachment.status.in_(_VIEWABLE))
+            .exists()
+        )
     if query.sort not in SORTS:
         raise ValidationFailed(f"Unknown order {query.sort!r}.", field="sort")
     if query.sort == "waiting":
@@ -226,6 +238,14 @@ def filtered_tips(user: User, query: TipQuery, now: datetime | None = None) -> S
         statement = statement.where(_matching(terms))
     return statement
 
+
+#: Attachments a detective has something of: a refused file kept no bytes, a draft
+#: belongs to no tip yet.
+_VIEWABLE = (
+    AttachmentStatus.QUEUED.value,
+    AttachmentStatus.READY.value,
+    AttachmentStatus.FAILED.value,
+)
 
 #: Up to this many matches, a search hands the queue's query the tips' ids.
 FEW_MATCHES = 2_000

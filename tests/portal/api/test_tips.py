@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from portal.extensions import db
-from portal.models import Agency, AuditEvent, Case, Role, Tip, TipMessage, User
+from portal.models import Agency, AuditEvent, Case, Role, Tip, TipAttachment, TipMessage, User
 from portal.services.tips import TipInput, submit_tip
 from portal.services.users import create_api_token
 
@@ -124,6 +124,14 @@ def test_list_filters_and_cursor(
         "/api/v1/tips", query_string={"q": "red", "sort": "oldest"}, headers=headers
     ).json
     assert [t["id"] for t in red["tips"]] == [tips[i].public_id for i in (1, 3, 5)]
+    db.session.add(
+        TipAttachment(agency_id=agency.id, tip_id=tips[2].id, status="ready", kind="image", size=9)
+    )
+    db.session.commit()
+    with_files = client.get(
+        "/api/v1/tips", query_string={"attachments": "true"}, headers=headers
+    ).json
+    assert [t["id"] for t in with_files["tips"]] == [tips[2].public_id]
     bad = client.get("/api/v1/tips", query_string={"status": "open"}, headers=headers)
     assert bad.status_code == 422 and bad.json["field"] == "status"
     assert (

@@ -10,7 +10,8 @@ import pytest
 from flask import Flask
 
 from portal.extensions import db
-from portal.models import Agency, Case, Role, Tip, User
+from portal.models import Agency, Case, Role, Tip, TipAttachment, User
+from portal.models.attachments import AttachmentStatus
 from portal.services.cases import create_case
 from portal.services.errors import PermissionDenied, ValidationFailed
 from portal.services.tip_queue import (
@@ -232,3 +233,28 @@ def test_search_answers_alike_for_few_and_many_matches(world, users, monkeypatch
     monkeypatch.setattr(tip_queue, "FEW_MATCHES", 1)
     assert [numbers(supervisor, q) for q in queries] == few
     assert few[0] == [world["other_case"].number, world["case_old"].number]
+
+
+def test_queue_filter_with_attachments_keeps_tips_with_something_to_look_at(world, users) -> None:  # type: ignore[no-untyped-def]
+    supervisor = users[Role.SUPERVISOR]
+    t = {name: tip.number for name, tip in world.items()}
+
+    def attach(tip: Tip, status: AttachmentStatus) -> None:
+        db.session.add(
+            TipAttachment(
+                agency_id=tip.agency_id, tip_id=tip.id, status=status.value, kind="image", size=10
+            )
+        )
+
+    assert numbers(supervisor, TipQuery(attachments=True)) == []
+    attach(world["case_old"], AttachmentStatus.READY)
+    attach(world["general"], AttachmentStatus.QUEUED)  # the detective sees it coming
+    attach(world["other_case"], AttachmentStatus.REFUSED)  # nothing was kept
+    attach(world["foreign"], AttachmentStatus.READY)  # another agency's
+    db.session.commit()
+    assert numbers(supervisor, TipQuery(attachments=True)) == [t["general"], t["case_old"]]
+    # One tip with several files is listed once.
+    attach(world["case_old"], AttachmentStatus.FAILED)
+    db.session.commit()
+    assert numbers(supervisor, TipQuery(attachments=True)) == [t["general"], t["case_old"]]
+    assert TipQuery(attachments=True).as_args() == {"attachments": "1"}

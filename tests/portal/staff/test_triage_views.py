@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.extensions import db
-from portal.models import Agency, AuditEvent, Case, Role, Tip, TipNote, User
+from portal.models import Agency, AuditEvent, Case, Role, Tip, TipAttachment, TipNote, User
 from portal.services.tips import TipInput, add_tipster_message, submit_tip
 from tests.portal.conftest import csrf_token, sign_in
 
@@ -257,6 +257,13 @@ def test_queue_filters_from_the_url_and_bad_ones_are_explained(
         as_text=True
     )
     assert red.number in page and blue.number not in page
+    db.session.add(
+        TipAttachment(agency_id=agency.id, tip_id=blue.id, status="ready", kind="image", size=9)
+    )
+    db.session.commit()
+    page = client.get("/staff/tips", query_string={"attachments": "1"}).get_data(as_text=True)
+    assert blue.number in page and red.number not in page
+    assert 'name="attachments" value="1" checked' in page
     bad = client.get("/staff/tips", query_string={"status": "<nope>"})
     assert bad.status_code == 422 and "Unknown status" in bad.get_data(as_text=True)
     assert "<nope>" not in bad.get_data(as_text=True)
