@@ -210,19 +210,32 @@ class ReceivedPart(io.RawIOBase):
 
 
 def parts_dir() -> Path:
-    """Where tip files are received and wait for their job: beside the clip uploads in
-    the local store's root (so machines sharing the store's filesystem share them).
-
-    With the S3 store they stay on the receiving machine's instance directory: the
-    processing job must then run on that machine. Staging them in the bucket as clip
-    uploads are is still to do."""
+    """Where tip files are received: beside the clip uploads in the local store's root
+    (so machines sharing the store's filesystem share them), or, with a store that
+    holds no files (S3), this machine's instance directory for the length of the
+    request only: :func:`stage_parts` moves each kept file into the store at once."""
     staging = get_staging()
-    if isinstance(staging, LocalStaging):
+    if _parts_are_shared():
+        assert isinstance(staging, LocalStaging)
         path = Path(staging.directory)
     else:
         path = current_app.config["TATTLETALE"].instance_path / "tip-uploads"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _parts_are_shared() -> bool:
+    """Whether every machine sees the received parts where they are written."""
+    return isinstance(get_staging(), LocalStaging)
+
+
+#: Where a kept draft's bytes wait in the store when the parts are not shared: any
+#: worker can then process the tip's files, whichever web machine received them.
+DRAFT_PREFIX = "tip-drafts/"
+
+
+def draft_key(public_id: str) -> str:
+    return f"{DRAFT_PREFIX}{public_id}"
 
 
 def staging_path(public_id: str) -> Path:
@@ -361,6 +374,9 @@ def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str)
             row.status = AttachmentStatus.DRAFT.value
             row.sha256 = _hash_path(part.path)
             part.keep()
+            if not _parts_are_shared():
+                # Into the store now: the machine that will process it may be another.
+                get_store().adopt_file(draft_key(part.public_id), part.path, row.sha256, part.size)
         except Rejected as exc:
             # Not kept: a file we would never open is no use to anyone as evidence.
             row.status = AttachmentStatus.REFUSED.value
@@ -475,6 +491,8 @@ def _remove_draft(row: TipAttachment) -> None:
         db.session.expunge(row)
         with contextlib.suppress(FileNotFoundError):
             staging_path(public_id).unlink()
+        if not _parts_are_shared():
+            get_store().delete(draft_key(public_id))
 
 
 def sweep_drafts(now_s: float | None = None) -> int:
@@ -509,6 +527,15 @@ def sweep_drafts(now_s: float | None = None) -> int:
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_mtime < oldest:
                 path.unlink()
+    if not _parts_are_shared():
+        store = get_store()
+        for key in list(store.iter_keys(DRAFT_PREFIX)):
+            public_id = key[len(DRAFT_PREFIX) :]
+            if public_id in known or public_id in failed:
+                continue
+            with contextlib.suppress(ObjectNotFound):
+                if store.stat(key).last_modified.timestamp() < oldest:
+                    store.delete(key)
     return len(stale)
 
 
@@ -547,9 +574,16 @@ def process_attachment(
     store = get_store()
     staged = staging_path(row.public_id)
     key = original_key(row, tip)
+    in_drafts = not _parts_are_shared() and store.exists(draft_key(row.public_id))
     with contextlib.ExitStack() as stack:
         if staged.exists():
             source = str(staged)
+        elif in_drafts:
+            scratch = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="tipfile-", dir=work_dir())
+            )
+            source = os.path.join(scratch, "original")
+            store.get_to_path(draft_key(row.public_id), source)
         else:
             try:
                 source = stack.enter_context(store.local_path_or_copy(key, work_dir()))
@@ -576,6 +610,8 @@ def process_attachment(
             row.reason = exc.reason
             row.processed_at = utcnow()
             staged.unlink(missing_ok=True)
+            if in_drafts:
+                store.delete(draft_key(row.public_id))
             if store.exists(key):
                 store.delete(key)
             db.session.flush()
@@ -585,6 +621,11 @@ def process_attachment(
         store.put_file(derivative, made.path, made.content_type)
         if staged.exists():
             store.adopt_file(key, str(staged), row.sha256, row.size)
+        elif in_drafts:
+            # The copy fetched above becomes the original (its hash checked on the way),
+            # then the draft object goes.
+            store.adopt_file(key, source, row.sha256, row.size)
+            store.delete(draft_key(row.public_id))
     row.original_key = key
     row.derivative_key = derivative
     row.derivative_type = made.content_type
