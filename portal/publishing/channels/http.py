@@ -10,7 +10,7 @@ the network's own business: the adapter's ``refine`` turns it into the right err
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import httpx
@@ -58,10 +58,18 @@ class Http:
         self.client.close()
 
     def call(
-        self, method: str, url: str, *, creates: bool = False, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        creates: bool = False,
+        accept: Collection[int] = (),
+        **kwargs: Any,
     ) -> httpx.Response:
-        """Send one request; return its response when it is a success (2xx or 3xx),
-        raise the error that says what the delivery should do otherwise."""
+        """Send one request; return its response when it is a success (2xx or 3xx) or
+        its status is in ``accept`` (an error the adapter reads itself, such as a
+        video the network already has), raise the error that says what the delivery
+        should do otherwise."""
         try:
             response = self.client.request(method, url, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -74,7 +82,7 @@ class Http:
             if creates:
                 raise OutcomeUnknown(reason) from exc
             raise TransientError(reason) from exc
-        if response.is_success or response.is_redirect:
+        if response.is_success or response.is_redirect or response.status_code in accept:
             return response
         raise self.error_for(response, creates=creates)
 
