@@ -223,7 +223,7 @@ def test_bluesky_failure_after_the_upload_resumes_without_uploading_again(
         adapter.publish(draft, steps)
     rkey = steps.state["bluesky_rkey"]
 
-    make_adapter(fake, adapter.now.__self__).publish(draft, steps)  # type: ignore[attr-defined]
+    make_adapter(fake, clock).publish(draft, steps)
     assert len(fake.calls("upload_video")) == 1
     assert list(fake.records) == [rkey]  # the key chosen before the first try
 
@@ -348,7 +348,7 @@ def test_bluesky_publish_after_an_unknown_outcome_looks_before_it_posts(
     fake.fail("create_record", "lost_answer")
     with pytest.raises(OutcomeUnknown):
         adapter.publish(draft, steps)
-    published = make_adapter(fake, adapter.now.__self__).publish(draft, steps)  # type: ignore[attr-defined]
+    published = make_adapter(fake, clock).publish(draft, steps)
     assert len(fake.calls("create_record")) == 1
     assert published.remote_id == next(iter(fake.records.values()))["uri"]
 
