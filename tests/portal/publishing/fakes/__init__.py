@@ -53,15 +53,22 @@ class FakeServer:
     #: the tests is shorter); cut short when the server stops.
     hold_s: float = 3.0
     requests: list[Recorded] = field(default_factory=list)
-    _faults: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
     _released: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
-    def fail(self, endpoint: str, fault: str, times: int = 1) -> None:
-        """Make the next ``times`` requests to ``endpoint`` fail with ``fault``."""
+    _faults: dict[str, deque[str | None]] = field(default_factory=lambda: defaultdict(deque))
+
+    def fail(self, endpoint: str, fault: str, times: int = 1, after: int = 0) -> None:
+        """Make ``times`` requests to ``endpoint`` fail with ``fault``, once ``after``
+        more have been answered normally."""
         assert fault in FAULTS, fault
-        self._faults[endpoint].extend([fault] * times)
+        self._faults[endpoint].extend([None] * after + [fault] * times)
+
+    def classify(self, request: Request, endpoint: str) -> str:
+        """The endpoint a request counts as (a network with one path for several
+        commands tells them apart here)."""
+        return endpoint
 
     def calls(self, endpoint: str) -> list[Recorded]:
         return [r for r in self.requests if r.endpoint == endpoint]
@@ -78,6 +85,7 @@ class FakeServer:
         except HTTPException as exc:
             return exc.get_response(environ)(environ, start_response)
         body = request.get_data(cache=True)
+        endpoint = self.classify(request, str(endpoint))
         self.requests.append(
             Recorded(
                 method=request.method,
