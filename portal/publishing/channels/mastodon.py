@@ -14,6 +14,7 @@ when there is no media to recognise it by.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -70,6 +71,10 @@ def _error_text(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
+class _Unprocessable(RejectedError):
+    """422: Mastodon validated the request and refused it (too long, bad media...)."""
+
+
 @register
 class Mastodon(Channel):
     network = "mastodon"
@@ -89,8 +94,6 @@ class Mastodon(Channel):
     def http(self) -> Http:
         if self._http is None:
             base_url = str(self.settings.get("base_url") or "").rstrip("/")
-            if not base_url.startswith(("https://", "http://")):
-                raise RejectedError("the Mastodon channel has no server address")
             self._http = Http(
                 base_url,
                 network="Mastodon",
@@ -108,7 +111,7 @@ class Mastodon(Channel):
             message = _error_text(response)
             if _NOT_READY in message:
                 return TransientError(f"Mastodon is still processing the video: {message}")
-            return RejectedError(f"Mastodon refused it: {message}")
+            return _Unprocessable(f"Mastodon refused it: {message}")
         return None
 
     def _setting(self, name: str, default: float) -> float:
@@ -160,13 +163,16 @@ class Mastodon(Channel):
             data["media_ids[]"] = media_ids
         try:
             response = self.http.call("PUT", f"/api/v1/statuses/{published.remote_id}", data=data)
-        except RejectedError:
-            # Too long with the update in front (or no longer editable): reply instead.
+        except _Unprocessable:
+            # Too long with the update in front: a reply instead, keyed so that a
+            # repeat after a lost answer returns the first reply.
+            digest = hashlib.sha256(f"{published.remote_id}\n{text}".encode()).hexdigest()
             response = self.http.call(
                 "POST",
                 "/api/v1/statuses",
                 creates=True,
                 data={"status": text, "in_reply_to_id": published.remote_id},
+                headers={"Idempotency-Key": f"reply-{digest[:32]}"},
             )
         status = self.http.json(response)
         return Published(str(status["id"]), str(status.get("url") or ""), {"text": text})

@@ -326,3 +326,36 @@ def test_mastodon_delete_on_a_server_error_is_retried(
     fake.fail("delete", "server_error")
     with pytest.raises(TransientError):
         adapter.delete(Published("1", ""))
+
+
+def test_mastodon_update_reply_repeated_after_a_lost_answer_is_the_same_reply(
+    fake: FakeMastodon, adapter: Mastodon, draft: Draft
+) -> None:
+    published = adapter.publish(replace(draft, text="x" * 490), MemorySteps())
+    fake.fail("post", "lost_answer")
+    with pytest.raises(OutcomeUnknown):
+        adapter.update(published, "SOLVED — thank you")
+    again = adapter.update(published, "SOLVED — thank you")
+    assert len(fake.statuses) == 2  # the post and one reply
+    assert again.remote_id in fake.statuses
+
+
+def test_mastodon_update_of_a_deleted_post_is_refused_not_replied_to(
+    fake: FakeMastodon, adapter: Mastodon, draft: Draft
+) -> None:
+    published = adapter.publish(draft, MemorySteps())
+    fake.statuses.clear()
+    with pytest.raises(RejectedError, match="404"):
+        adapter.update(published, "SOLVED — thank you")
+    assert len(fake.calls("post")) == 1  # no reply was attempted
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://mastodon.example", "ftp://mastodon.example", "", "https://"]
+)
+def test_mastodon_token_is_never_sent_without_https(base_url: str, draft: Draft) -> None:
+    adapter = Mastodon({"access_token": TOKEN}, {"base_url": base_url})
+    with pytest.raises(CredentialError, match="https://"):
+        adapter.test_connection()
+    with pytest.raises(CredentialError, match="https://"):
+        adapter.publish(draft, MemorySteps())
