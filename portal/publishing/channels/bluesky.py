@@ -325,6 +325,8 @@ class Bluesky(Channel):
             )
         except _NotFound:
             return None
+        if not record.get("uri"):
+            raise OutcomeUnknown("Bluesky answered the record lookup without the record")
         steps.save("posted", bluesky_uri=record["uri"], bluesky_cid=record.get("cid"))
         return self._stored(steps.state)
 

@@ -208,12 +208,19 @@ class X(Channel):
         raise OutcomeUnknown("X's timeline is longer than was searched: check the account")
 
     def update(self, published: Published, text: str) -> Published:
-        response = self.http.call(
-            "POST",
-            "/2/tweets",
-            creates=True,
-            json={"text": text, "reply": {"in_reply_to_tweet_id": published.remote_id}},
-        )
+        try:
+            response = self.http.call(
+                "POST",
+                "/2/tweets",
+                creates=True,
+                json={"text": text, "reply": {"in_reply_to_tweet_id": published.remote_id}},
+            )
+        except _Duplicate as exc:
+            # The same update under two posts of one account is refused the second time.
+            raise RejectedError(
+                "X refuses this update as the same text as an earlier post of the account: "
+                "make the update's text differ from post to post"
+            ) from exc
         post_id = (self.http.json(response, creates=True).get("data") or {}).get("id")
         if not post_id:
             raise OutcomeUnknown("X answered the reply without its id")

@@ -395,3 +395,16 @@ def test_bluesky_delete_removes_the_record_and_a_gone_one_is_fine(
     assert fake.records == {}
     adapter.delete(published)
     assert [r.json["rkey"] for r in fake.calls("delete_record")] == [published.extra["rkey"]] * 2
+
+
+def test_bluesky_record_lookup_answered_with_garbage_is_retried(
+    fake: FakeBluesky, adapter: Bluesky, draft: Draft
+) -> None:
+    steps = MemorySteps()
+    fake.fail("create_record", "lost_answer")
+    with pytest.raises(OutcomeUnknown):
+        adapter.publish(draft, steps)
+    fake.fail("get_record", "garbage")
+    with pytest.raises(TransientError):
+        adapter.find(draft, steps)
+    assert adapter.find(draft, steps) is not None

@@ -340,3 +340,13 @@ def test_x_delete_refused_for_another_reason_is_raised(fake: FakeX, adapter: X) 
     fake.fail("delete", "unauthorized")
     with pytest.raises(CredentialError):
         adapter.delete(Published("1", ""))
+
+
+def test_x_same_update_under_a_second_post_is_a_clear_refusal(
+    fake: FakeX, adapter: X, draft: Draft
+) -> None:
+    first = adapter.publish(draft, MemorySteps())
+    second = adapter.publish(replace(draft, media=None, text="Case 43", key="k43"), MemorySteps())
+    adapter.update(first, "SOLVED — thank you")
+    with pytest.raises(RejectedError, match="differ from post to post"):
+        adapter.update(second, "SOLVED — thank you")
