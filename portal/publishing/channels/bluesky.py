@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -78,12 +79,30 @@ class _NotFound(RejectedError):
 def new_tid(now_s: float, clock_id: int) -> str:
     """A record key in the TID syntax: 53 bits of microseconds and 10 of clock id,
     base32-sortable, 13 characters."""
-    n = (int(now_s * 1_000_000) << 10) | (clock_id & 0x3FF)
+    return _tid(int(now_s * 1_000_000), clock_id)
+
+
+def _tid(microseconds: int, clock_id: int) -> str:
+    n = (microseconds << 10) | (clock_id & 0x3FF)
     chars = []
     for _ in range(13):
         chars.append(_S32[n & 31])
         n >>= 5
     return "".join(reversed(chars))
+
+
+_CLOCK_ID = secrets.randbelow(1024)
+_last_us = 0
+_tid_lock = threading.Lock()
+
+
+def next_tid(now_s: float) -> str:
+    """A fresh TID, later than every one this process made before (as atproto's own
+    TID.next does): two records in the same microsecond never share a key."""
+    global _last_us
+    with _tid_lock:
+        _last_us = max(int(now_s * 1_000_000), _last_us + 1)
+        return _tid(_last_us, _CLOCK_ID)
 
 
 def count_graphemes(text: str) -> int:
@@ -303,7 +322,7 @@ class Bluesky(Channel):
         if not state.get("bluesky_rkey"):
             steps.save(
                 "record_key",
-                bluesky_rkey=new_tid(self.now(), secrets.randbelow(1024)),
+                bluesky_rkey=next_tid(self.now()),
                 bluesky_created_at=self._iso_now(),
             )
         state = steps.state
@@ -343,7 +362,7 @@ class Bluesky(Channel):
             "createdAt": self._iso_now(),
             "reply": {"root": root, "parent": parent},
         }
-        reply = self._create(record, new_tid(self.now(), secrets.randbelow(1024)), None)
+        reply = self._create(record, next_tid(self.now()), None)
         return Published(reply.remote_id, reply.url, {**reply.extra, "root": root})
 
     def delete(self, published: Published) -> None:

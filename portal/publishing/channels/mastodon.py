@@ -146,7 +146,11 @@ class Mastodon(Channel):
             "idempotency_window_s", IDEMPOTENCY_WINDOW_S
         ):
             # Same key: the original status if there is one, else the one it should be.
-            return self._post(draft, steps, [media_id] if media_id else [])
+            try:
+                return self._post(draft, steps, [media_id] if media_id else [])
+            except OutcomeUnknown as exc:
+                # Still inside the window, so asking again later is as safe as now.
+                raise TransientError(exc.reason) from exc
         if not media_id:
             raise OutcomeUnknown(
                 "Mastodon's idempotency window has passed and a post without media "

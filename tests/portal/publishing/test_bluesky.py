@@ -14,7 +14,13 @@ from portal.publishing.channels.base import (
     RejectedError,
     TransientError,
 )
-from portal.publishing.channels.bluesky import Bluesky, count_graphemes, facets_for, new_tid
+from portal.publishing.channels.bluesky import (
+    Bluesky,
+    count_graphemes,
+    facets_for,
+    new_tid,
+    next_tid,
+)
 from portal.publishing.channels.registry import adapter_class
 from tests.portal.publishing.conftest import TIMEOUT_S, Clock, MemorySteps
 from tests.portal.publishing.fakes.bluesky import APP_PASSWORD, DID, IDENTIFIER, TID, FakeBluesky
@@ -408,3 +414,9 @@ def test_bluesky_record_lookup_answered_with_garbage_is_retried(
     with pytest.raises(TransientError):
         adapter.find(draft, steps)
     assert adapter.find(draft, steps) is not None
+
+
+def test_bluesky_keys_made_in_the_same_instant_differ() -> None:
+    keys = [next_tid(1_796_185_200.0) for _ in range(50)]
+    assert len(set(keys)) == 50
+    assert keys == sorted(keys)

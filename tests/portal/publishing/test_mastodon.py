@@ -359,3 +359,16 @@ def test_mastodon_token_is_never_sent_without_https(base_url: str, draft: Draft)
         adapter.test_connection()
     with pytest.raises(CredentialError, match="https://"):
         adapter.publish(draft, MemorySteps())
+
+
+def test_mastodon_find_whose_own_answer_is_lost_asks_again_later(
+    fake: FakeMastodon, adapter: Mastodon, draft: Draft
+) -> None:
+    steps = MemorySteps()
+    fake.fail("post", "lost_answer", times=2)
+    with pytest.raises(OutcomeUnknown):
+        adapter.publish(draft, steps)
+    with pytest.raises(TransientError):  # the keyed repeat is safe to make again
+        adapter.find(draft, steps)
+    found = adapter.find(draft, steps)
+    assert found is not None and list(fake.statuses) == [found.remote_id]
