@@ -351,10 +351,20 @@ class Bluesky(Channel):
 
     def update(self, published: Published, text: str) -> Published:
         self._check_text(text)
-        parent = {
-            "uri": published.extra.get("uri", published.remote_id),
-            "cid": published.extra.get("cid"),
-        }
+        uri = str(published.extra.get("uri") or published.remote_id)
+        cid = published.extra.get("cid")
+        if not cid:
+            # A reply names the exact version of its parent (a strongRef): ask for it.
+            cid = self._xrpc(
+                "GET",
+                "com.atproto.repo.getRecord",
+                params={
+                    "repo": self.session["did"],
+                    "collection": POST,
+                    "rkey": uri.rsplit("/", 1)[-1],
+                },
+            ).get("cid")
+        parent = {"uri": uri, "cid": cid}
         root = published.extra.get("root") or parent
         record = {
             "$type": POST,

@@ -11,6 +11,7 @@ from portal.publishing.channels.base import (
     CredentialError,
     Draft,
     OutcomeUnknown,
+    Published,
     RejectedError,
     TransientError,
 )
@@ -420,3 +421,12 @@ def test_bluesky_keys_made_in_the_same_instant_differ() -> None:
     keys = [next_tid(1_796_185_200.0) for _ in range(50)]
     assert len(set(keys)) == 50
     assert keys == sorted(keys)
+
+
+def test_bluesky_update_of_a_post_stored_without_its_cid_asks_for_it(
+    fake: FakeBluesky, adapter: Bluesky, draft: Draft
+) -> None:
+    published = adapter.publish(draft, MemorySteps())
+    reply = adapter.update(Published(published.remote_id, published.url), "SOLVED — thank you")
+    parent = fake.records[reply.extra["rkey"]]["value"]["reply"]["parent"]
+    assert parent == {"uri": published.remote_id, "cid": published.extra["cid"]}
