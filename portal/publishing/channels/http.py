@@ -10,9 +10,12 @@ the network's own business: the adapter's ``refine`` turns it into the right err
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import ssl
+from collections.abc import Callable, Collection
 from typing import Any
 
+import certifi
 import httpx
 
 from portal.publishing.channels.base import (
@@ -43,6 +46,7 @@ class Http:
         retry_after: RetryAfter | None = None,
         refine: Refine | None = None,
     ) -> None:
+        require_https(base_url, network)
         timeout = float(timeout_s) if timeout_s else DEFAULT_TIMEOUT_S
         self.network = network
         self._retry_after = retry_after
@@ -52,16 +56,25 @@ class Http:
             headers={"User-Agent": "Tattletale", **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT_S, timeout)),
             follow_redirects=False,
+            verify=tls_context(),
         )
 
     def close(self) -> None:
         self.client.close()
 
     def call(
-        self, method: str, url: str, *, creates: bool = False, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        creates: bool = False,
+        accept: Collection[int] = (),
+        **kwargs: Any,
     ) -> httpx.Response:
-        """Send one request; return its response when it is a success (2xx or 3xx),
-        raise the error that says what the delivery should do otherwise."""
+        """Send one request; return its response when it is a success (2xx or 3xx) or
+        its status is in ``accept`` (an error the adapter reads itself, such as a
+        video the network already has), raise the error that says what the delivery
+        should do otherwise."""
         try:
             response = self.client.request(method, url, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -74,7 +87,7 @@ class Http:
             if creates:
                 raise OutcomeUnknown(reason) from exc
             raise TransientError(reason) from exc
-        if response.is_success or response.is_redirect:
+        if response.is_success or response.is_redirect or response.status_code in accept:
             return response
         raise self.error_for(response, creates=creates)
 
@@ -105,6 +118,29 @@ class Http:
                 raise OutcomeUnknown(reason)
             raise TransientError(reason)
         return body
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every adapter's client (the same CA bundle httpx
+    uses by default): loading it takes tens of milliseconds, once per client otherwise."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+#: Hosts a token may be sent to in clear text: the machine itself (the tests' fakes).
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def require_https(base_url: str, network: str) -> None:
+    """Refuse to send a channel's token over plain HTTP, or anywhere but a web address:
+    the address comes from an admin's settings or from the network's own answers (a
+    Bluesky DID document), and a bearer token on the wire in clear is as good as lost."""
+    parts = httpx.URL(base_url)
+    if parts.scheme == "https" and parts.host:
+        return
+    if parts.scheme == "http" and parts.host in LOOPBACK_HOSTS:
+        return
+    raise CredentialError(f"{network}'s address must be an https:// URL, not {base_url!r}")
 
 
 def snippet(response: httpx.Response, limit: int = 200) -> str:
