@@ -151,8 +151,10 @@ def test_worker_killed_mid_render_renders_once_elsewhere(
     job = assert_rendered_once(topology, api, clip_id)
     assert job[2] == 2  # the killed attempt and the one that finished
     assert job[3] != first[3]
-    # The killed worker's ffmpeg died with it, and its work files are gone.
+    # The killed worker's ffmpeg died with it, and its work files are gone (once the
+    # long render, which may still be running on the other worker, is done too).
     assert not os.path.exists(f"/proc/{ffmpeg}") or _zombie(ffmpeg)
+    api.wait_ready(long_render.clip_id, timeout_s=900)
     assert topology.work_leftovers() == []
 
 
@@ -167,6 +169,7 @@ def test_stopped_ffmpeg_is_killed_and_the_render_retried(
     job = assert_rendered_once(topology, api, clip_id)
     assert job[2] == 2
     assert not os.path.exists(f"/proc/{ffmpeg}") or _zombie(ffmpeg)
+    api.wait_ready(long_render.clip_id, timeout_s=900)  # its work files are its own
     assert topology.work_leftovers() == []
 
 

@@ -25,6 +25,7 @@ ROTATED = {
     "tips.contact_name": 0,
     "tips.contact_phone": 0,
     "tips.contact_email": 0,
+    "channels.credentials": 0,
 }
 
 
