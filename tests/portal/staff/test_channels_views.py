@@ -3,10 +3,13 @@ disconnect; only an admin of the agency, with CSRF, and a state bound to the ses
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from html import unescape
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from flask import Flask
@@ -15,6 +18,10 @@ from sqlalchemy import select, text
 
 from portal.extensions import db
 from portal.models import Agency, AuditEvent, Outcome, Role, User
+from portal.publishing.channels import registry
+from portal.publishing.channels.base import Channel as ChannelAdapter
+from portal.publishing.channels.base import CredentialError, Draft, Published, Steps
+from portal.publishing.channels.connect import Connection, OAuthApp
 from portal.publishing.models import Channel, ChannelStatus
 from tests.portal.conftest import csrf_token, sign_in
 from tests.portal.publishing.fakes.graph_fake import VERSION, GraphFake, running_fake
@@ -261,3 +268,147 @@ def test_channel_pages_are_for_admins_only(app: Flask, users: dict[Role, User]) 
         token = csrf_token(staff, "/staff/account")
         assert staff.post(CONNECT, data={"csrf_token": token, "name": "x"}).status_code == 403
     assert db.session.scalars(select(Channel)).all() == []
+
+
+# -- the other ways to connect, through adapters written for these tests --------------
+
+
+class _Stub(ChannelAdapter):
+    """Connecting only: these adapters never post."""
+
+    def test_connection(self) -> str:
+        return str(self.settings.get("account_name", ""))
+
+    def publish(self, draft: Draft, steps: Steps) -> Published:
+        raise NotImplementedError
+
+    def find(self, draft: Draft, steps: Steps) -> Published | None:
+        raise NotImplementedError
+
+    def update(self, published: Published, text: str) -> Published:
+        raise NotImplementedError
+
+    def delete(self, published: Published) -> None:
+        raise NotImplementedError
+
+
+class PkceAdapter(_Stub):
+    """An OAuth network with PKCE (as X is): checks the verifier against the challenge."""
+
+    network = "test_pkce"
+    connect_with = "oauth"
+    uses_pkce = True
+    challenges: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def authorize_url(cls, app: OAuthApp, *, state: str, code_challenge: str | None = None) -> str:
+        assert code_challenge
+        cls.challenges["issued-code"] = code_challenge
+        query = {"state": state, "code_challenge": code_challenge, "code_challenge_method": "S256"}
+        return f"https://auth.example/authorize?{urlencode(query)}"
+
+    @classmethod
+    def exchange_code(
+        cls, app: OAuthApp, *, code: str, code_verifier: str | None = None
+    ) -> Connection:
+        digest = hashlib.sha256((code_verifier or "").encode()).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != cls.challenges.get(code):
+            raise CredentialError("PKCE verification failed")
+        return Connection({"access_token": "pkce-token"}, {}, "@agency")
+
+
+class PasswordAdapter(_Stub):
+    network = "test_password"
+    connect_with = "app_password"
+
+    @classmethod
+    def connect_password(cls, settings: Any, *, identifier: str, password: str) -> Connection:
+        if password != "abcd-efgh-ijkl-mnop":
+            raise CredentialError("Invalid identifier or password")
+        return Connection({"app_password": password}, dict(settings), identifier)
+
+
+class KeyAdapter(_Stub):
+    network = "test_key"
+    connect_with = "key"
+
+    @classmethod
+    def connect_key(cls, settings: Any, *, key: str) -> Connection:
+        return Connection({"secret": key}, {"url": settings["base_url"]}, "receiver")
+
+
+@pytest.fixture
+def stub_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls in (PkceAdapter, PasswordAdapter, KeyAdapter):
+        monkeypatch.setitem(registry._adapters, cls.network, cls)
+
+
+def test_pkce_verifier_sent_matches_the_challenge(admin: FlaskClient, stub_networks: None) -> None:
+    path = "/staff/admin/channels/connect/test_pkce"
+    response = admin.post(
+        path, data={"name": "X", "client_id": "cid", "csrf_token": csrf_token(admin, path)}
+    )
+    link = re.search(r'id="authorize" href="([^"]+)"', response.get_data(as_text=True))
+    assert link
+    query = parse_qs(urlsplit(unescape(link.group(1))).query)
+    assert query["code_challenge_method"] == ["S256"]
+    callback = {"state": query["state"][0], "code": "issued-code"}
+    assert admin.get("/staff/admin/channels/callback", query_string=callback).status_code == 302
+    row = the_channel()
+    assert row.status == ChannelStatus.CONNECTED.value
+    assert "pkce-token" in row.credentials and "verifier" not in row.credentials
+
+
+def test_app_password_connects_or_says_why(admin: FlaskClient, stub_networks: None) -> None:
+    path = "/staff/admin/channels/connect/test_password"
+    data = {"name": "Sky", "identifier": "spd.example", "password": "wrong"}
+    response = admin.post(path, data={**data, "csrf_token": csrf_token(admin, path)})
+    assert response.status_code == 400
+    assert "Invalid identifier or password" in response.get_data(as_text=True)
+    assert db.session.scalars(select(Channel)).all() == []
+
+    data["password"] = "abcd-efgh-ijkl-mnop"
+    response = admin.post(path, data={**data, "csrf_token": csrf_token(admin, path)})
+    assert response.status_code == 302
+    row = the_channel()
+    assert (row.status, row.settings["account_name"]) == ("connected", "spd.example")
+    assert "abcd-efgh" not in admin.get("/staff/admin/channels").get_data(as_text=True)
+
+
+def test_key_is_generated_and_shown_once(admin: FlaskClient, stub_networks: None) -> None:
+    path = "/staff/admin/channels/connect/test_key"
+    data = {"name": "Hook", "base_url": "https://hooks.example/tattletale"}
+    response = admin.post(path, data={**data, "csrf_token": csrf_token(admin, path)})
+    assert response.status_code == 200
+    key = re.search(r'<code class="secret">([^<]+)</code>', response.get_data(as_text=True))
+    assert key and len(key.group(1)) >= 40
+    row = the_channel()
+    assert f'"secret": "{key.group(1)}"' in row.credentials
+    assert key.group(1) not in admin.get("/staff/admin/channels").get_data(as_text=True)
+
+
+def test_reconnect_keeps_the_client_secret_and_clears_the_reason(
+    admin: FlaskClient, graph: GraphFake
+) -> None:
+    row = connect(admin, graph)
+    row.status, row.status_reason = ChannelStatus.NEEDS_RECONNECT.value, "token expired"
+    db.session.commit()
+    page = admin.get(CONNECT, query_string={"name": "Main Page"}).get_data(as_text=True)
+    assert 'value="Main Page"' in page and "app-secret" not in page
+    response = admin.post(
+        CONNECT,
+        data={
+            "name": "Main Page",
+            "client_id": graph.app_id,
+            "base_url": graph.url,
+            "account_id": graph.page_id,
+            "csrf_token": csrf_token(admin, CONNECT),
+        },
+    )
+    link = re.search(r'id="authorize" href="([^"]+)"', response.get_data(as_text=True))
+    assert link
+    state = parse_qs(urlsplit(unescape(link.group(1))).query)["state"][0]
+    graph.codes["code-2"] = CALLBACK
+    admin.get("/staff/admin/channels/callback", query_string={"state": state, "code": "code-2"})
+    row = the_channel()  # the same row, connected again with the stored secret
+    assert (row.status, row.status_reason) == (ChannelStatus.CONNECTED.value, "")
