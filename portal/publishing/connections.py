@@ -174,11 +174,12 @@ def finish_oauth(
     stored = _secrets(row)
     pending = stored.get(PENDING)
     expected = pending.get("state") if isinstance(pending, dict) else None
+    # Bytes, not str: compare_digest refuses non-ASCII text, and the query is anyone's.
     matches = (
         bool(state)
-        and hmac.compare_digest(state, session_state)
+        and hmac.compare_digest(state.encode(), session_state.encode())
         and isinstance(expected, str)
-        and hmac.compare_digest(_state_digest(state), expected)
+        and hmac.compare_digest(_state_digest(state).encode(), expected.encode())
     )
     if not matches:
         _audit("channel.connect", row, actor, Outcome.DENIED, reason="state mismatch")
