@@ -3,6 +3,7 @@ fakes/graph_fake.py): the documented calls, every documented failure, and resumi
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -381,3 +382,16 @@ def test_exchange_code_refuses_a_used_code(graph: GraphFake) -> None:
     FacebookVideo.exchange_code(app, code="once")
     with pytest.raises(RejectedError, match="verification code"):
         FacebookVideo.exchange_code(app, code="once")
+
+
+def test_no_secret_reaches_the_logs(
+    graph: GraphFake, draft: Draft, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    app = oauth_app(graph)
+    graph.codes["the-code"] = app.redirect_uri
+    FacebookVideo.exchange_code(app, code="the-code")
+    reel(graph).publish(draft, MemorySteps())
+    assert caplog.records  # httpx does log each request (its URL) at INFO
+    for secret in ("app-secret", "page-token", "user-token", "short-lived-token", "the-code"):
+        assert secret not in caplog.text, secret
