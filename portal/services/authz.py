@@ -36,6 +36,8 @@ class Permission(enum.StrEnum):
     APPEAL_PUBLISH = "appeal.publish"
     # The agency's outcomes: counts only, nothing that identifies a tipster.
     OUTCOME_VIEW = "outcome.view"
+    # Connect, test and disconnect the agency's social-network channels (their tokens).
+    CHANNEL_MANAGE = "channel.manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -88,6 +90,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.JOB_VIEW,
             Permission.EVIDENCE_DELETE,
             Permission.OUTCOME_VIEW,
+            Permission.CHANNEL_MANAGE,
         }
     ),
 }

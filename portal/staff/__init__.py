@@ -70,6 +70,7 @@ from portal.staff import (  # noqa: E402,F401  (registers the routes)
     attachments_views,
     case_life_views,
     cases_views,
+    channels_views,
     clips_views,
     outcomes_views,
     tips_views,

@@ -1,17 +1,19 @@
-"""What the channel adapters' tests share: a one-second MP4, a delivery's stored steps
-kept in memory, and a controlled clock."""
+"""What the channel adapters' tests share: a one-second MP4 and a vertical reel file,
+a delivery's stored steps kept in memory, a controlled clock, and the Graph API fake."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portal.publishing.channels.base import Draft, Media
+from tests.portal.publishing.fakes.graph_fake import GraphFake, running_fake
 
 #: The client's timeout in the tests: longer than any fake's normal answer, shorter
 #: than its held-back one (FakeServer.hold_s).
@@ -106,3 +108,42 @@ def draft(mp4: Media) -> Draft:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+# Over two of the Graph adapters' 1 MiB chunks, so an upload is really sent in pieces.
+REEL_BYTES = 2 * 1024 * 1024 + 12345
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphFake]:
+    yield from running_fake()
+
+
+@pytest.fixture(scope="session")
+def reel_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("renditions") / "reel.mp4"
+    path.write_bytes(bytes(range(256)) * (REEL_BYTES // 256) + b"x" * (REEL_BYTES % 256))
+    return path
+
+
+@pytest.fixture
+def reel_draft(reel_file: Path) -> Draft:
+    """A 9:16 cut of 30 s (the Graph fakes look at its bytes, not its frames)."""
+    data = reel_file.read_bytes()
+    media = Media(
+        path=reel_file,
+        content_type="video/mp4",
+        size=len(data),
+        duration_s=30.0,
+        width=1080,
+        height=1920,
+        fps=30.0,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    return Draft(
+        text="#TattletaleTuesday Do you know him? Case 24-0001 https://example.test/a/1?via=facebook",
+        media=media,
+        link="https://example.test/a/1?via=facebook",
+        alt="A man in a red cap at the counter",
+        key="delivery-7f3a",
+    )

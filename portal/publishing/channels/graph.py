@@ -1,0 +1,272 @@
+"""What the Facebook Page and Instagram adapters share: Meta's Graph API.
+
+Sources (see ../shared/networks.md sections 1 and 2):
+
+* error body ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``
+  and the meaning of its codes: developers.facebook.com/docs/graph-api/guides/error-handling
+  (190 and 102: the token is bad or expired; 4: "API Too Many Calls"; 17: user-level
+  and 613: call-rate throttling; 32: Page-level throttling,
+  developers.facebook.com/blog/post/2016/06/16/page-level-rate-limits);
+* the Business Use Case usage header ``X-Business-Use-Case-Usage``
+  (docs/graph-api/overview/rate-limiting): its ``estimated_time_to_regain_access``
+  (minutes) is **unverified**, so it is read when present and the wait falls back to
+  the ``rate_limit_wait_s`` setting otherwise;
+* the OAuth dialog and token endpoint of Facebook Login
+  (docs/facebook-login/guides/advanced/manual-flow) and the long-lived token exchange
+  (docs/facebook-login/guides/access-tokens/get-long-lived).
+
+Values the documentation leaves open are settings of the channel, with these defaults:
+``base_url`` (graph.facebook.com: the video overview says graph-video.facebook.com is
+deprecated), ``api_version`` (the version the adapters were written against; Meta
+retires versions about two years after release, so an operator moves it forward),
+``rupload_url``, ``dialog_url``, ``poll_interval_s``, ``poll_attempts``, ``timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from portal.publishing.channels.base import (
+    Channel,
+    ChannelError,
+    CredentialError,
+    RejectedError,
+    TransientError,
+)
+from portal.publishing.channels.connect import Connection, OAuthApp
+from portal.publishing.channels.http import Http
+
+DEFAULT_BASE_URL = "https://graph.facebook.com"
+DEFAULT_RUPLOAD_URL = "https://rupload.facebook.com"
+DEFAULT_DIALOG_URL = "https://www.facebook.com"
+# The Graph API version the adapters follow; a setting because Meta retires versions.
+DEFAULT_API_VERSION = "v21.0"
+# How long to wait after a throttling error when the network does not say (unverified:
+# the usage header's "estimated_time_to_regain_access" is read when it is there).
+DEFAULT_RATE_LIMIT_WAIT_S = 900.0
+DEFAULT_POLL_INTERVAL_S = 5.0
+DEFAULT_POLL_ATTEMPTS = 60
+
+CREDENTIAL_CODES = frozenset({190, 102})
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
+# "Unsupported get/delete request: object does not exist" (code 100, subcode 33).
+MISSING_OBJECT = (100, 33)
+
+
+def graph_error(response: httpx.Response) -> dict[str, Any] | None:
+    """The ``error`` object of a Graph error body, or None when the body has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def error_code(error: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    def number(value: Any) -> int | None:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+
+    return number(error.get("code")), number(error.get("error_subcode"))
+
+
+def usage_wait_s(response: httpx.Response) -> float | None:
+    """Seconds until access comes back, from ``X-Business-Use-Case-Usage`` (unverified
+    shape: ``{"<id>": [{"estimated_time_to_regain_access": <minutes>, ...}]}``)."""
+    raw = response.headers.get("X-Business-Use-Case-Usage")
+    if not raw:
+        return None
+    try:
+        usage = json.loads(raw)
+        minutes = [
+            float(entry.get("estimated_time_to_regain_access") or 0)
+            for entries in usage.values()
+            for entry in entries
+        ]
+    except (ValueError, AttributeError, TypeError):
+        return None
+    longest = max(minutes, default=0.0)
+    return longest * 60 if longest > 0 else None
+
+
+class GraphChannel(Channel):
+    """A channel on the Graph API: the HTTP client, its errors, polling, and the OAuth
+    connection through Facebook Login (both adapters connect the same way)."""
+
+    connect_with: ClassVar[str] = "oauth"
+    uses_pkce: ClassVar[bool] = False
+    #: Permissions asked for in the dialog (networks.md sections 1 and 2).
+    scopes: ClassVar[tuple[str, ...]] = ()
+    #: What the connect form calls the account id setting.
+    account_label: ClassVar[str] = "Facebook Page id"
+
+    def __init__(self, credentials: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+        super().__init__(credentials, settings)
+        self.sleep: Callable[[float], None] = time.sleep
+        self.http = graph_http(settings, self.network)
+
+    # -- settings -------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        return str(self.settings.get("api_version") or DEFAULT_API_VERSION)
+
+    @property
+    def rupload_url(self) -> str:
+        return str(self.settings.get("rupload_url") or DEFAULT_RUPLOAD_URL).rstrip("/")
+
+    def graph_path(self, path: str) -> str:
+        return f"/{self.version}/{path.lstrip('/')}"
+
+    def auth(self, token_key: str) -> dict[str, str]:
+        # The token goes in a header, never in the URL: URLs end up in proxies' logs.
+        token = self.credentials.get(token_key)
+        if not token:
+            raise CredentialError(f"{self.network}: the channel has no {token_key}; reconnect it")
+        return {"Authorization": f"OAuth {token}"}
+
+    def check_rupload(self, url: str) -> str:
+        """The upload URL the network handed back, refused unless it is on the upload
+        host configured: the token is sent along with the bytes."""
+        expected = urlsplit(self.rupload_url)
+        got = urlsplit(url)
+        if (got.scheme, got.netloc) != (expected.scheme, expected.netloc):
+            raise RejectedError(f"{self.network} answered an upload URL on an unexpected host")
+        return url
+
+    def poll(self, check: Callable[[], bool], waiting_for: str) -> None:
+        """Call ``check`` until it says done, a bounded number of times. Still not done
+        is transient: what was stored lets the next attempt resume the wait."""
+        interval = float(self.settings.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S))
+        attempts = int(self.settings.get("poll_attempts", DEFAULT_POLL_ATTEMPTS))
+        for attempt in range(max(attempts, 1)):
+            if check():
+                return
+            if attempt + 1 < attempts:
+                self.sleep(interval)
+        raise TransientError(f"{self.network} is still {waiting_for}", retry_after=interval * 10)
+
+    # -- OAuth (Facebook Login, authorization code) ----------------------------------
+
+    @classmethod
+    def authorize_url(cls, app: OAuthApp, *, state: str, code_challenge: str | None = None) -> str:
+        dialog = str(app.settings.get("dialog_url") or DEFAULT_DIALOG_URL).rstrip("/")
+        version = str(app.settings.get("api_version") or DEFAULT_API_VERSION)
+        query = {
+            "client_id": app.client_id,
+            "redirect_uri": app.redirect_uri,
+            "state": state,
+            "response_type": "code",
+            "scope": ",".join(cls.scopes),
+        }
+        return f"{dialog}/{version}/dialog/oauth?{urlencode(query)}"
+
+    @classmethod
+    def user_token(cls, app: OAuthApp, code: str) -> str:
+        """Trade the code for a user token, then that for a long-lived one (a Page token
+        obtained with a long-lived user token does not expire; one from a short-lived
+        token lasts an hour or two)."""
+        http = graph_http(app.settings, cls.network)
+        version = str(app.settings.get("api_version") or DEFAULT_API_VERSION)
+        # POST with the secrets in the body: the manual-flow guide shows a GET with them
+        # in the query string, which HTTP clients and proxies log. The Graph API takes
+        # any call's parameters in a POST body as well.
+        try:
+            short = http.json(
+                http.call(
+                    "POST",
+                    f"/{version}/oauth/access_token",
+                    data={
+                        "client_id": app.client_id,
+                        "client_secret": app.client_secret,
+                        "redirect_uri": app.redirect_uri,
+                        "code": code,
+                    },
+                )
+            )
+            long = http.json(
+                http.call(
+                    "POST",
+                    f"/{version}/oauth/access_token",
+                    data={
+                        "grant_type": "fb_exchange_token",
+                        "client_id": app.client_id,
+                        "client_secret": app.client_secret,
+                        "fb_exchange_token": str(short.get("access_token") or ""),
+                    },
+                )
+            )
+        finally:
+            http.close()
+        token = long.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise CredentialError(f"{cls.network} gave no access token for the code")
+        return token
+
+    @classmethod
+    def exchange_code(
+        cls, app: OAuthApp, *, code: str, code_verifier: str | None = None
+    ) -> Connection:
+        raise NotImplementedError
+
+
+def graph_http(settings: Mapping[str, Any], network: str) -> Http:
+    wait = float(settings.get("rate_limit_wait_s", DEFAULT_RATE_LIMIT_WAIT_S))
+
+    def refine(response: httpx.Response) -> ChannelError | None:
+        if response.status_code >= 500:
+            return None  # Http's rule: lost for a call that creates, transient otherwise
+        error = graph_error(response)
+        if error is None:
+            return None
+        code, subcode = error_code(error)
+        message = str(error.get("message") or "no message")[:300]
+        if code in CREDENTIAL_CODES:
+            return CredentialError(f"{network} refused the token ({code}): {message}")
+        if code in RATE_LIMIT_CODES:
+            return TransientError(
+                f"{network} rate limit reached ({code}): {message}",
+                retry_after=usage_wait_s(response) or wait,
+            )
+        if (code, subcode) == MISSING_OBJECT:
+            return MissingObject(f"{network}: {message}")
+        return RejectedError(f"{network} refused the request ({code}): {message}")
+
+    return Http(
+        str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
+        network=network,
+        timeout_s=settings.get("timeout_s"),
+        retry_after=lambda response: usage_wait_s(response) or wait,
+        refine=refine,
+    )
+
+
+class MissingObject(RejectedError):
+    """The object (a video, a media) does not exist (any more)."""
+
+
+def page_lookup(app: OAuthApp, network: str, user_token: str, fields: str) -> dict[str, Any]:
+    """``GET /{page-id}?fields=...`` with the user's token: the Page the admin named,
+    which the token must be able to manage."""
+    http = graph_http(app.settings, network)
+    version = str(app.settings.get("api_version") or DEFAULT_API_VERSION)
+    try:
+        return http.json(
+            http.call(
+                "GET",
+                f"/{version}/{app.account_id}",
+                params={"fields": fields},
+                headers={"Authorization": f"OAuth {user_token}"},
+            )
+        )
+    finally:
+        http.close()
