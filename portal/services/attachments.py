@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, delete, func, or_, select, update
 
 from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected
@@ -278,11 +280,12 @@ def _make_room(needed: int) -> bool:
     return _room_left(needed)
 
 
-NO_ROOM = (
+# Said to the tipster with the form: translated when shown (portal/i18n.py).
+NO_ROOM = _l(
     "The server is receiving too many files right now, so this one was not kept. "
     "Please try it again later."
 )
-TOO_MANY = "You can attach at most {count} files at once; the others were not kept."
+TOO_MANY = _l("You can attach at most %(count)s files at once; the others were not kept.")
 
 
 def open_part(index: int) -> ReceivedPart:
@@ -292,9 +295,9 @@ def open_part(index: int) -> ReceivedPart:
     cap = settings.tip_attachment_max_bytes
     public_id = new_public_id()
     if index >= settings.tip_attachments_max:
-        return ReceivedPart(public_id, cap, refusal=TOO_MANY)
+        return ReceivedPart(public_id, cap, refusal=str(TOO_MANY))
     if not _make_room(cap):
-        return ReceivedPart(public_id, cap, refusal=NO_ROOM)
+        return ReceivedPart(public_id, cap, refusal=str(NO_ROOM))
     return ReceivedPart(public_id, cap)
 
 
@@ -335,16 +338,21 @@ def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str)
     for number, part in enumerate(parts, start=1):
         if part.is_empty_field:
             continue
-        if part.refusal == TOO_MANY or (existing >= settings.tip_attachments_max):
+        if part.refusal == str(TOO_MANY) or (existing >= settings.tip_attachments_max):
             too_many = True
             continue
         if part.refusal:
-            problems.append(f"File {number}: {part.refusal}")
+            problems.append(_("File %(number)s: %(problem)s", number=number, problem=part.refusal))
             continue
         if part.too_large:
             problems.append(
-                f"File {number} is {_human(part.size)}; the largest accepted is "
-                f"{_human(part.cap)}. It was not kept."
+                _(
+                    "File %(number)s is %(size)s; the largest accepted is %(largest)s. "
+                    "It was not kept.",
+                    number=number,
+                    size=_human(part.size),
+                    largest=_human(part.cap),
+                )
             )
             continue
         if digest is None:
@@ -371,9 +379,9 @@ def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str)
         existing += 1
     if too_many:
         problems.append(
-            TOO_MANY.format(count=settings.tip_attachments_max)
+            str(TOO_MANY) % {"count": settings.tip_attachments_max}
             if settings.tip_attachments_max
-            else "This site takes no files with tips; yours were not kept."
+            else _("This site takes no files with tips; yours were not kept.")
         )
     db.session.flush()
     return Staged(problems)
