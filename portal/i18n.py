@@ -78,12 +78,10 @@ class LanguageLink:
 
 
 def _page_url(code: str) -> str:
-    """This page again in ``code``. A page shown by a POST (a form sent back with a
-    message) has no address of its own: its GET, or the start page when it has none."""
+    """This page again in ``code``; the start page for a request that matched no page."""
     endpoint = request.endpoint or "public.index"
-    rule = request.url_rule
     values: dict[str, Any] = {}
-    if rule is None or "GET" not in (rule.methods or ()):
+    if request.url_rule is None:
         endpoint = "public.index"
     else:
         values.update(request.view_args or {})
@@ -93,6 +91,11 @@ def _page_url(code: str) -> str:
 
 
 def language_links() -> list[LanguageLink]:
+    """The switch to the other languages of this page. None on the answer to a form
+    (a receipt shown once, a form shown again with what was typed): a link can only
+    GET the page afresh, which would lose exactly that."""
+    if request.method != "GET":
+        return []
     here = current_language()
     links = []
     for code in languages():

@@ -188,6 +188,8 @@ def test_missing_csrf_token_keeps_the_text_and_says_so_in_spanish(
     assert "Este formulario había caducado. Lo que escribió sigue aquí" in html
     assert "Conduce un Honda rojo." in html
     assert CSRF.search(html), "a fresh token to send it again"
+    # No switch on the answer to a form: its link would GET a blank form.
+    assert "hreflang" not in html
     assert db.session.query(Tip).count() == 0
 
 
