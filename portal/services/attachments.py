@@ -287,6 +287,40 @@ NO_ROOM = _l(
 )
 TOO_MANY = _l("You can attach at most %(count)s files at once; the others were not kept.")
 
+# Why a file was refused is stored in English (the media pipeline knows no Flask, and
+# staff read the same row); the tipster's page translates it when it shows it
+# (portal/i18n.py: refusal_text). Listed here so the catalogs carry the reasons a
+# tipster meets most: the file's type told from its first bytes. A reason not listed
+# is shown as it is stored. tests/portal/public/test_i18n.py checks each is one the
+# pipeline gives.
+REFUSAL_REASONS = (
+    _l("the file is empty"),
+    _l("this is a GIF image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l("this is a PDF document; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is a ZIP archive or office document; we accept photos (JPEG, PNG, HEIC) "
+        "and videos (MP4, MOV)"
+    ),
+    _l("this is a bitmap image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is a TIFF or raw camera image; we accept photos (JPEG, PNG, HEIC) and "
+        "videos (MP4, MOV)"
+    ),
+    _l("this is a WebM or MKV video; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is a RIFF file (AVI, WAV or WebP); we accept photos (JPEG, PNG, HEIC) and "
+        "videos (MP4, MOV)"
+    ),
+    _l("this is a program; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l("this is an AVIF image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l("this is a text file; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is not a file type we accept; we accept photos (JPEG, PNG, HEIC) and "
+        "videos (MP4, MOV)"
+    ),
+    _l("The file was lost before it was processed."),
+)
+
 
 def open_part(index: int) -> ReceivedPart:
     """Where the ``index``-th file part of a request goes (called by the form parser

@@ -8,6 +8,7 @@ not taken from the catalog."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -22,10 +23,13 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from config import PROJECT_ROOT, ConfigError, load_settings
+from media_pipeline import Rejected
+from media_pipeline.attachments import sniff_format
 from portal.extensions import db
 from portal.models import Agency, Appeal, Role, Tip, User
 from portal.models.appeals import DEFAULT_QUESTION
 from portal.public.views import TRANSLATED_DEFAULT_QUESTION
+from portal.services.attachments import REFUSAL_REASONS
 from portal.services.notifications import reply_waiting_mail
 from portal.services.tips import WRONG_RECEIPT, TipInput, submit_tip
 from tests.portal.conftest import listed_appeal
@@ -225,6 +229,50 @@ def test_tip_sent_in_spanish_gets_a_spanish_receipt_and_remembers_its_language(
     assert response.headers["Cache-Control"] == "no-store"
     tip = db.session.query(Tip).one()
     assert tip.language == "es"
+
+
+def test_a_refused_file_is_explained_in_spanish_on_the_receipt(
+    client: FlaskClient, appeal: Appeal
+) -> None:
+    path = f"/appeals/{appeal.public_id}/tip?lang=es"
+    page = client.get(path).get_data(as_text=True)
+    token, draft = CSRF.search(page), re.search(r'name="draft" type="hidden" value="([^"]+)"', page)
+    assert token and draft
+    response = client.post(
+        path,
+        data={
+            "csrf_token": token.group(1),
+            "draft": draft.group(1),
+            "body": "Le adjunto la denuncia.",
+            "files": [(io.BytesIO(b"%PDF-1.7 not a photo"), "denuncia.pdf", "application/pdf")],
+        },
+        content_type="multipart/form-data",
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Gracias. Hemos recibido su aviso." in html  # the tip is kept all the same
+    refused = re.search(r'<li class="attachment attachment-refused">([^<]+)</li>', html)
+    assert refused
+    assert refused.group(1).startswith("Archivo 1 ")
+    assert refused.group(1).endswith(
+        ": no admitido: es un documento PDF; admitimos fotos (JPEG, PNG, HEIC) y vídeos (MP4, MOV)"
+    )
+
+
+def test_the_listed_refusal_reasons_are_the_pipelines_own() -> None:
+    """The catalog translates a stored reason by its exact English text: each listed
+    one must be a reason the pipeline gives (a reworded one would go untranslated)."""
+    heads = [b"", b"%PDF", b"GIF89a", b"PK\x03\x04", b"BM", b"II*\x00", b"MM\x00*"]
+    heads += [b"\x1a\x45\xdf\xa3", b"RIFF", b"\x7fELF", b"MZ", b"plain text\n", b"\x00\x01"]
+    heads.append(b"\x00\x00\x00\x14ftypavif\x00\x00\x00\x00avif")
+    given = set()
+    for head in heads:
+        with pytest.raises(Rejected) as refused:
+            sniff_format(head)
+        given.add(refused.value.reason)
+    listed = {str(reason) for reason in REFUSAL_REASONS}
+    assert given <= listed
+    assert listed - given == {"The file was lost before it was processed."}
 
 
 def test_wrong_receipt_is_explained_in_spanish(client: FlaskClient, appeal: Appeal) -> None:
