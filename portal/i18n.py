@@ -26,7 +26,7 @@ from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask_babel import Babel
 from werkzeug.wrappers import Response as BaseResponse
 
-from config import PROJECT_ROOT
+from config import PROJECT_ROOT, ConfigError
 from portal.http.edge import Audience, request_audience
 
 TRANSLATIONS = PROJECT_ROOT / "portal" / "translations"
@@ -122,6 +122,18 @@ def _carry_language(endpoint: str, values: dict[str, Any]) -> None:
 
 
 def init_app(app: Flask) -> None:
+    # A language offered without its catalog would answer in English under another
+    # language's name (<html lang>, hreflang): refused at start instead.
+    missing = [
+        code
+        for code in app.config["TATTLETALE"].languages
+        if code != "en" and not (TRANSLATIONS / code / "LC_MESSAGES" / "messages.mo").is_file()
+    ]
+    if missing:
+        raise ConfigError(
+            f"TATTLETALE_LANGUAGES names {', '.join(missing)}, which have no compiled "
+            f"catalog under {TRANSLATIONS} (see `make translations`)"
+        )
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     babel.init_app(app, locale_selector=select_locale)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from config import PROJECT_ROOT, ConfigError, load_settings
+from config import PROJECT_ROOT, ConfigError, Settings, load_settings
 from media_pipeline import Rejected
 from media_pipeline.attachments import sniff_format
+from portal import create_app
 from portal.extensions import db
 from portal.models import Agency, Appeal, Role, Tip, User
 from portal.models.appeals import DEFAULT_QUESTION
@@ -434,6 +436,11 @@ def test_the_default_question_is_the_models_own_words() -> None:
 def test_languages_setting(raw: str, expected: tuple[str, ...]) -> None:
     env = {"TATTLETALE_ENV": "testing", "TATTLETALE_LANGUAGES": raw}
     assert load_settings(env).languages == expected
+
+
+def test_a_language_without_its_catalog_is_refused_at_start(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="TATTLETALE_LANGUAGES names fr"):
+        create_app(replace(settings, languages=("en", "es", "fr")))
 
 
 @pytest.mark.parametrize("raw", ["english", "es;DROP", " , "])
