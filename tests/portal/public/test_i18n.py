@@ -199,6 +199,31 @@ def test_missing_csrf_token_keeps_the_text_and_says_so_in_spanish(
     assert db.session.query(Tip).count() == 0
 
 
+def test_forged_proof_of_work_is_refused_in_spanish_with_the_text_kept(
+    client: FlaskClient, appeal: Appeal
+) -> None:
+    path = f"/appeals/{appeal.public_id}/tip?lang=es"
+    token = CSRF.search(client.get(path).get_data(as_text=True))
+    assert token
+    response = client.post(
+        path,
+        data={
+            "csrf_token": token.group(1),
+            "body": "Vive en el número 14.",
+            "pow_challenge": "tip.9999999999.16.forged.signature",
+            "pow_solution": "1",
+        },
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert (
+        "La comprobación antispam de este formulario no es válida. Envíelo de nuevo, por "
+        "favor. Lo que escribió sigue aquí."
+    ) in html
+    assert "Vive en el número 14." in html
+    assert db.session.query(Tip).count() == 0
+
+
 def test_empty_tip_is_refused_in_spanish(client: FlaskClient, appeal: Appeal) -> None:
     path = f"/appeals/{appeal.public_id}/tip"
     token = CSRF.search(client.get(path, headers=SPANISH).get_data(as_text=True))
@@ -326,6 +351,11 @@ def test_api_visitor_messages_follow_accept_language_and_codes_do_not(
         "status": 404,
     }
     assert "accept-language" in vary(spanish)
+
+    unpublished = client.get("/api/v1/public/appeals/no-such-appeal", headers=SPANISH)
+    assert unpublished.status_code == 404
+    assert unpublished.json is not None
+    assert unpublished.json["title"] == "No hay ningún llamamiento en esta dirección."
 
     refused = client.post(
         f"/api/v1/public/appeals/{appeal.public_id}/tips",
