@@ -43,7 +43,12 @@ def languages() -> tuple[str, ...]:
 
 
 def _language_in_url() -> str | None:
-    asked = request.args.get(LANG_PARAMETER, "").replace("-", "_")
+    try:
+        asked = request.args.get(LANG_PARAMETER, "").replace("-", "_")
+    except UnicodeDecodeError:
+        # A query string that is not UTF-8: refused as a 400 by portal/http/errors.py
+        # (this hook runs before that one), in the browser's language meanwhile.
+        return None
     return asked if asked in languages() else None
 
 

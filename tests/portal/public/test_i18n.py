@@ -136,6 +136,18 @@ def test_an_unknown_lang_parameter_falls_back_to_the_browser(
     assert "lang=xx" not in html
 
 
+def test_a_query_string_that_is_not_utf8_is_refused_in_the_browsers_language(
+    client: FlaskClient,
+) -> None:
+    # Raw bytes ED A0 80 (an encoded surrogate) in the query, as a probe sends them.
+    response = client.get(
+        "/", environ_overrides={"QUERY_STRING": "lang=\xed\xa0\x80"}, headers=SPANISH
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "La dirección de esta solicitud contiene caracteres que no son texto válido." in html
+
+
 def test_search_form_keeps_the_language_of_the_page(client: FlaskClient, appeal: Appeal) -> None:
     html = client.get("/?lang=es").get_data(as_text=True)
     assert '<input type="hidden" name="lang" value="es">' in html
@@ -172,7 +184,7 @@ def test_tip_form_labels_hints_and_script_texts_are_spanish(
         "Enviar un aviso sobre «Robo en la tienda de la esquina»",
         "Puede permanecer en el anonimato",
         "¿Qué sabe?",
-        "¿Cuándo lo vio? (opcional)",
+        "¿Cuándo vio a la persona? (opcional)",
         "Cómo contactarle (opcional)",
         "Fotos o vídeos (opcional)",
         "Enviar el aviso",
