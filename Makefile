@@ -16,7 +16,7 @@ TEST_STAMP := $(VENV)/.test-installed
 RUNTIME_SYSTEM := ffmpeg=ffmpeg ffprobe=ffmpeg /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf=fonts-dejavu-core
 TEST_SYSTEM := $(RUNTIME_SYSTEM) /usr/bin/chromium=chromium
 
-.PHONY: help run test test-sqlite test-postgres lint bench bench-quick bench-report audit lock system-deps clean
+.PHONY: help run test test-sqlite test-postgres lint bench bench-quick bench-report audit lock system-deps clean translations
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,17 @@ audit: $(TEST_STAMP) ## pip-audit the locked dependencies (needs PyPI's vulnerab
 lock: $(TEST_STAMP) ## Rewrite requirements.lock from the installed versions
 	{ echo "# Exact versions CI and 'make' install with (pip -c). Regenerate with 'make lock'."; \
 	  $(PY) -m pip freeze --exclude-editable | grep -vi '^tattletale'; } > requirements.lock
+
+# The public site's languages (portal/i18n.py). The compiled .mo files are committed,
+# so every install (make run, pip install ., a test run) has them without a build
+# step; tests/portal/public/test_i18n.py fails when one is older than its .po.
+# A new language: pybabel init -i portal/translations/messages.pot -d portal/translations -l <code>,
+# then add it to TATTLETALE_LANGUAGES.
+PYBABEL := $(VENV)/bin/pybabel
+translations: $(RUNTIME_STAMP) ## Extract the public strings, update every .po, compile them
+	$(PYBABEL) extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output --omit-header -o portal/translations/messages.pot .
+	$(PYBABEL) update -i portal/translations/messages.pot -d portal/translations --no-fuzzy-matching
+	$(PYBABEL) compile -d portal/translations --statistics
 
 clean: ## Remove the virtualenv and caches (keeps instance/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info .coverage .coverage.*

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -145,6 +146,11 @@ class Settings:
     def sends_mail(self) -> bool:
         return bool(self.smtp_host)
 
+    # The languages of the public site (portal/i18n.py), the first one the default; each
+    # but English needs portal/translations/<code>/LC_MESSAGES/messages.po. Staff pages
+    # are English only.
+    languages: tuple[str, ...] = ("en", "es")
+
     # Files a tipster may attach to one tip or one answer, and how large each may be.
     tip_attachments_max: int = 5
     tip_attachment_max_bytes: int = 256 * 1024**2
@@ -270,6 +276,24 @@ def _rate_limit(environ: Mapping[str, str], name: str, default: str) -> str:
             f"{name} must be rate limits like '30 per minute;300 per hour', not {raw!r}"
         ) from None
     return raw
+
+
+def _languages(raw: str) -> tuple[str, ...]:
+    """Language codes as Babel names them (``es``, ``pt_BR``), without repeats."""
+    codes: list[str] = []
+    for part in raw.split(","):
+        code = part.strip().replace("-", "_")
+        if not code:
+            continue
+        if not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", code):
+            raise ConfigError(
+                f"TATTLETALE_LANGUAGES holds {code!r}: give language codes such as en, es, pt_BR"
+            )
+        if code not in codes:
+            codes.append(code)
+    if not codes:
+        raise ConfigError("TATTLETALE_LANGUAGES must name at least one language")
+    return tuple(codes)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -463,6 +487,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_ca_file=env_map.get("TATTLETALE_SMTP_CA_FILE") or None,
         smtp_timeout_s=_int(env_map, "TATTLETALE_SMTP_TIMEOUT", 30, minimum=1),
         mail_from=mail_from,
+        languages=_languages(env_map.get("TATTLETALE_LANGUAGES") or "en,es"),
         tip_attachments_max=_int(env_map, "TATTLETALE_TIP_ATTACHMENTS_MAX", 5),
         tip_attachment_max_bytes=_int(
             env_map, "TATTLETALE_TIP_ATTACHMENT_MAX_BYTES", 256 * 1024**2, minimum=1

@@ -10,7 +10,7 @@ from config import PROJECT_ROOT, Settings, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app. Only wiring: no migrations, no network, no threads started."""
-    from portal import cli
+    from portal import cli, i18n
     from portal.api import bp as api_bp
     from portal.api import init_api
     from portal.extensions import csrf, db, login_manager, migrate
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         )
 
     edge.init_app(app)  # first: every later hook may ask who the request is for
+    i18n.init_app(app)  # the public site's language, decided from its URL or browser
     logs.configure_logging(app)
     ratelimit.init_app(app)
     db.init_app(app)

@@ -5,6 +5,10 @@ These operations need no token, and their audience is public (portal/http/edge.p
 nothing records who calls them. Per-client limits key on the daily-rotating hash of
 the address, like the forms. The receipt's passphrase travels in a header, never in
 the URL, where proxies and logs would keep it.
+
+Messages a visitor may read (a problem document's title and detail) follow the
+caller's Accept-Language (portal/i18n.py); the machine-readable parts (status,
+``field``, ``type``) are the same in every language.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, jsonify, make_response, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.api import bp
@@ -203,7 +209,7 @@ def _refused_without_proof(purpose: str) -> Response | None:
     """Check the proof header: a bad proof raises ProofRejected (400, naming the
     header); without one, the stricter limit applies (the 429 it answers)."""
     value = request.headers.get(PROOF_HEADER, "")
-    token, _, counter = value.rpartition(":")
+    token, _sep, counter = value.rpartition(":")
     try:
         if value and not counter:
             raise ProofRejected(FORGED)
@@ -212,7 +218,7 @@ def _refused_without_proof(purpose: str) -> Response | None:
         raise ProofRejected(exc.message, field=PROOF_HEADER) from None
     if wait is None:
         return None
-    return ratelimit.too_many_requests(wait, "Too many sent without proof of work from here.")
+    return ratelimit.too_many_requests(wait, _("Too many sent without proof of work from here."))
 
 
 def _receipt(receipt: Receipt) -> Response:
@@ -230,7 +236,7 @@ def _receipt(receipt: Receipt) -> Response:
 def _take_tip(fields: dict[str, Any], *, agency: Agency, appeal: Appeal | None) -> Response:
     if (refusal := _refused_without_proof("tip")) is not None:
         return refusal
-    _, receipt = submit_tip(
+    _tip, receipt = submit_tip(
         TipInput(
             body=fields["body"],
             seen_when=fields.get("seen_when", ""),
@@ -239,6 +245,7 @@ def _take_tip(fields: dict[str, Any], *, agency: Agency, appeal: Appeal | None) 
             email=fields.get("email", ""),
             notify_by_email=fields.get("notify_by_email", False),
             via=fields.get("via", ""),
+            language=str(get_locale() or "en"),
         ),
         agency=agency,
         appeal=appeal,
@@ -258,7 +265,7 @@ def post_appeal_tip(read: Body, appeal_id: str):
     """Send a tip about a published appeal."""
     appeal = get_public_appeal(appeal_id)
     if (wait := ratelimit.count_public("tips")) is not None:
-        return ratelimit.too_many_requests(wait, "Too many tips from here.")
+        return ratelimit.too_many_requests(wait, _("Too many tips from here."))
     return _take_tip(read(), agency=appeal.agency, appeal=appeal)
 
 
@@ -270,7 +277,7 @@ def post_appeal_tip(read: Body, appeal_id: str):
 def post_general_tip(read: Body):
     """Send a tip to an agency, about no appeal in particular."""
     if (wait := ratelimit.count_public("tips")) is not None:
-        return ratelimit.too_many_requests(wait, "Too many tips from here.")
+        return ratelimit.too_many_requests(wait, _("Too many tips from here."))
     fields = read()
     agency = get_public_agency(fields.pop("agency"))
     return _take_tip(fields, agency=agency, appeal=None)
@@ -285,7 +292,7 @@ def _open_thread(number: str) -> Tip:
         field=PASSPHRASE_HEADER,
         max_length=200,
         required=True,
-        label="The passphrase",
+        label=_("The passphrase"),
     )
     return open_tip(number, passphrase)
 
@@ -304,7 +311,7 @@ THREAD_DOC = {"parameters": [PASSPHRASE_PARAMETER]}
 def get_public_tip_messages(number: str):
     """Read the tip's thread: a detective's questions and the tipster's answers."""
     if (wait := ratelimit.count_public("receipts")) is not None:
-        return ratelimit.too_many_requests(wait, "Too many receipts tried from here.")
+        return ratelimit.too_many_requests(wait, _("Too many receipts tried from here."))
     tip = _open_thread(number)
     body = {"number": tip.number, "messages": [_message(m) for m in tip.messages]}
     return _private(TipThreadSchema, body)
@@ -322,7 +329,7 @@ def get_public_tip_messages(number: str):
 def post_public_tip_message(read: Body, number: str):
     """Answer a detective, or add information."""
     if (wait := ratelimit.count_public("receipts")) is not None:
-        return ratelimit.too_many_requests(wait, "Too many receipts tried from here.")
+        return ratelimit.too_many_requests(wait, _("Too many receipts tried from here."))
     tip = _open_thread(number)
     fields = read()
     if (refusal := _refused_without_proof("reply")) is not None:

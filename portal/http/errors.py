@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, g, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -23,21 +25,24 @@ from portal.services.errors import DomainError
 
 log = logging.getLogger(__name__)
 
+# In the visitor's language on public pages and the public API (portal/i18n.py);
+# staff always read English.
 MESSAGES = {
-    400: "The request could not be understood.",
-    401: "Please sign in.",
-    403: "You do not have permission to do that.",
-    404: "There is nothing at this address.",
-    405: "That method is not allowed here.",
-    413: "That is larger than this site accepts.",
-    422: "Some of what was sent is not valid.",
-    429: "Too many requests. Please wait a moment and try again.",
-    500: "Something went wrong on our side. It has been logged; please try again.",
+    400: _l("The request could not be understood."),
+    401: _l("Please sign in."),
+    403: _l("You do not have permission to do that."),
+    404: _l("There is nothing at this address."),
+    405: _l("That method is not allowed here."),
+    413: _l("That is larger than this site accepts."),
+    422: _l("Some of what was sent is not valid."),
+    429: _l("Too many requests. Please wait a moment and try again."),
+    500: _l("Something went wrong on our side. It has been logged; please try again."),
 }
 
 
 def render_error(status: int, title: str | None = None, detail: str = ""):
-    title = title or MESSAGES.get(status, "Error")
+    title = str(title or MESSAGES.get(status) or _("Error"))
+    detail = str(detail)
     if is_api_request():
         return problem(status, title, detail)
     return render_template("error.html", status=status, title=title, detail=detail), status
@@ -61,8 +66,8 @@ def init_app(app: Flask) -> None:
         except UnicodeDecodeError:
             return render_error(
                 400,
-                "The address of this request holds characters that are not valid text.",
-                "Its query string is not valid UTF-8.",
+                _("The address of this request holds characters that are not valid text."),
+                _("Its query string is not valid UTF-8."),
             )
         return None
 
@@ -85,8 +90,8 @@ def init_app(app: Flask) -> None:
             db.session.commit()
         return render_error(
             400,
-            "This form has expired or did not come from this site.",
-            "Go back, reload the page and send it again.",
+            _("This form has expired or did not come from this site."),
+            _("Go back, reload the page and send it again."),
         )
 
     @app.errorhandler(DomainError)
@@ -115,4 +120,4 @@ def init_app(app: Flask) -> None:
             extra={"request_id": g.get("request_id"), "path": request.path},
         )
         db.session.rollback()
-        return render_error(500, detail=f"Reference: {g.get('request_id', '')}")
+        return render_error(500, detail=_("Reference: %(id)s", id=g.get("request_id", "")))

@@ -71,6 +71,9 @@ class Tip(PublicIdMixin, Base):
     contact_email: Mapped[str | None] = mapped_column(EncryptedText("tip.contact_email"))
     # The tipster asked for an e-mail when a reply waits (never its content).
     notify_by_email: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The language of the page the tip was sent from (TATTLETALE_LANGUAGES): the
+    # mail telling the tipster that a reply waits is written in it.
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     # HMAC-SHA-256 of the receipt passphrase under TATTLETALE_RECEIPT_KEY.
     receipt_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=TipStatus.NEW.value, index=True)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -15,6 +16,9 @@ from wtforms import (
 
 from portal.services.text import TextValidator
 
+# Labels and hints are lazy: each is translated when a page shows it, in that page's
+# language (portal/i18n.py), not once at import.
+
 
 class SearchForm(FlaskForm):
     """Search by place or offence. A GET form: no CSRF token, no session."""
@@ -22,7 +26,7 @@ class SearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = SearchField("Place or offence", validators=[TextValidator(max_length=100)])
+    q = SearchField(_l("Place or offence"), validators=[TextValidator(max_length=100)])
 
 
 class ProofOfWorkFields:
@@ -40,9 +44,11 @@ class AttachmentFields:
     secret of the files already received for this form (shown again after a refusal)."""
 
     files = MultipleFileField(
-        "Photos or videos (optional)",
-        description="Photos (JPEG, PNG, HEIC) or videos (MP4, MOV) from your phone. "
-        "Location and camera details are removed before anyone sees them.",
+        _l("Photos or videos (optional)"),
+        description=_l(
+            "Photos (JPEG, PNG, HEIC) or videos (MP4, MOV) from your phone. "
+            "Location and camera details are removed before anyone sees them."
+        ),
     )
     draft = HiddenField(validators=[TextValidator(max_length=64)])
 
@@ -51,35 +57,37 @@ class TipForm(AttachmentFields, ProofOfWorkFields, FlaskForm):
     """The tip form. Works without JavaScript; nothing in it is required but the tip."""
 
     body = TextAreaField(
-        "What do you know?",
+        _l("What do you know?"),
         validators=[TextValidator(max_length=10_000, multiline=True)],
-        description="Who is it, where can they be found, anything else you saw or heard.",
+        description=_l("Who is it, where can they be found, anything else you saw or heard."),
     )
     seen_when = StringField(
-        "When did you see them? (optional)",
+        _l("When did you see them? (optional)"),
         validators=[TextValidator(max_length=200)],
-        description="For example “last Friday around 6 pm”.",
+        description=_l("For example “last Friday around 6 pm”."),
     )
-    name = StringField("Your name (optional)", validators=[TextValidator(max_length=200)])
-    phone = TelField("Phone (optional)", validators=[TextValidator(max_length=30)])
-    email = EmailField("E-mail (optional)", validators=[TextValidator(max_length=254)])
-    notify_by_email = BooleanField("E-mail me when a detective replies (never the reply itself)")
+    name = StringField(_l("Your name (optional)"), validators=[TextValidator(max_length=200)])
+    phone = TelField(_l("Phone (optional)"), validators=[TextValidator(max_length=30)])
+    email = EmailField(_l("E-mail (optional)"), validators=[TextValidator(max_length=254)])
+    notify_by_email = BooleanField(
+        _l("E-mail me when a detective replies (never the reply itself)")
+    )
     via = HiddenField()
     # A field people never see and bots fill in. Named like something a form-filling
     # bot wants to complete; hidden by CSS and from assistive technology.
-    website = StringField("Leave this empty", validators=[TextValidator(max_length=200)])
+    website = StringField(_l("Leave this empty"), validators=[TextValidator(max_length=200)])
 
 
 class ReceiptCheckForm(FlaskForm):
-    number = StringField("Tip number", validators=[TextValidator(max_length=32)])
+    number = StringField(_l("Tip number"), validators=[TextValidator(max_length=32)])
     passphrase = PasswordField(
-        "Passphrase (the seven words)", validators=[TextValidator(max_length=200)]
+        _l("Passphrase (the seven words)"), validators=[TextValidator(max_length=200)]
     )
 
 
 class ReplyForm(AttachmentFields, ProofOfWorkFields, FlaskForm):
     token = HiddenField()
     body = TextAreaField(
-        "Your answer or more information",
+        _l("Your answer or more information"),
         validators=[TextValidator(max_length=5_000, multiline=True)],
     )

@@ -1,5 +1,8 @@
 """The public site: appeals, agency pages, search, the appeal page, the feed, and
-the published media. Every view here is anonymous: nothing records who asks."""
+the published media. Every view here is anonymous: nothing records who asks.
+
+Everything a visitor reads here is translated (portal/i18n.py: ``?lang=`` or the
+browser's language); staff pages are English only."""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from flask import abort, current_app, make_response, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
@@ -17,6 +23,7 @@ from portal.http.bodies import accepts_files
 from portal.http.media import published_media_url, serve_published_rendition
 from portal.http.proof import check_proof
 from portal.models import Agency, Appeal, Rendition, Tip
+from portal.models.appeals import DEFAULT_QUESTION
 from portal.models.base import utcnow
 from portal.public import bp
 from portal.public.forms import AttachmentFields, ReceiptCheckForm, ReplyForm, SearchForm, TipForm
@@ -133,6 +140,18 @@ def appeal_clips(appeal: Appeal) -> list[PublicClip]:
     return public_clips(appeal)
 
 
+# The question as the portal offers it is the site's own words, so it is translated;
+# a question staff wrote (like a title or summary) is shown as they wrote it.
+TRANSLATED_DEFAULT_QUESTION = _l("Do you recognize this person?")
+
+
+@bp.app_template_global()
+def appeal_question(appeal: Appeal) -> str:
+    if appeal.question == DEFAULT_QUESTION:
+        return str(TRANSLATED_DEFAULT_QUESTION)
+    return appeal.question
+
+
 @bp.app_template_global()
 def now_utc() -> datetime:
     return utcnow()
@@ -173,7 +192,7 @@ def _proof_refused(
     try:
         wait = check_proof(purpose, form.pow_challenge.data or "", form.pow_solution.data or "")
     except ProofRejected as exc:
-        form.form_errors.append(f"{exc.message} What you wrote is still here.")
+        form.form_errors.append(_("%(problem)s What you wrote is still here.", problem=exc.message))
         return page(400)
     if wait is None:
         return None
@@ -204,10 +223,13 @@ def _too_large(agency: Agency, appeal: Appeal | None) -> BaseResponse:
     form = TipForm(formdata=None)
     form.draft.data = attachments.new_draft_secret()
     form.form_errors.append(
-        "The files together are larger than this form accepts (at most "
-        f"{settings.tip_attachments_max} files of {settings.tip_attachment_max_bytes // 1024**2} "
-        "MB each), so nothing was sent. Go back to keep what you wrote, and choose fewer "
-        "or smaller files."
+        _(
+            "The files together are larger than this form accepts (at most %(count)s files "
+            "of %(size)s MB each), so nothing was sent. Go back to keep what you wrote, and "
+            "choose fewer or smaller files.",
+            count=settings.tip_attachments_max,
+            size=settings.tip_attachment_max_bytes // 1024**2,
+        )
     )
     return _tip_form_page(form, agency=agency, appeal=appeal, status=413)
 
@@ -230,8 +252,11 @@ def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
 
 def _slow_down(form: FlaskForm, wait: int) -> None:
     form.form_errors.append(
-        f"Too many attempts from here. Please wait {wait} seconds and send it again; "
-        "what you wrote is still here."
+        _(
+            "Too many attempts from here. Please wait %(seconds)s seconds and send it again; "
+            "what you wrote is still here.",
+            seconds=wait,
+        )
     )
 
 
@@ -248,7 +273,7 @@ def _validate_keeping_text(form: FlaskForm) -> bool:
     if form.csrf_token.errors:
         form.csrf_token.errors = []
         form.form_errors.append(
-            "This form had expired. What you wrote is still here: please send it again."
+            _("This form had expired. What you wrote is still here: please send it again.")
         )
     return False
 
@@ -293,6 +318,7 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
                 email=form.email.data or "",
                 notify_by_email=bool(form.notify_by_email.data),
                 via=form.via.data or "",
+                language=str(get_locale() or "en"),
             ),
             agency=agency,
             appeal=appeal,
@@ -369,7 +395,7 @@ def tip_check() -> BaseResponse:
                 return _thread_page(tip)
         elif form.csrf_token.errors:
             form.csrf_token.errors = []
-            form.form_errors.append("This form had expired. Please enter your receipt again.")
+            form.form_errors.append(_("This form had expired. Please enter your receipt again."))
         return _private(render_template("public/tip_check.html", form=form), 400)
     return _private(render_template("public/tip_check.html", form=form))
 

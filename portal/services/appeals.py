@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -393,7 +394,7 @@ def list_public_appeals(
 def get_public_agency(slug: str) -> Agency:
     agency = db.session.scalar(select(Agency).where(Agency.slug == slug))
     if agency is None:
-        raise NotFound("There is no agency at this address.")
+        raise NotFound(_("There is no agency at this address."))
     return agency
 
 
@@ -404,7 +405,7 @@ def get_public_appeal_and_clips(public_id: str) -> tuple[Appeal, list[PublicClip
     appeal = db.session.scalar(_published().where(Appeal.public_id == public_id))
     clips = public_clips(appeal) if appeal is not None else []
     if appeal is None or not clips:
-        raise NotFound("There is no appeal at this address.")
+        raise NotFound(_("There is no appeal at this address."))
     return appeal, clips
 
 
@@ -413,11 +414,11 @@ def get_public_appeal(public_id: str) -> Appeal:
 
 
 def get_public_rendition(appeal_id: str, version_id: str, name: str) -> Rendition:
-    _, clips = get_public_appeal_and_clips(appeal_id)
+    _appeal, clips = get_public_appeal_and_clips(appeal_id)
     for clip in clips:
         if clip.version.public_id != version_id:
             continue
         for rendition in [*clip.videos, *([clip.poster] if clip.poster else [])]:
             if rendition.name == name:
                 return rendition
-    raise NotFound("There is no appeal at this address.")
+    raise NotFound(_("There is no appeal at this address."))

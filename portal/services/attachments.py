@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, delete, func, or_, select, update
 
 from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected
@@ -291,11 +293,46 @@ def _make_room(needed: int) -> bool:
     return _room_left(needed)
 
 
-NO_ROOM = (
+# Said to the tipster with the form: translated when shown (portal/i18n.py).
+NO_ROOM = _l(
     "The server is receiving too many files right now, so this one was not kept. "
     "Please try it again later."
 )
-TOO_MANY = "You can attach at most {count} files at once; the others were not kept."
+TOO_MANY = _l("You can attach at most %(count)s files at once; the others were not kept.")
+
+# Why a file was refused is stored in English (the media pipeline knows no Flask, and
+# staff read the same row); the tipster's page translates it when it shows it
+# (portal/i18n.py: refusal_text). Listed here so the catalogs carry the reasons a
+# tipster meets most: the file's type told from its first bytes. A reason not listed
+# is shown as it is stored. tests/portal/public/test_i18n.py checks each is one the
+# pipeline gives.
+REFUSAL_REASONS = (
+    _l("the file is empty"),
+    _l("this is a GIF image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l("this is a PDF document; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is a ZIP archive or office document; we accept photos (JPEG, PNG, HEIC) "
+        "and videos (MP4, MOV)"
+    ),
+    _l("this is a bitmap image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is a TIFF or raw camera image; we accept photos (JPEG, PNG, HEIC) and "
+        "videos (MP4, MOV)"
+    ),
+    _l("this is a WebM or MKV video; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is a RIFF file (AVI, WAV or WebP); we accept photos (JPEG, PNG, HEIC) and "
+        "videos (MP4, MOV)"
+    ),
+    _l("this is a program; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l("this is an AVIF image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l("this is a text file; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
+    _l(
+        "this is not a file type we accept; we accept photos (JPEG, PNG, HEIC) and "
+        "videos (MP4, MOV)"
+    ),
+    _l("The file was lost before it was processed."),
+)
 
 
 def open_part(index: int) -> ReceivedPart:
@@ -305,9 +342,9 @@ def open_part(index: int) -> ReceivedPart:
     cap = settings.tip_attachment_max_bytes
     public_id = new_public_id()
     if index >= settings.tip_attachments_max:
-        return ReceivedPart(public_id, cap, refusal=TOO_MANY)
+        return ReceivedPart(public_id, cap, refusal=str(TOO_MANY))
     if not _make_room(cap):
-        return ReceivedPart(public_id, cap, refusal=NO_ROOM)
+        return ReceivedPart(public_id, cap, refusal=str(NO_ROOM))
     return ReceivedPart(public_id, cap)
 
 
@@ -348,16 +385,21 @@ def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str)
     for number, part in enumerate(parts, start=1):
         if part.is_empty_field:
             continue
-        if part.refusal == TOO_MANY or (existing >= settings.tip_attachments_max):
+        if part.refusal == str(TOO_MANY) or (existing >= settings.tip_attachments_max):
             too_many = True
             continue
         if part.refusal:
-            problems.append(f"File {number}: {part.refusal}")
+            problems.append(_("File %(number)s: %(problem)s", number=number, problem=part.refusal))
             continue
         if part.too_large:
             problems.append(
-                f"File {number} is {_human(part.size)}; the largest accepted is "
-                f"{_human(part.cap)}. It was not kept."
+                _(
+                    "File %(number)s is %(size)s; the largest accepted is %(largest)s. "
+                    "It was not kept.",
+                    number=number,
+                    size=_human(part.size),
+                    largest=_human(part.cap),
+                )
             )
             continue
         if digest is None:
@@ -387,9 +429,9 @@ def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str)
         existing += 1
     if too_many:
         problems.append(
-            TOO_MANY.format(count=settings.tip_attachments_max)
+            str(TOO_MANY) % {"count": settings.tip_attachments_max}
             if settings.tip_attachments_max
-            else "This site takes no files with tips; yours were not kept."
+            else _("This site takes no files with tips; yours were not kept.")
         )
     db.session.flush()
     return Staged(problems)

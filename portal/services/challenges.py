@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from redis import Redis
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -101,10 +102,11 @@ def solve(token: str, bits: int) -> str:
     return str(counter)
 
 
-FORGED = "The anti-spam check of this form is not valid. Please send it again."
-EXPIRED = "The anti-spam check of this form has expired. Please send it again."
-REPLAYED = "This form was already sent once. Please send it again."
-UNSOLVED = "The anti-spam check of this form was not completed. Please send it again."
+# Shown to visitors: translated when raised (portal/i18n.py).
+FORGED = _l("The anti-spam check of this form is not valid. Please send it again.")
+EXPIRED = _l("The anti-spam check of this form has expired. Please send it again.")
+REPLAYED = _l("This form was already sent once. Please send it again.")
+UNSOLVED = _l("The anti-spam check of this form was not completed. Please send it again.")
 
 
 def verify_and_spend(purpose: str, token: str, counter: str) -> None:

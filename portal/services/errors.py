@@ -9,6 +9,9 @@ class DomainError(Exception):
     status = 400
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        # A lazily translated constant (flask_babel.lazy_gettext) is fixed here, in
+        # the language of the request that raised it.
+        message = str(message)
         super().__init__(message)
         self.message = message
         self.field = field

@@ -12,6 +12,8 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -136,13 +138,27 @@ def overdue_digest_mail(detective: User, tips: list[Tip], now: datetime | None =
 
 
 def reply_waiting_mail(tip: Tip) -> Mail:
+    """In the language the tip was sent in (one no longer offered: the default), with
+    a link that opens the page in it. The staff mails above stay English."""
     assert tip.contact_email
-    link = page_url("public.tip_check")
-    text = (
-        "Hello,\n\nYou sent information through this site and asked to be told when "
-        "there is an answer. There is one waiting for you.\n\n"
-        f"Open it here with the tip number and passphrase of your receipt:\n{link}\n\n"
-        "This mail does not contain the answer. If you did not send anything, you can "
-        "ignore it.\n"
-    )
-    return Mail(to=tip.contact_email, subject="A reply is waiting for you", text=text)
+    offered = current_app.config["TATTLETALE"].languages
+    language = tip.language if tip.language in offered else offered[0]
+    values = {"lang": language} if language != offered[0] else {}
+    link = page_url("public.tip_check", **values)
+    with force_locale(language):
+        text = "\n\n".join(
+            (
+                _("Hello,"),
+                _(
+                    "You sent information through this site and asked to be told when "
+                    "there is an answer. There is one waiting for you."
+                ),
+                _("Open it here with the tip number and passphrase of your receipt:") + f"\n{link}",
+                _(
+                    "This mail does not contain the answer. If you did not send anything, "
+                    "you can ignore it."
+                ),
+            )
+        )
+        subject = _("A reply is waiting for you")
+    return Mail(to=tip.contact_email, subject=subject, text=text + "\n")

@@ -34,6 +34,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from portal.services.errors import ValidationFailed
 
 # Categories refused everywhere: control, format, surrogate, private use, unassigned,
@@ -43,16 +46,21 @@ REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 MULTILINE_ALLOWED = frozenset({"\n", "\t"})
 SECRET_REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
 
-_NAMES = {"\x00": "a NUL character", "\r": "a carriage return", "\n": "a line break"}
+# The messages are translated for the public site (portal/i18n.py); staff read English.
+_NAMES = {
+    "\x00": _l("a NUL character"),
+    "\r": _l("a carriage return"),
+    "\n": _l("a line break"),
+}
 
 
 def describe_char(ch: str) -> str:
     """A human name for a refused character, for error messages."""
     if ch in _NAMES:
-        return _NAMES[ch]
+        return str(_NAMES[ch])
     code = f"U+{ord(ch):04X}"
     if unicodedata.category(ch) == "Cs":
-        return f"an unpaired surrogate ({code})"
+        return _("an unpaired surrogate (%(code)s)", code=code)
     name = unicodedata.name(ch, "")
     return f"{code} {name}".strip() if name else code
 
@@ -97,19 +105,27 @@ def clean_text(
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise ValidationFailed(f"{label} must be text.", field=field)
+        raise ValidationFailed(_("%(label)s must be text.", label=label), field=field)
     if multiline and not secret:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
     refused = first_refused_char(value, multiline=multiline, secret=secret)
     if refused is not None:
-        raise ValidationFailed(f"{label} must not contain {describe_char(refused)}.", field=field)
+        raise ValidationFailed(
+            _("%(label)s must not contain %(char)s.", label=label, char=describe_char(refused)),
+            field=field,
+        )
     if not secret:
         value = unicodedata.normalize("NFC", value).strip()
     if required and not value:
-        raise ValidationFailed(f"{label} is required.", field=field)
+        raise ValidationFailed(_("%(label)s is required.", label=label), field=field)
     if len(value) > max_length:
         raise ValidationFailed(
-            f"{label} must be at most {max_length} characters (it has {len(value)}).",
+            _(
+                "%(label)s must be at most %(limit)s characters (it has %(length)s).",
+                label=label,
+                limit=max_length,
+                length=len(value),
+            ),
             field=field,
         )
     return value

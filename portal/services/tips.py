@@ -23,6 +23,8 @@ from importlib.resources import files
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
@@ -46,7 +48,7 @@ MAX_MESSAGE_CHARS = 5_000
 # A reply form stays valid this long after the receipt was checked.
 THREAD_TOKEN_MAX_AGE_S = 3600
 _PHONE = re.compile(r"^\+?[0-9 ().\-]{5,30}$")
-WRONG_RECEIPT = "That tip number and passphrase do not match a tip. Check them and try again."
+WRONG_RECEIPT = _l("That tip number and passphrase do not match a tip. Check them and try again.")
 
 
 @cache
@@ -102,25 +104,27 @@ class TipInput:
     email: str = ""
     notify_by_email: bool = False
     via: str = ""
+    # The language the tipster wrote in (the page's): mails to them are in it.
+    language: str = "en"
 
 
 def _clean_contact(data: TipInput) -> tuple[str, str, str]:
-    name = clean_text(data.name, field="name", max_length=200)
-    phone = clean_text(data.phone, field="phone", max_length=30)
+    name = clean_text(data.name, field="name", max_length=200, label=_("Your name"))
+    phone = clean_text(data.phone, field="phone", max_length=30, label=_("Phone"))
     if phone and not _PHONE.match(phone):
         raise ValidationFailed(
-            "Give the phone number with digits only (spaces, +, - and brackets are fine).",
+            _("Give the phone number with digits only (spaces, +, - and brackets are fine)."),
             field="phone",
         )
-    email = clean_text(data.email, field="email", max_length=254)
+    email = clean_text(data.email, field="email", max_length=254, label=_("E-mail"))
     if email:
         try:
             email = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError:
-            raise ValidationFailed("That e-mail address is not valid.", field="email") from None
+            raise ValidationFailed(_("That e-mail address is not valid."), field="email") from None
     if data.notify_by_email and not email:
         raise ValidationFailed(
-            "Give an e-mail address to be told when a reply waits.", field="email"
+            _("Give an e-mail address to be told when a reply waits."), field="email"
         )
     return name, phone, email
 
@@ -135,12 +139,14 @@ def submit_tip(
         max_length=MAX_TIP_CHARS,
         multiline=True,
         required=True,
-        label="What you know",
+        label=_("What you know"),
     )
-    seen_when = clean_text(data.seen_when, field="seen_when", max_length=200)
+    seen_when = clean_text(
+        data.seen_when, field="seen_when", max_length=200, label=_("When you saw them")
+    )
     name, phone, email = _clean_contact(data)
     if appeal is not None and appeal.agency_id != agency.id:
-        raise ValidationFailed("This appeal belongs to another agency.", field="appeal")
+        raise ValidationFailed(_("This appeal belongs to another agency."), field="appeal")
     number = new_tip_number()
     while db.session.scalar(select(Tip.id).where(Tip.number == number)) is not None:
         number = new_tip_number()  # 50 bits: practically never
@@ -158,6 +164,7 @@ def submit_tip(
         contact_email=email or None,
         notify_by_email=bool(email) and data.notify_by_email,
         receipt_hash=receipt_hash(number, passphrase),
+        language=data.language,
     )
     db.session.add(tip)
     db.session.flush()
@@ -202,7 +209,7 @@ def tip_from_thread_token(token: str) -> Tip:
         public_id = _serializer().loads(token, max_age=THREAD_TOKEN_MAX_AGE_S)
     except BadSignature:
         raise NotFound(
-            "This page has expired. Open your tip again with its number and passphrase."
+            _("This page has expired. Open your tip again with its number and passphrase.")
         ) from None
     tip = db.session.scalar(select(Tip).where(Tip.public_id == public_id))
     if tip is None:
@@ -217,7 +224,7 @@ def add_tipster_message(tip: Tip, body: str) -> TipMessage:
         max_length=MAX_MESSAGE_CHARS,
         multiline=True,
         required=True,
-        label="Your message",
+        label=_("Your message"),
     )
     message = TipMessage(tip=tip, author=MessageAuthor.TIPSTER.value, body=body)
     tip.last_tipster_message_at = utcnow()

@@ -42,7 +42,8 @@
       if (files && files.files && files.files.length) return;
       event.preventDefault();
       waiting = true;
-      if (status) status.textContent = "Sending in a moment…";
+      // The page's language comes with the page (data-waiting): no inline script.
+      if (status) status.textContent = status.dataset.waiting || "Sending in a moment…";
     });
   });
 })();

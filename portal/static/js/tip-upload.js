@@ -38,6 +38,18 @@
       var bar = box.querySelector("progress");
       var status = box.querySelector(".upload-status");
       var button = form.querySelector("button[type=submit]");
+      // What the visitor reads comes translated with the page (data- attributes of
+      // the progress box; CSP allows no inline script); English if they are missing.
+      var text = {
+        progress: box.dataset.progress || "Sending your files: {percent}%",
+        sent: box.dataset.sent || "Files sent. Saving your tip…",
+        lost:
+          box.dataset.lost ||
+          "The connection was lost before your tip arrived. What you wrote is still here: please send it again.",
+      };
+      function progress(value) {
+        return text.progress.replace("{percent}", String(value));
+      }
       form.addEventListener("submit", function (event) {
         if (!input.files || input.files.length === 0) {
           return; // nothing to upload: the plain POST is as fast
@@ -49,16 +61,15 @@
           if (e.lengthComputable) {
             bar.max = 100;
             bar.value = percent(e.loaded, e.total);
-            status.textContent = "Sending your files: " + bar.value + "%";
+            status.textContent = progress(bar.value);
           }
         });
         xhr.upload.addEventListener("load", function () {
-          status.textContent = "Files sent. Saving your tip…";
+          status.textContent = text.sent;
         });
         function failed() {
           box.hidden = false;
-          status.textContent =
-            "The connection was lost before your tip arrived. What you wrote is still here: please send it again.";
+          status.textContent = text.lost;
           if (button) {
             button.disabled = false;
           }
@@ -72,7 +83,7 @@
         xhr.addEventListener("abort", failed);
         box.hidden = false;
         bar.value = 0;
-        status.textContent = "Sending your files: 0%";
+        status.textContent = progress(0);
         if (button) {
           button.disabled = true;
         }

@@ -159,6 +159,37 @@ def test_staff_reply_tells_the_tipster_who_asked_but_not_what(
         assert secret not in raw
 
 
+def test_reply_notice_goes_in_the_language_the_tip_was_sent_in(
+    server: Inbox, client: FlaskClient, appeal: Appeal, users: dict[Role, User]
+) -> None:
+    path = f"/appeals/{appeal.public_id}/tip?lang=es"
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token
+    sent = client.post(
+        path,
+        data={
+            "csrf_token": token.group(1),
+            "body": TIP_TEXT,
+            "email": "vecina@example.org",
+            "notify_by_email": "y",
+        },
+    )
+    assert sent.status_code == 200
+    tip = db.session.scalars(select(Tip)).one()
+    run_jobs()  # the new-tip mail to the detective
+    server.messages.clear()
+    add_staff_message(tip, users[Role.DETECTIVE], "¿Dónde aparca el coche rojo?")
+    db.session.commit()
+    assert run_jobs() == ["succeeded"]
+    [notice] = server.messages
+    assert notice["To"] == "vecina@example.org"
+    assert notice["Subject"] == "Tiene una respuesta esperándole"
+    text = notice.get_content()  # decoded: the Spanish text goes out as UTF-8
+    assert "Usted envió información a través de este sitio" in text
+    assert "https://tips.springfield.example/tips/check?lang=es" in text
+
+
 def test_digest_lists_overdue_tips_at_seven_local_time(
     server: Inbox, appeal: Appeal, users: dict[Role, User], agency: Agency
 ) -> None:
