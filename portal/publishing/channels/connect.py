@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from portal.publishing.channels.base import CredentialError
+
 
 @dataclass(frozen=True)
 class OAuthApp:
@@ -65,3 +67,20 @@ def code_challenge(verifier: str) -> str:
     """The S256 challenge of ``verifier`` (RFC 7636 section 4.2)."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def token_refusal(network: str, body: Any, status: int) -> CredentialError:
+    """A token endpoint's refusal (RFC 6749 section 5.2: ``error`` and
+    ``error_description``, 400 or 401) as the reason shown to the admin: a code that is
+    wrong, used or expired (``invalid_grant``), an app the network does not know or a
+    wrong client secret (``invalid_client``)."""
+    error = description = ""
+    if isinstance(body, dict):
+        error = str(body.get("error") or "")[:100]
+        description = str(body.get("error_description") or "")[:300]
+    hint = {
+        "invalid_grant": "the authorization is invalid, used or expired: start again",
+        "invalid_client": "the client id or secret is wrong: check the app's keys",
+    }.get(error, "")
+    parts = [p for p in (f"{error or status}", description, hint) if p]
+    return CredentialError(f"{network} refused the authorization ({'; '.join(parts)})")
