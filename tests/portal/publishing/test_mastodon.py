@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
@@ -469,3 +470,17 @@ def test_mastodon_code_exchange_with_the_wrong_verifier_is_refused(fake: FakeMas
     code = fake.authorize(parse_qs(urlsplit(url).query))
     with pytest.raises(CredentialError, match="invalid_grant"):
         Mastodon.exchange_code(app, code=code, code_verifier="b" * 64)
+
+
+def test_mastodon_no_token_secret_or_code_reaches_the_logs(
+    fake: FakeMastodon, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    verifier = new_code_verifier()
+    app = oauth_app(fake)
+    url = Mastodon.authorize_url(app, state="st", code_challenge=code_challenge(verifier))
+    code = fake.authorize(parse_qs(urlsplit(url).query))
+    Mastodon.exchange_code(app, code=code, code_verifier=verifier)
+    assert caplog.records
+    for secret in (CLIENT_SECRET, code, verifier, TOKEN):
+        assert secret not in caplog.text, secret

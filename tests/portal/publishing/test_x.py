@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
@@ -505,3 +506,22 @@ def test_x_without_refresh_token_a_401_is_a_credential_error(fake: FakeX, clock:
     with pytest.raises(CredentialError):
         adapter.test_connection()
     assert fake.calls("token") == []
+
+
+def test_x_no_token_secret_or_code_reaches_the_logs(
+    fake: FakeX, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    verifier = new_code_verifier()
+    app = oauth_app(fake)
+    code = consent(fake, app, verifier)
+    credentials = X.exchange_code(app, code=code, code_verifier=verifier).credentials
+    adapter = X(
+        {**credentials, "client_secret": CLIENT_SECRET},
+        {"api_url": fake.url, "client_id": CLIENT_ID, "timeout_s": TIMEOUT_S},
+    )
+    fake.expire_access_tokens()
+    adapter.test_connection()  # renews
+    assert caplog.records  # httpx logs each request (its URL)
+    for secret in (CLIENT_SECRET, code, verifier, "x-access-1", "x-refresh-1", "x-refresh-2"):
+        assert secret not in caplog.text, secret
