@@ -7,7 +7,10 @@ Each adapter class says how it is connected in ``connect_with``:
   ``authorize_url(app, *, state, code_challenge)`` (the URL the admin's browser is sent
   to) and ``exchange_code(app, *, code, code_verifier)`` (trade the code at the token
   endpoint; return a :class:`Connection`), both classmethods. ``uses_pkce = True``
-  makes the pages send an S256 challenge (RFC 7636) and hand the verifier back.
+  makes the pages send an S256 challenge (RFC 7636) and hand the verifier back. An
+  adapter whose access token expires renews it itself with the refresh token kept in
+  its credentials, and leaves the new ones in ``Channel.updated_credentials`` for the
+  caller to store.
 * ``"app_password"`` — an account identifier and an app password (Bluesky). The class
   provides ``connect_password(settings, *, identifier, password)`` returning a
   :class:`Connection` (it may check the password by creating a session).

@@ -14,7 +14,8 @@ when there is no media to recognise it by.
 Connecting: OAuth 2.0 authorization code on the agency's own instance
 (``content/en/methods/oauth.md``: ``GET /oauth/authorize``, ``POST /oauth/token``; the
 app registered with ``POST /api/v1/apps`` and the redirect address the channel pages
-show), with PKCE (S256), which Mastodon supports since 4.3 and an older server ignores.
+show), with PKCE (S256), which Mastodon supports since 4.3 (an older server ignores the
+challenge: Doorkeeper checks PKCE only where its grants table has the columns).
 """
 
 from __future__ import annotations
@@ -151,13 +152,11 @@ class Mastodon(Channel):
         token = body.get("access_token")
         if response.status_code != 200 or not isinstance(token, str) or not token:
             raise token_refusal("Mastodon", body, response.status_code)
-        adapter = cls({"access_token": token}, {"base_url": base_url, **app.settings})
+        adapter = cls({"access_token": token}, {**app.settings, "base_url": base_url})
         try:
-            account = adapter.test_connection()
+            name = adapter.test_connection()
         finally:
             adapter.http.close()
-        # Local accounts' acct has no domain: the full address names the instance too.
-        name = account if "@" in account[1:] else f"{account}@{urlsplit(base_url).netloc}"
         return Connection(
             credentials={"access_token": token}, settings={"base_url": base_url}, name=name
         )
@@ -196,7 +195,10 @@ class Mastodon(Channel):
 
     def test_connection(self) -> str:
         account = self.http.json(self.http.call("GET", "/api/v1/accounts/verify_credentials"))
-        return "@" + str(account.get("acct") or account.get("username") or "?")
+        acct = str(account.get("acct") or account.get("username") or "?")
+        # A local account's acct has no domain; its full address names the instance too.
+        host = urlsplit(str(self.settings.get("base_url") or "")).netloc
+        return f"@{acct}" if "@" in acct or not host else f"@{acct}@{host}"
 
     def publish(self, draft: Draft, steps: Steps) -> Published:
         state = steps.state

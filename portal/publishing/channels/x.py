@@ -189,10 +189,10 @@ class X(Channel):
         try:
             return self.http.call(method, url, **kwargs)
         except _Unauthorized:
-            if self.updated_credentials is not None or not self.credentials.get("refresh_token"):
+            if not self.credentials.get("refresh_token"):
                 raise
             self._renew()
-            return self.http.call(method, url, **kwargs)
+            return self.http.call(method, url, **kwargs)  # refused again: reconnect
 
     def _renew(self) -> None:
         try:

@@ -165,8 +165,9 @@ def test_mastodon_refused_token_asks_for_a_reconnect(
     assert fake.media == {} and fake.statuses == {}
 
 
-def test_mastodon_test_connection_names_the_account(adapter: Mastodon) -> None:
-    assert adapter.test_connection() == "@tattletale"
+def test_mastodon_test_connection_names_the_account(adapter: Mastodon, fake: FakeMastodon) -> None:
+    # The fediverse address: a local account's acct comes without the instance.
+    assert adapter.test_connection() == f"@tattletale@{urlsplit(fake.url).netloc}"
 
 
 def test_mastodon_rate_limit_waits_until_the_iso_reset(
