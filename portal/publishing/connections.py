@@ -125,6 +125,20 @@ def start_oauth(
     row = _row_for(actor.agency_id, network, name)
     stored = _secrets(row) if row is not None else {}
     client_secret = client_secret or str(stored.get("client_secret") or "")
+    settings = dict(row.settings or {}) if row is not None else {}
+    settings.update(client_id=client_id, account_id=account_id)
+    if base_url:
+        settings["base_url"] = base_url
+    else:
+        settings.pop("base_url", None)
+    state = connect.new_state()
+    verifier = connect.new_code_verifier() if getattr(cls, "uses_pkce", False) else None
+    app = OAuthApp(client_id, client_secret, redirect_uri, settings, account_id)
+    challenge = connect.code_challenge(verifier) if verifier else None
+    try:
+        url = cls.authorize_url(app, state=state, code_challenge=challenge)  # type: ignore[attr-defined]
+    except ChannelError as exc:  # a setting the network needs is missing (an instance)
+        raise DomainError(exc.reason) from exc
     if row is None:
         row = ChannelRow(
             agency_id=actor.agency_id,
@@ -135,22 +149,11 @@ def start_oauth(
             status_reason=WAITING_REASON,
         )
         db.session.add(row)
-    settings = dict(row.settings or {})
-    settings.update(client_id=client_id, account_id=account_id)
-    if base_url:
-        settings["base_url"] = base_url
-    else:
-        settings.pop("base_url", None)
     row.settings = settings
-    state = connect.new_state()
-    verifier = connect.new_code_verifier() if getattr(cls, "uses_pkce", False) else None
     stored[PENDING] = {"state": _state_digest(state), "verifier": verifier}
     stored["client_secret"] = client_secret
     row.credentials = json.dumps(stored)
     db.session.flush()
-    app = OAuthApp(client_id, client_secret, redirect_uri, settings, account_id)
-    challenge = connect.code_challenge(verifier) if verifier else None
-    url = cls.authorize_url(app, state=state, code_challenge=challenge)  # type: ignore[attr-defined]
     _audit("channel.authorize", row, actor, Outcome.SUCCESS)
     return OAuthStart(row.public_id, state, url)
 
@@ -219,6 +222,14 @@ def connect_password(
             settings, identifier=identifier, password=password
         )
     except ChannelError as exc:
+        record_event(
+            "channel.connect",
+            agency_id=actor.agency_id,
+            actor=actor,
+            object_type="channel",
+            outcome=Outcome.FAILURE,
+            details={"network": network, "name": name, "reason": exc.reason},
+        )
         raise DomainError(f"The network refused the app password: {exc.reason}") from exc
     return _store(_new_or_existing(actor, network, name), actor, connection)
 
@@ -281,6 +292,10 @@ def check_channel(actor: User, row: ChannelRow) -> tuple[bool, str]:
         _audit("channel.test", row, actor, Outcome.FAILURE, reason=exc.reason)
         return False, exc.reason
     finally:
+        # A network that rotated the credentials during the check (X renews its token
+        # with a single-use refresh token): the old ones no longer work.
+        if adapter.updated_credentials is not None:
+            row.credentials = json.dumps(adapter.updated_credentials)
         close = getattr(getattr(adapter, "http", None), "close", None)
         if callable(close):
             close()

@@ -128,6 +128,12 @@ class Channel(abc.ABC):
     def __init__(self, credentials: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
         self.credentials = credentials
         self.settings = settings
+        #: Set by an adapter whose network replaced its credentials during a call (X
+        #: rotates its single-use refresh token on every renewal): the channel's complete
+        #: credentials, to be stored, encrypted, in place of the old ones after *any* call,
+        #: a failed one included. Lost, the channel can no longer renew and must be
+        #: reconnected. ``None`` when nothing changed.
+        self.updated_credentials: dict[str, Any] | None = None
 
     @abc.abstractmethod
     def test_connection(self) -> str:

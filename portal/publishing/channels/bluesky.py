@@ -12,6 +12,10 @@ before ``createRecord`` is sent, so every later attempt names the same record:
 :meth:`Bluesky.find` asks ``getRecord`` for it, and ``publish`` looks before it sends
 again. What the PDS answers to a second create at an existing key is unverified, which
 is why the adapter never relies on it.
+
+Connecting: an app password (not the account's password; bsky.app Settings, App
+passwords), checked by creating a session on the PDS, whose DID and the account's own
+PDS are kept in the channel's settings.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,6 +44,7 @@ from portal.publishing.channels.base import (
     Steps,
     TransientError,
 )
+from portal.publishing.channels.connect import Connection
 from portal.publishing.channels.http import Http
 from portal.publishing.channels.registry import register
 
@@ -157,6 +162,7 @@ def _error(response: httpx.Response) -> tuple[str, str]:
 class Bluesky(Channel):
     network = "bluesky"
     edits_in_place = False
+    connect_with: ClassVar[str] = "app_password"
 
     #: Injected by tests (a controlled clock); real time otherwise.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
@@ -167,6 +173,42 @@ class Bluesky(Channel):
         self._pds: Http | None = None
         self._video: Http | None = None
         self._session: dict[str, Any] | None = None
+
+    # -- connecting -----------------------------------------------------------------
+
+    @classmethod
+    def connect_password(cls, settings: Any, *, identifier: str, password: str) -> Connection:
+        """Sign in once with the app password: a refused one is said so, with the PDS's
+        reason, before anything is stored."""
+        pds_url = str(settings.get("pds_url") or settings.get("base_url") or DEFAULT_PDS_URL)
+        adapter = cls(
+            {"identifier": identifier, "app_password": password},
+            {**settings, "pds_url": pds_url.rstrip("/")},
+        )
+        entry = adapter.pds
+        try:
+            response = entry.call(
+                "POST",
+                "/xrpc/com.atproto.server.createSession",
+                json={"identifier": identifier, "password": password},
+                accept=(401,),
+            )
+            if response.status_code == 401:
+                name, message = _error(response)
+                raise CredentialError(
+                    f"Bluesky refused the sign-in ({name or 401}): {message or 'no reason given'}."
+                    " Use the account's handle and an app password made for the portal."
+                )
+            session = adapter._use_session(entry.json(response))
+            pds = str(adapter.pds.client.base_url).rstrip("/")
+        finally:
+            entry.close()
+            adapter.pds.close()  # the account's own PDS, when the entryway named one
+        return Connection(
+            credentials={"identifier": identifier, "app_password": password},
+            settings={"pds_url": pds, "did": str(session["did"])},
+            name="@" + str(session.get("handle") or identifier),
+        )
 
     # -- plumbing --------------------------------------------------------------------
 

@@ -7,7 +7,10 @@ Each adapter class says how it is connected in ``connect_with``:
   ``authorize_url(app, *, state, code_challenge)`` (the URL the admin's browser is sent
   to) and ``exchange_code(app, *, code, code_verifier)`` (trade the code at the token
   endpoint; return a :class:`Connection`), both classmethods. ``uses_pkce = True``
-  makes the pages send an S256 challenge (RFC 7636) and hand the verifier back.
+  makes the pages send an S256 challenge (RFC 7636) and hand the verifier back. An
+  adapter whose access token expires renews it itself with the refresh token kept in
+  its credentials, and leaves the new ones in ``Channel.updated_credentials`` for the
+  caller to store.
 * ``"app_password"`` — an account identifier and an app password (Bluesky). The class
   provides ``connect_password(settings, *, identifier, password)`` returning a
   :class:`Connection` (it may check the password by creating a session).
@@ -25,6 +28,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from portal.publishing.channels.base import CredentialError
 
 
 @dataclass(frozen=True)
@@ -65,3 +70,20 @@ def code_challenge(verifier: str) -> str:
     """The S256 challenge of ``verifier`` (RFC 7636 section 4.2)."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def token_refusal(network: str, body: Any, status: int) -> CredentialError:
+    """A token endpoint's refusal (RFC 6749 section 5.2: ``error`` and
+    ``error_description``, 400 or 401) as the reason shown to the admin: a code that is
+    wrong, used or expired (``invalid_grant``), an app the network does not know or a
+    wrong client secret (``invalid_client``)."""
+    error = description = ""
+    if isinstance(body, dict):
+        error = str(body.get("error") or "")[:100]
+        description = str(body.get("error_description") or "")[:300]
+    hint = {
+        "invalid_grant": "the authorization is invalid, used or expired: start again",
+        "invalid_client": "the client id or secret is wrong: check the app's keys",
+    }.get(error, "")
+    parts = [p for p in (f"{error or status}", description, hint) if p]
+    return CredentialError(f"{network} refused the authorization ({'; '.join(parts)})")

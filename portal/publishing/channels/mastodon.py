@@ -10,6 +10,12 @@ one, so after a lost answer :meth:`Mastodon.find` simply sends the same request 
 Past that hour a repeat would post twice, so ``find`` then looks for the status that
 carries our media among the account's own statuses instead, and says it cannot tell
 when there is no media to recognise it by.
+
+Connecting: OAuth 2.0 authorization code on the agency's own instance
+(``content/en/methods/oauth.md``: ``GET /oauth/authorize``, ``POST /oauth/token``; the
+app registered with ``POST /api/v1/apps`` and the redirect address the channel pages
+show), with PKCE (S256), which Mastodon supports since 4.3 (an older server ignores the
+challenge: Doorkeeper checks PKCE only where its grants table has the columns).
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 
 from portal.publishing.channels.base import (
     Channel,
     ChannelError,
+    CredentialError,
     Draft,
     OutcomeUnknown,
     Published,
@@ -32,6 +40,7 @@ from portal.publishing.channels.base import (
     Steps,
     TransientError,
 )
+from portal.publishing.channels.connect import Connection, OAuthApp, token_refusal
 from portal.publishing.channels.http import Http
 from portal.publishing.channels.registry import register
 
@@ -44,6 +53,12 @@ PROCESSING_TIMEOUT_S = 600.0
 POLL_INTERVAL_S = 2.0
 #: Statuses looked through when the idempotency window has passed.
 TIMELINE_LIMIT = 40
+#: What the adapter's calls need (``content/en/api/oauth-scopes.md``): the account's
+#: name, uploading, posting, editing and deleting, and -- read:statuses -- the
+#: account's own statuses that :meth:`Mastodon.find` searches: with a token at all,
+#: that endpoint demands the scope (``authorize_if_got_token! :read, :'read:statuses'``
+#: in Api::V1::Accounts::StatusesController).
+SCOPES = ("read:accounts", "read:statuses", "write:media", "write:statuses")
 
 # The 422 PostStatusService gives while attached media is still being processed
 # (wording as several clients quote it [3p]; matched loosely on purpose).
@@ -79,6 +94,9 @@ class _Unprocessable(RejectedError):
 class Mastodon(Channel):
     network = "mastodon"
     edits_in_place = True
+    connect_with: ClassVar[str] = "oauth"
+    uses_pkce: ClassVar[bool] = True
+    account_label: ClassVar[str] = "Account (leave blank: the one who signs in)"
 
     #: Injected by tests (a controlled clock); real time otherwise.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
@@ -87,6 +105,61 @@ class Mastodon(Channel):
     def __init__(self, credentials: Any, settings: Any) -> None:
         super().__init__(credentials, settings)
         self._http: Http | None = None
+
+    # -- connecting (OAuth 2.0 authorization code) ----------------------------------
+
+    @staticmethod
+    def _instance(app: OAuthApp) -> str:
+        base_url = str(app.settings.get("base_url") or "").rstrip("/")
+        if not base_url:
+            raise CredentialError("Mastodon: give the address of your agency's instance")
+        return base_url
+
+    @classmethod
+    def authorize_url(cls, app: OAuthApp, *, state: str, code_challenge: str | None = None) -> str:
+        query = {
+            "response_type": "code",
+            "client_id": app.client_id,
+            "redirect_uri": app.redirect_uri,
+            "scope": " ".join(SCOPES),
+            "state": state,
+        }
+        if code_challenge:
+            query.update(code_challenge=code_challenge, code_challenge_method="S256")
+        return f"{cls._instance(app)}/oauth/authorize?{urlencode(query)}"
+
+    @classmethod
+    def exchange_code(
+        cls, app: OAuthApp, *, code: str, code_verifier: str | None = None
+    ) -> Connection:
+        base_url = cls._instance(app)
+        http = Http(base_url, network="Mastodon", timeout_s=app.settings.get("timeout_s"))
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "redirect_uri": app.redirect_uri,
+            "scope": " ".join(SCOPES),
+        }
+        if code_verifier:
+            data["code_verifier"] = code_verifier
+        try:
+            response = http.call("POST", "/oauth/token", data=data, accept=(400, 401))
+            body = http.json(response)
+        finally:
+            http.close()
+        token = body.get("access_token")
+        if response.status_code != 200 or not isinstance(token, str) or not token:
+            raise token_refusal("Mastodon", body, response.status_code)
+        adapter = cls({"access_token": token}, {**app.settings, "base_url": base_url})
+        try:
+            name = adapter.test_connection()
+        finally:
+            adapter.http.close()
+        return Connection(
+            credentials={"access_token": token}, settings={"base_url": base_url}, name=name
+        )
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -122,7 +195,10 @@ class Mastodon(Channel):
 
     def test_connection(self) -> str:
         account = self.http.json(self.http.call("GET", "/api/v1/accounts/verify_credentials"))
-        return "@" + str(account.get("acct") or account.get("username") or "?")
+        acct = str(account.get("acct") or account.get("username") or "?")
+        # A local account's acct has no domain; its full address names the instance too.
+        host = urlsplit(str(self.settings.get("base_url") or "")).netloc
+        return f"@{acct}" if "@" in acct or not host else f"@{acct}@{host}"
 
     def publish(self, draft: Draft, steps: Steps) -> Published:
         state = steps.state

@@ -16,9 +16,15 @@ Unverified, so settings: the upload path (``upload_path``; X also documents newe
 ``/2/media/upload/initialize``-style paths, not used here), the chunk size
 (``chunk_size``, default 4 MiB, under v1.1's documented 5 MB).
 
-The OAuth 2.0 access token lasts two hours and its refresh token is single-use: the
-adapter cannot store a rotated pair, so it does not refresh; an expired token is a
-:class:`CredentialError` and renewing it belongs to whoever stores the credentials.
+Connecting: OAuth 2.0 authorization code with PKCE (docs.x.com ``fundamentals/
+authentication/oauth-2-0/authorization-code`` and ``user-access-token``): the consent
+page at ``https://x.com/i/oauth2/authorize`` (setting ``authorize_url``), the token
+endpoint ``POST {api_url}/2/oauth2/token``, the client secret as HTTP Basic for a
+confidential client. The access token lasts two hours (``expires_in``); with
+``offline.access`` a refresh token comes along, good for one renewal only: each renewal
+answers a new pair. So a call answered 401 renews once and is repeated (refused, it was
+not carried out), and the new pair is left in :attr:`Channel.updated_credentials` for
+the caller to store: the old refresh token is dead from then on.
 """
 
 from __future__ import annotations
@@ -26,15 +32,17 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 
 from portal.publishing.channels.base import (
     Channel,
     ChannelError,
+    CredentialError,
     Draft,
     OutcomeUnknown,
     Published,
@@ -42,10 +50,15 @@ from portal.publishing.channels.base import (
     Steps,
     TransientError,
 )
+from portal.publishing.channels.connect import Connection, OAuthApp, token_refusal
 from portal.publishing.channels.http import Http
 from portal.publishing.channels.registry import register
 
 DEFAULT_API_URL = "https://api.x.com"
+DEFAULT_AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
+OAUTH2_PATH = "/2/oauth2/token"
+#: Reading the account and its posts, posting, uploading media, and a refresh token.
+SCOPES = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
 DEFAULT_UPLOAD_PATH = "/2/media/upload"
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 MEDIA_CATEGORY = "amplify_video"
@@ -57,6 +70,43 @@ POLL_INTERVAL_S = 5.0
 LOOKBACK_S = 300
 TIMELINE_PAGES = 3
 _URL = re.compile(r"https?://\S+")
+
+
+class _Unauthorized(CredentialError):
+    """401: the access token is refused (expired after its two hours, or revoked)."""
+
+
+def api_url(settings: Mapping[str, Any]) -> str:
+    # ``base_url`` is what the connect form calls the network's address.
+    return str(settings.get("api_url") or settings.get("base_url") or DEFAULT_API_URL).rstrip("/")
+
+
+def _token_call(
+    settings: Mapping[str, Any], client_id: str, client_secret: str, data: dict[str, str]
+) -> dict[str, Any]:
+    """POST the token endpoint; the pair and its lifetime, or the refusal as a
+    :class:`CredentialError` with X's reason."""
+    http = Http(api_url(settings), network="X", timeout_s=settings.get("timeout_s"))
+    # A confidential client authenticates with Basic; a public one only names itself.
+    auth = (client_id, client_secret) if client_secret else None
+    try:
+        response = http.call(
+            "POST", OAUTH2_PATH, data={**data, "client_id": client_id}, auth=auth, accept=(400, 401)
+        )
+        body = http.json(response)
+    finally:
+        http.close()
+    if response.status_code != 200 or not body.get("access_token"):
+        raise token_refusal("X", body, response.status_code)
+    return body
+
+
+def _token_credentials(body: Mapping[str, Any], now: float) -> dict[str, Any]:
+    return {
+        "access_token": str(body["access_token"]),
+        "refresh_token": str(body.get("refresh_token") or ""),
+        "expires_at": now + float(body.get("expires_in") or 7200),
+    }
 
 
 class _Duplicate(RejectedError):
@@ -88,6 +138,9 @@ def _problem(response: httpx.Response) -> str:
 class X(Channel):
     network = "x"
     edits_in_place = False
+    connect_with: ClassVar[str] = "oauth"
+    uses_pkce: ClassVar[bool] = True
+    account_label: ClassVar[str] = "Account (leave blank: the one who signs in)"
 
     #: Injected by tests (a controlled clock); real time otherwise.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
@@ -103,7 +156,7 @@ class X(Channel):
     def http(self) -> Http:
         if self._http is None:
             self._http = Http(
-                str(self.settings.get("api_url") or DEFAULT_API_URL).rstrip("/"),
+                api_url(self.settings),
                 network="X",
                 headers={"Authorization": f"Bearer {self.credentials.get('access_token', '')}"},
                 timeout_s=self.settings.get("timeout_s"),
@@ -124,9 +177,83 @@ class X(Channel):
             if "duplicate" in detail.lower():
                 return _Duplicate(f"X refused duplicate text: {detail}")
             return RejectedError(f"X refused it (403): {detail}")
-        if 400 <= response.status_code < 500 and response.status_code not in {401, 429}:
+        if response.status_code == 401:
+            return _Unauthorized(f"X refused the channel's token: {_problem(response)}")
+        if 400 <= response.status_code < 500 and response.status_code != 429:
             return RejectedError(f"X refused it ({response.status_code}): {_problem(response)}")
         return None
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One API call; a refused token is renewed once and the call repeated (a 401
+        means it was not carried out, so repeating it cannot post twice)."""
+        try:
+            return self.http.call(method, url, **kwargs)
+        except _Unauthorized:
+            if not self.credentials.get("refresh_token"):
+                raise
+            self._renew()
+            return self.http.call(method, url, **kwargs)  # refused again: reconnect
+
+    def _renew(self) -> None:
+        try:
+            body = _token_call(
+                self.settings,
+                str(self.settings.get("client_id") or ""),
+                str(self.credentials.get("client_secret") or ""),
+                {
+                    "grant_type": "refresh_token",
+                    "refresh_token": str(self.credentials.get("refresh_token") or ""),
+                },
+            )
+        except CredentialError as exc:
+            raise CredentialError(f"X refused to renew the token: reconnect. {exc.reason}") from exc
+        # From here the stored refresh token is spent: the new pair must reach the store.
+        self.credentials = {**self.credentials, **_token_credentials(body, self.now())}
+        self.updated_credentials = dict(self.credentials)
+        self.http.client.headers["Authorization"] = f"Bearer {self.credentials['access_token']}"
+
+    # -- connecting (OAuth 2.0 authorization code with PKCE) -------------------------
+
+    @classmethod
+    def authorize_url(cls, app: OAuthApp, *, state: str, code_challenge: str | None = None) -> str:
+        if not code_challenge:
+            raise CredentialError("X requires PKCE: a code challenge is missing")
+        query = {
+            "response_type": "code",
+            "client_id": app.client_id,
+            "redirect_uri": app.redirect_uri,
+            "scope": " ".join(SCOPES),
+            "state": state,
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+        }
+        authorize = str(app.settings.get("authorize_url") or DEFAULT_AUTHORIZE_URL)
+        return f"{authorize}?{urlencode(query)}"
+
+    @classmethod
+    def exchange_code(
+        cls, app: OAuthApp, *, code: str, code_verifier: str | None = None
+    ) -> Connection:
+        body = _token_call(
+            app.settings,
+            app.client_id,
+            app.client_secret,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": app.redirect_uri,
+                "code_verifier": code_verifier or "",
+            },
+        )
+        credentials = _token_credentials(body, cls.now())
+        adapter = cls(credentials, app.settings)
+        try:
+            name = adapter.test_connection()
+        finally:
+            adapter.http.close()
+        return Connection(
+            credentials=credentials, settings={"api_url": api_url(app.settings)}, name=name
+        )
 
     def _setting(self, name: str, default: float) -> float:
         value = self.settings.get(name)
@@ -137,7 +264,7 @@ class X(Channel):
         return str(self.settings.get("upload_path") or DEFAULT_UPLOAD_PATH)
 
     def _me(self) -> dict[str, Any]:
-        data = self.http.json(self.http.call("GET", "/2/users/me")).get("data")
+        data = self.http.json(self._call("GET", "/2/users/me")).get("data")
         if not isinstance(data, dict) or not data.get("id"):
             raise TransientError("X answered the account lookup without the account")
         return data
@@ -160,7 +287,7 @@ class X(Channel):
             body["media"] = {"media_ids": [self._upload(draft, steps)]}
         steps.save("posting", x_sent=True, x_sent_at=self.now())
         try:
-            response = self.http.call("POST", "/2/tweets", creates=True, json=body)
+            response = self._call("POST", "/2/tweets", creates=True, json=body)
         except _Duplicate as exc:
             found = self.find(draft, steps)
             if found is not None:
@@ -191,9 +318,7 @@ class X(Channel):
         }
         me = self._me()
         for _ in range(int(self._setting("timeline_pages", TIMELINE_PAGES))):
-            page = self.http.json(
-                self.http.call("GET", f"/2/users/{me['id']}/tweets", params=params)
-            )
+            page = self.http.json(self._call("GET", f"/2/users/{me['id']}/tweets", params=params))
             for post in page.get("data") or []:
                 keys = (post.get("attachments") or {}).get("media_keys") or []
                 if (media_key and media_key in keys) or (
@@ -209,7 +334,7 @@ class X(Channel):
 
     def update(self, published: Published, text: str) -> Published:
         try:
-            response = self.http.call(
+            response = self._call(
                 "POST",
                 "/2/tweets",
                 creates=True,
@@ -228,7 +353,7 @@ class X(Channel):
 
     def delete(self, published: Published) -> None:
         try:
-            self.http.call("DELETE", f"/2/tweets/{published.remote_id}")
+            self._call("DELETE", f"/2/tweets/{published.remote_id}")
         except RejectedError as exc:
             if "(404)" not in exc.reason:  # anything but "already gone"
                 raise
@@ -246,7 +371,7 @@ class X(Channel):
         state = steps.state
         if not state.get("x_media_finalized"):
             self._append(draft, steps, str(media_id))
-            response = self.http.call(
+            response = self._call(
                 "POST", self.upload_path, data={"command": "FINALIZE", "media_id": media_id}
             )
             info = (self.http.json(response).get("data") or {}).get("processing_info")
@@ -261,7 +386,7 @@ class X(Channel):
 
     def _init(self, draft: Draft, steps: Steps) -> str:
         assert draft.media is not None
-        response = self.http.call(
+        response = self._call(
             "POST",
             self.upload_path,
             data={
@@ -295,7 +420,7 @@ class X(Channel):
         with draft.media.path.open("rb") as handle:
             handle.seek(segment * chunk_size)
             while chunk := handle.read(chunk_size):
-                self.http.call(
+                self._call(
                     "POST",
                     self.upload_path,
                     data={"command": "APPEND", "media_id": media_id, "segment_index": str(segment)},
@@ -314,7 +439,7 @@ class X(Channel):
         budget = self._setting("processing_timeout_s", PROCESSING_TIMEOUT_S)
         waited = 0.0
         while True:
-            response = self.http.call(
+            response = self._call(
                 "GET", self.upload_path, params={"command": "STATUS", "media_id": media_id}
             )
             info = (self.http.json(response).get("data") or {}).get("processing_info") or {}

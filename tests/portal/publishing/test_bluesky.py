@@ -22,6 +22,7 @@ from portal.publishing.channels.bluesky import (
     new_tid,
     next_tid,
 )
+from portal.publishing.channels.connect import Connection
 from portal.publishing.channels.registry import adapter_class
 from tests.portal.publishing.conftest import TIMEOUT_S, Clock, MemorySteps
 from tests.portal.publishing.fakes.bluesky import APP_PASSWORD, DID, IDENTIFIER, TID, FakeBluesky
@@ -430,3 +431,38 @@ def test_bluesky_update_of_a_post_stored_without_its_cid_asks_for_it(
     reply = adapter.update(Published(published.remote_id, published.url), "SOLVED — thank you")
     parent = fake.records[reply.extra["rkey"]]["value"]["reply"]["parent"]
     assert parent == {"uri": published.remote_id, "cid": published.extra["cid"]}
+
+
+# -- connecting with an app password ---------------------------------------------------
+
+
+def test_bluesky_connect_password_creates_a_session_and_keeps_the_did(fake: FakeBluesky) -> None:
+    settings = {"base_url": fake.url, "timeout_s": TIMEOUT_S}
+
+    connection = Bluesky.connect_password(settings, identifier=IDENTIFIER, password=APP_PASSWORD)
+
+    assert connection == Connection(
+        credentials={"identifier": IDENTIFIER, "app_password": APP_PASSWORD},
+        settings={"pds_url": fake.url, "did": DID},
+        name=f"@{IDENTIFIER}",
+    )
+    (sign_in,) = fake.calls("create_session")
+    assert sign_in.json == {"identifier": IDENTIFIER, "password": APP_PASSWORD}
+    assert Bluesky.connect_with == "app_password"
+
+
+def test_bluesky_connect_password_refused_says_why(fake: FakeBluesky) -> None:
+    with pytest.raises(CredentialError, match="Invalid identifier or password.*app password"):
+        Bluesky.connect_password(
+            {"pds_url": fake.url, "timeout_s": TIMEOUT_S},
+            identifier=IDENTIFIER,
+            password="the-account-password",
+        )
+
+
+def test_bluesky_connect_password_refuses_a_plain_http_address() -> None:
+    # The app password would cross the wire in clear: refused before any request.
+    with pytest.raises(CredentialError, match="https"):
+        Bluesky.connect_password(
+            {"base_url": "http://bsky.example"}, identifier=IDENTIFIER, password="x"
+        )

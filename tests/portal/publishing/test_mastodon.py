@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -15,10 +17,21 @@ from portal.publishing.channels.base import (
     RejectedError,
     TransientError,
 )
+from portal.publishing.channels.connect import (
+    Connection,
+    OAuthApp,
+    code_challenge,
+    new_code_verifier,
+)
 from portal.publishing.channels.mastodon import Mastodon
 from portal.publishing.channels.registry import adapter_class
 from tests.portal.publishing.conftest import TIMEOUT_S, Clock, MemorySteps
-from tests.portal.publishing.fakes.mastodon import TOKEN, FakeMastodon
+from tests.portal.publishing.fakes.mastodon import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    TOKEN,
+    FakeMastodon,
+)
 
 
 @pytest.fixture
@@ -152,8 +165,9 @@ def test_mastodon_refused_token_asks_for_a_reconnect(
     assert fake.media == {} and fake.statuses == {}
 
 
-def test_mastodon_test_connection_names_the_account(adapter: Mastodon) -> None:
-    assert adapter.test_connection() == "@tattletale"
+def test_mastodon_test_connection_names_the_account(adapter: Mastodon, fake: FakeMastodon) -> None:
+    # The fediverse address: a local account's acct comes without the instance.
+    assert adapter.test_connection() == f"@tattletale@{urlsplit(fake.url).netloc}"
 
 
 def test_mastodon_rate_limit_waits_until_the_iso_reset(
@@ -372,3 +386,102 @@ def test_mastodon_find_whose_own_answer_is_lost_asks_again_later(
         adapter.find(draft, steps)
     found = adapter.find(draft, steps)
     assert found is not None and list(fake.statuses) == [found.remote_id]
+
+
+# -- connecting (methods/oauth.md) ----------------------------------------------------
+
+REDIRECT = "https://portal.example/staff/admin/channels/callback"
+
+
+def oauth_app(fake: FakeMastodon, secret: str = CLIENT_SECRET) -> OAuthApp:
+    return OAuthApp(CLIENT_ID, secret, REDIRECT, {"base_url": fake.url, "timeout_s": TIMEOUT_S})
+
+
+def test_mastodon_authorize_url_asks_for_a_code_with_the_documented_parameters(
+    fake: FakeMastodon,
+) -> None:
+    url = urlsplit(Mastodon.authorize_url(oauth_app(fake), state="st", code_challenge="ch"))
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{fake.url}/oauth/authorize"
+    assert parse_qs(url.query) == {
+        "response_type": ["code"],
+        "client_id": [CLIENT_ID],
+        "redirect_uri": [REDIRECT],
+        "scope": ["read:accounts read:statuses write:media write:statuses"],
+        "state": ["st"],
+        "code_challenge": ["ch"],
+        "code_challenge_method": ["S256"],
+    }
+    plain = parse_qs(urlsplit(Mastodon.authorize_url(oauth_app(fake), state="st")).query)
+    assert "code_challenge" not in plain and "code_challenge_method" not in plain
+
+
+def test_mastodon_authorize_url_without_an_instance_says_so() -> None:
+    app = OAuthApp(CLIENT_ID, CLIENT_SECRET, REDIRECT, {})
+    with pytest.raises(CredentialError, match="instance"):
+        Mastodon.authorize_url(app, state="st")
+
+
+def test_mastodon_code_exchange_posts_the_documented_body_and_names_the_account(
+    fake: FakeMastodon,
+) -> None:
+    verifier = new_code_verifier()
+    app = oauth_app(fake)
+    url = Mastodon.authorize_url(app, state="st", code_challenge=code_challenge(verifier))
+    code = fake.authorize(parse_qs(urlsplit(url).query))
+
+    connection = Mastodon.exchange_code(app, code=code, code_verifier=verifier)
+
+    host = urlsplit(fake.url).netloc
+    assert connection == Connection(
+        credentials={"access_token": TOKEN},
+        settings={"base_url": fake.url},
+        name=f"@tattletale@{host}",
+    )
+    (token,) = fake.calls("token")
+    assert token.form == {
+        "grant_type": ["authorization_code"],
+        "code": [code],
+        "client_id": [CLIENT_ID],
+        "client_secret": [CLIENT_SECRET],
+        "redirect_uri": [REDIRECT],
+        "scope": ["read:accounts read:statuses write:media write:statuses"],
+        "code_verifier": [verifier],
+    }
+    assert "Authorization" not in token.headers  # the secret goes in the body only
+    (verify,) = fake.calls("verify")
+    assert verify.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_mastodon_bad_code_or_client_is_a_credential_error_with_the_reason(
+    fake: FakeMastodon,
+) -> None:
+    with pytest.raises(CredentialError, match="invalid_grant.*start again"):
+        Mastodon.exchange_code(oauth_app(fake), code="never-issued")
+    code = fake.authorize(
+        parse_qs(urlsplit(Mastodon.authorize_url(oauth_app(fake), state="st")).query)
+    )
+    with pytest.raises(CredentialError, match="invalid_client.*client id or secret"):
+        Mastodon.exchange_code(oauth_app(fake, secret="wrong"), code=code)
+    assert fake.calls("verify") == []
+
+
+def test_mastodon_code_exchange_with_the_wrong_verifier_is_refused(fake: FakeMastodon) -> None:
+    app = oauth_app(fake)
+    url = Mastodon.authorize_url(app, state="st", code_challenge=code_challenge("a" * 64))
+    code = fake.authorize(parse_qs(urlsplit(url).query))
+    with pytest.raises(CredentialError, match="invalid_grant"):
+        Mastodon.exchange_code(app, code=code, code_verifier="b" * 64)
+
+
+def test_mastodon_no_token_secret_or_code_reaches_the_logs(
+    fake: FakeMastodon, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    verifier = new_code_verifier()
+    app = oauth_app(fake)
+    url = Mastodon.authorize_url(app, state="st", code_challenge=code_challenge(verifier))
+    code = fake.authorize(parse_qs(urlsplit(url).query))
+    Mastodon.exchange_code(app, code=code, code_verifier=verifier)
+    assert caplog.records
+    for secret in (CLIENT_SECRET, code, verifier, TOKEN):
+        assert secret not in caplog.text, secret

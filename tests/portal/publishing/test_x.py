@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -15,10 +18,11 @@ from portal.publishing.channels.base import (
     RejectedError,
     TransientError,
 )
+from portal.publishing.channels.connect import OAuthApp, code_challenge, new_code_verifier
 from portal.publishing.channels.registry import adapter_class
 from portal.publishing.channels.x import X
 from tests.portal.publishing.conftest import TIMEOUT_S, Clock, MemorySteps
-from tests.portal.publishing.fakes.x import TOKEN, USER_ID, FakeX
+from tests.portal.publishing.fakes.x import CLIENT_ID, CLIENT_SECRET, TOKEN, USER_ID, FakeX
 
 CHUNK = 3000  # the test video (about 7 KB) goes up in three segments
 
@@ -350,3 +354,174 @@ def test_x_same_update_under_a_second_post_is_a_clear_refusal(
     adapter.update(first, "SOLVED — thank you")
     with pytest.raises(RejectedError, match="differ from post to post"):
         adapter.update(second, "SOLVED — thank you")
+
+
+# -- connecting and renewing (OAuth 2.0 authorization code with PKCE) -----------------
+
+REDIRECT = "https://portal.example/staff/admin/channels/callback"
+BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+
+
+def oauth_app(fake: FakeX, secret: str = CLIENT_SECRET) -> OAuthApp:
+    return OAuthApp(CLIENT_ID, secret, REDIRECT, {"api_url": fake.url, "timeout_s": TIMEOUT_S})
+
+
+def consent(fake: FakeX, app: OAuthApp, verifier: str) -> str:
+    url = X.authorize_url(app, state="st", code_challenge=code_challenge(verifier))
+    return fake.authorize(parse_qs(urlsplit(url).query))
+
+
+def test_x_authorize_url_asks_for_a_code_with_pkce_and_the_documented_scopes(
+    fake: FakeX,
+) -> None:
+    url = urlsplit(X.authorize_url(oauth_app(fake), state="st", code_challenge="ch"))
+    assert (url.scheme, url.netloc, url.path) == ("https", "x.com", "/i/oauth2/authorize")
+    assert parse_qs(url.query) == {
+        "response_type": ["code"],
+        "client_id": [CLIENT_ID],
+        "redirect_uri": [REDIRECT],
+        "scope": ["tweet.read tweet.write users.read media.write offline.access"],
+        "state": ["st"],
+        "code_challenge": ["ch"],
+        "code_challenge_method": ["S256"],
+    }
+    moved = replace(oauth_app(fake), settings={"authorize_url": "https://auth.example/o"})
+    assert X.authorize_url(moved, state="st", code_challenge="ch").startswith(
+        "https://auth.example/o?"
+    )
+    assert X.uses_pkce and X.connect_with == "oauth"
+
+
+def test_x_code_exchange_sends_the_documented_body_with_basic_auth(fake: FakeX) -> None:
+    verifier = new_code_verifier()
+    app = oauth_app(fake)
+    code = consent(fake, app, verifier)
+
+    connection = X.exchange_code(app, code=code, code_verifier=verifier)
+
+    assert connection.name == "@tattletale"
+    assert connection.settings == {"api_url": fake.url}
+    assert connection.credentials["access_token"] == "x-access-1"
+    assert connection.credentials["refresh_token"] == "x-refresh-1"
+    assert connection.credentials["expires_at"] > 0
+    (token,) = fake.calls("token")
+    assert token.form == {
+        "grant_type": ["authorization_code"],
+        "code": [code],
+        "redirect_uri": [REDIRECT],
+        "code_verifier": [verifier],
+        "client_id": [CLIENT_ID],
+    }
+    assert token.headers["Authorization"] == BASIC
+    (me,) = fake.calls("me")
+    assert me.headers["Authorization"] == "Bearer x-access-1"
+
+
+def test_x_public_client_sends_no_basic_auth(clock: Clock) -> None:
+    with FakeX(clock=clock, confidential=False).running() as fake:
+        verifier = new_code_verifier()
+        app = oauth_app(fake, secret="")
+        connection = X.exchange_code(app, code=consent(fake, app, verifier), code_verifier=verifier)
+        assert connection.name == "@tattletale"
+        assert "Authorization" not in fake.calls("token")[0].headers
+
+
+def test_x_bad_code_verifier_or_secret_is_a_credential_error_with_the_reason(
+    fake: FakeX,
+) -> None:
+    app = oauth_app(fake)
+    with pytest.raises(CredentialError, match="invalid_grant.*start again"):
+        X.exchange_code(app, code="never-issued", code_verifier=new_code_verifier())
+    code = consent(fake, app, "v" * 64)
+    with pytest.raises(CredentialError, match="invalid_grant"):
+        X.exchange_code(app, code=code, code_verifier="w" * 64)
+    code = consent(fake, app, "v" * 64)
+    with pytest.raises(CredentialError, match="invalid_client.*client id or secret"):
+        X.exchange_code(oauth_app(fake, secret="wrong"), code=code, code_verifier="v" * 64)
+    assert fake.calls("me") == []
+
+
+def connected(fake: FakeX, clock: Clock) -> X:
+    verifier = new_code_verifier()
+    app = oauth_app(fake)
+    connection = X.exchange_code(app, code=consent(fake, app, verifier), code_verifier=verifier)
+    adapter = X(
+        {**connection.credentials, "client_secret": CLIENT_SECRET},
+        {"api_url": fake.url, "client_id": CLIENT_ID, "timeout_s": TIMEOUT_S, "chunk_size": CHUNK},
+    )
+    adapter.sleep, adapter.now = clock.sleep, clock.now
+    return adapter
+
+
+def test_x_expired_token_is_renewed_once_and_the_rotated_pair_exposed(
+    fake: FakeX, clock: Clock, draft: Draft
+) -> None:
+    adapter = connected(fake, clock)
+    assert adapter.updated_credentials is None
+    fake.expire_access_tokens()
+    renewed_at = clock.now()  # the first call (the upload's INIT) renews
+
+    published = adapter.publish(draft, MemorySteps())
+
+    assert len(fake.posts) == 1 and published.remote_id in fake.posts
+    refresh = [c for c in fake.calls("token") if c.form["grant_type"] == ["refresh_token"]]
+    assert len(refresh) == 1
+    assert refresh[0].form == {
+        "grant_type": ["refresh_token"],
+        "refresh_token": ["x-refresh-1"],
+        "client_id": [CLIENT_ID],
+    }
+    assert refresh[0].headers["Authorization"] == BASIC
+    assert adapter.updated_credentials is not None
+    assert adapter.updated_credentials["access_token"] == "x-access-2"
+    assert adapter.updated_credentials["refresh_token"] == "x-refresh-2"
+    assert adapter.updated_credentials["client_secret"] == CLIENT_SECRET  # kept
+    assert adapter.updated_credentials["expires_at"] == renewed_at + 7200
+    assert "x-refresh-1" not in fake.refresh_tokens  # spent: storing the new pair matters
+
+
+def test_x_refused_renewal_asks_for_a_reconnect(fake: FakeX, clock: Clock) -> None:
+    adapter = connected(fake, clock)
+    fake.expire_access_tokens()
+    fake.refresh_tokens.clear()  # revoked at X
+    with pytest.raises(CredentialError, match="renew.*reconnect.*invalid_grant"):
+        adapter.test_connection()
+    assert adapter.updated_credentials is None
+
+
+def test_x_token_refused_again_after_renewal_is_not_renewed_twice(
+    fake: FakeX, clock: Clock
+) -> None:
+    adapter = connected(fake, clock)
+    fake.expire_access_tokens()
+    fake.fail("me", "unauthorized", times=2)  # the renewed token is refused as well
+    with pytest.raises(CredentialError):
+        adapter.test_connection()
+    assert len([c for c in fake.calls("token") if c.form["grant_type"] == ["refresh_token"]]) == 1
+    assert adapter.updated_credentials is not None  # the spent pair's successor, to store
+
+
+def test_x_without_refresh_token_a_401_is_a_credential_error(fake: FakeX, clock: Clock) -> None:
+    adapter = make_adapter(fake, clock, token="expired")
+    with pytest.raises(CredentialError):
+        adapter.test_connection()
+    assert fake.calls("token") == []
+
+
+def test_x_no_token_secret_or_code_reaches_the_logs(
+    fake: FakeX, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    verifier = new_code_verifier()
+    app = oauth_app(fake)
+    code = consent(fake, app, verifier)
+    credentials = X.exchange_code(app, code=code, code_verifier=verifier).credentials
+    adapter = X(
+        {**credentials, "client_secret": CLIENT_SECRET},
+        {"api_url": fake.url, "client_id": CLIENT_ID, "timeout_s": TIMEOUT_S},
+    )
+    fake.expire_access_tokens()
+    adapter.test_connection()  # renews
+    assert caplog.records  # httpx logs each request (its URL)
+    for secret in (CLIENT_SECRET, code, verifier, "x-access-1", "x-refresh-1", "x-refresh-2"):
+        assert secret not in caplog.text, secret

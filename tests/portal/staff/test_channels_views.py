@@ -24,6 +24,9 @@ from portal.publishing.channels.base import CredentialError, Draft, Published, S
 from portal.publishing.channels.connect import Connection, OAuthApp
 from portal.publishing.models import Channel, ChannelStatus
 from tests.portal.conftest import csrf_token, sign_in
+from tests.portal.publishing.fakes import bluesky as bluesky_fake
+from tests.portal.publishing.fakes import mastodon as mastodon_fake
+from tests.portal.publishing.fakes import x as x_fake
 from tests.portal.publishing.fakes.graph_fake import VERSION, GraphFake, running_fake
 
 CONNECT = "/staff/admin/channels/connect/facebook"
@@ -413,3 +416,157 @@ def test_reconnect_keeps_the_client_secret_and_clears_the_reason(
     admin.get("/staff/admin/channels/callback", query_string={"state": state, "code": "code-2"})
     row = the_channel()  # the same row, connected again with the stored secret
     assert (row.status, row.status_reason) == (ChannelStatus.CONNECTED.value, "")
+
+
+# -- the networks' own adapters, end to end against their fakes ---------------------
+
+
+def authorize_query(response: Any, expected: str) -> dict[str, list[str]]:
+    """The consent page link the connect form showed, checked to lead to ``expected``."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    link = re.search(r'id="authorize" href="([^"]+)"', response.get_data(as_text=True))
+    assert link
+    url = urlsplit(unescape(link.group(1)))
+    assert f"{url.scheme}://{url.netloc}{url.path}" == expected
+    return parse_qs(url.query)
+
+
+def check_and_read_the_page(admin: FlaskClient, row: Channel) -> str:
+    admin.post(
+        f"/staff/admin/channels/{row.public_id}/test",
+        data={"csrf_token": csrf_token(admin, "/staff/admin/channels")},
+    )
+    return admin.get("/staff/admin/channels").get_data(as_text=True)
+
+
+def stored_raw() -> str:
+    return str(db.session.execute(text("SELECT credentials FROM channels")).scalar_one())
+
+
+def test_mastodon_connects_on_the_agencys_instance(admin: FlaskClient) -> None:
+    path = "/staff/admin/channels/connect/mastodon"
+    with mastodon_fake.FakeMastodon().running() as fake:
+        data = {"name": "Toots", "client_id": mastodon_fake.CLIENT_ID, "base_url": fake.url}
+        # Without the instance's address there is nowhere to send the admin.
+        response = admin.post(
+            path, data={**data, "base_url": "", "csrf_token": csrf_token(admin, path)}
+        )
+        assert response.status_code == 400 and "instance" in response.get_data(as_text=True)
+        assert db.session.scalars(select(Channel)).all() == []
+
+        response = admin.post(
+            path,
+            data={
+                **data,
+                "client_secret": mastodon_fake.CLIENT_SECRET,
+                "csrf_token": csrf_token(admin, path),
+            },
+        )
+        query = authorize_query(response, f"{fake.url}/oauth/authorize")
+        assert query["redirect_uri"] == [CALLBACK]
+        code = fake.authorize(query)
+        callback = {"state": query["state"][0], "code": code}
+        assert admin.get("/staff/admin/channels/callback", query_string=callback).status_code == 302
+
+        row = the_channel()
+        account = f"@tattletale@{urlsplit(fake.url).netloc}"
+        assert (row.status, row.settings["account_name"]) == ("connected", account)
+        assert row.settings["base_url"] == fake.url
+        assert f'"access_token": "{mastodon_fake.TOKEN}"' in row.credentials
+        raw = stored_raw()
+        assert mastodon_fake.TOKEN not in raw and mastodon_fake.CLIENT_SECRET not in raw
+        html = check_and_read_the_page(admin, row)
+        assert f"Toots: connected as {account}." in html
+        assert mastodon_fake.TOKEN not in html and mastodon_fake.CLIENT_SECRET not in html
+
+
+def test_x_connects_and_a_renewal_during_the_test_is_stored(admin: FlaskClient) -> None:
+    path = "/staff/admin/channels/connect/x"
+    with x_fake.FakeX().running() as fake:
+        response = admin.post(
+            path,
+            data={
+                "name": "Posts",
+                "client_id": x_fake.CLIENT_ID,
+                "client_secret": x_fake.CLIENT_SECRET,
+                "base_url": fake.url,
+                "csrf_token": csrf_token(admin, path),
+            },
+        )
+        query = authorize_query(response, "https://x.com/i/oauth2/authorize")
+        assert query["code_challenge_method"] == ["S256"]
+        code = fake.authorize(query)
+        callback = {"state": query["state"][0], "code": code}
+        assert admin.get("/staff/admin/channels/callback", query_string=callback).status_code == 302
+
+        row = the_channel()
+        assert (row.status, row.settings["account_name"]) == ("connected", "@tattletale")
+        assert '"refresh_token": "x-refresh-1"' in row.credentials
+        raw = stored_raw()
+        assert "x-access-1" not in raw and "x-refresh-1" not in raw
+        assert x_fake.CLIENT_SECRET not in raw
+
+        # Two hours later: the check renews the token, and the rotated pair is kept, so
+        # the next renewal works too (the first refresh token is spent at X).
+        for generation in (2, 3):
+            fake.expire_access_tokens()
+            html = check_and_read_the_page(admin, row)
+            assert "Posts: connected as @tattletale." in html
+            row = the_channel()
+            assert f'"refresh_token": "x-refresh-{generation}"' in row.credentials
+            assert f"x-refresh-{generation}" not in stored_raw()
+
+
+def test_x_code_the_network_refuses_is_shown_to_the_admin(admin: FlaskClient) -> None:
+    path = "/staff/admin/channels/connect/x"
+    with x_fake.FakeX().running() as fake:
+        response = admin.post(
+            path,
+            data={
+                "name": "Posts",
+                "client_id": x_fake.CLIENT_ID,
+                "client_secret": "not-the-secret",
+                "base_url": fake.url,
+                "csrf_token": csrf_token(admin, path),
+            },
+        )
+        query = authorize_query(response, "https://x.com/i/oauth2/authorize")
+        callback = {"state": query["state"][0], "code": fake.authorize(query)}
+        admin.get("/staff/admin/channels/callback", query_string=callback)
+        html = admin.get("/staff/admin/channels").get_data(as_text=True)
+        assert "The network refused the connection: X refused the authorization" in html
+        assert "invalid_client" in html
+        assert the_channel().status == ChannelStatus.DISCONNECTED.value
+        assert [e.outcome for e in events("channel.connect")] == [Outcome.FAILURE.value]
+
+
+def test_bluesky_connects_with_an_app_password_or_says_why(admin: FlaskClient) -> None:
+    path = "/staff/admin/channels/connect/bluesky"
+    with bluesky_fake.FakeBluesky().running() as fake:
+        data = {"name": "Sky", "base_url": fake.url, "identifier": bluesky_fake.IDENTIFIER}
+        response = admin.post(
+            path, data={**data, "password": "wrong", "csrf_token": csrf_token(admin, path)}
+        )
+        assert response.status_code == 400
+        assert "Invalid identifier or password" in response.get_data(as_text=True)
+        assert db.session.scalars(select(Channel)).all() == []
+        assert [e.outcome for e in events("channel.connect")] == [Outcome.FAILURE.value]
+
+        response = admin.post(
+            path,
+            data={
+                **data,
+                "password": bluesky_fake.APP_PASSWORD,
+                "csrf_token": csrf_token(admin, path),
+            },
+        )
+        assert response.status_code == 302
+        row = the_channel()
+        handle = f"@{bluesky_fake.IDENTIFIER}"
+        assert (row.status, row.settings["account_name"]) == ("connected", handle)
+        assert (row.settings["did"], row.settings["pds_url"]) == (bluesky_fake.DID, fake.url)
+        assert bluesky_fake.APP_PASSWORD in row.credentials
+        assert bluesky_fake.APP_PASSWORD not in stored_raw()
+        html = check_and_read_the_page(admin, row)
+        assert f"Sky: connected as {handle}." in html
+        assert bluesky_fake.APP_PASSWORD not in html

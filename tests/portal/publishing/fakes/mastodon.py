@@ -9,11 +9,25 @@ mastodon/mastodon ``app/services/post_status_service.rb``), ``api/rate-limits.md
 (``X-RateLimit-Limit/Remaining/Reset``, the reset an ISO-8601 instant, no Retry-After,
 429 body ``{"error":"Too many requests"}``) and ``entities/Error.md`` (401
 ``{"error":"The access token is invalid"}``).
+
+OAuth (``methods/oauth.md``): ``GET /oauth/authorize`` is the admin's browser at the
+consent page, played by :meth:`FakeMastodon.authorize` (``response_type=code``,
+``client_id``, ``redirect_uri``, ``scope`` within the app's, ``state``; PKCE
+``code_challenge`` with ``code_challenge_method=S256`` since 4.3); ``POST /oauth/token``
+with ``grant_type=authorization_code``, ``code``, ``client_id``, ``client_secret``,
+``redirect_uri`` (and ``code_verifier``) answers ``{"access_token", "token_type":
+"Bearer", "scope", "created_at"}``; a wrong client 401 ``invalid_client``, a wrong,
+used or mismatched code 400 ``invalid_grant`` (Doorkeeper's wording, as
+``entities/Error.md`` shows it).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +37,30 @@ from werkzeug.wrappers import Request, Response
 from tests.portal.publishing.fakes import FakeServer, garbage, json_response
 
 TOKEN = "mastodon-user-token"
+CLIENT_ID = "mastodon-client-id"
+CLIENT_SECRET = "mastodon-client-secret"
+#: The scopes the agency's app was registered with (POST /api/v1/apps).
+APP_SCOPES = frozenset({"read:accounts", "read:statuses", "write:media", "write:statuses"})
+INVALID_GRANT = (
+    "The provided authorization grant is invalid, expired, revoked, does not match the "
+    "redirection URI used in the authorization request, or was issued to another client."
+)
+INVALID_CLIENT = (
+    "Client authentication failed due to unknown client, no client authentication "
+    "included, or unsupported authentication method."
+)
+
+
+def s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def query_value(query: Mapping[str, Sequence[str] | str], name: str) -> str:
+    value = query.get(name, "")
+    return value if isinstance(value, str) else (value[0] if value else "")
+
+
 RESET_AT = "2026-12-02T05:05:00.000Z"
 
 
@@ -40,6 +78,7 @@ class FakeMastodon(FakeServer):
                 Rule("/api/v1/statuses", endpoint="post", methods=["POST"]),
                 Rule("/api/v1/statuses/<id>", endpoint="edit", methods=["PUT"]),
                 Rule("/api/v1/statuses/<id>", endpoint="delete", methods=["DELETE"]),
+                Rule("/oauth/token", endpoint="token", methods=["POST"]),
             ]
         )
     )
@@ -51,6 +90,8 @@ class FakeMastodon(FakeServer):
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, str] = field(default_factory=dict)
+    #: Codes the consent page issued: code -> (redirect_uri, scope, code_challenge).
+    codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(109000000000000001))
 
     def fault_response(self, fault: str) -> Response:
@@ -80,6 +121,49 @@ class FakeMastodon(FakeServer):
             "uri": f"{self.url}/users/tattletale/statuses/{status['id']}",
             "media_attachments": [self.media[m] for m in status["media_ids"]],
         }
+
+    # -- OAuth -----------------------------------------------------------------------
+
+    def authorize(self, query: Mapping[str, Sequence[str] | str]) -> str:
+        """The consent page: the admin signs in and approves; the code the browser is
+        sent back with. Refuses (AssertionError) what Mastodon's page would refuse."""
+
+        def arg(name: str) -> str:
+            return query_value(query, name)
+
+        assert arg("response_type") == "code", "response_type must be code"
+        assert arg("client_id") == CLIENT_ID, "unknown client"
+        assert arg("redirect_uri"), "redirect_uri is required"
+        assert arg("state"), "the portal always sends a state"
+        scopes = set(arg("scope").split(" "))
+        assert scopes <= APP_SCOPES, f"scopes outside the app's: {scopes - APP_SCOPES}"
+        challenge = arg("code_challenge")
+        if challenge:
+            assert arg("code_challenge_method") == "S256", "only S256 is accepted"
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = (arg("redirect_uri"), arg("scope"), challenge)
+        return code
+
+    def on_token(self, request: Request) -> Response:
+        form = request.form
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return json_response(
+                {"error": "invalid_client", "error_description": INVALID_CLIENT}, 401
+            )
+        issued = self.codes.pop(form.get("code", ""), None)  # single use
+        verifier = form.get("code_verifier", "")
+        if (
+            form.get("grant_type") != "authorization_code"
+            or issued is None
+            or issued[0] != form.get("redirect_uri")
+            or (issued[2] and s256(verifier) != issued[2])
+        ):
+            return json_response(
+                {"error": "invalid_grant", "error_description": INVALID_GRANT}, 400
+            )
+        return json_response(
+            {"access_token": TOKEN, "token_type": "Bearer", "scope": issued[1], "created_at": 1}
+        )
 
     # -- endpoints -------------------------------------------------------------------
 

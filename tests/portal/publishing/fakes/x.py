@@ -17,11 +17,26 @@ duplicate text.
 Unverified there, so modelled on the public behaviour and switchable: the user
 timeline ``GET /2/users/:id/tweets`` as the check path (and that it lists a post at
 once), the 5 MB segment limit (v1.1's), and a 404 for deleting a post already gone.
+
+OAuth 2.0 (docs.x.com ``fundamentals/authentication/oauth-2-0/authorization-code`` and
+``user-access-token``): the consent page at x.com/i/oauth2/authorize, played by
+:meth:`FakeX.authorize` (``response_type=code``, ``client_id``, ``redirect_uri``,
+``scope``, ``state``, ``code_challenge`` with ``code_challenge_method`` S256 — X
+requires PKCE); ``POST /2/oauth2/token`` with ``grant_type=authorization_code``,
+``code``, ``redirect_uri``, ``code_verifier``, ``client_id``, and HTTP Basic with the
+client secret for a confidential client, answers ``{"token_type": "bearer",
+"expires_in": 7200, "access_token", "scope", "refresh_token"}``; ``grant_type=
+refresh_token`` answers a new pair and the refresh token used is spent. The error
+bodies follow RFC 6749 section 5.2 (``invalid_client`` 401, ``invalid_grant`` 400):
+X's own wording of them is not documented.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,8 +46,14 @@ from werkzeug.wrappers import Request, Response
 
 from tests.portal.publishing.conftest import Clock
 from tests.portal.publishing.fakes import FakeServer, garbage, json_response
+from tests.portal.publishing.fakes.mastodon import query_value, s256
 
 TOKEN = "x-oauth2-user-token"
+CLIENT_ID = "x-client-id"
+CLIENT_SECRET = "x-client-secret"
+SCOPES = frozenset(
+    {"tweet.read", "tweet.write", "users.read", "media.write", "offline.access", "like.read"}
+)
 USER_ID = "1500000000000000001"
 RESET_EPOCH = 1_796_186_100  # 2026-12-02 04:35:00 UTC
 MAX_SEGMENT = 5 * 1024 * 1024
@@ -55,6 +76,7 @@ class FakeX(FakeServer):
                 Rule("/2/tweets/<id>", endpoint="delete", methods=["DELETE"]),
                 Rule("/2/users/me", endpoint="me", methods=["GET"]),
                 Rule("/2/users/<id>/tweets", endpoint="timeline", methods=["GET"]),
+                Rule("/2/oauth2/token", endpoint="token", methods=["POST"]),
             ]
         )
     )
@@ -67,7 +89,14 @@ class FakeX(FakeServer):
     page_size: int = 100
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     posts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Whether the app is a confidential client (then the token endpoint wants Basic).
+    confidential: bool = True
+    access_tokens: set[str] = field(default_factory=lambda: {TOKEN})
+    refresh_tokens: set[str] = field(default_factory=set)
+    #: Codes the consent page issued: code -> (redirect_uri, code_challenge).
+    codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1866000000000000001))
+    _tokens: Any = field(default_factory=lambda: itertools.count(1))
     _links: Any = field(default_factory=lambda: itertools.count(1))
 
     def classify(self, request: Request, endpoint: str) -> str:
@@ -93,7 +122,91 @@ class FakeX(FakeServer):
         return garbage()
 
     def _authorized(self, request: Request) -> bool:
-        return request.headers.get("Authorization") == f"Bearer {TOKEN}"
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and header.removeprefix("Bearer ") in self.access_tokens
+
+    def expire_access_tokens(self) -> None:
+        """Two hours have passed: every access token issued is refused (401)."""
+        self.access_tokens.clear()
+
+    # -- OAuth -----------------------------------------------------------------------
+
+    def authorize(self, query: Mapping[str, Sequence[str] | str]) -> str:
+        """The consent page: the account approves; the code the browser is sent back
+        with. Refuses (AssertionError) what X's page would refuse."""
+
+        def arg(name: str) -> str:
+            return query_value(query, name)
+
+        assert arg("response_type") == "code", "response_type must be code"
+        assert arg("client_id") == CLIENT_ID, "unknown client"
+        assert arg("redirect_uri") and arg("state"), "redirect_uri and state are required"
+        scopes = set(arg("scope").split(" "))
+        assert scopes <= SCOPES, f"unknown scopes: {scopes - SCOPES}"
+        assert arg("code_challenge") and arg("code_challenge_method") == "S256", "PKCE S256"
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = (arg("redirect_uri"), arg("code_challenge"))
+        return code
+
+    def _client_ok(self, request: Request) -> bool:
+        if request.form.get("client_id") != CLIENT_ID:
+            return False
+        if not self.confidential:
+            return True
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        return request.headers.get("Authorization") == f"Basic {expected}"
+
+    def _new_pair(self) -> dict[str, Any]:
+        n = next(self._tokens)
+        access, refresh = f"x-access-{n}", f"x-refresh-{n}"
+        self.access_tokens.add(access)
+        self.refresh_tokens.add(refresh)
+        return {
+            "token_type": "bearer",
+            "expires_in": 7200,
+            "access_token": access,
+            "scope": " ".join(sorted(SCOPES - {"like.read"})),
+            "refresh_token": refresh,
+        }
+
+    def on_token(self, request: Request) -> Response:
+        form = request.form
+        if not self._client_ok(request):
+            return json_response(
+                {
+                    "error": "invalid_client",
+                    "error_description": "Missing valid authorization header",
+                },
+                401,
+            )
+        grant = form.get("grant_type")
+        if grant == "refresh_token":
+            refresh = form.get("refresh_token", "")
+            if refresh not in self.refresh_tokens:
+                return json_response(
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "Value passed for the token was invalid.",
+                    },
+                    400,
+                )
+            self.refresh_tokens.discard(refresh)  # single use: rotated
+            return json_response(self._new_pair())
+        issued = self.codes.pop(form.get("code", ""), None)  # single use
+        if (
+            grant != "authorization_code"
+            or issued is None
+            or issued[0] != form.get("redirect_uri")
+            or s256(form.get("code_verifier", "")) != issued[1]
+        ):
+            return json_response(
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Value passed for the authorization code was invalid.",
+                },
+                400,
+            )
+        return json_response(self._new_pair())
 
     def _tco(self) -> str:
         return f"https://t.co/fake{next(self._links)}"
