@@ -67,7 +67,9 @@ def test_footage_journey_upload_edit_approve(
         lambda route: route.fulfill(
             status=422,
             content_type="application/problem+json",
-            body=json.dumps({"title": "goes past the right edge", "field": "blur[0].width"}),
+            body=json.dumps(
+                {"title": "goes past the right edge", "field": "regions[0].keyframes[0].w"}
+            ),
         ),
     )
     page.get_by_role("button", name="Save as new version").click()
