@@ -120,7 +120,10 @@ def test_version_with_blur_renders_and_records_plan(
 
 
 def test_version_with_moving_track_and_bleep_renders_and_records_them(
-    ready_clip: Clip, users: dict[Role, User]
+    ready_clip: Clip,
+    users: dict[Role, User],
+    client: FlaskClient,
+    signed_in: Callable[[User], FlaskClient],
 ) -> None:
     track = {
         "keyframes": [
@@ -142,6 +145,10 @@ def test_version_with_moving_track_and_bleep_renders_and_records_them(
     assert version.plan["audio_ranges"] == [bleep]
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "evidence.edit"))
     assert event is not None and event.details["plan"]["regions"][0]["source"] == track["source"]
+    signed_in(users[Role.DETECTIVE])
+    page = client.get(f"/staff/clips/{ready_clip.public_id}").get_data(as_text=True)
+    assert "<dd>1 region (1 moving)</dd>" in page
+    assert "Kept, 1 range muted or bleeped</dd>" in page
 
 
 @pytest.mark.parametrize(
