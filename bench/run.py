@@ -25,6 +25,7 @@ BENCHMARKS = [
     "scaleout_bench.py",  # issue 9: worker loss, stalls, two workers
     "queue_bench.py",  # issue 11: the tip queue at a million tips
     "outcomes_bench.py",  # issue 11: the outcomes page
+    "redaction_bench.py",  # issue 14: moving redaction regions
 ]
 TARGET_LINE = re.compile(
     r"^target (?P<name>\S+) (?P<op>\S+) (?P<value>\S+): (?P<verdict>met|NOT MET|MISSED)$"

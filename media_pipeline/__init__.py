@@ -21,7 +21,7 @@ from .hashing import HashingReader, hash_file, hash_stream
 from .limits import DEFAULT_LIMITS, Limits
 from .manifest import Manifest, OutputFile, SourceRecord
 from .pipeline import make_proxy, process, store_outputs
-from .plan import BlurRegion, Caption, EditPlan, Watermark
+from .plan import AudioRange, BlurRegion, Caption, EditPlan, Keyframe, Track, Watermark
 from .probe import AudioStream, MediaInfo, VideoStream, probe
 from .profiles import (
     DEFAULT_PROFILES,
@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_PROFILES",
     "PROXY",
+    "AudioRange",
     "AudioStream",
     "BlurRegion",
     "Cancelled",
@@ -55,6 +56,7 @@ __all__ = [
     "HashingReader",
     "InvalidKey",
     "InvalidPlan",
+    "Keyframe",
     "Limits",
     "LocalStore",
     "Manifest",
@@ -71,6 +73,7 @@ __all__ = [
     "SpriteProfile",
     "Stalled",
     "Store",
+    "Track",
     "StorageError",
     "StoredObject",
     "TimedOut",

@@ -93,7 +93,7 @@ def _plan(args: argparse.Namespace) -> EditPlan:
     return EditPlan(
         trim_start=trim_start,
         trim_end=trim_end,
-        blur=tuple(_blur(value) for value in args.blur),
+        regions=tuple(_blur(value).as_track() for value in args.blur),
         audio="strip" if args.strip_audio else "mute" if args.mute else "keep",
         caption=Caption(tuple(args.caption)) if args.caption else None,
         watermark=Watermark(args.watermark) if args.watermark else None,

@@ -24,7 +24,7 @@ class InvalidPlan(MediaPipelineError, ValueError):
     """An edit plan field is invalid, or does not fit the source it is applied to.
 
     ``field`` names the offending field the way the portal's editor does, e.g.
-    ``trim_end`` or ``blur[1].width``, so the form can show the error next to it.
+    ``trim_end`` or ``regions[1].keyframes[0].w``, so the form can show the error next to it.
     """
 
     def __init__(self, field: str, reason: str) -> None:

@@ -29,7 +29,7 @@ from .limits import (
     Limits,
     decoder_whitelist,
 )
-from .plan import BlurRegion, EditPlan
+from .plan import AudioRange, EditPlan, Keyframe, Track
 from .probe import ImageInfo, MediaInfo, input_url
 from .profiles import PosterProfile, Profile, SpriteProfile, VideoProfile
 from .runner import find_tool
@@ -38,9 +38,18 @@ OutputRole = Literal["video", "poster", "sprite", "sprite_index"]
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: Debian's fonts-dejavu-core; the only font drawtext is pointed at by default.
 DEFAULT_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-#: Blur = shrink the region by this factor and scale it back: what is left is a few
-#: pixels of colour per face, which no sharpening brings back.
-BLUR_SHRINK = 12
+#: Blur = shrink the box until its shorter side is this many samples, then scale it
+#: back smoothly. Relative to the box, not a fixed factor: a face is unrecognisable
+#: once it is a handful of samples across (people still name familiar faces from
+#: Harmon's 14x18-block portraits, not from 4x5), and a fixed factor left a 400 px
+#: face 33 samples, which is recognisable. Done once on the source frame before the
+#: split, so every rendition, however large, shows only these samples.
+BLUR_CELLS = 4
+#: Pixelate = the same shrink with hard-edged blocks; blocks keep their edges, so a
+#: few more are allowed, still far below recognisable (and below Harmon's 14).
+PIXELATE_CELLS = 6
+#: A solid box is limited-range black (Y 16, Cb Cr 128), what drawbox's black is.
+BOX_YUV = {"y": "16", "u": "128", "v": "128"}
 
 
 @dataclass(frozen=True)
@@ -209,29 +218,97 @@ def _normalised_video(source: Any, info: MediaInfo) -> Any:
     return stream.filter("setsar", "1").filter("format", "yuv420p")
 
 
-def _blur(stream: Any, region: BlurRegion, info: MediaInfo, clip_start: float) -> Any:
+def _cells(width: int, height: int, effect: str) -> tuple[int, int]:
+    """The size a ``width`` x ``height`` box is shrunk to (see :data:`BLUR_CELLS`)."""
+    cells = BLUR_CELLS if effect == "blur" else PIXELATE_CELLS
+    short = min(width, height)
+    return (
+        min(width, max(2, round(cells * width / short))),
+        min(height, max(2, round(cells * height / short))),
+    )
+
+
+def _enable(track: Track, clip_start: float) -> dict[str, str]:
+    if track.start is None and track.end is None:
+        return {}
+    begin = max(0.0, (track.start or 0.0) - clip_start)
+    end = (track.end - clip_start) if track.end is not None else 1e9
+    return {"enable": f"between(t,{_num(begin)},{_num(end)})"}
+
+
+def _region(stream: Any, track: Track, info: MediaInfo, clip_start: float) -> Any:
+    if track.moving:
+        return _moving_region(stream, track, info, clip_start)
     width, height = info.video.display_width, info.video.display_height
-    if region.whole_frame:
+    if track.whole_frame:
         x, y, w, h = 0, 0, width, height
     else:
+        box = track.keyframes[0]
         # Grow to even edges: yuv420p chroma is shared by 2x2 pixels, and an odd edge
-        # would leave a half-blurred column next to the face.
-        x, y = region.x - region.x % 2, region.y - region.y % 2
-        w = min(width, region.x + region.width + (region.x + region.width) % 2) - x
-        h = min(height, region.y + region.height + (region.y + region.height) % 2) - y
+        # would leave a half-covered column next to the face.
+        x, y = box.x - box.x % 2, box.y - box.y % 2
+        w = min(width, box.x + box.w + (box.x + box.w) % 2) - x
+        h = min(height, box.y + box.h + (box.y + box.h) % 2) - y
+    if track.effect == "box":
+        return stream.filter(
+            "drawbox", x=x, y=y, w=w, h=h, color="black", t="fill", **_enable(track, clip_start)
+        )
     parts = stream.filter_multi_output("split")
-    blurred = (
+    cells_w, cells_h = _cells(w, h, track.effect)
+    patch = (
         parts[1]
         .filter("crop", w, h, x, y)
-        .filter("scale", max(2, w // BLUR_SHRINK), max(2, h // BLUR_SHRINK), flags="area")
-        .filter("scale", w, h, flags="bilinear")
+        .filter("scale", cells_w, cells_h, flags="area")
+        .filter("scale", w, h, flags="bilinear" if track.effect == "blur" else "neighbor")
     )
-    overlay: dict[str, Any] = {"x": x, "y": y}
-    if region.start is not None or region.end is not None:
-        begin = max(0.0, (region.start or 0.0) - clip_start)
-        end = (region.end - clip_start) if region.end is not None else 1e9
-        overlay["enable"] = f"between(t,{_num(begin)},{_num(end)})"
-    return ffmpeg.overlay(parts[0], blurred, **overlay)
+    return ffmpeg.overlay(parts[0], patch, x=x, y=y, **_enable(track, clip_start))
+
+
+def _lerp(times: Sequence[float], values: Sequence[int]) -> str:
+    """An ffmpeg expression of ``t``: ``values`` at ``times``, linear in between, held
+    before the first and after the last. A sum of clamped ramps rather than nested
+    ifs: flat, so its length (and parse depth) grows by one term a keyframe."""
+    terms = [str(values[0])]
+    for (t0, v0), (t1, v1) in zip(
+        zip(times, values, strict=True), zip(times[1:], values[1:], strict=True), strict=False
+    ):
+        if v1 != v0:
+            terms.append(f"{_num((v1 - v0) / (t1 - t0))}*clip(t-{_num(t0)},0,{_num(t1 - t0)})")
+    return "+".join(terms).replace("+-", "-")
+
+
+def _moving_region(stream: Any, track: Track, info: MediaInfo, clip_start: float) -> Any:
+    """A box that moves and resizes, frame by frame, in the same graph.
+
+    The size of a link is fixed, so the patch is cut as a fixed window (the largest
+    box) that follows the box's corner; it is shrunk to the effect's samples and
+    scaled, per frame (``eval=frame``), to the box's size at that frame's time, then
+    laid at the box's corner. Every position and size is an expression of the frame
+    time written into the command, so the recorded command alone reproduces the
+    output.
+    """
+    width, height = info.video.display_width, info.video.display_height
+    keys: tuple[Keyframe, ...] = track.keyframes
+    times = [k.t - clip_start for k in keys]
+    x, y = _lerp(times, [k.x for k in keys]), _lerp(times, [k.y for k in keys])
+    w, h = _lerp(times, [k.w for k in keys]), _lerp(times, [k.h for k in keys])
+    # Crop and overlay floor an odd corner to even on yuv420p; the patch is one
+    # pixel wider than the box, rounded up to even, so from the floored corner it
+    # still reaches the box's far edge (overlay clips it at the frame's edge).
+    box_w, box_h = f"2*ceil(({w}+1)/2)", f"2*ceil(({h}+1)/2)"
+    window_w = min(width, max(k.w for k in keys) + 2)
+    window_h = min(height, max(k.h for k in keys) + 2)
+    parts = stream.filter_multi_output("split")
+    patch = parts[1].filter("crop", window_w, window_h, x, y)
+    if track.effect == "box":
+        patch = patch.filter("scale", 2, 2, flags="area").filter("lutyuv", **BOX_YUV)
+        flags = "neighbor"
+    else:
+        cells_w, cells_h = _cells(window_w, window_h, track.effect)
+        patch = patch.filter("scale", cells_w, cells_h, flags="area")
+        flags = "bilinear" if track.effect == "blur" else "neighbor"
+    patch = patch.filter("scale", w=box_w, h=box_h, eval="frame", flags=flags)
+    return ffmpeg.overlay(parts[0], patch, x=x, y=y, **_enable(track, clip_start))
 
 
 def _caption(stream: Any, text_path: str, font_path: str, info: MediaInfo, longest: int) -> Any:
@@ -351,7 +428,42 @@ def video_output_args(profile: VideoProfile, limits: Limits, with_audio: bool) -
     return args
 
 
-def _audio(source: Any, info: MediaInfo, plan_audio: str, count: int) -> list[Any]:
+#: The bleep: a 1 kHz tone at -12 dBFS, the broadcast convention, loud enough to be
+#: heard as a deliberate cover, not so loud it clips once the source is gone.
+BLEEP_HZ = 1000
+BLEEP_GAIN = 0.25
+
+
+def _audio_ranges(stream: Any, ranges: Sequence[AudioRange], clip_start: float) -> Any:
+    """Silence each range, and add the tone in the bleeped ones, sample by sample.
+
+    ``aeval`` evaluates its expression for every sample at that sample's time, so a
+    range starts and ends on the sample, not on the edge of a 1024-sample frame
+    (``volume``'s ``enable`` would leave up to 21 ms of a spoken name).
+    """
+
+    def inside(pieces: Sequence[AudioRange]) -> str:
+        return "+".join(
+            f"between(t,{_num(max(0.0, p.start - clip_start))},{_num(p.end - clip_start)})"
+            for p in pieces
+        )
+
+    bleeps = [p for p in ranges if p.effect == "bleep"]
+    tone = ""
+    if bleeps:
+        tone = f"+{_num(BLEEP_GAIN)}*sin({_num(2 * math.pi * BLEEP_HZ)}*t)*gt({inside(bleeps)},0)"
+    exprs = "|".join(f"val({c})*eq({inside(ranges)},0){tone}" for c in range(2))
+    return stream.filter("aeval", exprs=exprs, c="same")
+
+
+def _audio(
+    source: Any,
+    info: MediaInfo,
+    plan_audio: str,
+    count: int,
+    ranges: Sequence[AudioRange] = (),
+    clip_start: float = 0.0,
+) -> list[Any]:
     """``count`` copies of the edited audio (48 kHz stereo), or none."""
     if info.audio is None or plan_audio == "strip" or count == 0:
         return []
@@ -361,6 +473,8 @@ def _audio(source: Any, info: MediaInfo, plan_audio: str, count: int) -> list[An
     stream = stream.filter("aresample", "48000").filter(
         "aformat", sample_fmts="fltp", channel_layouts="stereo"
     )
+    if ranges:
+        stream = _audio_ranges(stream, ranges, clip_start)
     if count == 1:
         return [stream]
     parts = stream.filter_multi_output("asplit")
@@ -396,8 +510,8 @@ def build_renditions(
         info, limits, clip_start or None, duration if plan.trim_end is not None else None
     )
     stream = _normalised_video(source, info)
-    for region in plan.blur:
-        stream = _blur(stream, region, info, clip_start)
+    for track in plan.regions:
+        stream = _region(stream, track, info, clip_start)
     if plan.caption is not None:
         if not os.path.isfile(font_path):
             raise PipelineError(
@@ -420,7 +534,7 @@ def build_renditions(
         raise PipelineError("no profile to make")
     branches = stream.filter_multi_output("split") if len(chosen) > 1 else None
     videos = [p for p in chosen if isinstance(p, VideoProfile)]
-    audio = iter(_audio(source, info, plan.audio, len(videos)))
+    audio = iter(_audio(source, info, plan.audio, len(videos), plan.audio_ranges, clip_start))
     outputs: list[Any] = []
     specs: list[OutputSpec] = []
     sprite: SpriteLayout | None = None

@@ -16,6 +16,15 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from media_pipeline.plan import (
+    AUDIO_EFFECTS,
+    EFFECTS,
+    MAX_AUDIO_RANGES,
+    MAX_KEYFRAMES,
+    MAX_REGIONS,
+    MIN_BOX_PX,
+    SOURCE_PATTERN,
+)
 from portal.models import Case, CaseStatus, Role, TipPriority, TipStatus
 from portal.services.clips import APPROVAL_CHECKLIST
 from portal.services.errors import ValidationFailed
@@ -258,6 +267,41 @@ class BlurRegionSchema(Strict):
     whole_frame = Flag()
 
 
+class KeyframeSchema(Strict):
+    t = Number(required=True, validate=validate.Range(0, MAX_SECONDS))
+    x = WholeNumber(required=True, validate=validate.Range(0, MAX_PIXELS))
+    y = WholeNumber(required=True, validate=validate.Range(0, MAX_PIXELS))
+    w = WholeNumber(required=True, validate=validate.Range(MIN_BOX_PX, MAX_PIXELS))
+    h = WholeNumber(required=True, validate=validate.Range(MIN_BOX_PX, MAX_PIXELS))
+
+
+class TrackSchema(Strict):
+    """A region that moves: the box at each keyframe, linear in between (source
+    seconds and pixels). One keyframe is a still box; ``whole_frame`` has none."""
+
+    keyframes = fields.List(
+        fields.Nested(KeyframeSchema), validate=validate.Length(max=MAX_KEYFRAMES)
+    )
+    start = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
+    end = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
+    effect = fields.String(validate=validate.OneOf(EFFECTS))
+    source = Text(
+        max_length=100,
+        validate=validate.Regexp(SOURCE_PATTERN),
+        metadata={
+            "description": 'Who drew it: "manual", or an accepted proposal, '
+            '"suggested:DETECTOR@VERSION" or "tracked:TRACKER@VERSION".'
+        },
+    )
+    whole_frame = Flag()
+
+
+class AudioRangeSchema(Strict):
+    start = Number(required=True, validate=validate.Range(0, MAX_SECONDS))
+    end = Number(required=True, validate=validate.Range(0, MAX_SECONDS))
+    effect = fields.String(validate=validate.OneOf(AUDIO_EFFECTS))
+
+
 class CaptionSchema(Strict):
     lines = fields.List(
         Text(max_length=80, blank=False), required=True, validate=validate.Length(1, 4)
@@ -270,8 +314,16 @@ class EditPlanSchema(Strict):
 
     trim_start = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
     trim_end = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))
-    blur = fields.List(fields.Nested(BlurRegionSchema), validate=validate.Length(max=32))
+    blur = fields.List(
+        fields.Nested(BlurRegionSchema),
+        validate=validate.Length(max=MAX_REGIONS),
+        metadata={"description": "Still rectangles (version 1); see regions."},
+    )
+    regions = fields.List(fields.Nested(TrackSchema), validate=validate.Length(max=MAX_REGIONS))
     audio = fields.String(validate=validate.OneOf(["keep", "mute", "strip"]))
+    audio_ranges = fields.List(
+        fields.Nested(AudioRangeSchema), validate=validate.Length(max=MAX_AUDIO_RANGES)
+    )
     caption = fields.Nested(CaptionSchema, allow_none=True)
     watermark = Flag(metadata={"description": "Add the agency's watermark."})
     poster_time = Number(allow_none=True, validate=validate.Range(0, MAX_SECONDS))

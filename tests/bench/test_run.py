@@ -10,6 +10,9 @@ from types import ModuleType
 
 import pytest
 
+from media_pipeline import EditPlan
+from media_pipeline.probe import MediaInfo, VideoStream
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -103,6 +106,33 @@ def test_media_pipeline_bench_exits_1_on_a_missed_target(
     assert len(lines) == len(bench.TARGETS)
     assert all(run.TARGET_LINE.match(line) for line in lines), lines
     assert "target sha256_vs_hashlib >= 0.95: NOT MET" in lines
+
+
+def test_redaction_bench_exits_1_when_tracks_cost_more_than_the_target(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("redaction_bench")
+    run = _load("run")
+    figures = {"tracked_render_vs_still_render": 1.16}
+    monkeypatch.setattr(bench, "make_source", lambda path, seconds: None)
+    monkeypatch.setattr(bench, "measure", lambda *a: figures)
+    assert bench.main(["--quick"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "target tracked_render_vs_still_render <= 1.15: NOT MET" in lines
+    assert all(run.TARGET_LINE.match(line) for line in lines if line.startswith("target "))
+    figures["tracked_render_vs_still_render"] = 1.15
+    assert bench.main(["--quick"]) == 0
+
+
+def test_redaction_bench_moving_tracks_stay_inside_the_picture() -> None:
+    bench = _load("redaction_bench")
+    video = VideoStream(0, "h264", "High", 1920, 1080, 1920, 1080, 0, "1:1", "yuv420p", 30.0,
+                        False, "progressive", False)  # fmt: skip
+    info = MediaInfo("/s.mp4", "mov", "mov,mp4", 60.0, 1000, None, 1, video, None, 0)
+    moving = bench.moving_tracks(60)
+    assert len(moving) == 5 and all(t.moving and len(t.keyframes) == 61 for t in moving)
+    for plan in (EditPlan(regions=moving), EditPlan(regions=bench.still_tracks(moving))):
+        plan.validate_against(info)
 
 
 def test_report_writes_every_figure_and_target_with_the_machine(

@@ -67,7 +67,9 @@ def test_footage_journey_upload_edit_approve(
         lambda route: route.fulfill(
             status=422,
             content_type="application/problem+json",
-            body=json.dumps({"title": "goes past the right edge", "field": "blur[0].width"}),
+            body=json.dumps(
+                {"title": "goes past the right edge", "field": "regions[0].keyframes[0].w"}
+            ),
         ),
     )
     page.get_by_role("button", name="Save as new version").click()
@@ -100,3 +102,58 @@ def test_footage_journey_upload_edit_approve(
     supervisor_view.approve(2)
     expect(supervisor_view.version(2).locator("summary .badge-approved")).to_have_text("Approved")
     supervisor_view.screenshot(screenshot_dir, "07-version-2-approved")
+
+
+def test_footage_studio_shows_a_moving_track_where_the_render_puts_it_and_keeps_it(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    """A version whose plan holds a keyframed track (as an accepted suggestion will):
+    the studio lists it as moving, moves its box with the playhead, and saves it back
+    unchanged with the new effect chosen."""
+    clip_file = make_clip(tmp_path / "hallway.mp4", seconds=4, size="640x360")
+    base = live_server.url
+    case_path = f"/staff/cases/{live_server.case_id}"
+    LoginPage(page, base).sign_in(
+        live_server.officer.email, live_server.officer.password, case_path
+    )
+    case = CasePage(page, base).open(live_server.case_id)
+    case.upload(clip_file)
+    case.wait_upload_done("hallway.mp4")
+    clip = case.open_clip("hallway.mp4")
+    clip.wait_until_ready()
+    track = {
+        "keyframes": [
+            {"t": 1.0, "x": 0, "y": 0, "w": 64, "h": 36},
+            {"t": 3.0, "x": 320, "y": 180, "w": 128, "h": 72},
+        ],
+        "start": None,
+        "end": None,
+        "effect": "blur",
+        "source": "suggested:centerface@1.0.1",
+        "whole_frame": False,
+    }
+    status = page.locator("[data-studio]").evaluate(
+        "(root, plan) => fetch(root.dataset.saveUrl, {method: 'POST', headers: {"
+        "'Content-Type': 'application/json', Accept: 'application/json', 'X-CSRFToken':"
+        " document.querySelector('meta[name=\"csrf-token\"]').content},"
+        " body: JSON.stringify({plan: plan})}).then(r => r.status)",
+        {"regions": [track]},
+    )
+    assert status == 201
+    page.reload()
+    clip.wait_version_ready(2)
+    clip.wait_until_ready()
+    expect(clip.regions()).to_have_count(1)
+    coords = clip.regions().first.locator("[data-region-coords]")
+    box = page.locator("[data-overlay] [data-region]").first
+    # Halfway between the keyframes (2 s): 96x54 at 160,90, i.e. 25% of 640 x 360.
+    clip.seek(2.0)
+    expect(coords).to_have_text("96×54 at 160,90, moving (2 keyframes)")
+    assert box.evaluate("b => b.style.left") == "25%"
+    clip.seek(3.5)  # after the last keyframe the box stays there
+    expect(coords).to_have_text("128×72 at 320,180, moving (2 keyframes)")
+    clip.regions().first.get_by_label("Effect").select_option("pixelate")
+    with page.expect_request("**/versions") as sent:
+        page.get_by_role("button", name="Save as new version").click()
+    body = json.loads(sent.value.post_data or "{}")
+    assert body["plan"]["regions"] == [track | {"effect": "pixelate"}]

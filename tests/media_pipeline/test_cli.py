@@ -68,7 +68,7 @@ def test_cli_process_writes_outputs_and_manifest(
         "sprite.jpg",
         "sprite.vtt",
     ]
-    assert manifest["plan"]["audio"] == "strip" and len(manifest["plan"]["blur"]) == 2
+    assert manifest["plan"]["audio"] == "strip" and len(manifest["plan"]["regions"]) == 2
     assert [s["codec_type"] for s in ffprobe_json(out / "web_480.mp4")["streams"]] == ["video"]
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].split("\t")[0] == "web_480.mp4"
@@ -85,7 +85,7 @@ def test_cli_process_writes_outputs_and_manifest(
         ),
         (
             ["--blur", "300,0,50,50"],
-            "rejected: blur[0].width: the region goes past the right edge (320 px)",
+            "rejected: regions[0].keyframes[0].w: the box goes past the right edge (320 px)",
         ),
         (
             ["--profiles", "web_4k"],

@@ -57,7 +57,7 @@ def hd_run(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     plan = EditPlan(
         trim_start=CLIP_IN,
         trim_end=CLIP_OUT,
-        blur=(BLUR,),
+        regions=(BLUR.as_track(),),
         caption=Caption(("Case 24-001", "Do you recognize this person?", HOSTILE_CAPTION)),
         watermark=Watermark(str(corpus("watermark_png")), corner="bottom-right"),
         poster_time=0.5,
@@ -131,7 +131,7 @@ def test_process_manifest_records_hashes_sizes_and_source(hd_run: dict[str, Any]
         assert output.sha256 == hashlib.sha256(data).hexdigest()
     assert manifest.source.sha256 == hashlib.sha256(hd_run["source"].read_bytes()).hexdigest()
     assert manifest.plan["trim_start"] == CLIP_IN
-    assert EditPlan.from_dict(manifest.plan).blur == (BLUR,)
+    assert EditPlan.from_dict(manifest.plan).regions == (BLUR.as_track(),)
     assert manifest.ffmpeg_version.startswith("ffmpeg version")
     assert manifest.command[0].endswith("ffmpeg")
     assert not any(p.name.startswith(".work-") for p in hd_run["out"].iterdir())

@@ -1,5 +1,6 @@
 /*
- * The edit studio: trims, blur regions, audio, caption, watermark and poster frame of
+ * The edit studio: trims, regions (blur, pixelate or solid box; still, or moving by
+ * keyframes from the plan), audio, caption, watermark and poster frame of
  * one clip, previewed live over the editing proxy and saved as an EditPlan (see
  * media_pipeline/plan.py) that the server renders into a new version.
  *
@@ -15,7 +16,43 @@
 
   var MIN_CLIP_S = 1.0; // media_pipeline.plan.MIN_CLIP_S
   var MIN_REGION_PX = 4; // the plan refuses smaller rectangles
-  var MAX_REGIONS = 32;
+  var MAX_REGIONS = 32; // media_pipeline.plan.MAX_REGIONS
+  var EFFECTS = [["blur", "Blur"], ["pixelate", "Pixelate"], ["box", "Solid box"]];
+
+  /* A keyframed region's box at time t, linear between keyframes and held before the
+   * first and after the last: the interpolation the render does (media_pipeline/graph.py). */
+  function boxAt(keys, t) {
+    if (t <= keys[0].t) return keys[0];
+    for (var i = 1; i < keys.length; i++) {
+      if (t <= keys[i].t) {
+        var a = keys[i - 1], b = keys[i], f = (t - a.t) / (b.t - a.t);
+        var at = function (k) { return Math.round(a[k] + f * (b[k] - a[k])); };
+        return { t: t, x: at("x"), y: at("y"), w: at("w"), h: at("h") };
+      }
+    }
+    return keys[keys.length - 1];
+  }
+
+  /* A region of a stored plan: a version 1 still rectangle or a track. Tracks of one
+   * box become still rectangles the studio edits; longer tracks keep their keyframes. */
+  function regionFromPlan(b, isTrack) {
+    var keys = isTrack && Array.isArray(b.keyframes) ? b.keyframes.filter(function (k) {
+      return k && typeof k === "object" && typeof k.t === "number";
+    }) : [];
+    var first = isTrack ? (keys[0] || { x: 0, y: 0, w: 0, h: 0 }) : { x: b.x, y: b.y, w: b.width, h: b.height };
+    return {
+      x: first.x | 0, y: first.y | 0, width: first.w | 0, height: first.h | 0,
+      start: typeof b.start === "number" ? b.start : null,
+      end: typeof b.end === "number" ? b.end : null,
+      whole_frame: b.whole_frame === true,
+      effect: EFFECTS.some(function (e) { return e[0] === b.effect; }) ? b.effect : "blur",
+      source: typeof b.source === "string" ? b.source : "manual",
+      keyframes: keys.length > 1 ? keys.map(function (k) {
+        return { t: k.t, x: k.x | 0, y: k.y | 0, w: k.w | 0, h: k.h | 0 };
+      }) : null,
+      box: null,
+    };
+  }
 
   function $(root, sel) { return root.querySelector(sel); }
   function $$(root, sel) { return Array.prototype.slice.call(root.querySelectorAll(sel)); }
@@ -107,15 +144,13 @@
     var d = this.duration;
     if (typeof plan.trim_start === "number") this.inPt = clamp(plan.trim_start, 0, d);
     if (typeof plan.trim_end === "number") this.outPt = clamp(plan.trim_end, this.inPt, d);
+    // Version 1 plans hold still rectangles under "blur", later ones tracks under
+    // "regions"; the server reads them in that order, so the indexes agree.
     (Array.isArray(plan.blur) ? plan.blur : []).forEach(function (b) {
-      if (!b || typeof b !== "object") return;
-      self.regions.push({
-        x: b.x | 0, y: b.y | 0, width: b.width | 0, height: b.height | 0,
-        start: typeof b.start === "number" ? b.start : null,
-        end: typeof b.end === "number" ? b.end : null,
-        whole_frame: b.whole_frame === true,
-        box: null,
-      });
+      if (b && typeof b === "object") self.regions.push(regionFromPlan(b, false));
+    });
+    (Array.isArray(plan.regions) ? plan.regions : []).forEach(function (b) {
+      if (b && typeof b === "object") self.regions.push(regionFromPlan(b, true));
     });
     var audio = this.root.querySelector('input[name="audio"][value="' + (plan.audio || "keep") + '"]');
     if (audio) audio.checked = true;
@@ -515,6 +550,7 @@
         var index = parseInt(box.dataset.region, 10);
         self.select(index);
         var r = self.regions[index];
+        if (r.keyframes) { e.preventDefault(); return; } // moved by its keyframes, not by hand
         drag = {
           mode: e.target.hasAttribute("data-resize") ? "resize" : "move",
           index: index, fx: p.fx, fy: p.fy,
@@ -593,6 +629,9 @@
       start: trimmedIn ? this.inPt : null,
       end: trimmedOut ? this.outPt : null,
       whole_frame: false,
+      effect: "blur",
+      source: "manual",
+      keyframes: null,
       box: null,
     });
     this.touch();
@@ -724,6 +763,27 @@
     wholeLabel.appendChild(whole);
     wholeLabel.appendChild(document.createTextNode(" Whole frame"));
     fields.appendChild(wholeLabel);
+    var effectId = "region-" + i + "-effect";
+    var effectLabel = el("label", "small-label", "Effect");
+    effectLabel.htmlFor = effectId;
+    var effect = el("select");
+    effect.id = effectId;
+    effect.setAttribute("data-region-effect", "");
+    EFFECTS.forEach(function (e) {
+      var option = el("option", null, e[1]);
+      option.value = e[0];
+      option.selected = r.effect === e[0];
+      effect.appendChild(option);
+    });
+    effect.addEventListener("change", function () {
+      r.effect = effect.value;
+      self.touch();
+      self.clearRegionError(i);
+    });
+    var effectWrap = el("div", "time-field");
+    effectWrap.appendChild(effectLabel);
+    effectWrap.appendChild(effect);
+    fields.appendChild(effectWrap);
     li.appendChild(fields);
     var err = el("p", "field-error");
     err.setAttribute("data-region-error", "");
@@ -751,9 +811,9 @@
   Studio.prototype.updateRegionText = function (i) {
     var r = this.regions[i];
     if (!r || !r.item) return;
-    r.item.querySelector("[data-region-coords]").textContent = r.whole_frame
-      ? "whole frame"
-      : r.width + "×" + r.height + " at " + r.x + "," + r.y;
+    var text = r.whole_frame ? "whole frame" : r.width + "×" + r.height + " at " + r.x + "," + r.y;
+    if (r.keyframes && !r.whole_frame) text += ", moving (" + r.keyframes.length + " keyframes)";
+    r.item.querySelector("[data-region-coords]").textContent = text;
   };
 
   /* Live preview: a region blurs only while the playhead is inside its time range. */
@@ -761,6 +821,12 @@
     var self = this;
     this.regions.forEach(function (r, i) {
       if (!r.box) return;
+      if (r.keyframes) {
+        var b = boxAt(r.keyframes, t);
+        r.x = b.x; r.y = b.y; r.width = b.w; r.height = b.h;
+        self.placeRegion(i);
+        self.updateRegionText(i);
+      }
       var on = (r.start === null || t >= r.start - 1e-3) && (r.end === null || t < r.end);
       r.box.classList.toggle("is-active", on);
       r.box.hidden = !on && i !== self.selected;
@@ -846,7 +912,7 @@
   /* Show a server (or local) error next to the control its field names. */
   Studio.prototype.showFieldError = function (field, message) {
     field = field || "";
-    var m = /^blur\[(\d+)\]/.exec(field);
+    var m = /^(?:blur|regions)\[(\d+)\]/.exec(field);
     if (m && this.regions[parseInt(m[1], 10)]) {
       var i = parseInt(m[1], 10);
       var item = this.regions[i].item;
@@ -876,11 +942,17 @@
     return {
       trim_start: trimmedIn ? r3(this.inPt) : null,
       trim_end: trimmedOut ? r3(this.outPt) : null,
-      blur: this.regions.map(function (r) {
+      // Every region as a track, in list order, so "regions[i]" in an error is item i.
+      regions: this.regions.map(function (r) {
+        var keys = r.whole_frame ? [] : r.keyframes ? r.keyframes : [{
+          t: r.start === null ? 0 : r3(r.start), x: r.x, y: r.y, w: r.width, h: r.height,
+        }];
         return {
-          x: r.x, y: r.y, width: r.width, height: r.height,
+          keyframes: keys,
           start: r.start === null ? null : r3(r.start),
           end: r.end === null ? null : r3(r.end),
+          effect: r.effect || "blur",
+          source: r.source || "manual",
           whole_frame: !!r.whole_frame,
         };
       }),
@@ -894,11 +966,11 @@
   /* Checks the server would make, made first so the message appears at once. */
   Studio.prototype.checkPlan = function (plan) {
     if (this.outPt - this.inPt < MIN_CLIP_S - 1e-6) return ["trim_end", "The edited clip must be at least 1 s long."];
-    for (var i = 0; i < plan.blur.length; i++) {
-      var b = plan.blur[i];
-      if (b.start !== null && b.end !== null && b.end <= b.start) return ["blur[" + i + "].end", "must be after the start"];
-      if (b.start !== null && b.start >= this.outPt) return ["blur[" + i + "].start", "is after the end of the edited clip"];
-      if (b.end !== null && b.end <= this.inPt) return ["blur[" + i + "].end", "is before the start of the edited clip"];
+    for (var i = 0; i < plan.regions.length; i++) {
+      var b = plan.regions[i];
+      if (b.start !== null && b.end !== null && b.end <= b.start) return ["regions[" + i + "].end", "must be after the start"];
+      if (b.start !== null && b.start >= this.outPt) return ["regions[" + i + "].start", "is after the end of the edited clip"];
+      if (b.end !== null && b.end <= this.inPt) return ["regions[" + i + "].end", "is before the start of the edited clip"];
     }
     if (plan.caption && plan.caption.lines.length === 0) return ["caption", "Write at least one line, or untick the caption."];
     if (this.posterSource !== null && (this.posterSource < this.inPt || this.posterSource >= this.outPt)) {

@@ -392,3 +392,48 @@ def test_api_wrong_method_is_405_with_allow(app: Flask, client: FlaskClient) -> 
     response = client.put("/staff/login")
     assert response.status_code == 405 and response.mimetype == "text/html"
     assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
+_KEYS = [
+    {"t": 1.0, "x": 0, "y": 0, "w": 10, "h": 10},
+    {"t": 2.0, "x": 20, "y": 0, "w": 10, "h": 10},
+]
+
+
+@pytest.mark.parametrize(
+    ("plan", "field", "title"),
+    [
+        ({"regions": [{"keyframes": [{"t": 1.0, "x": 0, "y": 0, "w": 10}]}]},
+         "plan.regions.0.keyframes.0.h", "Missing data for required field."),
+        ({"regions": [{"keyframes": _KEYS, "effect": "smudge"}]}, "plan.regions.0.effect",
+         "Must be one of: blur, pixelate, box."),
+        ({"regions": [{"keyframes": _KEYS, "source": "suggested:x@1\u202e"}]},
+         "plan.regions.0.source", None),
+        ({"regions": [{"keyframes": _KEYS, "source": "robot"}]}, "plan.regions.0.source", None),
+        ({"regions": [{"keyframes": _KEYS[::-1]}]}, "regions[0].keyframes[1].t",
+         "must be after the keyframe before it (2 s)"),
+        ({"regions": [{"keyframes": _KEYS, "start": 3.0, "end": 2.0}]}, "regions[0].end",
+         "must be after the start"),
+        ({"audio_ranges": [{"start": 1.0, "end": 2.0, "effect": "beep"}]},
+         "plan.audio_ranges.0.effect", "Must be one of: mute, bleep."),
+        ({"audio_ranges": [{"start": 2.0, "end": 1.0}]}, "audio_ranges[0].end",
+         "must be after the start"),
+    ],
+)  # fmt: skip
+def test_api_bad_track_or_audio_range_is_422_naming_it(
+    client: FlaskClient,
+    users: dict[Role, User],
+    version: ClipVersion,
+    plan: dict[str, object],
+    field: str,
+    title: str | None,
+) -> None:
+    response = client.post(
+        f"/api/v1/clips/{version.clip.public_id}/versions",
+        json={"plan": plan},
+        headers=bearer(users[Role.OFFICER]),
+    )
+    assert_problem(response, 422, field)
+    body = response.get_json()
+    assert title is None or body["title"] == title
+    assert len(version.clip.versions) == 1

@@ -109,18 +109,67 @@ def test_version_with_blur_renders_and_records_plan(
     assert run_jobs() == ["succeeded"]
     db.session.refresh(version)
     assert version.status == "ready"
-    assert version.plan["blur"][0]["width"] == 100
+    # A version 1 still rectangle is recorded as a track of one box.
+    assert version.plan["regions"][0]["keyframes"] == [
+        {"t": 0.5, "x": 10, "y": 10, "w": 100, "h": 80}
+    ]
     web = next(r for r in version.renditions if r.name == "web_480" or r.role == "web")
     assert web.duration_s == pytest.approx(2.0, abs=0.1)
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "evidence.edit"))
     assert event is not None and event.details["number"] == 2
 
 
+def test_version_with_moving_track_and_bleep_renders_and_records_them(
+    ready_clip: Clip,
+    users: dict[Role, User],
+    client: FlaskClient,
+    signed_in: Callable[[User], FlaskClient],
+) -> None:
+    track = {
+        "keyframes": [
+            {"t": 0.0, "x": 10, "y": 10, "w": 60, "h": 60},
+            {"t": 2.0, "x": 200, "y": 100, "w": 90, "h": 80},
+        ],
+        "start": 0.0,
+        "end": 2.5,
+        "effect": "pixelate",
+        "source": "suggested:centerface@1.0.1",
+    }
+    bleep = {"start": 1.0, "end": 1.5, "effect": "bleep"}
+    plan = plan_from_request({"regions": [track], "audio_ranges": [bleep]})
+    version = create_version(ready_clip, plan, users[Role.DETECTIVE])
+    assert run_jobs() == ["succeeded"]
+    db.session.refresh(version)
+    assert version.status == "ready"
+    assert version.plan["regions"] == [track | {"whole_frame": False}]
+    assert version.plan["audio_ranges"] == [bleep]
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "evidence.edit"))
+    assert event is not None and event.details["plan"]["regions"][0]["source"] == track["source"]
+    signed_in(users[Role.DETECTIVE])
+    page = client.get(f"/staff/clips/{ready_clip.public_id}").get_data(as_text=True)
+    assert "<dd>1 region (1 moving)</dd>" in page
+    assert "Kept, 1 range muted or bleeped</dd>" in page
+
+
 @pytest.mark.parametrize(
     ("plan", "field"),
     [
         ({"trim_end": 99}, "trim_end"),
-        ({"blur": [{"x": 300, "y": 0, "width": 100, "height": 10}]}, "blur[0].width"),
+        ({"blur": [{"x": 300, "y": 0, "width": 100, "height": 10}]}, "regions[0].keyframes[0].w"),
+        (
+            {
+                "regions": [
+                    {
+                        "keyframes": [
+                            {"t": 0.5, "x": 0, "y": 0, "w": 10, "h": 10},
+                            {"t": 1.0, "x": 0, "y": 0, "w": 400, "h": 10},
+                        ]
+                    }
+                ]
+            },
+            "regions[0].keyframes[1].w",
+        ),
+        ({"audio_ranges": [{"start": 9.0, "end": 9.5}]}, "audio_ranges[0].start"),
         ({"audio": "loud"}, "audio"),
         ({"watermark": "/etc/passwd"}, "watermark"),
         ({"watermark": True}, "watermark"),
