@@ -127,7 +127,7 @@ def test_delivery_resumes_from_the_stored_step_without_uploading_again(
     _tick(app, clock)
     db.session.refresh(delivery)
     assert delivery.status == "retrying"
-    assert delivery.step == "uploaded" and delivery.state == {"media_id": "m1"}
+    assert delivery.step == "uploaded" and delivery.state["media_id"] == "m1"
     _tick(app, clock, timedelta(seconds=BACKOFF_BASE_S))
     db.session.refresh(delivery)
     assert delivery.status == "sent"
