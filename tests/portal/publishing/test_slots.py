@@ -7,6 +7,7 @@ EDT on Sunday 8 March and back to EST on Sunday 1 November; Berlin to CEST on Su
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask
 
@@ -21,8 +22,8 @@ def _agency(zone: str, weekday: int = 2, minute: int = 600) -> Agency:
     return Agency(name="A", slug="a", timezone=zone, slot_weekday=weekday, slot_minute=minute)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_next_slots_tuesday_ten_stays_ten_across_march_in_new_york() -> None:
@@ -92,8 +93,8 @@ def test_next_slots_unknown_zone_falls_back_to_utc() -> None:
 
 
 def _appeal(
-    agency: Agency, users: dict[Role, User], number: str, occurred: datetime, **kw
-) -> Appeal:  # type: ignore[no-untyped-def]
+    agency: Agency, users: dict[Role, User], number: str, occurred: datetime, **kw: Any
+) -> Appeal:
     return social_appeal(
         agency,
         users[Role.OFFICER],
