@@ -7,6 +7,7 @@ Every time is stored in UTC; staff read them in their agency's IANA zone (the
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DEFAULT_FORMAT = "%Y-%m-%d %H:%M %Z"
@@ -21,8 +22,14 @@ def zone_of(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+@cache
+def known_zones() -> frozenset[str]:
+    """The tz database's zone names (read from disk once per process)."""
+    return frozenset(available_timezones())
+
+
 def is_known_zone(name: str) -> bool:
-    return name in available_timezones()
+    return name in known_zones()
 
 
 def to_local(moment: datetime, zone: str | None) -> datetime:
