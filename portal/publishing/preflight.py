@@ -33,8 +33,8 @@ class Prepared:
 
     text: str
     rendition_id: int | None
-    counted_length: int
-    limit: int
+    counted_length: int = 0
+    limit: int = 0
 
 
 class PreflightFailed(Exception):

@@ -21,7 +21,9 @@ def staff_zone() -> str:
 
 
 @bp.app_template_filter("local")
-def local_filter(moment: datetime | None, fmt: str = DEFAULT_FORMAT, zone: str | None = None) -> str:
+def local_filter(
+    moment: datetime | None, fmt: str = DEFAULT_FORMAT, zone: str | None = None
+) -> str:
     """``moment`` in ``zone`` (default: the signed-in person's agency), with the zone's
     abbreviation unless ``fmt`` leaves it out; empty for no time."""
     return format_local(moment, zone or staff_zone(), fmt)

@@ -42,8 +42,8 @@ from portal.services.triage import (
     update_tip,
 )
 from portal.staff import bp
-from portal.staff.localtime_filters import local_filter
 from portal.staff.authz import requires
+from portal.staff.localtime_filters import local_filter
 from portal.staff.tip_forms import BulkForm, NoteForm, TriageForm
 
 MAX_CHOICES = 300
