@@ -71,6 +71,7 @@ from portal.staff import (  # noqa: E402,F401  (registers the routes)
     case_life_views,
     cases_views,
     clips_views,
+    localtime_filters,
     outcomes_views,
     tips_views,
     triage_views,
