@@ -213,10 +213,6 @@ def _prepare(post: Post) -> None:
     problems: list[str] = []
     for delivery in post.deliveries:
         network = delivery.channel.network
-        if network == PORTAL_NETWORK:
-            delivery.text = "\n".join(appeal.title for appeal in appeals)
-            delivery.rendition_id = None
-            continue
         try:
             prepared = prepare_delivery(network, appeals, agency)
         except PreflightFailed as exc:

@@ -42,6 +42,7 @@ from portal.publishing.channels.base import (
 )
 from portal.publishing.channels.registry import register
 from portal.publishing.models import Channel
+from portal.services.clips import renditions_digest
 from portal.services.storage import get_store
 from tests.portal.conftest import listed_appeal
 from tests.portal.publishing.receiver import WebhookReceiver
@@ -201,7 +202,9 @@ class _PreflightFailed(Exception):
 
 
 @pytest.fixture(autouse=True)
-def preflight(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def preflight(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
     """Preflight by its contract, ``prepare_delivery(network, appeals, agency) ->
     Prepared(text, rendition_id)`` or ``PreflightFailed(problems)``: the fake network
     is not one the real limits know. Returns the list of networks it was asked about.
@@ -214,6 +217,9 @@ def preflight(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         module.PreflightFailed = _PreflightFailed  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "portal.publishing.preflight", module)
     asked: list[str] = []
+    if "real_preflight" in request.fixturenames:
+        yield asked
+        return
     prepared_type = module.Prepared
     failed_type = module.PreflightFailed
 
@@ -224,10 +230,16 @@ def preflight(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         version = appeals[0].clips[0].version
         video = next(r for r in version.renditions if r.role == "video")
         text = f"#TattletaleTuesday {network}: " + " / ".join(a.title for a in appeals)
-        return prepared_type(text=text, rendition_id=video.id)
+        # The portal's own page shows the appeal's renditions itself: nothing is sent.
+        return prepared_type(text=text, rendition_id=None if network == "portal" else video.id)
 
     monkeypatch.setattr(module, "prepare_delivery", prepare_delivery, raising=False)
     yield asked
+
+
+@pytest.fixture
+def real_preflight() -> None:
+    """Asked for by a test that schedules through pub-plan's preflight itself."""
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -257,6 +269,10 @@ def stored_appeal(agency: Agency, users: dict[Role, User], number: str, title: s
     get_store().put_stream(video.storage_key, io.BytesIO(payload), "video/mp4")
     video.sha256 = hashlib.sha256(payload).hexdigest()
     video.size = len(payload)
+    # The supervisor approved these bytes: the approval binds their hash.
+    version = appeal.clips[0].version
+    for approval in version.approvals:
+        approval.renditions_digest = renditions_digest(version.renditions)
     db.session.commit()
     return appeal
 

@@ -32,7 +32,16 @@ from portal.services.clips import revoke_approval
 from portal.services.errors import PermissionDenied, ValidationFailed
 from tests.portal.conftest import listed_appeal
 from tests.portal.mail_server import Inbox, free_port, smtp_server
-from tests.portal.publishing.conftest import Clock, World, drain, fake_channel, stored_appeal
+from tests.portal.publishing.conftest import (
+    Clock,
+    World,
+    drain,
+    fake_channel,
+    rendition_of,
+    stored_appeal,
+    webhook_channel,
+)
+from tests.portal.publishing.receiver import WebhookReceiver
 
 
 @pytest.fixture
@@ -138,18 +147,46 @@ def test_schedule_post_fixes_caption_and_rendition_or_says_what_must_change(
     refused = create_post(new_york, coordinator, [bad.public_id], slot, [channel.public_id])
     with pytest.raises(PreflightRefused) as problems:
         schedule_post(refused, coordinator)
-    assert problems.value.problems == ["Fake: the caption is over fake's limit"]
+    assert sorted(problems.value.problems) == [
+        "Appeal pages and Atom feed: the caption is over portal's limit",
+        "Fake: the caption is over fake's limit",
+    ]
     db.session.rollback()
     post = create_post(new_york, coordinator, [good.public_id], slot, [channel.public_id])
     schedule_post(post, coordinator)
     db.session.commit()
-    assert preflight == ["fake", "fake"]  # never asked about the portal's own channel
+    assert sorted(preflight) == ["fake", "fake", "portal", "portal"]
     by_network = _deliveries(post)
     video = next(r for r in good.clips[0].version.renditions if r.role == "video")
     assert by_network["fake"].rendition_id == video.id
     assert by_network["fake"].text == "#TattletaleTuesday fake: First"
     assert by_network["portal"].rendition_id is None
+    assert by_network["portal"].text == "#TattletaleTuesday portal: First"
     assert post.status == "scheduled"
+
+
+@pytest.mark.usefixtures("real_preflight")
+def test_schedule_post_with_the_real_preflight_sends_its_caption_and_cut(
+    app: Flask,
+    new_york: Agency,
+    users: dict[Role, User],
+    clock: Clock,
+    receiver: WebhookReceiver,
+) -> None:
+    hook = webhook_channel(new_york, receiver)
+    appeal = stored_appeal(new_york, users, "P-1", "Who stole the tip jar?")
+    coordinator = users[Role.COORDINATOR]
+    post = create_post(new_york, coordinator, [appeal.public_id], clock.now, [hook.public_id])
+    post_now(post, coordinator)
+    db.session.commit()
+    drain(app)
+    by_network = _deliveries(post)
+    assert by_network["webhook"].status == "sent"
+    assert by_network["webhook"].rendition_id == rendition_of(appeal).id
+    [event] = receiver.published()
+    assert event["text"] == by_network["webhook"].text
+    assert "Who stole the tip jar?" in event["text"]
+    assert event["media"]["sha256"] == rendition_of(appeal).sha256
 
 
 def test_post_now_sends_at_once_and_cancel_stops_what_waits(
