@@ -10,10 +10,8 @@ test can count what landed on the network independently of what the database say
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -189,49 +187,30 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 # -- preflight ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    text: str
-    rendition_id: int | None
-
-
-class _PreflightFailed(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
 @pytest.fixture(autouse=True)
 def preflight(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[list[str]]:
     """Preflight by its contract, ``prepare_delivery(network, appeals, agency) ->
     Prepared(text, rendition_id)`` or ``PreflightFailed(problems)``: the fake network
-    is not one the real limits know. Returns the list of networks it was asked about.
-    Where pub-plan's module is not there, a stand-in with the same names is."""
-    try:
-        import portal.publishing.preflight as module
-    except ImportError:
-        module = types.ModuleType("portal.publishing.preflight")
-        module.Prepared = _Prepared  # type: ignore[attr-defined]
-        module.PreflightFailed = _PreflightFailed  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "portal.publishing.preflight", module)
+    is not one the real limits know. Returns the networks it was asked about. A test
+    that asks for ``real_preflight`` gets pub-plan's preflight itself."""
+    from portal.publishing import preflight as module
+
     asked: list[str] = []
     if "real_preflight" in request.fixturenames:
         yield asked
         return
-    prepared_type = module.Prepared
-    failed_type = module.PreflightFailed
 
     def prepare_delivery(network: str, appeals: list[Appeal], agency: Agency) -> Any:
         asked.append(network)
         if any("too long" in appeal.title for appeal in appeals):
-            raise failed_type([f"the caption is over {network}'s limit"])
+            raise module.PreflightFailed([f"the caption is over {network}'s limit"])
         version = appeals[0].clips[0].version
         video = next(r for r in version.renditions if r.role == "video")
         text = f"#TattletaleTuesday {network}: " + " / ".join(a.title for a in appeals)
         # The portal's own page shows the appeal's renditions itself: nothing is sent.
-        return prepared_type(text=text, rendition_id=None if network == "portal" else video.id)
+        return module.Prepared(text=text, rendition_id=None if network == "portal" else video.id)
 
     monkeypatch.setattr(module, "prepare_delivery", prepare_delivery, raising=False)
     yield asked
