@@ -245,7 +245,8 @@ def test_delivery_credential_refused_fails_marks_the_channel_and_stops(
     assert world.publish_calls == 1
     refused = next(d for d in later.deliveries if d.channel_id == channel.id)
     db.session.refresh(refused)
-    assert refused.status == "failed" and "needs reconnect" in refused.reason
+    assert refused.status == "failed"
+    assert refused.reason.startswith("The channel Fake must be connected again")
     actions = set(db.session.scalars(select(AuditEvent.action)))
     assert {"delivery.sending", "delivery.failed", "channel.needs_reconnect"} <= actions
 
