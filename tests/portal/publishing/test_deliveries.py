@@ -348,3 +348,47 @@ def test_delivery_failed_for_credentials_is_sent_after_a_reconnect_and_a_retry(
     db.session.refresh(post)
     assert delivery.status == "sent" and post.status == "done"
     assert world.publish_calls == 2 and len(world.landed()) == 1
+
+
+def test_delivery_job_that_gives_up_leaves_it_for_a_person_not_sending(
+    app: Flask,
+    setup: Callable[..., tuple[Post, Delivery, World]],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portal.publishing.services import deliveries
+
+    _, delivery, world = setup()
+    publish_due(clock.now)
+    job = db.session.scalar(
+        select(Job).where(Job.name == "publishing.deliver", Job.subject_id == delivery.id)
+    )
+    assert job is not None
+    job.max_attempts = 1
+    db.session.commit()
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("the database went away mid-attempt")
+
+    monkeypatch.setattr(deliveries, "_attempt", broken)
+    assert execute_job(job.id, "w1") == "failed"
+    db.session.refresh(delivery)
+    # It was claimed (sending) when the engine failed: whether it went out is unknown.
+    assert delivery.status == "needs_attention" and delivery.claim_token == ""
+    assert "the database went away mid-attempt" in delivery.reason
+    assert world.publish_calls == 0
+
+
+def test_publishing_jobs_and_periodic_tasks_are_found_by_the_app(app: Flask) -> None:
+    from portal.jobs.periodic import all_periodic
+    from portal.jobs.registry import all_job_names
+
+    assert {
+        "publishing.deliver",
+        "publishing.solved",
+        "publishing.remove",
+        "publishing.alert",
+    } <= set(all_job_names())
+    every = {task.name: task.interval_s for task in all_periodic()}
+    assert every["publishing.publish_due"] == 60
+    assert every["publishing.remove_expired"] == 3600
