@@ -20,13 +20,14 @@ from portal.publishing.services.deliveries import (
     ALERT_JOB,
     DELIVER_JOB,
     REMOVE_JOB,
+    SOLVED_JOB,
     SYSTEM,
     fail_after_job_gave_up,
     publish_due,
     run_delivery,
 )
 from portal.publishing.services.followups import remove_delivery, send_solved_update
-from portal.publishing.services.posts import SOLVED_JOB, remove_expired_posts
+from portal.publishing.services.posts import remove_expired_posts
 from portal.services.audit import record_event
 from portal.services.mail import Mail, MailDeferred, MailRefused, send_mail
 

@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 DELIVER_JOB = "publishing.deliver"
 ALERT_JOB = "publishing.alert"
 REMOVE_JOB = "publishing.remove"
+SOLVED_JOB = "publishing.solved"
 
 QUEUED, SENDING, RETRYING, SENT, FAILED, NEEDS_ATTENTION, CANCELLED, REMOVED = (
     DeliveryStatus.QUEUED.value,
@@ -311,6 +312,12 @@ def _attempt(attempt: _Attempt, channel: Channel, now: datetime) -> str:
         return _end(
             attempt, CANCELLED, f"The appeal {withdrawn[0]} is no longer published.", now=now
         )
+    solved = _solved_cases(attempt.appeal_ids)
+    if solved:
+        # "Do you recognize him?" about a solved case would only waste the public's time.
+        return _end(
+            attempt, CANCELLED, f"Case {solved[0]} was solved before this went out.", now=now
+        )
     if channel.status != ChannelStatus.CONNECTED.value:
         state_words = CHANNEL_STATES.get(channel.status, channel.status.replace("_", " "))
         reason = f"The channel {channel.name} {state_words}; nothing was sent."
@@ -442,6 +449,20 @@ def _unpublished_appeals(appeal_ids: tuple[int, ...]) -> list[str]:
     return [public_id for public_id, status in rows if status != "published"]
 
 
+def _solved_cases(appeal_ids: tuple[int, ...]) -> list[str]:
+    from portal.models import Case, CaseStatus
+
+    numbers = list(
+        db.session.scalars(
+            select(Case.number)
+            .join(Appeal, Appeal.case_id == Case.id)
+            .where(Appeal.id.in_(appeal_ids), Case.status == CaseStatus.SOLVED.value)
+        )
+    )
+    db.session.commit()
+    return numbers
+
+
 # -- writing the outcome -----------------------------------------------------------------
 
 
@@ -488,6 +509,13 @@ def _sent(
         "delivery.sent",
         {"remote_id": published.remote_id, "url": published.url, "found": found_after_unknown},
     )
+    # Solved while it was being sent: it gets its update like the others.
+    if _solved_cases(attempt.appeal_ids):
+        enqueue(
+            SOLVED_JOB,
+            unique_key=f"{SOLVED_JOB}:{attempt.delivery_id}",
+            delivery_id=attempt.delivery_id,
+        )
     # Withdrawn while it was being sent: taken down again at once.
     if _unpublished_appeals(attempt.appeal_ids):
         enqueue(

@@ -35,6 +35,7 @@ from portal.publishing.models import (
 )
 from portal.publishing.services.deliveries import (
     REMOVE_JOB,
+    SOLVED_JOB,
     SYSTEM,
     UNKNOWN_KEY,
     WAITING,
@@ -52,7 +53,6 @@ from portal.services.errors import (
 )
 from portal.services.text import clean_text
 
-SOLVED_JOB = "publishing.solved"
 PORTAL_CHANNEL_NAME = "Appeal pages and Atom feed"
 MAX_APPEALS_PER_POST = 10
 
@@ -456,6 +456,22 @@ def mark_case_solved(case: Case) -> int:
     ).all()
     for delivery in deliveries:
         enqueue(SOLVED_JOB, unique_key=f"{SOLVED_JOB}:{delivery.id}", delivery_id=delivery.id)
+    # What has not gone out yet never will: the public is not asked about a solved case.
+    waiting = db.session.scalars(
+        select(Post)
+        .join(PostAppeal)
+        .where(
+            PostAppeal.appeal_id.in_(appeal_ids),
+            Post.status.in_(
+                [PostStatus.DRAFT.value, PostStatus.SCHEDULED.value, PostStatus.PUBLISHING.value]
+            ),
+        )
+    ).all()
+    reason = f"Case {case.number} was solved."
+    for post in waiting:
+        if _cancel_waiting(post.id, reason):
+            _audit(post, None, "post.case_solved", case=case.public_id)
+        _end_post(post, reason)
     return len(deliveries)
 
 

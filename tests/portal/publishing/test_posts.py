@@ -377,3 +377,31 @@ def test_refused_credentials_mail_the_coordinators_once(
     assert "An admin must connect the channel again" in body
     assert "expired" not in body  # the token itself is never in a mail
     assert world.publish_calls == 1
+
+
+def test_solved_case_cancels_its_waiting_post_before_it_goes(
+    app: Flask, new_york: Agency, users: dict[Role, User], clock: Clock, fake: tuple[Channel, World]
+) -> None:
+    from portal.services.case_life import Solution, solve_case
+
+    channel, world = fake
+    coordinator = users[Role.COORDINATOR]
+    appeal = stored_appeal(new_york, users, "P-1", "First")
+    waiting = create_post(
+        new_york,
+        coordinator,
+        [appeal.public_id],
+        clock.now + timedelta(days=1),
+        [channel.public_id],
+    )
+    schedule_post(waiting, coordinator)
+    db.session.commit()
+    solve_case(appeal.case, users[Role.OFFICER], reason="Arrested.", solution=Solution(False))
+    db.session.commit()
+    assert {d.status for d in _deliveries(waiting).values()} == {"cancelled"}
+    db.session.refresh(waiting)
+    assert waiting.status == "cancelled" and waiting.status_reason == "Case P-1 was solved."
+    clock.now += timedelta(days=1)
+    publish_due(clock.now)
+    drain(app)
+    assert world.publish_calls == 0
