@@ -4,19 +4,17 @@ operator's command, and the coordinators' alert mail."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
+from typing import ClassVar
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
-from config import Settings
 from portal.extensions import db
 from portal.models import Agency, AppealStatus, Job, Role, User
+from portal.publishing.channels.registry import register
 from portal.publishing.models import Channel, Delivery, Post
 from portal.publishing.services.deliveries import publish_due
 from portal.publishing.services.posts import (
@@ -31,9 +29,9 @@ from portal.services.appeals import withdraw_appeal
 from portal.services.clips import revoke_approval
 from portal.services.errors import PermissionDenied, ValidationFailed
 from tests.portal.conftest import listed_appeal
-from tests.portal.mail_server import Inbox, free_port, smtp_server
 from tests.portal.publishing.conftest import (
     Clock,
+    FakeNetwork,
     World,
     drain,
     fake_channel,
@@ -325,58 +323,33 @@ def test_cli_publish_due_at_an_instant(
         assert refused.exit_code == 2
 
 
-@pytest.fixture
-def mail_port() -> int:
-    return free_port()
+@register
+class UndeletableNetwork(FakeNetwork):
+    """A network whose API has no deletion (as some do not)."""
+
+    network: ClassVar[str] = "fake_undeletable"
+    can_delete: ClassVar[bool] = False
 
 
-@pytest.fixture
-def settings(settings: Settings, mail_port: int) -> Settings:
-    return replace(
-        settings,
-        smtp_host="127.0.0.1",
-        smtp_port=mail_port,
-        smtp_security="none",
-        smtp_timeout_s=5,
-        mail_from="portal@springfield.example",
-        public_url="https://tips.springfield.example",
-    )
-
-
-@pytest.fixture
-def inbox(app: Flask, mail_port: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    from tests.portal import mail_server
-
-    monkeypatch.setattr(mail_server, "free_port", lambda: mail_port)
-    with smtp_server() as (received, _):
-        yield received
-
-
-def test_refused_credentials_mail_the_coordinators_once(
-    app: Flask,
-    new_york: Agency,
-    users: dict[Role, User],
-    clock: Clock,
-    inbox: Inbox,
+def test_withdrawn_appeal_on_a_network_without_deletion_waits_for_a_person(
+    app: Flask, new_york: Agency, users: dict[Role, User], clock: Clock
 ) -> None:
-    channel, world = fake_channel(new_york, "Fake")
-    channel.credentials = json.dumps({"token": "expired"})
+    channel, world = fake_channel(new_york, "Undeletable")
+    channel.network = "fake_undeletable"
     db.session.commit()
+    coordinator = users[Role.COORDINATOR]
     appeal = stored_appeal(new_york, users, "P-1", "First")
-    post = create_post(
-        new_york, users[Role.COORDINATOR], [appeal.public_id], clock.now, [channel.public_id]
-    )
-    post_now(post, users[Role.COORDINATOR])
+    post = create_post(new_york, coordinator, [appeal.public_id], clock.now, [channel.public_id])
+    post_now(post, coordinator)
     db.session.commit()
     drain(app)
+    withdraw_appeal(appeal, coordinator, "Identified.")
+    db.session.commit()
     drain(app)
-    [message] = inbox.messages
-    assert message["To"] == users[Role.COORDINATOR].email
-    assert message["Subject"] == "fake refused the credentials of Fake"
-    body = message.get_content()
-    assert "An admin must connect the channel again" in body
-    assert "expired" not in body  # the token itself is never in a mail
-    assert world.publish_calls == 1
+    stuck = _deliveries(post)["fake_undeletable"]
+    assert stuck.status == "needs_attention"
+    assert stuck.reason.startswith("fake_undeletable does not let an app delete posts")
+    assert stuck.remote_url in stuck.reason and world.deleted == []
 
 
 def test_solved_case_cancels_its_waiting_post_before_it_goes(

@@ -127,3 +127,10 @@ def test_webhook_answer_lost_after_the_receiver_took_it_is_resent_with_the_same_
     assert delivery.status == "sent"
     assert receiver.deliveries == [delivery.public_id, delivery.public_id]
     assert len(receiver.published()) == 1
+
+
+def test_webhook_test_connection_sends_a_signed_ping(receiver: WebhookReceiver) -> None:
+    adapter = WebhookChannel({"key": receiver.key}, {"url": receiver.url, "timeout_s": 2})
+    assert adapter.test_connection() == receiver.url
+    [ping] = receiver.events.values()
+    assert ping["type"] == "ping" and receiver.refused == []
