@@ -57,6 +57,7 @@ class World:
     # Faults for the next publish calls, one consumed per call ("ok" for none).
     faults: list[str] = field(default_factory=list)
     find_faults: list[str] = field(default_factory=list)
+    update_faults: list[str] = field(default_factory=list)
     uploads: int = 0
     publish_calls: int = 0
     find_calls: int = 0
@@ -154,7 +155,12 @@ class FakeNetwork(Adapter):
         return Published(remote_id=found["id"], url=f"https://fake.example/{draft.key}")
 
     def update(self, published: Published, text: str) -> Published:
+        fault = self._fault(self.world.update_faults)
+        if fault == "credential":
+            raise CredentialError("fake says the token expired")
         self.world.updates.append((published.remote_id, text))
+        if fault == "timeout_after":
+            raise OutcomeUnknown("fake did not answer (ReadTimeout)")
         return Published(remote_id=f"r-{published.remote_id}", url=f"{published.url}#solved")
 
     def delete(self, published: Published) -> None:

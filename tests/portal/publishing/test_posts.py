@@ -17,6 +17,7 @@ from portal.models import Agency, AppealStatus, Job, Role, User
 from portal.publishing.channels.registry import register
 from portal.publishing.models import Channel, Delivery, Post
 from portal.publishing.services.deliveries import publish_due
+from portal.publishing.services.followups import SOLVING_KEY
 from portal.publishing.services.posts import (
     PreflightRefused,
     cancel_post,
@@ -378,3 +379,42 @@ def test_solved_case_cancels_its_waiting_post_before_it_goes(
     publish_due(clock.now)
     drain(app)
     assert world.publish_calls == 0
+
+
+@pytest.mark.parametrize("fault", ["timeout_after", "credential"])
+def test_solved_update_is_never_replied_twice(
+    app: Flask,
+    new_york: Agency,
+    users: dict[Role, User],
+    clock: Clock,
+    fake: tuple[Channel, World],
+    fault: str,
+) -> None:
+    from portal.services.case_life import Solution, solve_case
+
+    channel, world = fake
+    coordinator = users[Role.COORDINATOR]
+    appeal = stored_appeal(new_york, users, "P-1", "First")
+    post = create_post(new_york, coordinator, [appeal.public_id], clock.now, [channel.public_id])
+    post_now(post, coordinator)
+    db.session.commit()
+    drain(app)
+    world.update_faults[:] = [fault]
+    solve_case(appeal.case, users[Role.OFFICER], reason="Arrested.", solution=Solution(False))
+    db.session.commit()
+    drain(app)
+    delivery = _deliveries(post)["fake"]
+    job = db.session.scalar(
+        select(Job).where(Job.name == "publishing.solved", Job.subject_id == delivery.id)
+    )
+    assert job is not None
+    if fault == "timeout_after":
+        # The reply may be there: recorded as done, not sent again.
+        assert delivery.solved_at is not None and delivery.solved_url == ""
+        assert len(world.updates) == 1 and job.status == "succeeded"
+    else:
+        # Refused: nothing went out, the channel asks for a reconnect, the job says why.
+        assert delivery.solved_at is None and world.updates == []
+        assert job.status == "failed" and job.error == "fake says the token expired"
+        assert delivery.channel.status == "needs_reconnect"
+        assert SOLVING_KEY not in delivery.state  # a later retry may send it
