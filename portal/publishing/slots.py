@@ -80,7 +80,7 @@ def _posted_appeal_ids(agency: Agency) -> set[int]:
     return set(rows)
 
 
-def _open_appeals(agency: Agency) -> list[Appeal]:
+def open_appeals(agency: Agency) -> list[Appeal]:
     """Published appeals of cases still open, oldest case first (the incident's time,
     else when the case was opened)."""
     oldest = func.coalesce(Case.occurred_at, Case.created_at)
@@ -102,7 +102,7 @@ def _open_appeals(agency: Agency) -> list[Appeal]:
 def backlog(agency: Agency) -> list[Appeal]:
     """Published appeals of open cases that no post carries, oldest case first."""
     posted = _posted_appeal_ids(agency)
-    return [appeal for appeal in _open_appeals(agency) if appeal.id not in posted]
+    return [appeal for appeal in open_appeals(agency) if appeal.id not in posted]
 
 
 def posts_between(agency: Agency, start: datetime, end: datetime) -> list[Post]:
@@ -168,7 +168,7 @@ def plan_slots(agency: Agency, now: datetime, weeks: int) -> list[SlotPlan]:
     posted = _last_posted(agency)
     planned_ids = {pa.appeal_id for plan in plans for p in plan.posts for pa in p.appeals}
     again = sorted(
-        (a for a in _open_appeals(agency) if a.id in posted and a.id not in planned_ids),
+        (a for a in open_appeals(agency) if a.id in posted and a.id not in planned_ids),
         key=lambda a: posted[a.id],
     )
     used: set[int] = set()

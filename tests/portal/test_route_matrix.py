@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 
 from portal.api.public import PUBLIC_ENDPOINTS
 from portal.extensions import db
-from portal.models import Agency, Appeal, Case, Clip, ClipVersion, Role, Tip, User
+from portal.models import Agency, Appeal, Case, Clip, ClipVersion, Post, Role, Tip, User
+from portal.models.base import utcnow
 from portal.services.authz import ROLE_PERMISSIONS
 from portal.services.cases import create_case
 from portal.services.tips import TipInput, submit_tip
@@ -50,8 +51,13 @@ def routes(app: Flask) -> Iterator[Route]:
             yield Route(rule.endpoint, rule.rule, method)
 
 
-def url(rule: str, case: Case, clip: Clip, version: ClipVersion, tip: Tip, appeal: Appeal) -> str:
+def url(
+    rule: str, case: Case, clip: Clip, version: ClipVersion, tip: Tip, appeal: Appeal, post: Post
+) -> str:
     values = {
+        "post_id": post.public_id,
+        # Not an agency's object: every agency writes captions for the same networks.
+        "network": "mastodon",
         "appeal_id": appeal.public_id,
         "case_id": case.public_id,
         "clip_id": clip.public_id,
@@ -72,6 +78,15 @@ def tip_on(case: Case) -> Tip:
     return tip
 
 
+def post_on(case: Case, owner: User) -> Post:
+    """A draft post of the agency (its appeal is not published: posting it now fails
+    with a reason, as it should for anyone allowed to try)."""
+    post = Post(agency_id=case.agency_id, slot_at=utcnow(), created_by_id=owner.id)
+    db.session.add(post)
+    db.session.commit()
+    return post
+
+
 def appeal_on(case: Case, owner: User) -> Appeal:
     appeal = Appeal(agency_id=case.agency_id, case=case, created_by=owner, title="Who is this?")
     db.session.add(appeal)
@@ -79,7 +94,7 @@ def appeal_on(case: Case, owner: User) -> Appeal:
     return appeal
 
 
-def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, Tip, Appeal]:
+def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, Tip, Appeal, Post]:
     """Another agency's case with a clip, a version and a tip: rows only, since every
     route must refuse before it touches storage."""
     case = create_case(agency, number="F-1", title="Foreign", created_by=owner)
@@ -87,7 +102,7 @@ def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, 
     version = ClipVersion(clip=clip, number=1, plan={}, created_by=owner, status="ready")
     db.session.add_all([clip, version])
     db.session.commit()
-    return case, clip, version, tip_on(case), appeal_on(case, owner)
+    return case, clip, version, tip_on(case), appeal_on(case, owner), post_on(case, owner)
 
 
 def request(client: FlaskClient, route: Route, path: str, auth: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -120,6 +135,7 @@ def test_every_route_by_role_with_own_and_foreign_ids(
         ready_clip.versions[0],
         tip_on(case),
         appeal_on(case, users[Role.OFFICER]),
+        post_on(case, users[Role.OFFICER]),
     )
 
     staff = app.test_client()
@@ -152,7 +168,7 @@ def test_every_route_by_role_with_own_and_foreign_ids(
         else:
             assert response.status_code == 403, (*where, response.status_code)
 
-        if "<" in route.rule and "upload_id" not in route.rule:
+        if "<" in route.rule and not any(k in route.rule for k in ("upload_id", "network")):
             response = request(client, route, url(route.rule, *foreign), auth)
             expected = (404,) if allowed else (403,)
             assert response.status_code in expected, ("foreign", *where, response.status_code)
