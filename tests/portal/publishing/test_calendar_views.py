@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from config import Settings
 from portal.extensions import db
@@ -77,7 +78,7 @@ def _freeze(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
     monkeypatch.setattr(publishing_views, "utcnow", lambda: now)
 
 
-def _text(response) -> str:  # type: ignore[no-untyped-def]
+def _text(response: TestResponse) -> str:
     return response.get_data(as_text=True)
 
 
@@ -137,7 +138,7 @@ def test_calendar_refused_to_officers_and_admins(
 # -- filling a slot ---------------------------------------------------------------------------
 
 
-def _fill(client: FlaskClient, **data: object) -> object:
+def _fill(client: FlaskClient, **data: object) -> TestResponse:
     token = csrf_token(client, "/staff/schedule/fill")
     return client.post("/staff/schedule/fill", data={"csrf_token": token, **data})
 
@@ -160,7 +161,7 @@ def test_fill_slot_schedules_with_the_real_caption_and_rendition(
     response = _fill(
         client, slot=slot.group(1), appeals=[appeal.public_id], channels=[x.public_id], schedule="1"
     )
-    assert response.status_code == 302  # type: ignore[attr-defined]
+    assert response.status_code == 302
     post = db.session.scalars(sa.select(Post)).one()
     assert post.status == PostStatus.SCHEDULED.value
     assert post.slot_at == datetime.fromisoformat(slot.group(1))
@@ -186,7 +187,7 @@ def test_fill_slot_refused_by_preflight_says_what_to_change_and_keeps_nothing(
         channels=[reel.public_id],
         schedule="1",
     )
-    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert response.status_code == 422
     page = _text(response)
     assert "This post cannot go out as it is" in page
     assert (
@@ -204,16 +205,14 @@ def test_fill_slot_post_now_starts_publishing(
     slot = re.search(r'<option[^>]*value="([^"]+)"', _text(client.get("/staff/schedule/fill")))
     assert slot
     response = _fill(client, slot=slot.group(1), appeals=[appeal.public_id], post_now="1")
-    assert response.status_code == 302  # type: ignore[attr-defined]
+    assert response.status_code == 302
     post = db.session.scalars(sa.select(Post)).one()
     assert post.status == PostStatus.PUBLISHING.value
     assert abs((post.slot_at - utcnow()).total_seconds()) < 60
-    assert (
-        db.session.scalar(
-            sa.select(sa.func.count()).select_from(Job).where(Job.name.like("publishing.%"))
-        )
-        >= 1
+    jobs = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Job).where(Job.name.like("publishing.%"))
     )
+    assert jobs is not None and jobs >= 1
 
 
 def test_fill_slot_without_csrf_is_refused(
@@ -301,8 +300,8 @@ def test_post_page_of_another_agency_is_not_found(
     agency: Agency,
     other_agency: Agency,
     users: dict[Role, User],
-    make_user,
-    signed_in: Login,  # type: ignore[no-untyped-def]
+    make_user: Callable[..., User],
+    signed_in: Login,
 ) -> None:
     stranger = make_user(Role.COORDINATOR, agency_=other_agency)
     post = Post(agency_id=other_agency.id, slot_at=utcnow(), created_by_id=stranger.id)
@@ -470,8 +469,8 @@ def test_empty_slot_mail_goes_to_each_coordinator_once(
     app: Flask,
     agency: Agency,
     users: dict[Role, User],
-    make_user,
-    server: Inbox,  # type: ignore[no-untyped-def]
+    make_user: Callable[..., User],
+    server: Inbox,
 ) -> None:
     second = make_user(Role.COORDINATOR)
     now = utcnow()
@@ -492,7 +491,9 @@ def test_empty_slot_mail_goes_to_each_coordinator_once(
     assert sorted(run_jobs()) == ["succeeded", "succeeded"]
     recipients = sorted(m["To"] for m in server.messages)
     assert recipients == sorted([users[Role.COORDINATOR].email, second.email])
-    body = server.messages[0].get_payload(decode=True).decode()
+    body = server.messages[0].get_payload(decode=True)
+    assert isinstance(body, bytes)
+    body = body.decode()
     assert "https://tips.springfield.example/staff/schedule" in body
     assert run_jobs() == []
 
