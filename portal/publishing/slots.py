@@ -122,9 +122,12 @@ def posts_between(agency: Agency, start: datetime, end: datetime) -> list[Post]:
 
 
 def posts_in_week_of(agency: Agency, slot: datetime) -> list[Post]:
-    """The posts that count for ``slot``: those going out in the week that ends with
-    it (a "post now" on the Friday before counts for Tuesday's slot)."""
-    return posts_between(agency, slot - WEEK + timedelta(seconds=1), slot + timedelta(seconds=1))
+    """The posts that count for ``slot``: those going out after the slot before it, up
+    to it (a "post now" on the Friday before counts for Tuesday's slot). Bounded by the
+    previous slot itself, not by seven days: across a clock change two slots are 7 days
+    and an hour, or 7 days less an hour, apart."""
+    before = previous_slot(agency, slot - timedelta(seconds=1))
+    return posts_between(agency, before + timedelta(seconds=1), slot + timedelta(seconds=1))
 
 
 def _last_posted(agency: Agency) -> dict[int, datetime]:
