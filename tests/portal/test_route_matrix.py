@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -17,8 +18,9 @@ from flask.testing import FlaskClient
 
 from portal.api.public import PUBLIC_ENDPOINTS
 from portal.extensions import db
-from portal.models import Agency, Appeal, Case, Clip, ClipVersion, Post, Role, Tip, User
+from portal.models import Agency, Appeal, Case, Clip, ClipVersion, Role, Tip, User
 from portal.models.base import utcnow
+from portal.publishing.models import Post
 from portal.services.authz import ROLE_PERMISSIONS
 from portal.services.cases import create_case
 from portal.services.tips import TipInput, submit_tip
@@ -55,10 +57,10 @@ def url(
     rule: str, case: Case, clip: Clip, version: ClipVersion, tip: Tip, appeal: Appeal, post: Post
 ) -> str:
     values = {
+        "appeal_id": appeal.public_id,
         "post_id": post.public_id,
         # Not an agency's object: every agency writes captions for the same networks.
         "network": "mastodon",
-        "appeal_id": appeal.public_id,
         "case_id": case.public_id,
         "clip_id": clip.public_id,
         "version_id": version.public_id,
@@ -78,20 +80,19 @@ def tip_on(case: Case) -> Tip:
     return tip
 
 
-def post_on(case: Case, owner: User) -> Post:
-    """A draft post of the agency (its appeal is not published: posting it now fails
-    with a reason, as it should for anyone allowed to try)."""
-    post = Post(agency_id=case.agency_id, slot_at=utcnow(), created_by_id=owner.id)
-    db.session.add(post)
-    db.session.commit()
-    return post
-
-
 def appeal_on(case: Case, owner: User) -> Appeal:
     appeal = Appeal(agency_id=case.agency_id, case=case, created_by=owner, title="Who is this?")
     db.session.add(appeal)
     db.session.commit()
     return appeal
+
+
+def post_on(agency_id: int, owner: User) -> Post:
+    """A draft post of the agency (rows only): what the post operations act on."""
+    post = Post(agency_id=agency_id, slot_at=utcnow() + timedelta(days=1), created_by_id=owner.id)
+    db.session.add(post)
+    db.session.commit()
+    return post
 
 
 def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, Tip, Appeal, Post]:
@@ -102,7 +103,7 @@ def foreign_clip(agency: Agency, owner: User) -> tuple[Case, Clip, ClipVersion, 
     version = ClipVersion(clip=clip, number=1, plan={}, created_by=owner, status="ready")
     db.session.add_all([clip, version])
     db.session.commit()
-    return case, clip, version, tip_on(case), appeal_on(case, owner), post_on(case, owner)
+    return case, clip, version, tip_on(case), appeal_on(case, owner), post_on(agency.id, owner)
 
 
 def request(client: FlaskClient, route: Route, path: str, auth: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -135,7 +136,7 @@ def test_every_route_by_role_with_own_and_foreign_ids(
         ready_clip.versions[0],
         tip_on(case),
         appeal_on(case, users[Role.OFFICER]),
-        post_on(case, users[Role.OFFICER]),
+        post_on(case.agency_id, users[Role.COORDINATOR]),
     )
 
     staff = app.test_client()

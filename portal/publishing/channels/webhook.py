@@ -93,7 +93,8 @@ class WebhookChannel(Channel):
             EVENT_HEADER: event_id,
         }
         # creates=False: the event id makes a repeat harmless (see the module's text).
-        response = self._http.call("POST", "", content=body, headers=headers)
+        # The address as given, to the byte (an absolute URL: the client's base is unused).
+        response = self._http.call("POST", self._url, content=body, headers=headers)
         if not response.content:
             return {}
         try:

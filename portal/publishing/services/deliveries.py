@@ -103,6 +103,11 @@ UNKNOWN_KEY = "_outcome_unknown"
 
 SYSTEM = "publishing"
 
+CHANNEL_STATES = {
+    ChannelStatus.NEEDS_RECONNECT.value: "must be connected again",
+    ChannelStatus.DISCONNECTED.value: "was switched off",
+}
+
 
 def backoff_s(attempts: int, retry_after: float | None = None) -> float:
     """Seconds before attempt ``attempts + 1``."""
@@ -307,7 +312,8 @@ def _attempt(attempt: _Attempt, channel: Channel, now: datetime) -> str:
             attempt, CANCELLED, f"The appeal {withdrawn[0]} is no longer published.", now=now
         )
     if channel.status != ChannelStatus.CONNECTED.value:
-        reason = f"The channel {channel.name} is {channel.status.replace('_', ' ')}."
+        state_words = CHANNEL_STATES.get(channel.status, channel.status.replace("_", " "))
+        reason = f"The channel {channel.name} {state_words}; nothing was sent."
         if channel.status_reason:
             reason += f" {channel.status_reason}"
         return _end(attempt, FAILED, reason, now=now)

@@ -36,6 +36,7 @@ from portal.publishing.models import (
 from portal.publishing.services.deliveries import (
     REMOVE_JOB,
     SYSTEM,
+    UNKNOWN_KEY,
     WAITING,
     enqueue_delivery,
     finish_post,
@@ -49,6 +50,7 @@ from portal.services.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from portal.services.text import clean_text
 
 SOLVED_JOB = "publishing.solved"
 PORTAL_CHANNEL_NAME = "Appeal pages and Atom feed"
@@ -213,10 +215,6 @@ def _prepare(post: Post) -> None:
     problems: list[str] = []
     for delivery in post.deliveries:
         network = delivery.channel.network
-        if network == PORTAL_NETWORK:
-            delivery.text = "\n".join(appeal.title for appeal in appeals)
-            delivery.rendition_id = None
-            continue
         try:
             prepared = prepare_delivery(network, appeals, agency)
         except PreflightFailed as exc:
@@ -361,6 +359,83 @@ def cancel_post(post: Post, actor: User) -> Post:
     _end_post(post, reason)
     _audit(post, actor, "post.cancel", deliveries=cancelled)
     return post
+
+
+# -- a person's decisions on a delivery that stopped ----------------------------------------
+
+
+def _stopped(delivery: Delivery, actor: User) -> Post:
+    post = db.session.get(Post, delivery.post_id)
+    assert post is not None
+    _require(actor, post.agency_id)
+    if delivery.status not in (DeliveryStatus.FAILED.value, DeliveryStatus.NEEDS_ATTENTION.value):
+        raise Conflict(f"This delivery is {delivery.status.replace('_', ' ')}; nothing to decide.")
+    return post
+
+
+def retry_delivery(delivery: Delivery, actor: User, *, now: datetime | None = None) -> Delivery:
+    """Send a failed delivery again (after a reconnect, say), or one whose outcome was
+    unknown once the person looked and found it is not on the network. Its channel
+    must be connected. One more attempt: the engine's attempt count goes on."""
+    post = _stopped(delivery, actor)
+    now = now or utcnow()
+    if delivery.channel.status != ChannelStatus.CONNECTED.value:
+        raise Conflict(f"Connect {delivery.channel.name} again first.", field="channel")
+    if any(i.appeal.status != AppealStatus.PUBLISHED.value for i in post.appeals):
+        raise Conflict("An appeal of this post is no longer published.")
+    moved = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status == delivery.status)
+        .values(
+            status=DeliveryStatus.RETRYING.value,
+            next_attempt_at=now,
+            # The person looked: it is not there. The next attempt publishes.
+            state={k: v for k, v in (delivery.state or {}).items() if k != UNKNOWN_KEY},
+            reason="",
+            claim_token="",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Someone changed this delivery meanwhile; look again.")
+    db.session.execute(
+        update(Post)
+        .where(Post.id == post.id, Post.status == PostStatus.DONE.value)
+        .values(status=PostStatus.PUBLISHING.value, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.flush()
+    db.session.refresh(delivery)
+    enqueue_delivery(delivery)
+    _audit(post, actor, "delivery.retry", delivery=delivery.public_id)
+    return delivery
+
+
+def mark_delivery_sent(delivery: Delivery, actor: User, url: str) -> Delivery:
+    """The person found the post on the network (an unknown outcome that did land):
+    record where, so it is never sent again and its updates reach it."""
+    post = _stopped(delivery, actor)
+    url = clean_text(url, field="url", max_length=2000, required=True)
+    if not url.startswith("https://"):
+        raise ValidationFailed("Give the post's https:// address.", field="url")
+    moved = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status == delivery.status)
+        .values(
+            status=DeliveryStatus.SENT.value,
+            remote_url=url,
+            sent_at=utcnow(),
+            reason=f"Marked sent by {actor.display_name or actor.email}.",
+            claim_token="",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Someone changed this delivery meanwhile; look again.")
+    db.session.flush()
+    db.session.refresh(delivery)
+    _audit(post, actor, "delivery.marked_sent", delivery=delivery.public_id, url=url)
+    return delivery
 
 
 # -- hooks of the case and appeal services ---------------------------------------------------

@@ -10,10 +10,8 @@ test can count what landed on the network independently of what the database say
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +40,7 @@ from portal.publishing.channels.base import (
 )
 from portal.publishing.channels.registry import register
 from portal.publishing.models import Channel
+from portal.services.clips import renditions_digest
 from portal.services.storage import get_store
 from tests.portal.conftest import listed_appeal
 from tests.portal.publishing.receiver import WebhookReceiver
@@ -54,6 +53,7 @@ class World:
     """The network's side: what it holds and what it will do next."""
 
     posts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)  # every create call that landed
     # Faults for the next publish calls, one consumed per call ("ok" for none).
     faults: list[str] = field(default_factory=list)
     find_faults: list[str] = field(default_factory=list)
@@ -69,7 +69,8 @@ class World:
     gate_release: threading.Event = field(default_factory=threading.Event)
 
     def landed(self) -> list[dict[str, Any]]:
-        return list(self.posts.values())
+        """What the network shows; a key posted twice shows twice."""
+        return [self.posts[key] for key in self.created]
 
 
 WORLDS: dict[str, World] = {}
@@ -115,22 +116,25 @@ class FakeNetwork(Adapter):
             world.gate_entered.set()
             assert world.gate_release.wait(10), "the test never let the call go"
         if "media_id" not in steps.state:
+            digest = ""
             if draft.media is not None:
                 digest = hashlib.sha256(Path(draft.media.path).read_bytes()).hexdigest()
                 assert digest == draft.media.sha256, "the file sent is not the rendition"
                 world.media_seen.append(digest)
             world.uploads += 1
-            steps.save("uploaded", media_id=f"m{world.uploads}")
+            steps.save("uploaded", media_id=f"m{world.uploads}", media_sha=digest)
         if fault == "transient_after_upload":
             raise TransientError("fake answered 502 to the post")
         if fault == "crash_before":
             raise RuntimeError("the adapter has a bug")
         with world.lock:
-            assert draft.key not in world.posts, f"posted twice: {draft.key}"
+            # A second create is recorded, not refused: the networks would show both.
+            world.created.append(draft.key)
             world.posts[draft.key] = {
                 "id": f"p-{draft.key}",
                 "text": draft.text,
                 "media_id": steps.state["media_id"],
+                "media_sha": steps.state["media_sha"],
                 "link": draft.link,
             }
         if fault == "accepted_then_timeout":
@@ -183,46 +187,38 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 # -- preflight ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    text: str
-    rendition_id: int | None
-
-
-class _PreflightFailed(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
 @pytest.fixture(autouse=True)
-def preflight(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def preflight(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
     """Preflight by its contract, ``prepare_delivery(network, appeals, agency) ->
     Prepared(text, rendition_id)`` or ``PreflightFailed(problems)``: the fake network
-    is not one the real limits know. Returns the list of networks it was asked about.
-    Where pub-plan's module is not there, a stand-in with the same names is."""
-    try:
-        import portal.publishing.preflight as module
-    except ImportError:
-        module = types.ModuleType("portal.publishing.preflight")
-        module.Prepared = _Prepared  # type: ignore[attr-defined]
-        module.PreflightFailed = _PreflightFailed  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "portal.publishing.preflight", module)
+    is not one the real limits know. Returns the networks it was asked about. A test
+    that asks for ``real_preflight`` gets pub-plan's preflight itself."""
+    from portal.publishing import preflight as module
+
     asked: list[str] = []
-    prepared_type = module.Prepared
-    failed_type = module.PreflightFailed
+    if "real_preflight" in request.fixturenames:
+        yield asked
+        return
 
     def prepare_delivery(network: str, appeals: list[Appeal], agency: Agency) -> Any:
         asked.append(network)
         if any("too long" in appeal.title for appeal in appeals):
-            raise failed_type([f"the caption is over {network}'s limit"])
+            raise module.PreflightFailed([f"the caption is over {network}'s limit"])
         version = appeals[0].clips[0].version
         video = next(r for r in version.renditions if r.role == "video")
         text = f"#TattletaleTuesday {network}: " + " / ".join(a.title for a in appeals)
-        return prepared_type(text=text, rendition_id=video.id)
+        # The portal's own page shows the appeal's renditions itself: nothing is sent.
+        return module.Prepared(text=text, rendition_id=None if network == "portal" else video.id)
 
     monkeypatch.setattr(module, "prepare_delivery", prepare_delivery, raising=False)
     yield asked
+
+
+@pytest.fixture
+def real_preflight() -> None:
+    """Asked for by a test that schedules through pub-plan's preflight itself."""
 
 
 # -- rows -------------------------------------------------------------------------------------
@@ -252,6 +248,10 @@ def stored_appeal(agency: Agency, users: dict[Role, User], number: str, title: s
     get_store().put_stream(video.storage_key, io.BytesIO(payload), "video/mp4")
     video.sha256 = hashlib.sha256(payload).hexdigest()
     video.size = len(payload)
+    # The supervisor approved these bytes: the approval binds their hash.
+    version = appeal.clips[0].version
+    for approval in version.approvals:
+        approval.renditions_digest = renditions_digest(version.renditions)
     db.session.commit()
     return appeal
 

@@ -22,7 +22,13 @@ from portal.publishing.services.deliveries import (
     UNKNOWN_KEY,
     publish_due,
 )
-from portal.publishing.services.posts import create_post, schedule_post
+from portal.publishing.services.posts import (
+    create_post,
+    mark_delivery_sent,
+    retry_delivery,
+    schedule_post,
+)
+from portal.services.errors import Conflict, PermissionDenied, ValidationFailed
 from tests.portal.publishing.conftest import (
     Clock,
     World,
@@ -127,7 +133,7 @@ def test_delivery_resumes_from_the_stored_step_without_uploading_again(
     _tick(app, clock)
     db.session.refresh(delivery)
     assert delivery.status == "retrying"
-    assert delivery.step == "uploaded" and delivery.state == {"media_id": "m1"}
+    assert delivery.step == "uploaded" and delivery.state["media_id"] == "m1"
     _tick(app, clock, timedelta(seconds=BACKOFF_BASE_S))
     db.session.refresh(delivery)
     assert delivery.status == "sent"
@@ -239,7 +245,8 @@ def test_delivery_credential_refused_fails_marks_the_channel_and_stops(
     assert world.publish_calls == 1
     refused = next(d for d in later.deliveries if d.channel_id == channel.id)
     db.session.refresh(refused)
-    assert refused.status == "failed" and "needs reconnect" in refused.reason
+    assert refused.status == "failed"
+    assert refused.reason.startswith("The channel Fake must be connected again")
     actions = set(db.session.scalars(select(AuditEvent.action)))
     assert {"delivery.sending", "delivery.failed", "channel.needs_reconnect"} <= actions
 
@@ -289,3 +296,99 @@ def test_delivery_of_a_stalled_worker_is_taken_over_and_the_stale_run_writes_not
     assert world.landed()[0]["media_id"] == "m1"  # B's upload (B went first)
     db.session.refresh(delivery)
     assert delivery.status == "sent" and delivery.claim_token == ""
+
+
+def test_delivery_a_person_found_is_marked_sent_and_never_sent_again(
+    app: Flask,
+    setup: Callable[..., tuple[Post, Delivery, World]],
+    clock: Clock,
+    users: dict[Role, User],
+) -> None:
+    _, delivery, world = setup("accepted_then_timeout", find_faults=("cannot_tell",))
+    _tick(app, clock)
+    _tick(app, clock, timedelta(seconds=BACKOFF_BASE_S))
+    db.session.refresh(delivery)
+    assert delivery.status == "needs_attention"
+    with pytest.raises(ValidationFailed):
+        mark_delivery_sent(delivery, users[Role.COORDINATOR], "javascript:alert(1)")
+    mark_delivery_sent(delivery, users[Role.COORDINATOR], "https://fake.example/found-it")
+    db.session.commit()
+    with pytest.raises(Conflict):
+        retry_delivery(delivery, users[Role.COORDINATOR])
+    _tick(app, clock, timedelta(hours=1))
+    db.session.refresh(delivery)
+    assert delivery.status == "sent" and delivery.remote_url == "https://fake.example/found-it"
+    assert world.publish_calls == 1 and len(world.landed()) == 1
+
+
+def test_delivery_failed_for_credentials_is_sent_after_a_reconnect_and_a_retry(
+    app: Flask,
+    setup: Callable[..., tuple[Post, Delivery, World]],
+    clock: Clock,
+    users: dict[Role, User],
+) -> None:
+    post, delivery, world = setup("credential")
+    _tick(app, clock)
+    db.session.refresh(delivery)
+    assert delivery.status == "failed"
+    coordinator = users[Role.COORDINATOR]
+    with pytest.raises(Conflict, match="Connect Fake again first"):
+        retry_delivery(delivery, coordinator)
+    db.session.rollback()
+    with pytest.raises(PermissionDenied):
+        retry_delivery(delivery, users[Role.OFFICER])
+    channel = db.session.get(Channel, delivery.channel_id)
+    assert channel is not None
+    channel.status = "connected"  # an admin connected it again (the channels pages)
+    db.session.commit()
+    retry_delivery(delivery, coordinator)
+    db.session.commit()
+    drain(app)
+    db.session.refresh(delivery)
+    db.session.refresh(post)
+    assert delivery.status == "sent" and post.status == "done"
+    assert world.publish_calls == 2 and len(world.landed()) == 1
+
+
+def test_delivery_job_that_gives_up_leaves_it_for_a_person_not_sending(
+    app: Flask,
+    setup: Callable[..., tuple[Post, Delivery, World]],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portal.publishing.services import deliveries
+
+    _, delivery, world = setup()
+    publish_due(clock.now)
+    job = db.session.scalar(
+        select(Job).where(Job.name == "publishing.deliver", Job.subject_id == delivery.id)
+    )
+    assert job is not None
+    job.max_attempts = 1
+    db.session.commit()
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("the database went away mid-attempt")
+
+    monkeypatch.setattr(deliveries, "_attempt", broken)
+    assert execute_job(job.id, "w1") == "failed"
+    db.session.refresh(delivery)
+    # It was claimed (sending) when the engine failed: whether it went out is unknown.
+    assert delivery.status == "needs_attention" and delivery.claim_token == ""
+    assert "the database went away mid-attempt" in delivery.reason
+    assert world.publish_calls == 0
+
+
+def test_publishing_jobs_and_periodic_tasks_are_found_by_the_app(app: Flask) -> None:
+    from portal.jobs.periodic import all_periodic
+    from portal.jobs.registry import all_job_names
+
+    assert {
+        "publishing.deliver",
+        "publishing.solved",
+        "publishing.remove",
+        "publishing.alert",
+    } <= set(all_job_names())
+    every = {task.name: task.interval_s for task in all_periodic()}
+    assert every["publishing.publish_due"] == 60
+    assert every["publishing.remove_expired"] == 3600
