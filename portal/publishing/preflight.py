@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import regex
+from sqlalchemy import func, select
 
 from media_pipeline.profiles import DEFAULT_PROFILES, VideoProfile
+from portal.extensions import db
 from portal.models import Agency, Appeal, ClipVersion, Rendition
 from portal.publishing.captions import caption_for
 from portal.publishing.limits import LIMITS, Limit, NetworkLimits
+from portal.publishing.models import Channel, Delivery, DeliveryStatus, Post
 from portal.services.clips import approval_is_intact
 
 HASHTAG = regex.compile(r"(?<![\w&])#\w+")
@@ -232,4 +236,48 @@ def prepare_delivery(network: str, appeals: list[Appeal], agency: Agency) -> Pre
         rendition_id=rendition.id if rendition is not None else None,
         counted_length=caption.length,
         limit=caption.limit,
+    )
+
+
+#: Deliveries that took (or will take) one of the account's daily posts.
+_COUNTED = (
+    DeliveryStatus.QUEUED.value,
+    DeliveryStatus.SENDING.value,
+    DeliveryStatus.RETRYING.value,
+    DeliveryStatus.SENT.value,
+    DeliveryStatus.NEEDS_ATTENTION.value,
+)
+
+
+def daily_cap_problem(
+    channel: Channel, slot_at: datetime, *, post_id: int | None = None
+) -> str | None:
+    """What must change when the channel's account would pass its network's daily cap
+    (posts in any 24 hours) by posting at ``slot_at``; None when it would not. Other
+    posts of this channel within 24 hours either side count (the window moves), the
+    post being checked (``post_id``) does not."""
+    limits = LIMITS.get(channel.network)
+    if limits is None or limits.daily_cap is None:
+        return None
+    day = timedelta(hours=24)
+    query = (
+        select(func.count())
+        .select_from(Delivery)
+        .join(Post, Delivery.post_id == Post.id)
+        .where(
+            Delivery.channel_id == channel.id,
+            Delivery.status.in_(_COUNTED),
+            Post.slot_at > slot_at - day,
+            Post.slot_at < slot_at + day,
+        )
+    )
+    if post_id is not None:
+        query = query.where(Post.id != post_id)
+    taken = db.session.scalar(query) or 0
+    cap = limits.daily_cap.value
+    if taken < cap:
+        return None
+    return (
+        f"{channel.name} already has {taken} posts within 24 hours of this time and "
+        f"{limits.label} takes {cap} in 24 hours: choose a time a day away from them"
     )

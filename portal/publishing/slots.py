@@ -80,7 +80,7 @@ def _posted_appeal_ids(agency: Agency) -> set[int]:
     return set(rows)
 
 
-def _open_appeals(agency: Agency) -> list[Appeal]:
+def open_appeals(agency: Agency) -> list[Appeal]:
     """Published appeals of cases still open, oldest case first (the incident's time,
     else when the case was opened)."""
     oldest = func.coalesce(Case.occurred_at, Case.created_at)
@@ -102,7 +102,7 @@ def _open_appeals(agency: Agency) -> list[Appeal]:
 def backlog(agency: Agency) -> list[Appeal]:
     """Published appeals of open cases that no post carries, oldest case first."""
     posted = _posted_appeal_ids(agency)
-    return [appeal for appeal in _open_appeals(agency) if appeal.id not in posted]
+    return [appeal for appeal in open_appeals(agency) if appeal.id not in posted]
 
 
 def posts_between(agency: Agency, start: datetime, end: datetime) -> list[Post]:
@@ -122,9 +122,12 @@ def posts_between(agency: Agency, start: datetime, end: datetime) -> list[Post]:
 
 
 def posts_in_week_of(agency: Agency, slot: datetime) -> list[Post]:
-    """The posts that count for ``slot``: those going out in the week that ends with
-    it (a "post now" on the Friday before counts for Tuesday's slot)."""
-    return posts_between(agency, slot - WEEK + timedelta(seconds=1), slot + timedelta(seconds=1))
+    """The posts that count for ``slot``: those going out after the slot before it, up
+    to it (a "post now" on the Friday before counts for Tuesday's slot). Bounded by the
+    previous slot itself, not by seven days: across a clock change two slots are 7 days
+    and an hour, or 7 days less an hour, apart."""
+    before = previous_slot(agency, slot - timedelta(seconds=1))
+    return posts_between(agency, before + timedelta(seconds=1), slot + timedelta(seconds=1))
 
 
 def _last_posted(agency: Agency) -> dict[int, datetime]:
@@ -168,7 +171,7 @@ def plan_slots(agency: Agency, now: datetime, weeks: int) -> list[SlotPlan]:
     posted = _last_posted(agency)
     planned_ids = {pa.appeal_id for plan in plans for p in plan.posts for pa in p.appeals}
     again = sorted(
-        (a for a in _open_appeals(agency) if a.id in posted and a.id not in planned_ids),
+        (a for a in open_appeals(agency) if a.id in posted and a.id not in planned_ids),
         key=lambda a: posted[a.id],
     )
     used: set[int] = set()

@@ -73,6 +73,7 @@ from portal.staff import (  # noqa: E402,F401  (registers the routes)
     clips_views,
     localtime_filters,
     outcomes_views,
+    publishing_views,
     tips_views,
     triage_views,
     views,

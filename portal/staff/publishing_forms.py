@@ -12,19 +12,17 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, NumberRange, Regexp
 
 from portal.publishing.planning import MAX_APPEALS_PER_POST, MAX_REMOVE_AFTER_DAYS
 from portal.services.text import TextValidator
 
 WEEKDAYS = [
-    ("1", "Monday"),
-    ("2", "Tuesday"),
-    ("3", "Wednesday"),
-    ("4", "Thursday"),
-    ("5", "Friday"),
-    ("6", "Saturday"),
-    ("7", "Sunday"),
+    SelectChoice(str(number), name)
+    for number, name in enumerate(
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), start=1
+    )
 ]
 
 
@@ -79,10 +77,10 @@ class FillSlotForm(FlaskForm):
         widget=widgets.ListWidget(prefix_label=False),
         option_widget=widgets.CheckboxInput(),
     )
+    # None ticked: the post goes to the portal's own pages and feed only.
     channels = SelectMultipleField(
         "Channels",
         choices=[],
-        validators=[DataRequired(message="Choose at least one channel.")],
         widget=widgets.ListWidget(prefix_label=False),
         option_widget=widgets.CheckboxInput(),
     )

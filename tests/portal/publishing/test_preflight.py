@@ -230,3 +230,47 @@ def test_prepare_delivery_instagram_hashtag_cap(
     assert failed.value.problems == [
         "the caption has 32 hashtags; Instagram Reel takes at most 30: remove 2"
     ]
+
+
+def test_daily_cap_problem_counts_the_moving_24_hours(
+    app: Flask, agency: Agency, users: dict[Role, User]
+) -> None:
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from portal.publishing.models import Channel, Delivery, DeliveryStatus, Post
+    from portal.publishing.preflight import daily_cap_problem
+
+    reel = Channel(
+        agency_id=agency.id, network="facebook_reel", name="Reels", credentials=json.dumps({})
+    )
+    db.session.add(reel)
+    db.session.commit()
+    slot = datetime(2027, 1, 5, 15, tzinfo=UTC)
+    coordinator = users[Role.COORDINATOR]
+
+    def post_at(at: datetime, status: DeliveryStatus = DeliveryStatus.SENT) -> Post:
+        post = Post(agency_id=agency.id, slot_at=at, created_by_id=coordinator.id)
+        post.deliveries = [Delivery(channel=reel, status=status.value)]
+        db.session.add(post)
+        return post
+
+    # 29 within the day before, and one failed and one 25 hours away that do not count.
+    for minute in range(29):
+        post_at(slot - timedelta(hours=23, minutes=minute))
+    post_at(slot - timedelta(hours=1), DeliveryStatus.FAILED)
+    post_at(slot + timedelta(hours=25))
+    db.session.commit()
+    assert daily_cap_problem(reel, slot) is None  # 29 of Facebook's 30 reels a day
+    post_at(slot + timedelta(hours=23))
+    db.session.commit()
+    assert daily_cap_problem(reel, slot) == (
+        "Reels already has 30 posts within 24 hours of this time and Facebook Page Reel "
+        "takes 30 in 24 hours: choose a time a day away from them"
+    )
+    mastodon = Channel(
+        agency_id=agency.id, network="mastodon", name="M", credentials=json.dumps({})
+    )
+    db.session.add(mastodon)
+    db.session.commit()
+    assert daily_cap_problem(mastodon, slot) is None  # no daily cap documented

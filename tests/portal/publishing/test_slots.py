@@ -196,3 +196,18 @@ def test_empty_slot_ahead_only_within_a_day_and_when_nothing_will_go_out(
     draft.status = PostStatus.SCHEDULED.value
     db.session.commit()
     assert empty_slot_ahead(agency, slot - timedelta(hours=23)) is None
+
+
+def test_plan_slots_a_post_counts_for_one_slot_across_the_clock_change(
+    app: Flask, agency: Agency, users: dict[Role, User]
+) -> None:
+    # 3 March 15:00 UTC and 10 March 14:00 UTC are 7 days less an hour apart: the
+    # post of the first slot must not also fill the second.
+    agency.timezone = "America/New_York"
+    a = _appeal(agency, users, "A", utc(2025, 1, 1))
+    _appeal(agency, users, "B", utc(2025, 2, 1))
+    _post(agency, users[Role.COORDINATOR], utc(2026, 3, 3, 15), [a], PostStatus.SCHEDULED)
+    first, second = plan_slots(agency, utc(2026, 3, 1), 2)
+    assert first.filled and len(first.posts) == 1
+    assert not second.filled and second.posts == []
+    assert [x.case.number for x in second.suggestion] == ["B"]
