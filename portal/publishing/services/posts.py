@@ -207,7 +207,7 @@ def _prepare(post: Post) -> None:
     """Fix each delivery's caption and rendition through preflight, or refuse with
     every problem of every channel at once."""
     # Imported here: preflight imports the limits and captions, which need the app.
-    from portal.publishing.preflight import PreflightFailed, prepare_delivery
+    from portal.publishing.preflight import PreflightFailed, daily_cap_problem, prepare_delivery
 
     agency = db.session.get(Agency, post.agency_id)
     assert agency is not None
@@ -222,6 +222,11 @@ def _prepare(post: Post) -> None:
             continue
         delivery.text = prepared.text
         delivery.rendition_id = prepared.rendition_id
+        # A post that would pass the account's daily cap is refused now, not by the
+        # network at the slot.
+        capped = daily_cap_problem(delivery.channel, post.slot_at, post_id=post.id)
+        if capped:
+            problems.append(f"{delivery.channel.name}: {capped}")
     if problems:
         raise PreflightRefused(problems)
 

@@ -418,3 +418,49 @@ def test_solved_update_is_never_replied_twice(
         assert job.status == "failed" and job.error == "fake says the token expired"
         assert delivery.channel.status == "needs_reconnect"
         assert SOLVING_KEY not in delivery.state  # a later retry may send it
+
+
+def test_schedule_post_refuses_a_second_post_past_the_networks_daily_cap(
+    app: Flask,
+    new_york: Agency,
+    users: dict[Role, User],
+    clock: Clock,
+    fake: tuple[Channel, World],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from portal.publishing.limits import LIMITS, Limit, NetworkLimits
+
+    monkeypatch.setitem(
+        LIMITS,
+        "fake",
+        NetworkLimits(
+            network="fake",
+            via="web",
+            label="Fake",
+            counting="codepoints",
+            media="required",
+            daily_cap=Limit(1, "this test"),
+        ),
+    )
+    channel, _ = fake
+    coordinator = users[Role.COORDINATOR]
+    first = stored_appeal(new_york, users, "P-1", "First")
+    second = stored_appeal(new_york, users, "P-2", "Second")
+    slot = clock.now + timedelta(days=1)
+    schedule_post(
+        create_post(new_york, coordinator, [first.public_id], slot, [channel.public_id]),
+        coordinator,
+    )
+    db.session.commit()
+    crowded = create_post(
+        new_york, coordinator, [second.public_id], slot + timedelta(hours=2), [channel.public_id]
+    )
+    with pytest.raises(PreflightRefused) as refused:
+        schedule_post(crowded, coordinator)
+    [problem] = refused.value.problems
+    assert problem.startswith("Fake: Fake already has 1 posts within 24 hours of this time")
+    db.session.rollback()
+    spaced = create_post(
+        new_york, coordinator, [second.public_id], slot + timedelta(days=1), [channel.public_id]
+    )
+    assert schedule_post(spaced, coordinator).status == "scheduled"
