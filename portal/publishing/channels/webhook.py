@@ -13,7 +13,9 @@ receiver verifies, per request:
 Because the event id makes a repeat harmless, a lost answer is retried, not treated as
 an unknown outcome: the receiver is the one who dedups.
 
-Settings: ``url`` (https, or http on loopback for tests), optional ``timeout_s``.
+Settings: ``url`` (https, on a public address), optional ``timeout_s``. The connection
+is checked when the adapter is made; a name that resolves differently later (DNS
+rebinding) is the remaining gap, narrowed by the signature the receiver checks.
 Credentials: ``key`` (the shared secret).
 """
 
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -35,6 +39,7 @@ from portal.publishing.channels.base import (
     Published,
     RejectedError,
     Steps,
+    TransientError,
 )
 from portal.publishing.channels.http import Http
 from portal.publishing.channels.registry import register
@@ -59,11 +64,30 @@ def _retry_after(response: Any) -> float | None:
         return None
 
 
+def _refuse_private(host: str, port: int) -> None:
+    """The address an admin typed must be on the internet: never this machine, the
+    private network it sits in, or a cloud's metadata service (169.254.169.254), which
+    a webhook would otherwise let anyone with the admin role probe."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise TransientError(f"the webhook's host {host!r} could not be resolved") from exc
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global:
+            raise RejectedError(
+                f"the webhook's host {host!r} is not a public address ({address}); "
+                "give the receiver's public https:// address"
+            )
+
+
 @register
 class WebhookChannel(Channel):
     network: ClassVar[str] = NETWORK
     edits_in_place: ClassVar[bool] = False
     can_delete: ClassVar[bool] = True
+    #: Loopback and private addresses, plain http: only for a receiver in the tests.
+    allow_private: ClassVar[bool] = False
 
     def __init__(self, credentials: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
         super().__init__(credentials, settings)
@@ -72,9 +96,10 @@ class WebhookChannel(Channel):
             raise CredentialError("the webhook has no signing key; connect it again")
         url = str(settings.get("url") or "")
         parts = urlsplit(url)
-        loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        if parts.scheme != "https" and not (parts.scheme == "http" and self.allow_private):
             raise RejectedError("the webhook's address must be an https:// URL")
+        if not self.allow_private:
+            _refuse_private(parts.hostname or "", parts.port or 443)
         self._key = key
         self._url = url
         self._http = Http(

@@ -40,6 +40,27 @@ def test_webhook_refuses_an_address_that_is_not_https() -> None:
         WebhookChannel({"key": "k"}, {"url": "http://cms.example/hook"})
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/hook",
+        "https://localhost:8443/hook",
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/hook",
+        "https://[fd00::1]/hook",
+    ],
+)
+def test_webhook_refuses_an_address_that_is_not_on_the_internet(url: str) -> None:
+    with pytest.raises(RejectedError, match="not a public address"):
+        WebhookChannel({"key": "k"}, {"url": url})
+
+
+def test_webhook_accepts_a_public_address() -> None:
+    # A literal address: no DNS lookup leaves this machine.
+    assert WebhookChannel({"key": "k"}, {"url": "https://93.184.215.14/hook"})
+
+
 def _scheduled(
     agency: Agency, users: dict[Role, User], coordinator: User, clock: Clock, channel: Channel
 ) -> tuple[Post, Delivery]:
