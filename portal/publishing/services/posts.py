@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
 from portal.jobs.registry import enqueue
@@ -563,8 +563,11 @@ def list_posts(
     query = select(Post).where(Post.agency_id == actor.agency_id)
     if status:
         query = query.where(Post.status == status)
-    rows = list(db.session.scalars(query.order_by(Post.slot_at.desc(), Post.id.desc())))
-    return PostPage(posts=rows[offset : offset + limit], total=len(rows))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.session.scalars(
+        query.order_by(Post.slot_at.desc(), Post.id.desc()).limit(limit).offset(offset)
+    )
+    return PostPage(posts=list(rows), total=total)
 
 
 def upcoming_posts(actor: User, *, now: datetime | None = None, weeks: int = 8) -> list[Post]:
