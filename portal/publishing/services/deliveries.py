@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select, update
 
+from media_pipeline.errors import ObjectNotFound
 from portal.extensions import db
 from portal.jobs.errors import ClaimLost, TransientJobError, classify_error, describe_error
 from portal.jobs.registry import JobContext, enqueue
@@ -334,25 +335,33 @@ def _attempt(attempt: _Attempt, channel: Channel, now: datetime) -> str:
     except KeyError as exc:
         return _end(attempt, FAILED, str(exc).strip("'\""), now=now, alert="rejected")
     except Exception as exc:
-        # The store could not give the rendition: nothing was sent yet.
-        if classify_error(exc) == "permanent" or isinstance(exc, FileNotFoundError):
-            return _end(attempt, FAILED, describe_error(exc), now=now, alert="rejected")
-        return _retry(attempt, describe_error(exc), None, now=now, unknown=None)
+        return _not_prepared(attempt, exc, now)
     steps = RowSteps(attempt.delivery_id, attempt.token, attempt.state)
-    finding = bool(attempt.state.get(UNKNOWN_KEY))
+    stack = ExitStack()
     try:
-        with media_file as media:
-            draft = _draft(attempt, media)
-            return _call(attempt, adapter, draft, steps, now)
-    except ClaimLost:
-        raise
+        media = stack.enter_context(media_file)
+        draft = _draft(attempt, media)
     except Exception as exc:
-        # The store failed while the file was fetched; an adapter's own surprises
-        # are handled in _call.
-        log.warning("delivery preparation failed", exc_info=exc)
-        if finding:
-            return _end(attempt, NEEDS_ATTENTION, describe_error(exc), now=now, alert="attention")
-        return _retry(attempt, describe_error(exc), None, now=now, unknown=None)
+        stack.close()
+        return _not_prepared(attempt, exc, now)
+    # Whatever escapes from here on (the database failing after the network took the
+    # post, say) is not handled as "nothing sent": run_delivery lets the job retry,
+    # and the retry takes the row over and looks before it sends.
+    with stack:
+        return _call(attempt, adapter, draft, steps, now)
+
+
+def _not_prepared(attempt: _Attempt, exc: Exception, now: datetime) -> str:
+    """The store could not give the rendition (or the adapter could not be built):
+    nothing was called in this attempt. What an earlier attempt left unknown stays
+    unknown, so the next attempt still looks first."""
+    log.warning("delivery preparation failed", exc_info=exc)
+    unknown = attempt.state.get(UNKNOWN_KEY)
+    if isinstance(exc, FileNotFoundError | ObjectNotFound) or classify_error(exc) == "permanent":
+        status = NEEDS_ATTENTION if unknown else FAILED
+        alert = "attention" if unknown else "rejected"
+        return _end(attempt, status, describe_error(exc), now=now, alert=alert)
+    return _retry(attempt, describe_error(exc), None, now=now, unknown=unknown)
 
 
 def _call(attempt: _Attempt, adapter: Adapter, draft: Draft, steps: RowSteps, now: datetime) -> str:

@@ -394,8 +394,13 @@ def retry_delivery(delivery: Delivery, actor: User, *, now: datetime | None = No
         .values(
             status=DeliveryStatus.RETRYING.value,
             next_attempt_at=now,
-            # The person looked: it is not there. The next attempt publishes.
-            state={k: v for k, v in (delivery.state or {}).items() if k != UNKNOWN_KEY},
+            # Needing attention, the person looked: it is not there, so the next
+            # attempt publishes. Failed with an outcome still unknown, it looks first.
+            state=(
+                {k: v for k, v in (delivery.state or {}).items() if k != UNKNOWN_KEY}
+                if delivery.status == DeliveryStatus.NEEDS_ATTENTION.value
+                else dict(delivery.state or {})
+            ),
             reason="",
             claim_token="",
         )

@@ -392,3 +392,44 @@ def test_publishing_jobs_and_periodic_tasks_are_found_by_the_app(app: Flask) -> 
     every = {task.name: task.interval_s for task in all_periodic()}
     assert every["publishing.publish_due"] == 60
     assert every["publishing.remove_expired"] == 3600
+
+
+def test_delivery_whose_outcome_could_not_be_recorded_is_found_not_sent_again(
+    app: Flask,
+    setup: Callable[..., tuple[Post, Delivery, World]],
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from portal.publishing.services import deliveries
+
+    _, delivery, world = setup()
+    real_sent = deliveries._sent
+    failures = [OperationalError("UPDATE deliveries", {}, Exception("disk I/O error"))]
+
+    def sent_once_failing(attempt: deliveries._Attempt, *args: object, **kwargs: object) -> str:
+        if attempt.network == "fake" and failures:
+            raise failures.pop()
+        return real_sent(attempt, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deliveries, "_sent", sent_once_failing)
+    # The network took the post; recording it failed; the job's retry takes the row
+    # over, asks the network, and finds it.
+    _tick(app, clock)
+    db.session.refresh(delivery)
+    assert delivery.status == "sent"
+    assert world.created == [delivery.public_id] and world.find_calls == 1
+
+
+def test_delivery_whose_rendition_left_the_store_fails_without_a_call(
+    app: Flask, setup: Callable[..., tuple[Post, Delivery, World]], clock: Clock
+) -> None:
+    from portal.services.storage import get_store
+
+    post, delivery, world = setup()
+    get_store().delete(rendition_of(post.appeals[0].appeal).storage_key)
+    _tick(app, clock)
+    db.session.refresh(delivery)
+    assert delivery.status == "failed" and delivery.reason
+    assert world.publish_calls == 0
