@@ -122,10 +122,13 @@ def deliver_key(delivery: Delivery) -> str:
     return f"{DELIVER_JOB}:{delivery.id}:{delivery.attempts}"
 
 
-def enqueue_delivery(delivery: Delivery) -> Job:
+def enqueue_delivery(delivery: Delivery, *, by_person: str = "") -> Job:
+    """The job of the delivery's next attempt. ``by_person`` (the decision's id) keys a
+    person's retry on its own: the attempt's key may belong to a job that failed."""
+    key = deliver_key(delivery) + (f":retry:{by_person}" if by_person else "")
     return enqueue(
         DELIVER_JOB,
-        unique_key=deliver_key(delivery),
+        unique_key=key,
         delivery_id=delivery.id,
         attempt=delivery.attempts + 1,
     )

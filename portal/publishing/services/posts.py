@@ -416,7 +416,7 @@ def retry_delivery(delivery: Delivery, actor: User, *, now: datetime | None = No
     )
     db.session.flush()
     db.session.refresh(delivery)
-    enqueue_delivery(delivery)
+    enqueue_delivery(delivery, by_person=f"{actor.public_id}:{int(now.timestamp())}")
     _audit(post, actor, "delivery.retry", delivery=delivery.public_id)
     return delivery
 

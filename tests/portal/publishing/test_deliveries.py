@@ -354,6 +354,7 @@ def test_delivery_job_that_gives_up_leaves_it_for_a_person_not_sending(
     app: Flask,
     setup: Callable[..., tuple[Post, Delivery, World]],
     clock: Clock,
+    users: dict[Role, User],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from portal.publishing.services import deliveries
@@ -370,6 +371,7 @@ def test_delivery_job_that_gives_up_leaves_it_for_a_person_not_sending(
     def broken(*args: object) -> str:
         raise RuntimeError("the database went away mid-attempt")
 
+    working = deliveries._attempt
     monkeypatch.setattr(deliveries, "_attempt", broken)
     assert execute_job(job.id, "w1") == "failed"
     db.session.refresh(delivery)
@@ -377,6 +379,13 @@ def test_delivery_job_that_gives_up_leaves_it_for_a_person_not_sending(
     assert delivery.status == "needs_attention" and delivery.claim_token == ""
     assert "the database went away mid-attempt" in delivery.reason
     assert world.publish_calls == 0
+    # The person looked, found nothing on the account, and sends it again.
+    monkeypatch.setattr(deliveries, "_attempt", working)
+    retry_delivery(delivery, users[Role.COORDINATOR])
+    db.session.commit()
+    drain(app)
+    db.session.refresh(delivery)
+    assert delivery.status == "sent" and world.created == [delivery.public_id]
 
 
 def test_publishing_jobs_and_periodic_tasks_are_found_by_the_app(app: Flask) -> None:
