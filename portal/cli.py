@@ -338,7 +338,9 @@ def serve(host: str, port: int | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for group in (users, agencies, demo, jobs, evidence):
+    from portal.publishing.cli import posts
+
+    for group in (users, agencies, demo, jobs, evidence, posts):
         app.cli.add_command(group)
     app.cli.add_command(serve)
     cli_security.init_app(app, users=users)

@@ -237,6 +237,7 @@ from portal.api import (  # noqa: E402,F401
     case_life,
     footage,
     outcomes,
+    posts,
     public,
     publication,
     tips,

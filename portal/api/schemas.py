@@ -767,3 +767,99 @@ class OutcomesSchema(ma.Schema):
     period = fields.String(required=True)
     appeals = fields.List(fields.Nested(AppealOutcomeSchema), required=True)
     months = fields.List(fields.Nested(MonthOutcomeSchema), required=True)
+
+
+# -- posts and channels (publishing) -------------------------------------------------------
+
+POST_STATUSES = ["draft", "scheduled", "publishing", "done", "cancelled"]
+DELIVERY_STATUSES = [
+    "queued",
+    "sending",
+    "retrying",
+    "sent",
+    "failed",
+    "needs_attention",
+    "cancelled",
+    "removed",
+]
+
+
+class PostQuerySchema(ma.Schema):
+    status = fields.String(validate=validate.OneOf(POST_STATUSES))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 100_000))
+
+
+class PostCreateSchema(Strict):
+    """A post of published appeals at a time, to channels (the portal's own page and
+    feed are always added). ``schedule`` passes preflight at once; ``now`` sends it."""
+
+    appeals = fields.List(
+        Text(max_length=64, blank=False), required=True, validate=validate.Length(min=1, max=10)
+    )
+    slot_at = Moment(required=True)
+    channels = fields.List(
+        Text(max_length=64, blank=False), load_default=list, validate=validate.Length(max=20)
+    )
+    schedule = Flag(load_default=True)
+    now = Flag(load_default=False)
+
+
+class PostPatchSchema(Strict):
+    """Move a draft or scheduled post (``slot_at``), or ``action`` it: ``schedule``
+    (pass preflight) or ``now`` (send at once)."""
+
+    slot_at = Moment()
+    action = fields.String(validate=validate.OneOf(["schedule", "now"]))
+
+
+class DeliverySchema(ma.Schema):
+    id = fields.String(required=True)
+    channel = fields.String(required=True)
+    channel_name = fields.String(required=True)
+    network = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(DELIVERY_STATUSES))
+    step = fields.String(required=True, metadata={"description": "Where sending is."})
+    attempts = fields.Integer(required=True)
+    next_attempt_at = Moment(allow_none=True, required=True)
+    reason = fields.String(required=True)
+    text = fields.String(required=True, metadata={"description": "The caption sent."})
+    url = fields.String(required=True, metadata={"description": "Where the post landed."})
+    sent_at = Moment(allow_none=True, required=True)
+    solved_at = Moment(allow_none=True, required=True)
+    removed_at = Moment(allow_none=True, required=True)
+
+
+class PostSchema(ma.Schema):
+    id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(POST_STATUSES))
+    status_reason = fields.String(required=True)
+    slot_at = Moment(required=True)
+    appeals = fields.List(fields.String(), required=True)
+    deliveries = fields.List(fields.Nested(DeliverySchema), required=True)
+
+
+class PostListSchema(ma.Schema):
+    posts = fields.List(fields.Nested(PostSchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class ScheduleSchema(ma.Schema):
+    posts = fields.List(fields.Nested(PostSchema), required=True)
+
+
+class ChannelSchema(ma.Schema):
+    """A connected account. Never its credentials, nor its settings (a webhook's
+    address can itself be a secret)."""
+
+    id = fields.String(required=True)
+    network = fields.String(required=True)
+    name = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(["connected", "needs_reconnect", "disconnected"])
+    )
+    status_reason = fields.String(required=True)
+
+
+class ChannelListSchema(ma.Schema):
+    channels = fields.List(fields.Nested(ChannelSchema), required=True)

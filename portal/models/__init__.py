@@ -28,6 +28,7 @@ from portal.models.security import MfaRecoveryCode, SignInThrottle, SpentChallen
 from portal.models.tips import MessageAuthor, Tip, TipMessage, TipPriority, TipStatus
 from portal.models.triage import TipNote, TipRead, TipTag
 from portal.models.users import ApiToken, Role, StaffSession, User, UserRole
+from portal.publishing.caption_models import CaptionTemplate
 from portal.publishing.models import (
     Channel,
     ChannelStatus,
@@ -39,6 +40,7 @@ from portal.publishing.models import (
 )
 
 __all__ = [
+    "CaptionTemplate",
     "PostStatus",
     "PostAppeal",
     "Post",

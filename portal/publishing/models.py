@@ -122,6 +122,9 @@ class Delivery(PublicIdMixin, TimestampMixin, Base):
     # preflight (its storage key and hash), fixed when the post was scheduled.
     text: Mapped[str] = mapped_column(Text, default="")
     rendition_id: Mapped[int | None] = mapped_column(ForeignKey("renditions.id"))
+    # The claim of the attempt under way: the running job's token. Every write of that
+    # attempt matches it, so a worker whose run was taken from it writes nothing.
+    claim_token: Mapped[str] = mapped_column(String(64), default="", server_default="")
     # Progress of the current attempt, and what each step stored (see channels.base).
     step: Mapped[str] = mapped_column(String(64), default="")
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -135,6 +138,8 @@ class Delivery(PublicIdMixin, TimestampMixin, Base):
     # The "SOLVED — thank you" update and the takedown, once each.
     solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Where the "SOLVED" update landed (the edited post, or the reply under it).
+    solved_url: Mapped[str] = mapped_column(String(2000), default="", server_default="")
 
     post: Mapped[Post] = relationship(back_populates="deliveries")
     channel: Mapped[Channel] = relationship(lazy="joined")

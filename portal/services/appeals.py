@@ -58,6 +58,9 @@ CHANNELS: dict[str, str] = {
     "facebook": "Facebook",
     "instagram": "Instagram",
     "x": "X",
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "webhook": "A connected system (webhook)",
     "tiktok": "TikTok",
     "youtube": "YouTube",
     "nextdoor": "Nextdoor",
@@ -215,6 +218,7 @@ def withdraw_appeal(appeal: Appeal, user: User | None, reason: str) -> Appeal:
     appeal.withdraw_reason = reason
     db.session.flush()
     schedule_public_media_sync(appeal)
+    _take_down_posts(appeal, reason)
     record_event(
         "appeal.withdraw",
         agency_id=appeal.agency_id,
@@ -250,8 +254,18 @@ def withdraw_appeals_showing(version: ClipVersion, user: User, reason: str) -> l
             details={"reason": appeal.withdraw_reason, "version": version.public_id},
         )
         schedule_public_media_sync(appeal)
+        _take_down_posts(appeal, appeal.withdraw_reason)
     db.session.flush()
     return list(appeals)
+
+
+def _take_down_posts(appeal: Appeal, reason: str) -> None:
+    """Off the site means off the networks too: what waits is cancelled, what went out
+    is deleted where the network allows it (jobs, after commit)."""
+    # Imported here: publishing's services import this module's neighbours.
+    from portal.publishing.services.posts import take_down_appeal
+
+    take_down_appeal(appeal, reason)
 
 
 # -- the public side -------------------------------------------------------------------

@@ -34,6 +34,8 @@ class Permission(enum.StrEnum):
     JOB_VIEW = "job.view"
     EVIDENCE_DELETE = "evidence.delete"
     APPEAL_PUBLISH = "appeal.publish"
+    # Posts of appeals to the agency's channels: create, schedule, send now, cancel.
+    POST_MANAGE = "post.manage"
     # The agency's outcomes: counts only, nothing that identifies a tipster.
     OUTCOME_VIEW = "outcome.view"
     # Connect, test and disconnect the agency's social-network channels (their tokens).
@@ -69,6 +71,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CASE_VIEW,
             Permission.VERSION_APPROVE,
             Permission.APPEAL_PUBLISH,
+            Permission.POST_MANAGE,
             Permission.TIP_TRIAGE,
             Permission.JOB_VIEW,
             Permission.OUTCOME_VIEW,
@@ -79,6 +82,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CASE_VIEW,
             Permission.SCHEDULE_MANAGE,
             Permission.APPEAL_PUBLISH,
+            Permission.POST_MANAGE,
             Permission.OUTCOME_VIEW,
         }
     ),

@@ -175,6 +175,11 @@ def change_case_status(
         object_id=case.public_id,
         details=details,
     )
+    if to_status == SOLVED:
+        # Its posts on the networks say so ("SOLVED — thank you"): jobs, after commit.
+        from portal.publishing.services.posts import mark_case_solved
+
+        mark_case_solved(case)
     return change
 
 

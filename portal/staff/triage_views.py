@@ -43,6 +43,7 @@ from portal.services.triage import (
 )
 from portal.staff import bp
 from portal.staff.authz import requires
+from portal.staff.localtime_filters import local_filter
 from portal.staff.tip_forms import BulkForm, NoteForm, TriageForm
 
 MAX_CHOICES = 300
@@ -137,7 +138,7 @@ def _tip_row(tip: Tip) -> dict[str, Any]:
         "number": tip.number,
         "url": url_for("staff.tip_detail", tip_id=tip.public_id),
         "case": tip.case.number if tip.case else "general",
-        "received": tip.created_at.strftime("%Y-%m-%d %H:%M"),
+        "received": local_filter(tip.created_at),
         "created_at": tip.created_at.isoformat(),
         "channel": tip.channel,
         "status": tip.status,

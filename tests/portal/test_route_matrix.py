@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -18,7 +19,8 @@ from flask.testing import FlaskClient
 from portal.api.public import PUBLIC_ENDPOINTS
 from portal.extensions import db
 from portal.models import Agency, Appeal, Case, Clip, ClipVersion, Role, Tip, User
-from portal.publishing.models import Channel, ChannelStatus
+from portal.models.base import utcnow
+from portal.publishing.models import Channel, ChannelStatus, Post
 from portal.services.authz import ROLE_PERMISSIONS
 from portal.services.cases import create_case
 from portal.services.tips import TipInput, submit_tip
@@ -59,11 +61,14 @@ def url(
     tip: Tip,
     appeal: Appeal,
     channel: Channel,
+    post: Post,
 ) -> str:
     values = {
         "channel_id": channel.public_id,
-        "network": "facebook",
         "appeal_id": appeal.public_id,
+        "post_id": post.public_id,
+        # Not an agency's object: every agency writes captions for the same networks.
+        "network": "mastodon",
         "case_id": case.public_id,
         "clip_id": clip.public_id,
         "version_id": version.public_id,
@@ -104,9 +109,17 @@ def channel_of(agency: Agency) -> Channel:
     return channel
 
 
+def post_on(agency_id: int, owner: User) -> Post:
+    """A draft post of the agency (rows only): what the post operations act on."""
+    post = Post(agency_id=agency_id, slot_at=utcnow() + timedelta(days=1), created_by_id=owner.id)
+    db.session.add(post)
+    db.session.commit()
+    return post
+
+
 def foreign_clip(
     agency: Agency, owner: User
-) -> tuple[Case, Clip, ClipVersion, Tip, Appeal, Channel]:
+) -> tuple[Case, Clip, ClipVersion, Tip, Appeal, Channel, Post]:
     """Another agency's case with a clip, a version and a tip: rows only, since every
     route must refuse before it touches storage."""
     case = create_case(agency, number="F-1", title="Foreign", created_by=owner)
@@ -114,7 +127,15 @@ def foreign_clip(
     version = ClipVersion(clip=clip, number=1, plan={}, created_by=owner, status="ready")
     db.session.add_all([clip, version])
     db.session.commit()
-    return case, clip, version, tip_on(case), appeal_on(case, owner), channel_of(agency)
+    return (
+        case,
+        clip,
+        version,
+        tip_on(case),
+        appeal_on(case, owner),
+        channel_of(agency),
+        post_on(agency.id, owner),
+    )
 
 
 def request(client: FlaskClient, route: Route, path: str, auth: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -148,6 +169,7 @@ def test_every_route_by_role_with_own_and_foreign_ids(
         tip_on(case),
         appeal_on(case, users[Role.OFFICER]),
         channel_of(case.agency),
+        post_on(case.agency_id, users[Role.COORDINATOR]),
     )
 
     staff = app.test_client()
@@ -181,7 +203,7 @@ def test_every_route_by_role_with_own_and_foreign_ids(
             assert response.status_code == 403, (*where, response.status_code)
 
         # A network's name is no agency's object: nothing foreign to try there.
-        if "<" in route.rule and not any(n in route.rule for n in ("upload_id", "<network>")):
+        if "<" in route.rule and not any(k in route.rule for k in ("upload_id", "<network>")):
             response = request(client, route, url(route.rule, *foreign), auth)
             expected = (404,) if allowed else (403,)
             assert response.status_code in expected, ("foreign", *where, response.status_code)

@@ -4,12 +4,16 @@ stored changes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.extensions import db
 from portal.models import Appeal, Case, Clip, ClipVersion, Role, Tip, User
+from portal.models.base import utcnow
+from portal.publishing.models import Post
 from portal.services.tips import TipInput, submit_tip
 from portal.services.users import create_api_token
 from tests.portal.conftest import listed_appeal
@@ -49,9 +53,19 @@ def tip(case: Case) -> tuple[Tip, str]:
 
 
 @pytest.fixture
-def ids(case: Case, version: ClipVersion, appeal: Appeal, tip: tuple[Tip, str]) -> dict[str, str]:
+def ids(
+    case: Case, version: ClipVersion, appeal: Appeal, tip: tuple[Tip, str], users: dict[Role, User]
+) -> dict[str, str]:
     tip, passphrase = tip
+    post = Post(
+        agency_id=case.agency_id,
+        slot_at=utcnow() + timedelta(days=1),
+        created_by_id=users[Role.COORDINATOR].id,
+    )
+    db.session.add(post)
+    db.session.commit()
     return {
+        "post": post.public_id,
         "passphrase": passphrase,
         "case": case.public_id,
         "clip": version.clip.public_id,
@@ -77,6 +91,8 @@ def json_operations(ids: dict[str, str]) -> list[tuple[str, str, Role | None]]:
         ("DELETE", f"/api/v1/appeals/{ids['appeal']}/publication", Role.COORDINATOR),
         ("PATCH", f"/api/v1/tips/{ids['tip']}", Role.DETECTIVE),
         ("POST", f"/api/v1/tips/{ids['tip']}/messages", Role.DETECTIVE),
+        ("POST", "/api/v1/posts", Role.COORDINATOR),
+        ("PATCH", f"/api/v1/posts/{ids['post']}", Role.COORDINATOR),
         ("POST", f"/api/v1/public/appeals/{ids['appeal']}/tips", None),
         ("POST", "/api/v1/public/tips", None),
         ("POST", f"/api/v1/public/tips/{ids['number']}/messages", None),
@@ -118,6 +134,8 @@ def test_api_every_json_operation_the_openapi_document_lists_is_tested(
         ("DELETE", "/appeals/{appeal_id}/publication"),
         ("PATCH", "/tips/{tip_id}"),
         ("POST", "/tips/{tip_id}/messages"),
+        ("POST", "/posts"),
+        ("PATCH", "/posts/{post_id}"),
         ("POST", "/public/appeals/{appeal_id}/tips"),
         ("POST", "/public/tips"),
         ("POST", "/public/tips/{number}/messages"),

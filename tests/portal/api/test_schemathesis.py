@@ -142,7 +142,7 @@ def test_api_conforms_to_its_openapi_document(
     labels = {op.label for op in operations}
     # Every documented operation but the document itself, tus, multipart and the
     # public ones included.
-    assert len(labels) == 36
+    assert len(labels) == 43
     assert {
         "POST /uploads",
         "HEAD /uploads/{upload_id}",

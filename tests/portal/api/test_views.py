@@ -150,7 +150,7 @@ def test_api_openapi_document_declares_every_operations_permission(
             assert "403" in operation["responses"], (method, path)
             assert "401" in operation["responses"], (method, path)
             declared += 1
-    assert declared == 25
+    assert declared == 32
     assert document["paths"]["/cases/{case_id}/solve"]["post"]["x-permission"] == "case.edit"
     assert document["paths"]["/openapi.json"]["get"]["security"] == []
     assert document["paths"]["/cases"]["post"]["x-permission"] == "case.create"
@@ -228,6 +228,13 @@ def test_api_every_operation_keeps_a_unique_operation_id(client: FlaskClient) ->
         ("post", "/versions/{version_id}/approval"): "approveVersion",
         ("delete", "/versions/{version_id}/approval"): "revokeApproval",
         ("get", "/tips"): "listTips",
+        ("get", "/posts"): "listPosts",
+        ("post", "/posts"): "createPost",
+        ("get", "/posts/{post_id}"): "getPost",
+        ("patch", "/posts/{post_id}"): "updatePost",
+        ("delete", "/posts/{post_id}"): "cancelPost",
+        ("get", "/schedule"): "getSchedule",
+        ("get", "/channels"): "listChannels",
         ("get", "/tips/{tip_id}"): "getTip",
         ("patch", "/tips/{tip_id}"): "updateTip",
         ("post", "/tips/{tip_id}/messages"): "createTipMessage",

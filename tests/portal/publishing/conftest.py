@@ -1,149 +1,382 @@
-"""What the channel adapters' tests share: a one-second MP4 and a vertical reel file,
-a delivery's stored steps kept in memory, a controlled clock, and the Graph API fake."""
+"""Publishing's test fixtures: a controlled clock, a fake network that fails in every
+way the adapter interface names, a webhook receiver on loopback, and published
+appeals whose renditions are really in the store.
+
+The fake network is registered here only (network ``"fake"``). It keeps its own
+"server side" (``World``): the posts it holds, by the key each delivery sends, so a
+test can count what landed on the network independently of what the database says.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from flask import Flask
+from sqlalchemy import select
 
-from portal.publishing.channels.base import Draft, Media
-from tests.portal.publishing.fakes.graph_fake import GraphFake, running_fake
+from portal.extensions import db
+from portal.jobs.execution import execute_job
+from portal.models import Agency, Appeal, Job, JobStatus, Rendition, Role, User
+from portal.models.base import utcnow
+from portal.publishing.channels.base import (
+    Channel as Adapter,
+)
+from portal.publishing.channels.base import (
+    CredentialError,
+    Draft,
+    OutcomeUnknown,
+    Published,
+    RejectedError,
+    Steps,
+    TransientError,
+)
+from portal.publishing.channels.registry import register
+from portal.publishing.models import Channel
+from portal.services.clips import renditions_digest
+from portal.services.storage import get_store
+from tests.portal.conftest import listed_appeal
+from tests.portal.publishing.receiver import WebhookReceiver
 
-#: The client's timeout in the tests: longer than any fake's normal answer, shorter
-#: than its held-back one (FakeServer.hold_s).
-TIMEOUT_S = 0.5
+# -- the fake network ---------------------------------------------------------------------
 
 
-class MemorySteps:
-    """The adapter's view of a delivery's progress: ``save`` merges the values into
-    ``state`` (a flat mapping, as the delivery row stores it) and records the step."""
+@dataclass
+class World:
+    """The network's side: what it holds and what it will do next."""
 
-    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
-        self._state: dict[str, Any] = dict(state or {})
-        self.saved: list[str] = []
+    posts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)  # every create call that landed
+    # Faults for the next publish calls, one consumed per call ("ok" for none).
+    faults: list[str] = field(default_factory=list)
+    find_faults: list[str] = field(default_factory=list)
+    update_faults: list[str] = field(default_factory=list)
+    uploads: int = 0
+    publish_calls: int = 0
+    find_calls: int = 0
+    updates: list[tuple[str, str]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    media_seen: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # The "gate" fault: the call stops here until the test lets it go.
+    gate_entered: threading.Event = field(default_factory=threading.Event)
+    gate_release: threading.Event = field(default_factory=threading.Event)
+
+    def landed(self) -> list[dict[str, Any]]:
+        """What the network shows; a key posted twice shows twice."""
+        return [self.posts[key] for key in self.created]
+
+
+WORLDS: dict[str, World] = {}
+
+
+@register
+class FakeNetwork(Adapter):
+    """Two calls per post, like the real networks: upload the media (its id stored
+    through ``steps``), then create the post."""
+
+    network: ClassVar[str] = "fake"
+    edits_in_place: ClassVar[bool] = False
+    can_delete: ClassVar[bool] = True
 
     @property
-    def state(self) -> Mapping[str, Any]:
-        return dict(self._state)
+    def world(self) -> World:
+        return WORLDS[str(self.settings["world"])]
 
-    def save(self, step: str, **values: Any) -> None:
-        self.saved.append(step)
-        self._state.update(values)
+    def _fault(self, queue: list[str]) -> str:
+        with self.world.lock:
+            return queue.pop(0) if queue else "ok"
+
+    def test_connection(self) -> str:
+        return "fake account"
+
+    def publish(self, draft: Draft, steps: Steps) -> Published:
+        world = self.world
+        fault = self._fault(world.faults)
+        world.publish_calls += 1
+        if self.credentials.get("token") != "good":
+            raise CredentialError("fake refused the channel's credentials")
+        if fault == "transient":
+            raise TransientError("fake answered 503")
+        if fault == "429":
+            raise TransientError("fake rate limit reached", retry_after=900)
+        if fault == "credential":
+            raise CredentialError("fake says the token expired")
+        if fault == "rejected":
+            raise RejectedError("fake refused the video: longer than 140 s")
+        if fault == "timeout_before":
+            raise OutcomeUnknown("fake did not answer (ReadTimeout)")
+        if fault == "gate":
+            world.gate_entered.set()
+            assert world.gate_release.wait(10), "the test never let the call go"
+        if "media_id" not in steps.state:
+            digest = ""
+            if draft.media is not None:
+                digest = hashlib.sha256(Path(draft.media.path).read_bytes()).hexdigest()
+                assert digest == draft.media.sha256, "the file sent is not the rendition"
+                world.media_seen.append(digest)
+            world.uploads += 1
+            steps.save("uploaded", media_id=f"m{world.uploads}", media_sha=digest)
+        if fault == "transient_after_upload":
+            raise TransientError("fake answered 502 to the post")
+        if fault == "crash_before":
+            raise RuntimeError("the adapter has a bug")
+        with world.lock:
+            # A second create is recorded, not refused: the networks would show both.
+            world.created.append(draft.key)
+            world.posts[draft.key] = {
+                "id": f"p-{draft.key}",
+                "text": draft.text,
+                "media_id": steps.state["media_id"],
+                "media_sha": steps.state["media_sha"],
+                "link": draft.link,
+            }
+        if fault == "accepted_then_timeout":
+            raise OutcomeUnknown("fake did not answer (ReadTimeout)")
+        if fault == "accepted_then_crash":
+            raise ValueError("fake answered garbage")
+        return Published(remote_id=f"p-{draft.key}", url=f"https://fake.example/{draft.key}")
+
+    def find(self, draft: Draft, steps: Steps) -> Published | None:
+        world = self.world
+        world.find_calls += 1
+        if self._fault(world.find_faults) == "cannot_tell":
+            raise OutcomeUnknown("fake's search is down")
+        found = world.posts.get(draft.key)
+        if found is None:
+            return None
+        return Published(remote_id=found["id"], url=f"https://fake.example/{draft.key}")
+
+    def update(self, published: Published, text: str) -> Published:
+        fault = self._fault(self.world.update_faults)
+        if fault == "credential":
+            raise CredentialError("fake says the token expired")
+        self.world.updates.append((published.remote_id, text))
+        if fault == "timeout_after":
+            raise OutcomeUnknown("fake did not answer (ReadTimeout)")
+        return Published(remote_id=f"r-{published.remote_id}", url=f"{published.url}#solved")
+
+    def delete(self, published: Published) -> None:
+        self.world.deleted.append(published.remote_id)
+
+
+# -- the clock ------------------------------------------------------------------------------
 
 
 class Clock:
-    """Time that moves only when the adapter sleeps (or the test says so)."""
+    """The publishing services' ``utcnow``, set by the test."""
 
-    def __init__(self, start: float = 1_796_185_200.0) -> None:  # 2026-12-02 04:20 UTC
-        self.t = start
-        self.sleeps: list[float] = []
+    def __init__(self, now: datetime) -> None:
+        self.now = now
 
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
+    def __call__(self) -> datetime:
+        return self.now
 
 
-@pytest.fixture(scope="session")
-def mp4(tmp_path_factory: pytest.TempPathFactory) -> Media:
-    """A real one-second H.264 MP4, 320x180 (16:9)."""
-    path = tmp_path_factory.mktemp("media") / "appeal.mp4"
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg:
-        subprocess.run(
-            [
-                ffmpeg,
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=320x180:rate=25",
-                "-t",
-                "1",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:v",
-                "libx264",
-                "-y",
-                str(path),
-            ],
-            check=True,
-            timeout=60,
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    from portal.publishing.services import deliveries, followups, posts
+
+    clock = Clock(datetime(2027, 2, 24, 12, 0, tzinfo=UTC))
+    for module in (deliveries, followups, posts):
+        monkeypatch.setattr(module, "utcnow", clock)
+    return clock
+
+
+# -- preflight ------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def preflight(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[str]]:
+    """Preflight by its contract, ``prepare_delivery(network, appeals, agency) ->
+    Prepared(text, rendition_id)`` or ``PreflightFailed(problems)``: the fake network
+    is not one the real limits know. Returns the networks it was asked about. A test
+    that asks for ``real_preflight`` gets pub-plan's preflight itself."""
+    from portal.publishing import preflight as module
+
+    asked: list[str] = []
+    if "real_preflight" in request.fixturenames:
+        yield asked
+        return
+
+    def prepare_delivery(network: str, appeals: list[Appeal], agency: Agency) -> Any:
+        asked.append(network)
+        if any("too long" in appeal.title for appeal in appeals):
+            raise module.PreflightFailed([f"the caption is over {network}'s limit"])
+        version = appeals[0].clips[0].version
+        video = next(r for r in version.renditions if r.role == "video")
+        text = f"#TattletaleTuesday {network}: " + " / ".join(a.title for a in appeals)
+        # The portal's own page shows the appeal's renditions itself: nothing is sent.
+        return module.Prepared(text=text, rendition_id=None if network == "portal" else video.id)
+
+    monkeypatch.setattr(module, "prepare_delivery", prepare_delivery, raising=False)
+    yield asked
+
+
+@pytest.fixture
+def real_preflight() -> None:
+    """Asked for by a test that schedules through pub-plan's preflight itself."""
+
+
+# -- rows -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def new_york(agency: Agency) -> Agency:
+    agency.timezone = "America/New_York"
+    db.session.commit()
+    return agency
+
+
+@pytest.fixture
+def coordinator(users: dict[Role, User]) -> User:
+    return users[Role.COORDINATOR]
+
+
+def stored_appeal(agency: Agency, users: dict[Role, User], number: str, title: str) -> Appeal:
+    """A published appeal whose web rendition's bytes are in the app's store."""
+    appeal = listed_appeal(
+        agency, users[Role.OFFICER], users[Role.SUPERVISOR], number=number, title=title
+    )
+    video = next(r for r in appeal.clips[0].version.renditions if r.role == "video")
+    payload = f"mp4 bytes of {number}".encode()
+    import io
+
+    get_store().put_stream(video.storage_key, io.BytesIO(payload), "video/mp4")
+    video.sha256 = hashlib.sha256(payload).hexdigest()
+    video.size = len(payload)
+    # The supervisor approved these bytes: the approval binds their hash.
+    version = appeal.clips[0].version
+    for approval in version.approvals:
+        approval.renditions_digest = renditions_digest(version.renditions)
+    db.session.commit()
+    return appeal
+
+
+def rendition_of(appeal: Appeal) -> Rendition:
+    return next(r for r in appeal.clips[0].version.renditions if r.role == "video")
+
+
+def fake_channel(
+    agency: Agency,
+    name: str,
+    *,
+    token: str = "good",  # noqa: S107 (the fake network's token)
+) -> tuple[Channel, World]:
+    import json
+
+    WORLDS[name] = World()
+    row = Channel(
+        agency_id=agency.id,
+        network="fake",
+        name=name,
+        settings={"world": name},
+        credentials=json.dumps({"token": token}),
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row, WORLDS[name]
+
+
+def webhook_channel(agency: Agency, receiver: WebhookReceiver, name: str = "Our CMS") -> Channel:
+    import json
+
+    row = Channel(
+        agency_id=agency.id,
+        network="webhook",
+        name=name,
+        settings={"url": receiver.url, "timeout_s": 0.4},
+        credentials=json.dumps({"key": receiver.key}),
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    from portal.publishing.channels.webhook import WebhookChannel
+
+    # The receiver listens on loopback, which a real webhook may never reach.
+    monkeypatch.setattr(WebhookChannel, "allow_private", True)
+    with WebhookReceiver() as running:
+        yield running
+
+
+# -- running jobs like workers do -------------------------------------------------------------
+
+
+def _publishing_job_ids() -> list[int]:
+    """Due publishing jobs (and periodic ticks of publishing's tasks)."""
+    rows = db.session.execute(
+        select(Job.id, Job.name, Job.args).where(
+            Job.status == JobStatus.QUEUED.value, Job.run_after <= utcnow()
         )
-    else:  # no ffmpeg: the fakes only look at the bytes
-        path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 200)
-    data = path.read_bytes()
-    return Media(
-        path=path,
-        content_type="video/mp4",
-        size=len(data),
-        duration_s=1.0,
-        width=320,
-        height=180,
-        fps=25.0,
-        sha256=hashlib.sha256(data).hexdigest(),
+    ).all()
+    db.session.commit()
+    return [
+        job_id
+        for job_id, name, args in rows
+        if name.startswith("publishing.")
+        or (name == "periodic.run" and str(args.get("task", "")).startswith("publishing."))
+    ]
+
+
+def _pending() -> bool:
+    rows = db.session.execute(
+        select(Job.name, Job.args).where(
+            Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+        )
+    ).all()
+    db.session.commit()
+    return any(
+        name.startswith("publishing.")
+        or (name == "periodic.run" and str(args.get("task", "")).startswith("publishing."))
+        for name, args in rows
     )
 
 
-@pytest.fixture
-def draft(mp4: Media) -> Draft:
-    return Draft(
-        text="#TattletaleTuesday Case 2026-0042: who saw this car? Tips: https://tips.example/a/42?via=social",
-        media=mp4,
-        link="https://tips.example/a/42?via=social",
-        alt="A grey car drives past a shop at night",
-        key="delivery-7-0b6f9c",
-    )
+def drain(app: Flask, workers: int = 2, timeout_s: float = 20.0) -> list[str]:
+    """Run publishing's jobs until none is left, in ``workers`` threads that all look
+    at the same due rows (each claim decides who runs one). Returns the outcomes."""
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + timeout_s
 
+    def work(name: str) -> None:
+        try:
+            with app.app_context():
+                idle = 0
+                while time.monotonic() < deadline:
+                    ids = _publishing_job_ids()
+                    if not ids:
+                        if not _pending():
+                            idle += 1
+                            if idle >= 2:
+                                return
+                        time.sleep(0.02)
+                        continue
+                    idle = 0
+                    for job_id in ids:
+                        outcomes.append(execute_job(job_id, f"test:{name}"))
+        except BaseException as exc:  # noqa: BLE001 (reported to the test below)
+            errors.append(exc)
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-# Over two of the Graph adapters' 1 MiB chunks, so an upload is really sent in pieces.
-REEL_BYTES = 2 * 1024 * 1024 + 12345
-
-
-@pytest.fixture
-def graph() -> Iterator[GraphFake]:
-    yield from running_fake()
-
-
-@pytest.fixture(scope="session")
-def reel_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("renditions") / "reel.mp4"
-    path.write_bytes(bytes(range(256)) * (REEL_BYTES // 256) + b"x" * (REEL_BYTES % 256))
-    return path
-
-
-@pytest.fixture
-def reel_draft(reel_file: Path) -> Draft:
-    """A 9:16 cut of 30 s (the Graph fakes look at its bytes, not its frames)."""
-    data = reel_file.read_bytes()
-    media = Media(
-        path=reel_file,
-        content_type="video/mp4",
-        size=len(data),
-        duration_s=30.0,
-        width=1080,
-        height=1920,
-        fps=30.0,
-        sha256=hashlib.sha256(data).hexdigest(),
-    )
-    return Draft(
-        text="#TattletaleTuesday Do you know him? Case 24-0001 https://example.test/a/1?via=facebook",
-        media=media,
-        link="https://example.test/a/1?via=facebook",
-        alt="A man in a red cap at the counter",
-        key="delivery-7f3a",
-    )
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s + 5)
+    assert not errors, errors
+    assert time.monotonic() < deadline, "jobs were still pending when the time ran out"
+    db.session.expire_all()
+    return outcomes

@@ -24,7 +24,7 @@ from portal.publishing.channels.bluesky import (
 )
 from portal.publishing.channels.connect import Connection
 from portal.publishing.channels.registry import adapter_class
-from tests.portal.publishing.conftest import TIMEOUT_S, Clock, MemorySteps
+from tests.portal.publishing.channels.conftest import TIMEOUT_S, Clock, MemorySteps
 from tests.portal.publishing.fakes.bluesky import APP_PASSWORD, DID, IDENTIFIER, TID, FakeBluesky
 
 

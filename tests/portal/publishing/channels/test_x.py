@@ -21,7 +21,7 @@ from portal.publishing.channels.base import (
 from portal.publishing.channels.connect import OAuthApp, code_challenge, new_code_verifier
 from portal.publishing.channels.registry import adapter_class
 from portal.publishing.channels.x import X
-from tests.portal.publishing.conftest import TIMEOUT_S, Clock, MemorySteps
+from tests.portal.publishing.channels.conftest import TIMEOUT_S, Clock, MemorySteps
 from tests.portal.publishing.fakes.x import CLIENT_ID, CLIENT_SECRET, TOKEN, USER_ID, FakeX
 
 CHUNK = 3000  # the test video (about 7 KB) goes up in three segments

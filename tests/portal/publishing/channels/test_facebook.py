@@ -20,7 +20,7 @@ from portal.publishing.channels.base import (
 from portal.publishing.channels.connect import OAuthApp
 from portal.publishing.channels.facebook import FacebookReel, FacebookVideo
 from portal.publishing.channels.registry import adapter_class
-from tests.portal.publishing.conftest import MemorySteps
+from tests.portal.publishing.channels.conftest import MemorySteps
 from tests.portal.publishing.fakes.graph_fake import VERSION, GraphFake
 
 CREDENTIALS = {"page_access_token": "page-token", "user_access_token": "user-token"}

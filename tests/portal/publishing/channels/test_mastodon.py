@@ -25,7 +25,7 @@ from portal.publishing.channels.connect import (
 )
 from portal.publishing.channels.mastodon import Mastodon
 from portal.publishing.channels.registry import adapter_class
-from tests.portal.publishing.conftest import TIMEOUT_S, Clock, MemorySteps
+from tests.portal.publishing.channels.conftest import TIMEOUT_S, Clock, MemorySteps
 from tests.portal.publishing.fakes.mastodon import (
     CLIENT_ID,
     CLIENT_SECRET,

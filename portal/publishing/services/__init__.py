@@ -1,0 +1,2 @@
+"""Publishing's behaviour: posts (:mod:`.posts`), the delivery engine
+(:mod:`.deliveries`) and what follows a sent post (:mod:`.followups`)."""
