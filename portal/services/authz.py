@@ -27,7 +27,6 @@ class Permission(enum.StrEnum):
     CLIP_EDIT = "clip.edit"
     EVIDENCE_DOWNLOAD = "evidence.download"
     VERSION_APPROVE = "version.approve"
-    SCHEDULE_MANAGE = "schedule.manage"
     TIP_TRIAGE = "tip.triage"
     USER_MANAGE = "user.manage"
     AUDIT_VIEW = "audit.view"
@@ -80,7 +79,6 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.COORDINATOR: frozenset(
         {
             Permission.CASE_VIEW,
-            Permission.SCHEDULE_MANAGE,
             Permission.APPEAL_PUBLISH,
             Permission.POST_MANAGE,
             Permission.OUTCOME_VIEW,

@@ -8,6 +8,7 @@ short list of views every signed-in person may open.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ from portal.models import (
     TipAttachment,
     User,
 )
+from portal.models.base import utcnow
+from portal.publishing.models import Post
 from portal.services.authz import ROLE_PERMISSIONS, Permission, can
 from portal.services.cases import create_case
 from portal.services.storage import get_store
@@ -64,10 +67,18 @@ def staff_get_routes(app: Flask) -> list[tuple[str, str]]:
     return sorted(routes)
 
 
-def fill(rule: str, case: Case, clip: Clip | None = None, tip: Tip | None = None) -> str:
+def fill(
+    rule: str,
+    case: Case,
+    clip: Clip | None = None,
+    tip: Tip | None = None,
+    post: Post | None = None,
+) -> str:
     """A real URL for a rule: the case's and its clip's ids, version 1's poster, a tip
-    on the case."""
+    on the case, a post of the agency."""
     values = {"<public_id>": case.public_id, "<case_id>": case.public_id, "<network>": "facebook"}
+    if post is not None:
+        values["<post_id>"] = post.public_id
     if tip is not None:
         values["<tip_id>"] = tip.public_id
         if tip.attachments:
@@ -82,6 +93,19 @@ def fill(rule: str, case: Case, clip: Clip | None = None, tip: Tip | None = None
         rule = rule.replace(placeholder, value)
     assert "<" not in rule, f"no value for a parameter of {rule}"
     return rule
+
+
+@pytest.fixture
+def agency_post(case: Case, users: dict[Role, User]) -> Post:
+    """A draft post of the agency for tomorrow (rows only)."""
+    post = Post(
+        agency_id=case.agency_id,
+        slot_at=utcnow() + timedelta(days=1),
+        created_by_id=users[Role.COORDINATOR].id,
+    )
+    db.session.add(post)
+    db.session.commit()
+    return post
 
 
 @pytest.fixture
@@ -126,6 +150,7 @@ def test_staff_routes_by_role(
     case: Case,
     ready_clip: Clip,
     case_tip: Tip,
+    agency_post: Post,
     role: Role,
     signed_in: Callable[[User], FlaskClient],
 ) -> None:
@@ -135,7 +160,7 @@ def test_staff_routes_by_role(
             continue
         permission = getattr(app.view_functions[endpoint], "required_permission", None)
         allowed = permission is None or permission in ROLE_PERMISSIONS[role]
-        response = client.get(fill(rule, case, ready_clip, case_tip))
+        response = client.get(fill(rule, case, ready_clip, case_tip, agency_post))
         expected = NEEDS_A_PRIOR_STEP.get(endpoint, 200) if allowed else 403
         assert response.status_code == expected, (role, rule, response.status_code)
         if not allowed:
@@ -148,7 +173,12 @@ def test_staff_routes_by_role(
 
 
 def test_staff_routes_without_sign_in_redirect_to_login(
-    app: Flask, client: FlaskClient, case: Case, ready_clip: Clip, case_tip: Tip
+    app: Flask,
+    client: FlaskClient,
+    case: Case,
+    ready_clip: Clip,
+    case_tip: Tip,
+    agency_post: Post,
 ) -> None:
     for endpoint, rule in staff_get_routes(app):
         if endpoint == "staff.login":
@@ -156,7 +186,7 @@ def test_staff_routes_without_sign_in_redirect_to_login(
         # The walk sends more requests without a session than a minute's budget allows
         # one client (the budget itself is tested in tests/portal/http/test_ratelimit.py).
         ratelimit.limiter.reset()
-        response = client.get(fill(rule, case, ready_clip, case_tip))
+        response = client.get(fill(rule, case, ready_clip, case_tip, agency_post))
         assert response.status_code == 302, rule
         assert "/staff/login" in response.headers["Location"]
 
