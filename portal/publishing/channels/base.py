@@ -135,6 +135,13 @@ class Channel(abc.ABC):
         #: reconnected. ``None`` when nothing changed.
         self.updated_credentials: dict[str, Any] | None = None
 
+    def close(self) -> None:
+        """Release the adapter's connections once its calls are done. Adapters keep
+        their HTTP client as ``http`` (:class:`portal.publishing.channels.http.Http`)."""
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.close()
+
     @abc.abstractmethod
     def test_connection(self) -> str:
         """Check the credentials with a harmless call; return the account's name."""

@@ -41,10 +41,13 @@ from portal.publishing.channels.base import (
     Steps,
     TransientError,
 )
+from portal.publishing.channels.connect import Connection
 from portal.publishing.channels.http import Http
 from portal.publishing.channels.registry import register
 
 NETWORK = "webhook"
+#: A shared key shorter than this is refused (the generated ones are 43 characters).
+MIN_KEY_LENGTH = 32
 SIGNATURE_HEADER = "X-Tattletale-Signature"
 TIMESTAMP_HEADER = "X-Tattletale-Timestamp"
 EVENT_HEADER = "X-Tattletale-Event"
@@ -88,6 +91,22 @@ class WebhookChannel(Channel):
     can_delete: ClassVar[bool] = True
     #: Loopback and private addresses, plain http: only for a receiver in the tests.
     allow_private: ClassVar[bool] = False
+    connect_with: ClassVar[str] = "key"
+
+    @classmethod
+    def connect_key(cls, settings: Mapping[str, Any], *, key: str) -> Connection:
+        """The admin's receiver address (``base_url`` on the connect form) and the key
+        both sides sign with. Nothing is sent: "test connection" sends a ping."""
+        if len(key) < MIN_KEY_LENGTH:
+            raise RejectedError(
+                f"the signing key must be at least {MIN_KEY_LENGTH} characters "
+                "(leave it blank to have one made)"
+            )
+        url = str(settings.get("base_url") or "")
+        cls({"key": key}, {"url": url}).close()  # the address is checked as for a post
+        return Connection(
+            credentials={"key": key}, settings={"url": url}, name=urlsplit(url).hostname or url
+        )
 
     def __init__(self, credentials: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
         super().__init__(credentials, settings)
@@ -102,7 +121,7 @@ class WebhookChannel(Channel):
             _refuse_private(parts.hostname or "", parts.port or 443)
         self._key = key
         self._url = url
-        self._http = Http(
+        self.http = Http(
             url, network=NETWORK, timeout_s=settings.get("timeout_s"), retry_after=_retry_after
         )
 
@@ -119,7 +138,7 @@ class WebhookChannel(Channel):
         }
         # creates=False: the event id makes a repeat harmless (see the module's text).
         # The address as given, to the byte (an absolute URL: the client's base is unused).
-        response = self._http.call("POST", self._url, content=body, headers=headers)
+        response = self.http.call("POST", self._url, content=body, headers=headers)
         if not response.content:
             return {}
         try:

@@ -31,13 +31,14 @@ called by jobs and by the CLI, never inside a request's transaction.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -71,6 +72,8 @@ from portal.publishing.models import (
 from portal.services.audit import record_event
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 DELIVER_JOB = "publishing.deliver"
 ALERT_JOB = "publishing.alert"
@@ -350,8 +353,31 @@ def _attempt(attempt: _Attempt, channel: Channel, now: datetime) -> str:
     # Whatever escapes from here on (the database failing after the network took the
     # post, say) is not handled as "nothing sent": run_delivery lets the job retry,
     # and the retry takes the row over and looks before it sends.
+    stack.callback(adapter.close)
     with stack:
         return _call(attempt, adapter, draft, steps, now)
+
+
+def call_keeping_credentials(
+    adapter: Adapter, channel_id: int, call: Callable[..., _T], *args: Any
+) -> _T:
+    """``call(*args)``, then store the credentials the network rotated during it, if
+    it did, before anything else happens (whatever the call raised): X's refresh token
+    is single use, so the old pair no longer works and losing the new one would need
+    a person to reconnect the channel."""
+    try:
+        return call(*args)
+    finally:
+        rotated = adapter.updated_credentials
+        if rotated is not None:
+            db.session.execute(
+                update(Channel)
+                .where(Channel.id == channel_id)
+                .values(credentials=json.dumps(rotated))
+                .execution_options(synchronize_session=False)
+            )
+            db.session.commit()
+            adapter.updated_credentials = None
 
 
 def _not_prepared(attempt: _Attempt, exc: Exception, now: datetime) -> str:
@@ -371,14 +397,18 @@ def _call(attempt: _Attempt, adapter: Adapter, draft: Draft, steps: RowSteps, no
     finding = bool(steps.state.get(UNKNOWN_KEY))
     try:
         if finding:
-            found = adapter.find(draft, steps)
+            found = call_keeping_credentials(
+                adapter, attempt.channel_id, adapter.find, draft, steps
+            )
             if found is not None:
                 return _sent(attempt, found, now, found_after_unknown=True)
             # The network says it certainly has no such post: publish it.
             steps.forget(UNKNOWN_KEY)
             steps.save("found nothing")
             finding = False
-        published = adapter.publish(draft, steps)
+        published = call_keeping_credentials(
+            adapter, attempt.channel_id, adapter.publish, draft, steps
+        )
     except ClaimLost:
         raise
     except TransientError as exc:

@@ -28,7 +28,11 @@ from portal.publishing.channels.base import (
 )
 from portal.publishing.channels.registry import adapter_for
 from portal.publishing.models import Channel, ChannelStatus, Delivery, DeliveryStatus
-from portal.publishing.services.deliveries import SYSTEM, alert_coordinators
+from portal.publishing.services.deliveries import (
+    SYSTEM,
+    alert_coordinators,
+    call_keeping_credentials,
+)
 from portal.services.audit import record_event
 
 log = logging.getLogger(__name__)
@@ -97,7 +101,9 @@ def send_solved_update(delivery_id: int, ctx: JobContext) -> str:
         db.session.commit()
     published = _published(delivery)
     try:
-        landed = adapter.update(published, SOLVED_TEXT)
+        landed = call_keeping_credentials(
+            adapter, channel.id, adapter.update, published, SOLVED_TEXT
+        )
     except TransientError as exc:
         _unmark(delivery_id)
         raise TransientJobError(exc.reason) from exc
@@ -159,7 +165,7 @@ def remove_delivery(delivery_id: int, reason: str = "") -> str:
     published = _published(delivery)
     db.session.commit()
     try:
-        adapter.delete(published)
+        call_keeping_credentials(adapter, delivery.channel_id, adapter.delete, published)
     except (TransientError, OutcomeUnknown) as exc:
         raise TransientJobError(exc.reason) from exc
     except CredentialError as exc:

@@ -105,6 +105,10 @@ class FakeNetwork(Adapter):
             raise CredentialError("fake refused the channel's credentials")
         if fault == "transient":
             raise TransientError("fake answered 503")
+        if fault == "rotate_then_transient":
+            # The network renewed the token (single use) and then failed the call.
+            self.updated_credentials = {"token": "good", "refresh": "r2"}
+            raise TransientError("fake answered 503 after renewing the token")
         if fault == "429":
             raise TransientError("fake rate limit reached", retry_after=900)
         if fault == "credential":

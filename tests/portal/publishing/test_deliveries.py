@@ -4,11 +4,13 @@ posted twice or left where no person can act on it."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy import select
 
@@ -109,6 +111,27 @@ def test_delivery_retries_a_transient_failure_with_backoff_then_sends(
     db.session.refresh(delivery)
     assert delivery.status == "sent" and delivery.attempts == 3
     assert len(world.landed()) == 1
+
+
+def test_delivery_stores_credentials_the_network_rotated_even_when_the_call_failed(
+    app: Flask, setup: Callable[..., tuple[Post, Delivery, World]], clock: Clock
+) -> None:
+    post, delivery, world = setup("rotate_then_transient")
+    _tick(app, clock)
+    db.session.refresh(delivery)
+    assert delivery.status == "retrying"
+    channel = db.session.get(Channel, delivery.channel_id)
+    assert channel is not None
+    db.session.refresh(channel)
+    assert json.loads(channel.credentials) == {"token": "good", "refresh": "r2"}
+    # Encrypted at rest like the rest of the credentials.
+    raw = db.session.execute(
+        sa.text("SELECT credentials FROM channels WHERE id = :id"), {"id": channel.id}
+    ).scalar_one()
+    assert "r2" not in raw
+    _tick(app, clock, timedelta(seconds=BACKOFF_BASE_S))
+    db.session.refresh(delivery)
+    assert delivery.status == "sent" and len(world.landed()) == 1
 
 
 def test_delivery_waits_for_the_networks_rate_limit_reset(

@@ -570,3 +570,41 @@ def test_bluesky_connects_with_an_app_password_or_says_why(admin: FlaskClient) -
         html = check_and_read_the_page(admin, row)
         assert f"Sky: connected as {handle}." in html
         assert bluesky_fake.APP_PASSWORD not in html
+
+
+def test_webhook_connects_with_a_key_and_its_test_is_a_signed_ping(
+    admin: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.publishing.channels.webhook import WebhookChannel
+    from tests.portal.publishing.receiver import WebhookReceiver
+
+    # The receiver listens on loopback, which a real webhook may never reach.
+    monkeypatch.setattr(WebhookChannel, "allow_private", True)
+    path = "/staff/admin/channels/connect/webhook"
+    with WebhookReceiver() as receiver:
+        short = {"name": "CMS", "base_url": receiver.url, "key": "too-short"}
+        response = admin.post(path, data={**short, "csrf_token": csrf_token(admin, path)})
+        assert response.status_code == 400
+        assert "at least 32 characters" in response.get_data(as_text=True)
+        assert db.session.scalars(select(Channel)).all() == []
+
+        data = {"name": "CMS", "base_url": receiver.url, "key": receiver.key}
+        response = admin.post(path, data={**data, "csrf_token": csrf_token(admin, path)})
+        assert response.status_code in (200, 302)
+        row = the_channel()
+        assert (row.network, row.settings["url"], row.status) == (
+            "webhook",
+            receiver.url,
+            "connected",
+        )
+        raw = db.session.execute(
+            text("SELECT credentials FROM channels WHERE id = :id"), {"id": row.id}
+        ).scalar_one()
+        assert receiver.key not in raw  # encrypted at rest
+        assert receiver.deliveries == []  # connecting sends nothing
+
+        test = f"/staff/admin/channels/{row.public_id}/test"
+        response = admin.post(test, data={"csrf_token": csrf_token(admin, "/staff/admin/channels")})
+        assert response.status_code == 302
+        (event_id,) = receiver.deliveries  # verified by the receiver's own HMAC check
+        assert receiver.events[event_id]["type"] == "ping" and receiver.refused == []

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from portal.publishing.channels.base import Draft, Media
+from tests.portal.publishing.fakes import Clock
 from tests.portal.publishing.fakes.graph_fake import GraphFake, running_fake
 
 #: The client's timeout in the tests: longer than any fake's normal answer, shorter
@@ -35,21 +36,6 @@ class MemorySteps:
     def save(self, step: str, **values: Any) -> None:
         self.saved.append(step)
         self._state.update(values)
-
-
-class Clock:
-    """Time that moves only when the adapter sleeps (or the test says so)."""
-
-    def __init__(self, start: float = 1_796_185_200.0) -> None:  # 2026-12-02 04:20 UTC
-        self.t = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 @pytest.fixture(scope="session")

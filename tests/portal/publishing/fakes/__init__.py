@@ -148,3 +148,18 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def garbage() -> Response:
     return Response("<html>502 Bad Gateway</html>", status=200, mimetype="text/html")
+
+
+class Clock:
+    """Time that moves only when the adapter sleeps (or the test says so)."""
+
+    def __init__(self, start: float = 1_796_185_200.0) -> None:  # 2026-12-02 04:20 UTC
+        self.t = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds

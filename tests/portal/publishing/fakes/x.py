@@ -44,8 +44,7 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from tests.portal.publishing.conftest import Clock
-from tests.portal.publishing.fakes import FakeServer, garbage, json_response
+from tests.portal.publishing.fakes import Clock, FakeServer, garbage, json_response
 from tests.portal.publishing.fakes.mastodon import query_value, s256
 
 TOKEN = "x-oauth2-user-token"
