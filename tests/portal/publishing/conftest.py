@@ -298,7 +298,7 @@ def webhook_channel(agency: Agency, receiver: WebhookReceiver, name: str = "Our 
         agency_id=agency.id,
         network="webhook",
         name=name,
-        settings={"url": receiver.url, "timeout_s": 0.4},
+        settings={"url": receiver.url, "timeout_s": 1.5},
         credentials=json.dumps({"key": receiver.key}),
     )
     db.session.add(row)

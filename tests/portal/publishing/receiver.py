@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 MAX_SKEW_S = 300
-SLOW_S = 0.8
+SLOW_S = 3.0
 
 
 class WebhookReceiver:

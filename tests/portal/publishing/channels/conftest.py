@@ -18,7 +18,7 @@ from tests.portal.publishing.fakes.graph_fake import GraphFake, running_fake
 
 #: The client's timeout in the tests: longer than any fake's normal answer, shorter
 #: than its held-back one (FakeServer.hold_s).
-TIMEOUT_S = 0.5
+TIMEOUT_S = 1.5
 
 
 class MemorySteps:

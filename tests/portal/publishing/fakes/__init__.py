@@ -51,7 +51,7 @@ class FakeServer:
     url_map: Map = field(default_factory=Map)
     #: How long "lost_answer" and "hang" hold the answer back (the client's timeout in
     #: the tests is shorter); cut short when the server stops.
-    hold_s: float = 3.0
+    hold_s: float = 6.0
     requests: list[Recorded] = field(default_factory=list)
     _released: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)

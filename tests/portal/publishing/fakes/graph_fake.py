@@ -105,7 +105,7 @@ class GraphFake:
     quota_usage: int = 0
     quota_total: int = 50
     #: Seconds a "timeout_after_accept" answer waits (longer than the client's timeout).
-    hang_s: float = 0.6
+    hang_s: float = 3.0
     #: OAuth codes the fake's dialog "issued", with the redirect URI they were for.
     codes: dict[str, str] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
@@ -177,7 +177,7 @@ class GraphFake:
             "ig_user_id": self.ig_user_id,
             "poll_interval_s": 0,
             "poll_attempts": 5,
-            "timeout_s": 0.3,
+            "timeout_s": 1.5,
             **extra,
         }
 
