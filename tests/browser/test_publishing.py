@@ -71,7 +71,11 @@ def _open(browser: Browser, contexts: list[BrowserContext], **options: object) -
 
 
 def _no_blocking_violation(page: Page, name: str) -> None:
-    serious = blocking(run_axe(page))
+    violations = run_axe(page)
+    serious = blocking(violations)
+    for lesser in (v for v in violations if v not in serious):
+        # Shown with -s or on a failure: worth fixing, not failing the build.
+        print(f"{name}: [{lesser['impact']}] {lesser['id']}: {lesser['help']}")
     assert not serious, describe(serious, f"{name} ({page.url})")
 
 
