@@ -237,3 +237,24 @@ def test_decisions_on_another_agencys_delivery_are_not_found(
     crossed = f"/staff/posts/{own.public_id}/deliveries/{delivery.public_id}/retry"
     assert client.post(crossed, data={"csrf_token": token}).status_code == 404
     assert _status_of(delivery) == "needs_attention"
+
+
+def test_a_decision_sent_twice_says_there_is_nothing_left_to_decide(
+    app: Flask, stopped: Stopped, users: dict[Role, User], signed_in: Login
+) -> None:
+    post, delivery, _ = stopped(DeliveryStatus.NEEDS_ATTENTION.value)
+    client = signed_in(users[Role.COORDINATOR])
+    token = csrf_token(client, _page(client, post))
+    found = {"csrf_token": token, "url": "https://fake.example/springfield/99"}
+    assert client.post(_sent_url(post, delivery), data=found).status_code == 302
+    # A second tab still showed the buttons: both answers are refused, nothing changes.
+    again = client.post(_sent_url(post, delivery), data=found | {"url": "https://fake.example/2"})
+    assert again.status_code == 302
+    assert client.post(_retry_url(post, delivery), data={"csrf_token": token}).status_code == 302
+    page = html.unescape(client.get(_page(client, post)).get_data(as_text=True))
+    assert "This delivery is sent; nothing to decide." in page
+    db.session.expire_all()
+    row = db.session.get(Delivery, delivery.id)
+    assert row is not None
+    assert row.status == "sent" and row.remote_url == "https://fake.example/springfield/99"
+    assert len(_audited("delivery.marked_sent")) == 1 and _audited("delivery.retry") == []
