@@ -90,3 +90,17 @@ class FillSlotForm(FlaskForm):
 
 class PostActionForm(FlaskForm):
     """A bare form for the CSRF token of a button (cancel)."""
+
+
+class MarkSentForm(FlaskForm):
+    """Where the person found a delivery whose outcome was unknown. https only: the
+    address is shown to staff as a link, and an http or script address is not a post."""
+
+    url = StringField(
+        "The post's address",
+        validators=[
+            DataRequired(message="Give the post's https:// address."),
+            TextValidator(max_length=2000),
+            Regexp(r"^https://\S+$", message="Give the post's https:// address."),
+        ],
+    )

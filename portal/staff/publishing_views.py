@@ -19,7 +19,7 @@ from portal.publishing import slots as slot_plans
 from portal.publishing.captions import Template, template_for
 from portal.publishing.counting import count_length
 from portal.publishing.limits import LIMITS, limits_for
-from portal.publishing.models import ChannelStatus, Delivery, Post, PostStatus
+from portal.publishing.models import ChannelStatus, Delivery, DeliveryStatus, Post, PostStatus
 from portal.publishing.planning import (
     CAPTION_NETWORKS,
     SlotSettings,
@@ -33,7 +33,9 @@ from portal.publishing.services.posts import (
     create_post,
     get_post_for,
     list_channels,
+    mark_delivery_sent,
     post_now,
+    retry_delivery,
     schedule_post,
 )
 from portal.services.authz import Permission
@@ -44,6 +46,7 @@ from portal.staff.localtime_filters import local_filter
 from portal.staff.publishing_forms import (
     CaptionTemplateForm,
     FillSlotForm,
+    MarkSentForm,
     PostActionForm,
     SlotSettingsForm,
 )
@@ -168,19 +171,35 @@ def _delivery_view(post: Post, delivery: Delivery) -> dict[str, object]:
     }
 
 
-@bp.route("/posts/<post_id>")
-@requires(PLAN)
-def post_detail(post_id: str) -> str:
-    try:
-        post = get_post_for(current_user, post_id)
-    except NotFound:
-        abort(404)
+def _render_post(
+    post: Post, refused: tuple[Delivery, MarkSentForm] | None = None
+) -> tuple[str, int]:
+    """The post page; ``refused`` is a "found it" address that did not pass, shown
+    with its message beside its delivery (the others' forms stay empty)."""
+    sent_forms = {
+        d.public_id: MarkSentForm(formdata=None)
+        for d in post.deliveries
+        if d.status == DeliveryStatus.NEEDS_ATTENTION.value
+    }
+    if refused is not None:
+        sent_forms[refused[0].public_id] = refused[1]
     return render_template(
         "staff/post_detail.html",
         post=post,
         deliveries=[_delivery_view(post, d) for d in post.deliveries],
         action_form=PostActionForm(),
-    )
+        sent_forms=sent_forms,
+    ), (422 if refused else 200)
+
+
+@bp.route("/posts/<post_id>")
+@requires(PLAN)
+def post_detail(post_id: str) -> tuple[str, int]:
+    try:
+        post = get_post_for(current_user, post_id)
+    except NotFound:
+        abort(404)
+    return _render_post(post)
 
 
 def _post_action(post_id: str, action: str) -> Response:
@@ -214,6 +233,63 @@ def post_send_now(post_id: str) -> Response:
 @requires(PLAN)
 def post_cancel(post_id: str) -> Response:
     return _post_action(post_id, "cancel")
+
+
+# -- a person's decisions on a delivery that stopped ------------------------------------
+
+
+def _stopped_delivery(post_id: str, delivery_id: str) -> Delivery:
+    """A delivery of a post of the user's agency; another agency's is not found."""
+    try:
+        post = get_post_for(current_user, post_id)
+    except NotFound:
+        abort(404)
+    delivery = next((d for d in post.deliveries if d.public_id == delivery_id), None)
+    if delivery is None:
+        abort(404)
+    return delivery
+
+
+@bp.route("/posts/<post_id>/deliveries/<delivery_id>/retry", methods=["POST"])
+@requires(PLAN)
+def delivery_retry(post_id: str, delivery_id: str) -> Response:
+    delivery = _stopped_delivery(post_id, delivery_id)
+    if not PostActionForm().validate_on_submit():
+        abort(400)
+    name = delivery.channel.name
+    try:
+        retry_delivery(delivery, current_user)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(f"Sending to {name} again.", "info")
+    return redirect(url_for("staff.post_detail", post_id=post_id))
+
+
+@bp.route("/posts/<post_id>/deliveries/<delivery_id>/sent", methods=["POST"])
+@requires(PLAN)
+def delivery_mark_sent(post_id: str, delivery_id: str) -> Response | tuple[str, int]:
+    delivery = _stopped_delivery(post_id, delivery_id)
+    form = MarkSentForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _render_post(delivery.post, (delivery, form))
+    name = delivery.channel.name
+    try:
+        mark_delivery_sent(delivery, current_user, form.url.data or "")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.field != "url":
+            flash(exc.message, "error")
+            return redirect(url_for("staff.post_detail", post_id=post_id))
+        form.url.errors = [exc.message]
+        return _render_post(delivery.post, (delivery, form))
+    flash(f"Recorded as on {name}.", "info")
+    return redirect(url_for("staff.post_detail", post_id=post_id))
 
 
 # -- settings (admins) ------------------------------------------------------------------

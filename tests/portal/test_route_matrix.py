@@ -76,6 +76,7 @@ def url(
         "name": "poster",
         "upload_id": "not-an-upload",
         "attachment_id": "not-an-attachment",
+        "delivery_id": "not-a-delivery",
     }
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule)
     return path
