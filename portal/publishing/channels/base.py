@@ -137,10 +137,13 @@ class Channel(abc.ABC):
 
     def close(self) -> None:
         """Release the adapter's connections once its calls are done. Adapters keep
-        their HTTP client as ``http`` (:class:`portal.publishing.channels.http.Http`)."""
-        http = getattr(self, "http", None)
-        if http is not None:
-            http.close()
+        their HTTP client (:class:`portal.publishing.channels.http.Http`) as ``http``,
+        or as ``_http`` behind a property that makes it on first use: one never made is
+        not made here just to be closed."""
+        for name in ("http", "_http"):
+            client = self.__dict__.get(name)
+            if client is not None:
+                client.close()
 
     @abc.abstractmethod
     def test_connection(self) -> str:

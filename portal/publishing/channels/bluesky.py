@@ -212,6 +212,11 @@ class Bluesky(Channel):
 
     # -- plumbing --------------------------------------------------------------------
 
+    def close(self) -> None:
+        for client in (self._pds, self._video):
+            if client is not None:
+                client.close()
+
     def _http(self, base_url: str) -> Http:
         return Http(
             base_url.rstrip("/"),

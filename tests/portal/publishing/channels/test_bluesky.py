@@ -466,3 +466,13 @@ def test_bluesky_connect_password_refuses_a_plain_http_address() -> None:
         Bluesky.connect_password(
             {"base_url": "http://bsky.example"}, identifier=IDENTIFIER, password="x"
         )
+
+
+def test_bluesky_close_releases_both_services_clients(
+    fake: FakeBluesky, adapter: Bluesky, draft: Draft
+) -> None:
+    adapter.publish(draft, MemorySteps())
+    clients = [adapter._pds, adapter._video]
+    assert all(c is not None for c in clients)
+    adapter.close()
+    assert all(c.client.is_closed for c in clients if c is not None)

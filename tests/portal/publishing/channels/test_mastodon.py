@@ -485,3 +485,14 @@ def test_mastodon_no_token_secret_or_code_reaches_the_logs(
     assert caplog.records
     for secret in (CLIENT_SECRET, code, verifier, TOKEN):
         assert secret not in caplog.text, secret
+
+
+def test_mastodon_close_makes_no_client_it_never_used(
+    fake: FakeMastodon, adapter: Mastodon
+) -> None:
+    adapter.close()  # nothing was called: nothing to make, nothing to close
+    assert adapter.__dict__.get("_http") is None
+    adapter.test_connection()
+    used = adapter.__dict__["_http"]
+    adapter.close()
+    assert used.client.is_closed
