@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.browser.conftest import PHONE, LiveServer, keep_to_site, make_clip
 from tests.browser.pages import AppealForm, ClipPage, LoginPage, PublicSite, TipQueue
@@ -295,3 +295,45 @@ def test_officer_retries_a_render_whose_worker_died(
     expect(clip.version(number).locator("video.player")).to_be_visible()
     expect(clip.version(number).locator(".plan-summary")).to_contain_text("0:00.00 – 0:01.50")
     clip.screenshot(screenshot_dir, "51-render-retried")
+
+
+def test_a_touched_approval_checklist_is_not_lost_to_a_status_reload(
+    browser: Browser, contexts: list[BrowserContext], live_server: LiveServer, short_clip: Path
+) -> None:
+    """The clip page reloads itself when its status says something it does not show
+    (a version finished): never once a person has started filling one of its forms."""
+    case_id = new_case(live_server, "24-0423", "Bike stolen at the station")
+    footage = ready_footage(live_server, case_id, short_clip)
+    staff = _staff_page(browser)
+    contexts.append(staff.context)
+    LoginPage(staff, live_server.url).sign_in(
+        live_server.supervisor.email,
+        live_server.supervisor.password,
+        f"/staff/clips/{footage.clip_id}",
+    )
+    clip = ClipPage(staff, live_server.url)
+    expect(clip.version(1)).to_have_attribute("data-version-status", "ready")
+    lie = {"on": True}
+
+    def news(route: Route) -> None:
+        # The status as if the clip had changed meanwhile (only while ``lie`` holds).
+        response = route.fetch()
+        data = response.json()
+        if lie["on"]:
+            data["clip"]["status"] = "rejected"
+        route.fulfill(response=response, json=data)
+
+    # Untouched, the page reloads to show the news (the mechanism the test relies on).
+    with staff.expect_event("load", timeout=20_000):
+        staff.route("**/status.json", news)
+    lie["on"] = False
+    version = clip.version(1)
+    if version.get_attribute("open") is None:
+        version.locator("summary").click()
+    box = version.locator("form.approve-form input[type=checkbox]").first
+    box.check()
+    loads: list[str] = []
+    staff.on("load", lambda _: loads.append(staff.url))
+    lie["on"] = True
+    expect(staff.locator("[data-reload-banner]")).to_be_visible(timeout=20_000)
+    assert loads == [] and box.is_checked()

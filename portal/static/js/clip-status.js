@@ -6,7 +6,7 @@
  * unfinished job, a failed job's error with a Retry button, keeps the version list's
  * badges current, tells the studio when the editing proxy is ready, and reloads the
  * page once when a version or the clip itself finished (the server renders players
- * and facts) unless the studio holds unsaved edits.
+ * and facts) unless the studio holds unsaved edits or a form of the page was touched.
  *
  * Every value from the server is shown with textContent.
  */
@@ -70,6 +70,18 @@
     document.addEventListener("clip:poll", function () { self.pollNow(); });
     var reload = root.querySelector("[data-reload]");
     if (reload) reload.addEventListener("click", function () { self.reload(true); });
+    // A person filling a form of the page (the approval checklist, a reason for
+    // revoking) must not lose it to a reload: once they touched one, the page offers
+    // the reload instead of doing it. The studio says itself whether it is dirty.
+    this.formTouched = false;
+    function touched(event) {
+      var field = event.target;
+      if (field && field.form && !(field.closest && field.closest("[data-studio-body]"))) {
+        self.formTouched = true;
+      }
+    }
+    document.addEventListener("input", touched, true);
+    document.addEventListener("change", touched, true);
     this.pollNow();
   }
 
@@ -250,7 +262,7 @@
   ClipStatus.prototype.reload = function (force) {
     if (this.reloading) return;
     var studio = window.tattletaleStudio;
-    if (!force && studio && studio.isDirty()) {
+    if (!force && ((studio && studio.isDirty()) || this.formTouched)) {
       if (this.banner) {
         this.banner.hidden = false;
         this.root.hidden = false;
