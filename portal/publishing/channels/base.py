@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -96,6 +97,42 @@ class Published:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One comment or reply under a post, as the network shows it now.
+
+    ``remote_id`` is the network's id of it (unique on the channel: what a reply is
+    deduplicated by); ``author`` the author's public handle ("@name@instance",
+    "name.bsky.social", a Page-scoped name); ``url`` a link to it on the network where
+    there is one. ``edited`` is true when the network says it was changed after it was
+    written; ``hidden`` when the account hid it.
+    """
+
+    remote_id: str
+    text: str
+    author: str
+    created_at: datetime
+    url: str = ""
+    edited: bool = False
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class ReplyPage:
+    """What one listing call returned: the replies, and where the next call starts.
+
+    ``cursor`` is stored after the page is filed and handed back to the next call (a
+    since-id, a paging cursor, a time): opaque to the engine, JSON-serialisable.
+    ``more`` is true when the network has another page ready now (the engine fetches
+    it, up to a bound per run); false when the listing is caught up and the next call
+    should wait for the next polling interval.
+    """
+
+    replies: list[Reply]
+    cursor: Any
+    more: bool = False
+
+
 class Steps(Protocol):
     """A delivery's stored progress, handed to the adapter on every attempt."""
 
@@ -124,6 +161,13 @@ class Channel(abc.ABC):
     edits_in_place: ClassVar[bool] = False
     #: Whether :meth:`delete` can take a post down.
     can_delete: ClassVar[bool] = True
+    #: Whether :meth:`list_replies` lists the comments and replies under a post.
+    lists_replies: ClassVar[bool] = False
+    #: What the account can do to someone else's reply under its post: hide it (it
+    #: stays on the network, out of sight), delete it, answer it publicly.
+    can_hide_replies: ClassVar[bool] = False
+    can_delete_replies: ClassVar[bool] = False
+    can_answer_replies: ClassVar[bool] = False
 
     def __init__(self, credentials: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
         self.credentials = credentials
@@ -167,3 +211,32 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     def delete(self, published: Published) -> None:
         """Take the post down; a post already gone is not an error."""
+
+    # -- replies under the account's posts (issue: replies become tips) ---------------
+
+    def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
+        """The replies under ``published`` newer than ``cursor`` (``None`` the first
+        time), oldest first where the network can order them, one page per call. A
+        reply whose text changed since it was listed may be listed again (same
+        ``remote_id``). Raises what :meth:`publish` raises (a rate limit as a
+        :class:`TransientError` with ``retry_after``)."""
+        raise NotImplementedError(f"{self.network} does not list replies")
+
+    def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        """The replies among ``remote_ids`` that are still on the network, as they are
+        now; an id missing from the answer was deleted (or is no longer visible to the
+        account). At most 25 ids a call."""
+        raise NotImplementedError(f"{self.network} does not look up replies")
+
+    def hide_reply(self, published: Published, remote_id: str) -> None:
+        """Hide the reply from the public; a reply already hidden or gone is not an
+        error."""
+        raise NotImplementedError(f"{self.network} cannot hide replies")
+
+    def delete_reply(self, published: Published, remote_id: str) -> None:
+        """Delete the reply; a reply already gone is not an error."""
+        raise NotImplementedError(f"{self.network} cannot delete replies")
+
+    def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
+        """Reply publicly to the reply, from the account; return where it landed."""
+        raise NotImplementedError(f"{self.network} cannot answer replies")
