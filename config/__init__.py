@@ -69,6 +69,12 @@ class Settings:
     transcode_stall_after_s: int = 60
     # Evidence may not be deleted before it is this old (an agency's retention rule).
     evidence_retention_days: int = 365
+    # Replies under the agency's posts: each live post's are fetched this often, for
+    # this many days after it went out, and at most this many pages a run (a viral
+    # post's burst is then taken in turns with every other job).
+    replies_poll_s: int = 300
+    replies_window_days: int = 30
+    replies_pages_per_run: int = 10
     session_idle_minutes: int = 30
     session_lifetime_hours: int = 12
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
@@ -445,6 +451,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         transcode_threads=_int(env_map, "TATTLETALE_TRANSCODE_THREADS", 0),
         transcode_stall_after_s=_int(env_map, "TATTLETALE_TRANSCODE_STALL_AFTER", 60, minimum=5),
         evidence_retention_days=_int(env_map, "TATTLETALE_EVIDENCE_RETENTION_DAYS", 365),
+        replies_poll_s=_int(env_map, "TATTLETALE_REPLIES_POLL_SECONDS", 300, minimum=30),
+        replies_window_days=_int(env_map, "TATTLETALE_REPLIES_WINDOW_DAYS", 30),
+        replies_pages_per_run=_int(env_map, "TATTLETALE_REPLIES_PAGES_PER_RUN", 10, minimum=1),
         session_idle_minutes=_int(env_map, "TATTLETALE_SESSION_IDLE_MINUTES", 30, minimum=1),
         session_lifetime_hours=_int(env_map, "TATTLETALE_SESSION_LIFETIME_HOURS", 12, minimum=1),
         trusted_proxies=_int(env_map, "TATTLETALE_TRUSTED_PROXIES", 0),

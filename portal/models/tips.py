@@ -23,6 +23,7 @@ from portal.models.users import User
 
 if TYPE_CHECKING:
     from portal.models.attachments import TipAttachment
+    from portal.publishing.models import PublicReply
 
 
 class TipStatus(enum.StrEnum):
@@ -32,6 +33,14 @@ class TipStatus(enum.StrEnum):
     NO_VALUE = "no_value"
     DUPLICATE = "duplicate"
     CLOSED = "closed"
+
+
+class TipOrigin(enum.StrEnum):
+    """How a tip reached the agency: through the tip form, or as a public comment or
+    reply under one of the agency's posts on a network (portal/publishing/replies)."""
+
+    FORM = "form"
+    COMMENT = "comment"
 
 
 class TipPriority(enum.IntEnum):
@@ -54,6 +63,7 @@ class Tip(PublicIdMixin, Base):
         Index("ix_tips_agency_awaiting", "agency_id", "awaiting_since", "id"),
         Index("ix_tips_case_created", "case_id", "created_at", "id"),
         Index("ix_tips_assignee_created", "assignee_id", "created_at", "id"),
+        Index("ix_tips_agency_origin_created", "agency_id", "origin", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,7 +73,11 @@ class Tip(PublicIdMixin, Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     appeal_id: Mapped[int | None] = mapped_column(ForeignKey("appeals.id"), index=True)
     # Which kind of link the tipster came from (?via=...): counted, never tracked.
+    # A public comment's is "reply:<network>" (portal/services/appeals.py, CHANNELS).
     channel: Mapped[str] = mapped_column(String(16), default="web", index=True)
+    origin: Mapped[str] = mapped_column(
+        String(16), default=TipOrigin.FORM.value, server_default=TipOrigin.FORM.value
+    )
     body: Mapped[str] = mapped_column(Text)
     seen_when: Mapped[str] = mapped_column(String(200), default="")
     contact_name: Mapped[str | None] = mapped_column(EncryptedText("tip.contact_name"))
@@ -107,6 +121,14 @@ class Tip(PublicIdMixin, Base):
     attachments: Mapped[list[TipAttachment]] = relationship(
         back_populates="tip", order_by="TipAttachment.id", lazy="selectin"
     )
+    # Where a public comment is on the network (origin "comment"); None for the rest.
+    public_reply: Mapped[PublicReply | None] = relationship(
+        "PublicReply", uselist=False, viewonly=True, lazy="selectin"
+    )
+
+    @property
+    def is_comment(self) -> bool:
+        return self.origin == TipOrigin.COMMENT.value
 
     @property
     def is_anonymous(self) -> bool:

@@ -127,10 +127,13 @@ def template_for(agency: Agency, network: str) -> Template:
 
 def tip_url(appeal: Appeal, network: str) -> str:
     """The appeal's public page with the channel a tip came through (``?via=``)."""
+    from portal.publishing.limits import LIMITS
     from portal.services.notifications import page_url
 
-    via = limits_for(network).via
-    return page_url("public.appeal_page", appeal_id=appeal.public_id, via=via)
+    limits = LIMITS.get(network)
+    if limits is None:  # a network without limits of its own: the page, uncounted
+        return page_url("public.appeal_page", appeal_id=appeal.public_id)
+    return page_url("public.appeal_page", appeal_id=appeal.public_id, via=limits.via)
 
 
 def fields_for(appeal: Appeal, network: str, agency: Agency) -> AppealFields:

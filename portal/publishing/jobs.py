@@ -5,7 +5,10 @@
   and retries, marks finished posts done;
 * ``publishing.solved`` / ``publishing.remove``: the "SOLVED" update, and a takedown;
 * ``publishing.remove_expired``, hourly: the agencies' retention of sent posts;
-* ``publishing.alert``: a mail to the agency's coordinators about a delivery.
+* ``publishing.alert``: a mail to the agency's coordinators about a delivery;
+* ``publishing.schedule_replies``, every minute: queues the fetches of replies due,
+  ``publishing.fetch_replies`` files one delivery's new replies as tips, and
+  ``publishing.reply_action`` hides, deletes or answers one (services/replies).
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from portal.publishing.services.deliveries import (
 )
 from portal.publishing.services.followups import remove_delivery, send_solved_update
 from portal.publishing.services.posts import remove_expired_posts
+from portal.publishing.services.replies import (
+    ACTION_JOB,
+    FETCH_JOB,
+    action_gave_up,
+    fetch_replies,
+    run_action,
+    schedule_fetches,
+)
 from portal.services.audit import record_event
 from portal.services.mail import Mail, MailDeferred, MailRefused, send_mail
 
@@ -81,6 +92,27 @@ def remove(ctx: JobContext, delivery_id: int) -> None:
 def remove_expired() -> None:
     remove_expired_posts()
     db.session.commit()
+
+
+@periodic("publishing.schedule_replies", every_s=60)
+def schedule_replies() -> None:
+    schedule_fetches()
+
+
+@job(FETCH_JOB, max_attempts=3, subject=("delivery", "delivery_id"))
+def fetch(ctx: JobContext, delivery_id: int) -> None:
+    fetch_replies(delivery_id, ctx)
+
+
+def _action_gave_up(row: Job, reason: str) -> None:
+    args = row.args or {}
+    if row.subject_id is not None:
+        action_gave_up(row.subject_id, str(args.get("action", "")), reason)
+
+
+@job(ACTION_JOB, max_attempts=5, subject=("public_reply", "reply_id"), on_failure=_action_gave_up)
+def reply_action(ctx: JobContext, reply_id: int, action: str) -> None:
+    run_action(reply_id, action, ctx)
 
 
 ALERTS = {

@@ -140,6 +140,63 @@ class Delivery(PublicIdMixin, TimestampMixin, Base):
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Where the "SOLVED" update landed (the edited post, or the reply under it).
     solved_url: Mapped[str] = mapped_column(String(2000), default="", server_default="")
+    # The replies under it (services/replies.py): where the next fetch starts (the
+    # adapter's cursor), when it is due, what the last one found wrong, and how many
+    # fetches were queued (each has a job key of its own).
+    replies_cursor: Mapped[Any] = mapped_column(JSON, nullable=True)
+    replies_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    replies_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    replies_problem: Mapped[str] = mapped_column(Text, default="", server_default="")
+    replies_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     post: Mapped[Post] = relationship(back_populates="deliveries")
+    channel: Mapped[Channel] = relationship(lazy="joined")
+
+
+class ReplyState(enum.StrEnum):
+    LIVE = "live"  # on the network as it was filed
+    EDITED = "edited"  # its author changed it after it was filed (the tip keeps the first)
+    REMOVED = "removed"  # gone from the network, not by the agency
+    HIDDEN = "hidden"  # hidden by the agency
+    DELETED = "deleted"  # deleted by the agency
+
+
+class ReplyAction(enum.StrEnum):
+    HIDE = "hide"
+    DELETE = "delete"
+    ANSWER = "answer"
+
+
+class PublicReply(PublicIdMixin, TimestampMixin, Base):
+    """A comment or reply under a delivered post, filed as a tip (one each).
+
+    The tip holds what was said when it was filed (its body) and the author's public
+    handle (its contact name, encrypted like every contact); this row holds where it
+    is on the network and what became of it there.
+    """
+
+    __tablename__ = "public_replies"
+    # Deduplicated by the network's id: a reply is filed once however often it is seen.
+    __table_args__ = (UniqueConstraint("channel_id", "remote_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id", ondelete="CASCADE"), unique=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id"))
+    remote_id: Mapped[str] = mapped_column(String(500))
+    url: Mapped[str] = mapped_column(String(2000), default="")
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default=ReplyState.LIVE.value)
+    # What it says now, when its author changed it after it was filed.
+    edited_text: Mapped[str] = mapped_column(Text, default="")
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When it was last looked up on the network (edited? removed?).
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # A detective's request (hide, delete, answer) under way, and what came of it.
+    pending_action: Mapped[str] = mapped_column(String(16), default="")
+    action_problem: Mapped[str] = mapped_column(Text, default="")
+    answered_url: Mapped[str] = mapped_column(String(2000), default="")
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    delivery: Mapped[Delivery] = relationship()
     channel: Mapped[Channel] = relationship(lazy="joined")

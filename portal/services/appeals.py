@@ -72,9 +72,28 @@ CHANNELS: dict[str, str] = {
 }
 
 
+# Tips that were public comments or replies under the agency's posts, per network
+# (portal/publishing/services/replies.py). Counted like the links' channels, but
+# never taken from a link: a ?via= cannot make a tip pose as a comment.
+REPLY_CHANNELS: dict[str, str] = {
+    "reply:facebook": "Facebook comments",
+    "reply:instagram": "Instagram comments",
+    "reply:x": "X replies",
+    "reply:mastodon": "Mastodon replies",
+    "reply:bluesky": "Bluesky replies",
+}
+CHANNEL_LABELS: dict[str, str] = {**CHANNELS, **REPLY_CHANNELS}
+
+
 def channel_of(value: str | None) -> str:
     value = (value or "").strip().lower()
     return value if value in CHANNELS else "web"
+
+
+def reply_channel(network: str) -> str:
+    """The tip channel of a comment under a post on ``network``."""
+    channel = f"reply:{network}"
+    return channel if channel in REPLY_CHANNELS else "web"
 
 
 def appeal_of(case: Case) -> Appeal | None:

@@ -39,6 +39,9 @@ class Permission(enum.StrEnum):
     OUTCOME_VIEW = "outcome.view"
     # Connect, test and disconnect the agency's social-network channels (their tokens).
     CHANNEL_MANAGE = "channel.manage"
+    # Hide, delete or answer a public comment under the agency's post, on the network
+    # (together with tip.triage on the tip's case: the tip must be one's own to handle).
+    COMMENT_MODERATE = "comment.moderate"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -71,6 +74,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.VERSION_APPROVE,
             Permission.APPEAL_PUBLISH,
             Permission.POST_MANAGE,
+            Permission.COMMENT_MODERATE,
             Permission.TIP_TRIAGE,
             Permission.JOB_VIEW,
             Permission.OUTCOME_VIEW,
@@ -81,6 +85,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.CASE_VIEW,
             Permission.APPEAL_PUBLISH,
             Permission.POST_MANAGE,
+            Permission.COMMENT_MODERATE,
             Permission.OUTCOME_VIEW,
         }
     ),

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Case, Tip, User
-from portal.services.appeals import CHANNELS
+from portal.services.appeals import CHANNEL_LABELS
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
 from portal.services.errors import PermissionDenied
@@ -78,7 +78,7 @@ def tip_row(tip: Tip) -> tuple[str, ...]:
     return (
         tip.number,
         tip.created_at.strftime("%Y-%m-%d %H:%M"),
-        CHANNELS.get(tip.channel, "The site itself"),
+        CHANNEL_LABELS.get(tip.channel, "The site itself"),
         tip.status,
         tip.seen_when,
         "yes" if tip.is_anonymous else "no",

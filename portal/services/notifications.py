@@ -20,7 +20,7 @@ from portal.extensions import db
 from portal.jobs.registry import enqueue
 from portal.models import Agency, Case, Role, Tip, TipMessage, User, UserRole
 from portal.models.base import utcnow
-from portal.services.appeals import CHANNELS
+from portal.services.appeals import CHANNEL_LABELS
 from portal.services.mail import Mail
 
 # The digest goes out when it is this hour in the agency's time zone.
@@ -109,7 +109,7 @@ def digests_due(now: datetime | None = None) -> int:
 
 def new_tip_mail(tip: Tip, detective: User) -> Mail:
     case_number = tip.case.number if tip.case is not None else "none"
-    channel = CHANNELS.get(tip.channel, "the site")
+    channel = CHANNEL_LABELS.get(tip.channel, "the site")
     link = page_url("staff.tip_detail", tip_id=tip.public_id)
     text = (
         f"A new tip, {tip.number}, came in for case {case_number} (through {channel}).\n\n"

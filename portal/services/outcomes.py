@@ -49,7 +49,7 @@ from portal.models import (
     TipStatus,
 )
 from portal.models.base import UTCDateTime, utcnow
-from portal.services.appeals import CHANNELS
+from portal.services.appeals import CHANNEL_LABELS
 from portal.services.errors import ValidationFailed
 
 VIEWS_KEY = "views"
@@ -276,7 +276,7 @@ class Outcomes:
 
 
 def channel_label(channel: str) -> str:
-    return CHANNELS.get(channel, "The site itself")
+    return CHANNEL_LABELS.get(channel, "The site itself")
 
 
 def agency_outcomes(agency_id: int, period: Period) -> Outcomes:

@@ -30,7 +30,7 @@ from portal.models import (
 )
 from portal.models.attachments import AttachmentStatus
 from portal.models.base import utcnow
-from portal.services.appeals import CHANNELS
+from portal.services.appeals import CHANNEL_LABELS
 from portal.services.authz import AGENCY_WIDE_ROLES, ROLE_PERMISSIONS, Permission, can
 from portal.services.errors import PermissionDenied, ValidationFailed
 from portal.services.text import clean_text
@@ -48,7 +48,7 @@ SORTS: dict[str, tuple[str, bool]] = {
     "waiting": ("Waiting longest for a reply", False),
 }
 STATUSES = [status.value for status in TipStatus]
-CHANNEL_NAMES = ["web", *CHANNELS]
+CHANNEL_NAMES = ["web", *CHANNEL_LABELS]
 
 
 def _sort_columns(sort: str) -> list[Any]:

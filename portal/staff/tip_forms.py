@@ -19,6 +19,11 @@ class RevealForm(FlaskForm):
     pass
 
 
+class CommentActionForm(FlaskForm):
+    """Hide, delete or answer a public comment on the network (the action is in the
+    URL; the form carries the CSRF token)."""
+
+
 class TriageForm(FlaskForm):
     """One tip's triage. ``version`` is the tip's version when the page was drawn:
     the change is refused if someone else changed the tip since."""

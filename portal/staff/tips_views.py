@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from portal.extensions import db
 from portal.models import Tip
+from portal.publishing.services.replies import VERBS, action_problem, request_action
 from portal.services.authz import Permission
 from portal.services.errors import DomainError
 from portal.services.tip_queue import mark_read
@@ -22,7 +23,7 @@ from portal.services.tips import (
 )
 from portal.staff import bp
 from portal.staff.authz import requires
-from portal.staff.tip_forms import RevealForm, StaffMessageForm
+from portal.staff.tip_forms import CommentActionForm, RevealForm, StaffMessageForm
 
 
 def render_tip(
@@ -42,7 +43,20 @@ def render_tip(
         reveal_form=RevealForm(),
         contact=contact,
         triage=triage or triage_context(tip),
+        comment=comment_context(tip),
     ), status
+
+
+def comment_context(tip: Tip) -> dict[str, Any] | None:
+    """A public comment's panel: where it is, and what this user can do to it."""
+    if tip.public_reply is None:
+        return None
+    return {
+        "reply": tip.public_reply,
+        "network": tip.public_reply.channel.network,
+        "actions": {action: action_problem(current_user, tip, action) for action in VERBS},
+        "form": CommentActionForm(),
+    }
 
 
 def _tip_page(
@@ -90,3 +104,25 @@ def tip_message(tip_id: str) -> Response | tuple[str, int]:
             flash("Sent. The tipster reads it with their receipt.", "info")
             return redirect(url_for("staff.tip_detail", tip_id=tip.public_id))
     return _tip_page(tip_id, form=form, status=400)
+
+
+@bp.route("/tips/<tip_id>/comment/<action>", methods=["POST"])
+@requires(Permission.TIP_TRIAGE)
+def tip_comment_action(tip_id: str, action: str) -> Response:
+    """Hide, delete or answer the tip's public comment on the network (by a job)."""
+    tip = get_tip_for(current_user, tip_id)
+    if action not in VERBS:
+        abort(404)
+    if not CommentActionForm().validate_on_submit():
+        abort(400)
+    try:
+        request_action(current_user, tip, action)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.status == 403:
+            raise
+        flash(exc.message, "error")
+    else:
+        flash("Asked. The network is being told; this page shows when it is done.", "info")
+    return redirect(url_for("staff.tip_detail", tip_id=tip.public_id))

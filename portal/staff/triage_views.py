@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from portal.extensions import db
 from portal.models import Appeal, Role, Tip, User, UserRole
-from portal.services.appeals import CHANNELS
+from portal.services.appeals import CHANNEL_LABELS
 from portal.services.authz import Permission
 from portal.services.cases import visible_cases_query
 from portal.services.errors import DomainError
@@ -84,7 +84,7 @@ def _queue_choices() -> dict[str, Any]:
         "cases": case_choices,
         "appeals": [(a.public_id, a.title) for a in appeals],
         "statuses": STATUSES,
-        "channels": ["web", *CHANNELS],
+        "channels": ["web", *CHANNEL_LABELS],
         "sorts": [(key, label) for key, (label, _desc) in SORTS.items()],
         "people": [(u.public_id, u.display_name) for u in _triagers()],
     }

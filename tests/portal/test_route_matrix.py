@@ -77,6 +77,8 @@ def url(
         "upload_id": "not-an-upload",
         "attachment_id": "not-an-attachment",
         "delivery_id": "not-a-delivery",
+        # A public comment's action: the tip is a form tip, so it is refused whoever asks.
+        "action": "hide",
     }
     path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule)
     return path

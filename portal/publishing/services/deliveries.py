@@ -659,7 +659,7 @@ def _audit(attempt: _Attempt, action: str, details: dict[str, Any]) -> None:
     )
 
 
-def alert_coordinators(delivery_id: int, kind: str, attempt: int) -> None:
+def alert_coordinators(delivery_id: int, kind: str, attempt: int | str) -> None:
     """Tell the agency's coordinators by e-mail: a job per person, after commit."""
     if not current_app.config["TATTLETALE"].sends_mail:
         return

@@ -58,14 +58,20 @@ def _audit(delivery: Delivery, action: str, details: dict[str, object]) -> None:
     )
 
 
-def _channel_refused(delivery: Delivery, reason: str) -> None:
+def channel_refused(channel_id: int, delivery_id: int, reason: str, attempt: int | str = 0) -> None:
+    """The network refused the channel's credentials during a call after sending:
+    mark the channel for reconnecting and tell the coordinators (once per attempt)."""
     db.session.execute(
         update(Channel)
-        .where(Channel.id == delivery.channel_id, Channel.status == ChannelStatus.CONNECTED.value)
+        .where(Channel.id == channel_id, Channel.status == ChannelStatus.CONNECTED.value)
         .values(status=ChannelStatus.NEEDS_RECONNECT.value, status_reason=reason[:2000])
         .execution_options(synchronize_session=False)
     )
-    alert_coordinators(delivery.id, "credential", delivery.attempts)
+    alert_coordinators(delivery_id, "credential", attempt)
+
+
+def _channel_refused(delivery: Delivery, reason: str) -> None:
+    channel_refused(delivery.channel_id, delivery.id, reason, delivery.attempts)
 
 
 def send_solved_update(delivery_id: int, ctx: JobContext) -> str:

@@ -35,6 +35,8 @@ from portal.publishing.channels.base import (
     OutcomeUnknown,
     Published,
     RejectedError,
+    Reply,
+    ReplyPage,
     Steps,
     TransientError,
 )
@@ -64,6 +66,14 @@ class World:
     updates: list[tuple[str, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     media_seen: list[str] = field(default_factory=list)
+    # Replies under the posts, oldest first (by remote id of the post), as a network
+    # lists them: pages of ``page_size``, a cursor that is the index after the last.
+    replies: dict[str, list[Reply]] = field(default_factory=dict)
+    reply_faults: list[str] = field(default_factory=list)
+    page_size: int = 100
+    list_calls: int = 0
+    hidden: list[str] = field(default_factory=list)
+    answers: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # The "gate" fault: the call stops here until the test lets it go.
     gate_entered: threading.Event = field(default_factory=threading.Event)
@@ -170,6 +180,43 @@ class FakeNetwork(Adapter):
     def delete(self, published: Published) -> None:
         self.world.deleted.append(published.remote_id)
 
+    lists_replies: ClassVar[bool] = True
+    can_hide_replies: ClassVar[bool] = True
+    can_delete_replies: ClassVar[bool] = False
+    can_answer_replies: ClassVar[bool] = True
+
+    def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
+        world = self.world
+        fault = self._fault(world.reply_faults)
+        world.list_calls += 1
+        if fault == "429":
+            raise TransientError("fake rate limit reached", retry_after=900)
+        if fault == "credential":
+            raise CredentialError("fake says the token expired")
+        if fault == "garbage":
+            raise KeyError("data")  # what a parser does with an answer it never expected
+        start = int(cursor or 0)
+        if fault == "forever":
+            return ReplyPage(replies=[], cursor=cursor, more=True)
+        with world.lock:
+            replies = list(world.replies.get(published.remote_id, []))
+        page = replies[start : start + world.page_size]
+        end = start + len(page)
+        return ReplyPage(replies=page, cursor=end, more=end < len(replies))
+
+    def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        assert len(remote_ids) <= 25
+        with self.world.lock:
+            now = {r.remote_id: r for r in self.world.replies.get(published.remote_id, [])}
+        return {rid: now[rid] for rid in remote_ids if rid in now}
+
+    def hide_reply(self, published: Published, remote_id: str) -> None:
+        self.world.hidden.append(remote_id)
+
+    def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
+        self.world.answers.append((remote_id, text))
+        return Published(remote_id=f"a-{remote_id}", url=f"https://fake.example/a-{remote_id}")
+
 
 # -- the clock ------------------------------------------------------------------------------
 
@@ -186,10 +233,10 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    from portal.publishing.services import deliveries, followups, posts
+    from portal.publishing.services import deliveries, followups, posts, replies
 
     clock = Clock(datetime(2027, 2, 24, 12, 0, tzinfo=UTC))
-    for module in (deliveries, followups, posts):
+    for module in (deliveries, followups, posts, replies):
         monkeypatch.setattr(module, "utcnow", clock)
     return clock
 

@@ -62,6 +62,7 @@ appeal.publish     ....    ....      YYY.       YYY.        ....  YYY.    YYY.  
 post.manage        ....    ....      YYY.       YYY.        ....  YYY.    YYY.      ....
 outcome.view       ....    ....      YYY.       YYY.        YYY.  YYY.    YYY.      YYY.
 channel.manage     ....    ....      ....       ....        YYY.  ....    ....      YYY.
+comment.moderate   ....    ....      YYY.       YYY.        ....  YYY.    YYY.      ....
 """
 SITUATIONS = ("no case", "member", "non-member", "other agency")
 

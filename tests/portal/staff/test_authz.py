@@ -76,7 +76,12 @@ def fill(
 ) -> str:
     """A real URL for a rule: the case's and its clip's ids, version 1's poster, a tip
     on the case, a post of the agency."""
-    values = {"<public_id>": case.public_id, "<case_id>": case.public_id, "<network>": "facebook"}
+    values = {
+        "<public_id>": case.public_id,
+        "<case_id>": case.public_id,
+        "<network>": "facebook",
+        "<action>": "hide",
+    }
     if post is not None:
         values["<post_id>"] = post.public_id
     if tip is not None:
