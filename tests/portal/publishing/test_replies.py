@@ -264,3 +264,33 @@ def test_the_tip_page_shows_the_comment_and_hides_it_on_request(
     drain(app)
     assert world.hidden == ["c0"]
     assert "hidden" in client.get(page).get_data(as_text=True)
+
+
+def test_the_post_page_says_why_replies_could_not_be_fetched(
+    app: Flask,
+    sent: tuple[Post, Delivery, World],
+    clock: Clock,
+    users: dict[Role, User],
+    signed_in: Login,
+) -> None:
+    post, delivery, world = sent
+    world.reply_faults.append("garbage")
+    _poll(app, clock, timedelta(0))
+    html = (
+        signed_in(users[Role.COORDINATOR])
+        .get(f"/staff/posts/{post.public_id}")
+        .get_data(as_text=True)
+    )
+    assert "Fetching its replies: Fake gave an answer the portal could not read (KeyError)." in html
+
+
+def test_comment_tips_count_per_network_and_a_link_cannot_pose_as_a_comment() -> None:
+    from portal.services.appeals import channel_of, reply_channel
+    from portal.services.outcomes import channel_label
+
+    assert reply_channel("facebook") == "reply:facebook"
+    assert channel_label("reply:facebook") == "Facebook comments"
+    assert channel_label("reply:bluesky") == "Bluesky replies"
+    # ?via= names only the links' channels.
+    assert channel_of("reply:facebook") == "web"
+    assert channel_of("facebook") == "facebook"
