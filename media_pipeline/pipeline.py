@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import PipelineError
+from .faces import detectors_of
 from .graph import DEFAULT_FONT, Command, OutputSpec, build_proxy, build_renditions
 from .hashing import hash_file
 from .limits import DEFAULT_LIMITS, Limits
@@ -198,6 +199,7 @@ def process(
             plan=plan.to_dict(),
             outputs=outputs,
             command=tuple(command.argv),
+            detectors=tuple(detectors_of(plan.regions)),
             ffmpeg_version=ffmpeg_version(),
             created_at=_now(),
             elapsed_s=round(time.monotonic() - started, 3),
