@@ -104,7 +104,8 @@ SCOPES = ("read:accounts", "read:statuses", "write:media", "write:statuses")
 
 #: Replies handed to the engine per page, cut from the one context answer.
 REPLIES_PAGE = 100
-#: The most descendants the context answers with a token (``CONTEXT_LIMIT``).
+#: The most descendants the context answers with a token (``CONTEXT_LIMIT``; a
+#: channel's settings may say otherwise for a server that changed it).
 CONTEXT_LIMIT = 4096
 #: How far behind the newest id seen the cursor keeps the ids it saw (a remote reply
 #: delivered late takes an id from when it was written), and how many it keeps.
@@ -444,7 +445,7 @@ class Mastodon(Channel):
         descendants = body.get("descendants")
         if not isinstance(descendants, list):
             raise TransientError("Mastodon answered the post's context without its descendants")
-        if len(descendants) >= CONTEXT_LIMIT:
+        if len(descendants) >= self._setting("context_limit", CONTEXT_LIMIT):
             log.warning(
                 "Mastodon answered the context of %s with %d descendants, its limit: "
                 "newer replies may be left out",
@@ -467,7 +468,10 @@ class Mastodon(Channel):
                     raise
                 self._lookup_many = False  # before 4.3.0: one at a time
             else:
-                body = response.json() if response.content else None
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
                 if not isinstance(body, list):
                     raise TransientError("Mastodon answered the statuses with something else")
                 return body

@@ -142,6 +142,8 @@ class FakeMastodon(FakeServer):
     context_limit: int = CONTEXT_LIMIT
     #: False: a server before 4.3.0, without ``GET /api/v1/statuses?id[]=``.
     multi_lookup: bool = True
+    #: Fields a status is answered with whatever it holds (a broken server's answer).
+    mangled: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(109000000000000001))
 
     def fault_response(self, fault: str) -> Response:
@@ -177,6 +179,7 @@ class FakeMastodon(FakeServer):
             "url": f"{origin}/@{name}/{status['id']}",
             "uri": f"{origin}/users/{name}/statuses/{status['id']}",
             "media_attachments": [self.media[m] for m in status["media_ids"]],
+            **self.mangled.get(status["id"], {}),
         }
 
     def _own(self, status: dict[str, Any] | None) -> bool:
@@ -220,10 +223,10 @@ class FakeMastodon(FakeServer):
     def descendants(self, status_id: str) -> list[dict[str, Any]]:
         """Depth-first, children by id, as the recursive query orders ``path``."""
         children: dict[str, list[str]] = {}
-        for status in self.statuses.values():
+        for key, status in self.statuses.items():
             parent = status.get("in_reply_to_id")
             if parent:
-                children.setdefault(str(parent), []).append(status["id"])
+                children.setdefault(str(parent), []).append(key)
         found: list[dict[str, Any]] = []
         stack = sorted(children.get(status_id, []), key=int, reverse=True)
         while stack and len(found) < self.context_limit:
@@ -426,7 +429,7 @@ class FakeMastodon(FakeServer):
         status = self.statuses.get(id)
         if status is None:
             return json_response({"error": "Record not found"}, 404)
-        ancestors = []
+        ancestors: list[dict[str, Any]] = []
         parent = status.get("in_reply_to_id")
         while parent and parent in self.statuses:
             ancestors.insert(0, self._status_json(self.statuses[parent]))
