@@ -22,10 +22,11 @@ Replies under a post (mastodon/documentation ``content/en/methods/statuses.md``
 ``app/controllers/api/v1/statuses/contexts_controller.rb`` and
 ``app/models/concerns/status/threading_concern.rb``): ``GET
 /api/v1/statuses/:id/context`` answers every ``descendant`` at once, replies to
-replies included. It is not paginated ("pagination cannot be introduced without
-breaking backwards-compatibility"): with a token the server returns at most
-``CONTEXT_LIMIT = 4_096`` descendants, cut in depth-first tree order (``ORDER BY
-path LIMIT``), so on a post with more than that the threads that sort last -- the
+replies included. It is not paginated (the controller: "pagination cannot be
+introduced without breaking backwards-compatibility"): with a token the server returns
+"up to 4,096 descendants, unlimited depth" (the documentation; ``CONTEXT_LIMIT =
+4_096`` in the controller), cut in depth-first tree order (``ORDER BY path LIMIT``),
+so on a post with more than that the threads that sort last -- the
 newest replies to the post itself and what hangs under them -- are not in the answer
 at all and cannot be listed (a warning is logged when the answer is that full). The
 adapter makes its pages itself out of that one answer (:data:`REPLIES_PAGE`
@@ -36,9 +37,10 @@ The cursor is the ids seen, not one highest id. Status ids are Snowflake-like
 says it was written (``Mastodon::Snowflake::Callbacks`` in ``lib/mastodon/snowflake.rb``
 backdates the id to ``created_at``), so a reply federated late can carry an id below
 one already seen. The cursor therefore keeps ``after`` -- everything at or below it
-was listed -- and ``seen``, the ids above it (at most :data:`SEEN_MAX`); ``after``
-trails the newest id by :data:`LOOKBACK_S` of Snowflake time. A remote reply that
-arrives later than that, behind a newer one, is missed (documented trade-off).
+was listed -- and ``seen``, the ids above it; ``after`` trails the newest id by
+:data:`LOOKBACK_S` of Snowflake time, or less on a busy post, where ``seen`` keeps only
+the newest :data:`SEEN_MAX` ids (a cursor of about 10 kB at most). A remote reply that
+arrives later than that, behind newer ones, is not listed: a trade-off, said here.
 
 Mentions: ``GET /api/v1/notifications?types[]=mention`` is not used. Every mention
 that replies under the post is a descendant and in the context already; the
@@ -441,7 +443,15 @@ class Mastodon(Channel):
         return Published(str(answer["id"]), str(answer.get("url") or ""), {"text": status})
 
     def _descendants(self, post_id: str) -> list[dict[str, Any]]:
-        body = self.http.json(self.http.call("GET", f"/api/v1/statuses/{post_id}/context"))
+        try:
+            response = self.http.call("GET", f"/api/v1/statuses/{post_id}/context")
+        except RejectedError as exc:
+            if "(404)" in exc.reason:
+                raise RejectedError(
+                    "the post is no longer on Mastodon (deleted there?): no replies to fetch"
+                ) from exc
+            raise
+        body = self.http.json(response)
         descendants = body.get("descendants")
         if not isinstance(descendants, list):
             raise TransientError("Mastodon answered the post's context without its descendants")
@@ -507,12 +517,20 @@ class Mastodon(Channel):
         author = f"@{acct}" if "@" in acct or not host else f"@{acct}@{host}"
         return Reply(
             remote_id=status["id"],
-            text=plain_text(str(status.get("content") or "")),
+            text=self._text(status),
             author=author if acct else "",
             created_at=_time(status.get("created_at")),
             url=str(status.get("url") or status.get("uri") or ""),
             edited=bool(status.get("edited_at")),
         )
+
+    @staticmethod
+    def _text(status: dict[str, Any]) -> str:
+        """The reply's words; a content warning (``spoiler_text``) is what readers see
+        first, so it comes first."""
+        text = plain_text(str(status.get("content") or ""))
+        warning = str(status.get("spoiler_text") or "").strip()
+        return f"{warning}\n\n{text}".strip() if warning else text
 
     @staticmethod
     def _cursor(cursor: Any) -> tuple[int, set[str]]:

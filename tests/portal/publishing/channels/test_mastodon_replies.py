@@ -170,6 +170,23 @@ def test_mastodon_reply_html_becomes_plain_text_with_its_line_breaks(
     )
 
 
+def test_mastodon_content_warning_comes_before_the_text(
+    fake: FakeMastodon, adapter: Mastodon, post: Published
+) -> None:
+    reply_id = fake.add_reply(post.remote_id, "It was my cousin")
+    fake.statuses[reply_id]["spoiler_text"] = "Names a person"
+    [page] = _all_pages(adapter, post)
+    assert page.replies[0].text == "Names a person\n\n@tattletale It was my cousin"
+
+
+def test_mastodon_post_deleted_on_the_network_stops_the_listing_with_the_reason(
+    fake: FakeMastodon, adapter: Mastodon, post: Published
+) -> None:
+    del fake.statuses[post.remote_id]
+    with pytest.raises(RejectedError, match="no longer on Mastodon"):
+        adapter.list_replies(post, None)
+
+
 def test_mastodon_look_up_finds_edited_replies_and_misses_deleted_ones(
     fake: FakeMastodon, adapter: Mastodon, post: Published
 ) -> None:
