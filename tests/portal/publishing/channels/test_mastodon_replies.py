@@ -4,6 +4,7 @@ lookups of filed replies, and the public answer."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -111,8 +112,6 @@ def test_mastodon_lists_the_context_in_pages_oldest_first_from_one_answer(
     assert last.author == "@witness@other.example"
     assert last.url == f"https://other.example/@witness/{nested}"
     # The cursor is small and JSON: ids as strings, at most a bounded number of them.
-    import json
-
     assert len(json.dumps(pages[-1].cursor)) < 20_000
 
 
