@@ -16,14 +16,54 @@ Connecting: OAuth 2.0 authorization code on the agency's own instance
 app registered with ``POST /api/v1/apps`` and the redirect address the channel pages
 show), with PKCE (S256), which Mastodon supports since 4.3 (an older server ignores the
 challenge: Doorkeeper checks PKCE only where its grants table has the columns).
+
+Replies under a post (mastodon/documentation ``content/en/methods/statuses.md``
+"Get parent and child statuses in context", mastodon/mastodon
+``app/controllers/api/v1/statuses/contexts_controller.rb`` and
+``app/models/concerns/status/threading_concern.rb``): ``GET
+/api/v1/statuses/:id/context`` answers every ``descendant`` at once, replies to
+replies included. It is not paginated (the controller: "pagination cannot be
+introduced without breaking backwards-compatibility"): with a token the server returns
+"up to 4,096 descendants, unlimited depth" (the documentation; ``CONTEXT_LIMIT =
+4_096`` in the controller), cut in depth-first tree order (``ORDER BY path LIMIT``),
+so on a post with more than that the threads that sort last -- the
+newest replies to the post itself and what hangs under them -- are not in the answer
+at all and cannot be listed (a warning is logged when the answer is that full). The
+adapter makes its pages itself out of that one answer (:data:`REPLIES_PAGE`
+replies each, one context call per fetch), oldest id first.
+
+The cursor is the ids seen, not one highest id. Status ids are Snowflake-like
+(milliseconds << 16), but a reply from another server takes its id from the time it
+says it was written (``Mastodon::Snowflake::Callbacks`` in ``lib/mastodon/snowflake.rb``
+backdates the id to ``created_at``), so a reply federated late can carry an id below
+one already seen. The cursor therefore keeps ``after`` -- everything at or below it
+was listed -- and ``seen``, the ids above it; ``after`` trails the newest id by
+:data:`LOOKBACK_S` of Snowflake time, or less on a busy post, where ``seen`` keeps only
+the newest :data:`SEEN_MAX` ids (a cursor of about 10 kB at most). A remote reply that
+arrives later than that, behind newer ones, is not listed: a trade-off, said here.
+
+Mentions: ``GET /api/v1/notifications?types[]=mention`` is not used. Every mention
+that replies under the post is a descendant and in the context already; the
+notifications are the whole account's rather than the post's (every live post's
+fetch would walk the same list), and they need ``read:notifications``, a scope the
+channels were not connected with (each agency would have to reconnect).
+
+What the account can do to someone else's reply: answer it (``POST /api/v1/statuses``
+with ``in_reply_to_id``). Mastodon gives an account no way to hide or delete a reply
+by another account under its post: ``DELETE /api/v1/statuses/:id`` finds only the
+caller's own statuses (``Status.where(account: current_account)``, 404 otherwise);
+only the instance's moderators can remove one (reports, admin API). A detective who
+wants one gone reports it to its server's moderators.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -37,12 +77,16 @@ from portal.publishing.channels.base import (
     OutcomeUnknown,
     Published,
     RejectedError,
+    Reply,
+    ReplyPage,
     Steps,
     TransientError,
 )
 from portal.publishing.channels.connect import Connection, OAuthApp, token_refusal
 from portal.publishing.channels.http import Http
 from portal.publishing.channels.registry import register
+
+log = logging.getLogger(__name__)
 
 #: Mastodon keeps an Idempotency-Key for 3600 s (``setex 3600`` in PostStatusService);
 #: a repeat is trusted only well inside that, leaving room for clocks and queues.
@@ -59,6 +103,22 @@ TIMELINE_LIMIT = 40
 #: that endpoint demands the scope (``authorize_if_got_token! :read, :'read:statuses'``
 #: in Api::V1::Accounts::StatusesController).
 SCOPES = ("read:accounts", "read:statuses", "write:media", "write:statuses")
+
+#: Replies handed to the engine per page, cut from the one context answer.
+REPLIES_PAGE = 100
+#: The most descendants the context answers with a token (``CONTEXT_LIMIT``; a
+#: channel's settings may say otherwise for a server that changed it).
+CONTEXT_LIMIT = 4096
+#: How far behind the newest id seen the cursor keeps the ids it saw (a remote reply
+#: delivered late takes an id from when it was written), and how many it keeps.
+LOOKBACK_S = 3600
+SEEN_MAX = 500
+#: ``GET /api/v1/statuses?id[]=`` takes at most ``DEFAULT_STATUSES_LIMIT`` ids
+#: (Api::BaseController; more is a 422), and exists since 4.3.0 only.
+LOOKUP_MAX = 20
+#: The answer's visibility follows the reply's where that is narrower: a private
+#: mention is not answered in public.
+NARROWER = {"unlisted": "unlisted", "private": "private", "direct": "direct", "limited": "direct"}
 
 # The 422 PostStatusService gives while attached media is still being processed
 # (wording as several clients quote it [3p]; matched loosely on purpose).
@@ -86,6 +146,49 @@ def _error_text(response: httpx.Response) -> str:
     return str(body)[:200]
 
 
+def _snowflake_span(seconds: float) -> int:
+    """The distance between two status ids ``seconds`` apart (``Mastodon::Snowflake``:
+    48 bits of milliseconds above 16 bits of sequence)."""
+    return int(seconds * 1000) << 16
+
+
+class _Text(HTMLParser):
+    """A status's ``content`` (HTML as Mastodon sanitises it: ``p``, ``br``, ``a``,
+    ``span``...) as plain text: paragraphs apart, line breaks kept, tags dropped,
+    entities unescaped (``convert_charrefs``)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag in {"p", "li", "blockquote", "pre"} and self.parts:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def plain_text(content: str) -> str:
+    parser = _Text()
+    parser.feed(content or "")
+    parser.close()
+    lines = "".join(parser.parts).split("\n")
+    return "\n".join(line.strip() for line in lines).strip()
+
+
+def _time(value: Any) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise TransientError(
+            f"Mastodon answered a reply with an unreadable time: {value!r}"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 class _Unprocessable(RejectedError):
     """422: Mastodon validated the request and refused it (too long, bad media...)."""
 
@@ -97,6 +200,11 @@ class Mastodon(Channel):
     connect_with: ClassVar[str] = "oauth"
     uses_pkce: ClassVar[bool] = True
     account_label: ClassVar[str] = "Account (leave blank: the one who signs in)"
+    lists_replies = True
+    # No API lets an account hide or delete another account's reply (module docstring).
+    can_hide_replies = False
+    can_delete_replies = False
+    can_answer_replies = True
 
     #: Injected by tests (a controlled clock); real time otherwise.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
@@ -105,6 +213,12 @@ class Mastodon(Channel):
     def __init__(self, credentials: Any, settings: Any) -> None:
         super().__init__(credentials, settings)
         self._http: Http | None = None
+        self._me: str | None = None
+        #: One fetch's context answer, by post: the pages after the first are cut from
+        #: it instead of asking for all the descendants again.
+        self._context: dict[str, list[dict[str, Any]]] = {}
+        #: False once the server answered 404 to the multi-status lookup (before 4.3).
+        self._lookup_many = True
 
     # -- connecting (OAuth 2.0 authorization code) ----------------------------------
 
@@ -263,6 +377,178 @@ class Mastodon(Channel):
         except RejectedError as exc:
             if "(404)" not in exc.reason:
                 raise
+
+    # -- replies under the account's posts -------------------------------------------
+
+    def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
+        after, seen = self._cursor(cursor)
+        post_id = published.remote_id
+        if post_id not in self._context:
+            self._context[post_id] = self._descendants(post_id)
+        new = [
+            status
+            for status in self._context[post_id]
+            if int(status["id"]) > after and status["id"] not in seen
+        ]
+        new.sort(key=lambda status: int(status["id"]))
+        page_size = int(self._setting("replies_page", REPLIES_PAGE))
+        page, rest = new[:page_size], new[page_size:]
+        if not rest:
+            del self._context[post_id]  # caught up: the next call asks the server again
+        replies = [self._reply(status) for status in page]
+        return ReplyPage(
+            replies=replies,
+            cursor=self._next_cursor(after, seen, [status["id"] for status in page]),
+            more=bool(rest),
+        )
+
+    def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        found: dict[str, Reply] = {}
+        ids = [rid for rid in dict.fromkeys(remote_ids) if rid.isdigit()]
+        for start in range(0, len(ids), LOOKUP_MAX):
+            chunk = ids[start : start + LOOKUP_MAX]
+            for status in self._statuses(chunk):
+                if str(status.get("id")) in chunk:
+                    reply = self._reply(self._checked(status))
+                    found[reply.remote_id] = reply
+        return found
+
+    def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
+        # The author and visibility of the reply, and whether it is still there.
+        try:
+            reply = self.http.json(self.http.call("GET", f"/api/v1/statuses/{remote_id}"))
+        except RejectedError as exc:
+            if "(404)" in exc.reason:
+                raise RejectedError("The reply is no longer on Mastodon") from exc
+            raise
+        acct = str((reply.get("account") or {}).get("acct") or "")
+        visibility = NARROWER.get(str(reply.get("visibility")), "") or str(
+            self.settings.get("visibility") or "public"
+        )
+        # Mastodon's clients begin a reply with the author's handle: it is what
+        # notifies them, and the server does not add it.
+        status = f"@{acct} {text}" if acct else text
+        digest = hashlib.sha256(f"{remote_id}\n{text}".encode()).hexdigest()
+        response = self.http.call(
+            "POST",
+            "/api/v1/statuses",
+            creates=True,
+            data={"status": status, "in_reply_to_id": remote_id, "visibility": visibility},
+            # A repeat within the hour returns the first answer instead of a second.
+            headers={"Idempotency-Key": f"reply-{digest[:32]}"},
+        )
+        answer = self.http.json(response, creates=True)
+        if not answer.get("id"):
+            raise OutcomeUnknown("Mastodon answered the reply without its id")
+        return Published(str(answer["id"]), str(answer.get("url") or ""), {"text": status})
+
+    def _descendants(self, post_id: str) -> list[dict[str, Any]]:
+        try:
+            response = self.http.call("GET", f"/api/v1/statuses/{post_id}/context")
+        except RejectedError as exc:
+            if "(404)" in exc.reason:
+                raise RejectedError(
+                    "the post is no longer on Mastodon (deleted there?): no replies to fetch"
+                ) from exc
+            raise
+        body = self.http.json(response)
+        descendants = body.get("descendants")
+        if not isinstance(descendants, list):
+            raise TransientError("Mastodon answered the post's context without its descendants")
+        if len(descendants) >= self._setting("context_limit", CONTEXT_LIMIT):
+            log.warning(
+                "Mastodon answered the context of %s with %d descendants, its limit: "
+                "newer replies may be left out",
+                post_id,
+                len(descendants),
+            )
+        me = self._own_id()
+        statuses = [self._checked(status) for status in descendants]
+        # The account's own statuses in the thread (its updates, its answers) are not
+        # replies to file.
+        return [s for s in statuses if str((s.get("account") or {}).get("id")) != me]
+
+    def _statuses(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The statuses among ``ids`` still visible to the account."""
+        if self._lookup_many:
+            try:
+                response = self.http.call("GET", "/api/v1/statuses", params={"id[]": ids})
+            except RejectedError as exc:
+                if "(404)" not in exc.reason:
+                    raise
+                self._lookup_many = False  # before 4.3.0: one at a time
+            else:
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                if not isinstance(body, list):
+                    raise TransientError("Mastodon answered the statuses with something else")
+                return body
+        statuses = []
+        for status_id in ids:
+            try:
+                response = self.http.call("GET", f"/api/v1/statuses/{status_id}")
+            except RejectedError as exc:
+                if "(404)" in exc.reason:
+                    continue  # deleted, or no longer visible to the account
+                raise
+            statuses.append(self.http.json(response))
+        return statuses
+
+    def _own_id(self) -> str:
+        if self._me is None:
+            account = self.http.json(self.http.call("GET", "/api/v1/accounts/verify_credentials"))
+            self._me = str(account.get("id") or "")
+        return self._me
+
+    @staticmethod
+    def _checked(status: Any) -> dict[str, Any]:
+        if not isinstance(status, dict) or not str(status.get("id") or "").isdigit():
+            raise TransientError("Mastodon answered a reply without its id")
+        if not isinstance(status.get("account"), dict):
+            raise TransientError("Mastodon answered a reply without its author")
+        return {**status, "id": str(status["id"])}
+
+    def _reply(self, status: dict[str, Any]) -> Reply:
+        acct = str(status["account"].get("acct") or status["account"].get("username") or "")
+        # A local account's acct has no domain; its address names the instance.
+        host = urlsplit(str(self.settings.get("base_url") or "")).netloc
+        author = f"@{acct}" if "@" in acct or not host else f"@{acct}@{host}"
+        return Reply(
+            remote_id=status["id"],
+            text=self._text(status),
+            author=author if acct else "",
+            created_at=_time(status.get("created_at")),
+            url=str(status.get("url") or status.get("uri") or ""),
+            edited=bool(status.get("edited_at")),
+        )
+
+    @staticmethod
+    def _text(status: dict[str, Any]) -> str:
+        """The reply's words; a content warning (``spoiler_text``) is what readers see
+        first, so it comes first."""
+        text = plain_text(str(status.get("content") or ""))
+        warning = str(status.get("spoiler_text") or "").strip()
+        return f"{warning}\n\n{text}".strip() if warning else text
+
+    @staticmethod
+    def _cursor(cursor: Any) -> tuple[int, set[str]]:
+        if not isinstance(cursor, dict):
+            return 0, set()
+        after = str(cursor.get("after") or "0")
+        seen = cursor.get("seen") or []
+        return (int(after) if after.isdigit() else 0), {str(i) for i in seen}
+
+    @staticmethod
+    def _next_cursor(after: int, seen: set[str], listed: list[str]) -> dict[str, Any]:
+        ids = sorted({int(i) for i in seen | set(listed)})
+        if ids:
+            after = max(after, ids[-1] - _snowflake_span(LOOKBACK_S))
+        kept = [i for i in ids if i > after]
+        if len(kept) > SEEN_MAX:
+            after, kept = kept[-SEEN_MAX - 1], kept[-SEEN_MAX:]
+        return {"after": str(after), "seen": [str(i) for i in kept]}
 
     # -- steps -----------------------------------------------------------------------
 
