@@ -176,6 +176,11 @@ class FakeX(FakeServer):
     others: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Search requests allowed per 15-minute window (None: no limit).
     search_limit: int | None = None
+    #: A broken search that answers every next_token with the same page and token.
+    endless_paging: bool = False
+    #: Ids the lookup fails to answer for (a partial error that is not "not found").
+    lookup_failing: set[str] = field(default_factory=set)
+    max_hidden: int = MAX_HIDDEN
     _window: list[float] = field(default_factory=lambda: [0.0, 0.0])  # start, count
     _last_id: int = 0
     #: Codes the consent page issued: code -> (redirect_uri, code_challenge).
@@ -561,6 +566,8 @@ class FakeX(FakeServer):
         conversation, excluded = match.group(1), match.group(2)
         token = args.get("next_token", "")
         until = int(token.removeprefix("b26v"), 36) if token else None
+        if self.endless_paging:
+            until = None
         matching = [
             p
             for p in [*self.posts.values(), *self.others.values()]
@@ -599,6 +606,17 @@ class FakeX(FakeServer):
         if found:
             body["data"] = [self._shown(p, fields) for p in found]
         errors = [_not_found(i) for i in ids if self._tweet(i) is None]
+        errors += [
+            {
+                "value": i,
+                "detail": "Internal error",
+                "title": "Service Unavailable",
+                "resource_id": i,
+                "type": "about:blank",
+            }
+            for i in ids
+            if i in self.lookup_failing
+        ]
         if errors:
             body["errors"] = errors
         includes: dict[str, Any] = {}
@@ -639,7 +657,7 @@ class FakeX(FakeServer):
             for p in self.others.values()
             if p["conversation_id"] == post["conversation_id"] and p["hidden"]
         ]
-        if body["hidden"] and not post["hidden"] and len(hidden) >= MAX_HIDDEN:
+        if body["hidden"] and not post["hidden"] and len(hidden) >= self.max_hidden:
             return _problem(
                 403, "Forbidden", "You have hidden the most replies a conversation allows."
             )
