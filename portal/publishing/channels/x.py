@@ -33,7 +33,10 @@ reaches the last **seven days**, while the engine keeps fetching a post's replie
 ``TATTLETALE_REPLIES_WINDOW_DAYS`` (30): new replies keep coming in over the whole
 window, but a backlog older than a week (a channel reconnected after ten days, say) is
 out of reach. A ``since_id`` older than the week is refused with a 400 (rooteco/
-tweetscape#421 [3p]), so one that old is dropped and the search covers the week.
+tweetscape#421 [3p]), so one that old (by the time its id encodes) is dropped, or, if X
+refuses it anyway, the search is asked again without it: it covers the week, and the
+engine's deduplication absorbs what comes again. Whether X has hidden a reply is not in
+the post object (undocumented): :attr:`Reply.hidden` stays false.
 
 The cursor is ``{"account", "since_id", "next_token", "newest_id"}``: the documented
 polling pattern. While one search is paged, every page is asked with the same
@@ -124,7 +127,9 @@ SEARCH_PAGE_SIZE = 100
 #: be refused (clocks differ).
 RECENT_SEARCH_S = 7 * 86400
 SINCE_ID_MARGIN_S = 3600
-#: Ids are snowflakes: milliseconds since this epoch above bit 22 (X's "X IDs" page).
+#: Ids are snowflakes that encode their time (docs.x.com ``fundamentals/x-ids``): the
+#: milliseconds since this epoch above bit 22 (twitter-archive/snowflake's layout, as
+#: the k-snowflake crate restates it [3p]).
 SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
 REPLY_FIELDS = "created_at,author_id,conversation_id,edit_history_tweet_ids"
 #: What a lookup's partial errors say about a post that is gone or no longer visible.
@@ -178,6 +183,10 @@ class _Forbidden(RejectedError):
 
 class _NotFound(RejectedError):
     """404: the post is not (or no longer) there."""
+
+
+class _Invalid(RejectedError):
+    """400: X refused a parameter (a since_id older than recent search reaches)."""
 
 
 def _objects(value: Any, what: str) -> list[dict[str, Any]]:
@@ -304,6 +313,8 @@ class X(Channel):
             return _Forbidden(f"X refused it (403): {detail}")
         if response.status_code == 404:
             return _NotFound(f"X refused it (404): {_problem(response)}")
+        if response.status_code == 400:
+            return _Invalid(f"X refused it (400): {_problem(response)}")
         if response.status_code == 401:
             return _Unauthorized(f"X refused the channel's token: {_problem(response)}")
         if 400 <= response.status_code < 500 and response.status_code != 429:
@@ -510,7 +521,16 @@ class X(Channel):
             params["since_id"] = since_id
         if next_token:
             params["next_token"] = next_token
-        body = self.http.json(self._call("GET", RECENT_SEARCH_PATH, params=params))
+        try:
+            response = self._call("GET", RECENT_SEARCH_PATH, params=params)
+        except _Invalid:
+            if not since_id:
+                raise
+            # Older than X reckons its week (clocks differ): the week is searched instead.
+            since_id = None
+            del params["since_id"]
+            response = self._call("GET", RECENT_SEARCH_PATH, params=params)
+        body = self.http.json(response)
         posts = _objects(body.get("data"), "the search")
         meta: dict[str, Any] = body["meta"] if isinstance(body.get("meta"), dict) else {}
         users = _usernames(body)

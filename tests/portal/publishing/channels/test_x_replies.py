@@ -430,3 +430,30 @@ def test_x_replies_are_told_apart_by_author(
     [listed] = adapter.list_replies(post, None).replies
     assert listed.author == "@neighbour"
     assert fake.others[reply]["author_id"] == user_id("neighbour") != USER_ID
+
+
+def test_x_since_id_refused_as_too_old_is_asked_again_without_it(
+    fake: FakeX, clock: Clock, post: Published
+) -> None:
+    [old] = reply_many(fake, clock, post, 1)
+    clock.t += WEEK - 600
+    [new] = reply_many(fake, clock, post, 1)
+    adapter = make_adapter(fake, clock)
+    adapter.now = lambda: clock.t - 4 * 3600  # the portal's clock hours behind X's
+    fake.clock.t += 7200
+
+    page = adapter.list_replies(post, {"account": USER_ID, "since_id": old})
+
+    first, second = fake.calls("search")
+    assert first.args["since_id"] == [old] and "since_id" not in second.args
+    assert [r.remote_id for r in page.replies] == [new]
+    assert page.cursor == {"account": USER_ID, "since_id": new}
+
+
+def test_x_refused_search_query_is_a_rejection_not_a_retry_loop(
+    fake: FakeX, clock: Clock, post: Published
+) -> None:
+    adapter = make_adapter(fake, clock)
+    with pytest.raises(RejectedError, match="400"):
+        adapter.list_replies(Published("not an id", ""), {"account": USER_ID})
+    assert len(fake.calls("search")) == 1
