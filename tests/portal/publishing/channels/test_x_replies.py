@@ -19,6 +19,8 @@ from portal.publishing.channels.base import (
 from portal.publishing.channels.x import X
 from tests.portal.publishing.channels.conftest import TIMEOUT_S, Clock
 from tests.portal.publishing.fakes.x import (
+    CLIENT_ID,
+    CLIENT_SECRET,
     RESET_EPOCH,
     TOKEN,
     UNMODERATED_TOKEN,
@@ -457,3 +459,27 @@ def test_x_refused_search_query_is_a_rejection_not_a_retry_loop(
     with pytest.raises(RejectedError, match="400"):
         adapter.list_replies(Published("not an id", ""), {"account": USER_ID})
     assert len(fake.calls("search")) == 1
+
+
+def test_x_listing_with_an_expired_token_renews_once_and_exposes_the_new_pair(
+    fake: FakeX, clock: Clock, post: Published
+) -> None:
+    [reply] = reply_many(fake, clock, post, 1)
+    fake.refresh_tokens.add("x-refresh-old")
+    fake.scopes["x-refresh-old"] = fake.scopes[TOKEN]
+    adapter = X(
+        {
+            "access_token": "x-expired",
+            "refresh_token": "x-refresh-old",
+            "client_secret": CLIENT_SECRET,
+        },
+        {"api_url": fake.url, "client_id": CLIENT_ID, "timeout_s": TIMEOUT_S},
+    )
+    adapter.sleep, adapter.now = clock.sleep, clock.now
+
+    page = adapter.list_replies(post, {"account": USER_ID})
+
+    assert [r.remote_id for r in page.replies] == [reply]
+    assert adapter.updated_credentials is not None
+    assert adapter.updated_credentials["refresh_token"] == "x-refresh-1"
+    assert "x-refresh-old" not in fake.refresh_tokens
