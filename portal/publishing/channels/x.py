@@ -25,6 +25,45 @@ confidential client. The access token lasts two hours (``expires_in``); with
 answers a new pair. So a call answered 401 renews once and is repeated (refused, it was
 not carried out), and the new pair is left in :attr:`Channel.updated_credentials` for
 the caller to store: the old refresh token is dead from then on.
+
+Replies under a post (issue 13) are the posts of its conversation: recent search
+``GET /2/tweets/search/recent?query=conversation_id:<id>`` (docs.x.com ``x-api/
+conversation-id`` and ``x-api/posts/search/integrate/paginate``). Recent search only
+reaches the last **seven days**, while the engine keeps fetching a post's replies for
+``TATTLETALE_REPLIES_WINDOW_DAYS`` (30): new replies keep coming in over the whole
+window, but a backlog older than a week (a channel reconnected after ten days, say) is
+out of reach. A ``since_id`` older than the week is refused with a 400 (rooteco/
+tweetscape#421 [3p]), so one that old (by the time its id encodes) is dropped, or, if X
+refuses it anyway, the search is asked again without it: it covers the week, and the
+engine's deduplication absorbs what comes again. Whether X has hidden a reply is not in
+the post object (undocumented): :attr:`Reply.hidden` stays false.
+
+The cursor is ``{"account", "since_id", "next_token", "newest_id"}``: the documented
+polling pattern. While one search is paged, every page is asked with the same
+``since_id`` and the last ``next_token``; the newest id is the first page's
+(``meta.newest_id``), and once the pages run out it becomes the next ``since_id``. The
+account's own id rides along so that its own posts in the conversation (its updates,
+its answers) are left out without asking ``/2/users/me`` on every fetch. Pages come
+newest first (documented) and are handed on oldest first within a page.
+
+A reply is identified by the first id of its edit chain (``edit_history_tweet_ids``,
+docs.x.com ``x-api/fundamentals/edit-posts``): an edit gets a new id, which search lists
+as a new post, and the chain's first id makes it the same reply, edited. Replies to
+another account's post cannot be edited at all (same page), so this is for a reply
+under a reply of the author's own. Looking replies up again is ``GET /2/tweets?ids=``
+(``x-api/posts/lookup``), whose missing posts come back as partial errors of a 200
+answer (``errors[]`` with type ``.../resource-not-found``, HunterLarco/twitter-v2#33
+[3p]), and whose ``edit_history_tweet_ids`` expansion brings every version.
+
+Hiding is ``PUT /2/tweets/:id/hidden`` ``{"hidden": true}`` (``x-api/posts/
+hide-replies``), which needs the ``tweet.moderate.write`` scope: a channel connected
+before the portal asked for it is refused (403 "Forbidden", plhery/node-twitter-api-v2
+#265 [3p]) until it is reconnected. Hiding one already hidden succeeds (documented).
+What X answers for hiding a post that is gone is not documented: the reply is looked
+up first. X lets no account delete another's reply. Answering is a reply from the
+account; X refuses a text it already posted (403 duplicate), which the standard answer
+is under a second reply to the same appeal, so it is sent again addressed to the
+reply's author (refused, nothing was posted: sending again cannot post twice).
 """
 
 from __future__ import annotations
@@ -33,6 +72,7 @@ import html
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -47,6 +87,8 @@ from portal.publishing.channels.base import (
     OutcomeUnknown,
     Published,
     RejectedError,
+    Reply,
+    ReplyPage,
     Steps,
     TransientError,
 )
@@ -57,8 +99,16 @@ from portal.publishing.channels.registry import register
 DEFAULT_API_URL = "https://api.x.com"
 DEFAULT_AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
 OAUTH2_PATH = "/2/oauth2/token"
-#: Reading the account and its posts, posting, uploading media, and a refresh token.
-SCOPES = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
+#: Reading the account and its posts, posting, uploading media, hiding replies under
+#: its posts, and a refresh token.
+SCOPES = (
+    "tweet.read",
+    "tweet.write",
+    "users.read",
+    "media.write",
+    "tweet.moderate.write",
+    "offline.access",
+)
 DEFAULT_UPLOAD_PATH = "/2/media/upload"
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 MEDIA_CATEGORY = "amplify_video"
@@ -70,6 +120,20 @@ POLL_INTERVAL_S = 5.0
 LOOKBACK_S = 300
 TIMELINE_PAGES = 3
 _URL = re.compile(r"https?://\S+")
+RECENT_SEARCH_PATH = "/2/tweets/search/recent"
+#: Recent search's max_results: 10 to 100 (paginate page), the most per page.
+SEARCH_PAGE_SIZE = 100
+#: How far back recent search reaches; a since_id is dropped this long before it would
+#: be refused (clocks differ).
+RECENT_SEARCH_S = 7 * 86400
+SINCE_ID_MARGIN_S = 3600
+#: Ids are snowflakes that encode their time (docs.x.com ``fundamentals/x-ids``): the
+#: milliseconds since this epoch above bit 22 (twitter-archive/snowflake's layout, as
+#: the k-snowflake crate restates it [3p]).
+SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
+REPLY_FIELDS = "created_at,author_id,conversation_id,edit_history_tweet_ids"
+#: What a lookup's partial errors say about a post that is gone or no longer visible.
+GONE_ERRORS = ("resource-not-found", "not-authorized-for-resource")
 
 
 class _Unauthorized(CredentialError):
@@ -113,6 +177,72 @@ class _Duplicate(RejectedError):
     """403: X refuses a post whose text duplicates one of the account's posts."""
 
 
+class _Forbidden(RejectedError):
+    """403 for another reason (a scope the token lacks, a post not the account's)."""
+
+
+class _NotFound(RejectedError):
+    """404: the post is not (or no longer) there."""
+
+
+class _Invalid(RejectedError):
+    """400: X refused a parameter (a since_id older than recent search reaches)."""
+
+
+def _objects(value: Any, what: str) -> list[dict[str, Any]]:
+    """A list of JSON objects from an answer (absent: none); anything else is garbage."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(item, dict) and item.get("id") for item in value
+    ):
+        raise TransientError(f"X answered {what} with something that is not a list of posts")
+    return value
+
+
+def _usernames(body: Mapping[str, Any]) -> dict[str, str]:
+    includes = body.get("includes")
+    users = includes.get("users") if isinstance(includes, dict) else None
+    if not isinstance(users, list):
+        return {}
+    return {
+        str(user["id"]): str(user["username"])
+        for user in users
+        if isinstance(user, dict) and user.get("id") and user.get("username")
+    }
+
+
+def _snowflake_time(post_id: str) -> float:
+    """When a post was made, from its id (seconds since the Unix epoch)."""
+    return ((int(post_id) >> 22) + SNOWFLAKE_EPOCH_MS) / 1000
+
+
+def _history(post: Mapping[str, Any]) -> list[str]:
+    history = post.get("edit_history_tweet_ids")
+    return [str(i) for i in history] if isinstance(history, list) and history else []
+
+
+def _reply(post: Mapping[str, Any], users: Mapping[str, str]) -> Reply:
+    post_id = str(post["id"])
+    if not post_id.isdigit():
+        raise TransientError("X answered a post whose id is not a number")
+    history = _history(post) or [post_id]
+    username = users.get(str(post.get("author_id") or ""), "")
+    try:
+        created_at = datetime.fromisoformat(str(post["created_at"]))
+    except (KeyError, ValueError):
+        created_at = datetime.fromtimestamp(_snowflake_time(post_id), UTC)
+    return Reply(
+        remote_id=history[0],
+        # Plain text already, with &, < and > escaped as entities.
+        text=html.unescape(str(post.get("text") or "")),
+        author=f"@{username}" if username else "",
+        created_at=created_at,
+        url=f"https://x.com/{username or 'i/web'}/status/{post_id}",
+        edited=len(history) > 1,
+    )
+
+
 def _normalized(text: str) -> str:
     # X returns text with its entities escaped, every link as a t.co link, and a link
     # to the media appended: compare what is left.
@@ -138,6 +268,10 @@ def _problem(response: httpx.Response) -> str:
 class X(Channel):
     network = "x"
     edits_in_place = False
+    lists_replies = True
+    can_hide_replies = True
+    can_delete_replies = False  # X deletes only the account's own posts
+    can_answer_replies = True
     connect_with: ClassVar[str] = "oauth"
     uses_pkce: ClassVar[bool] = True
     account_label: ClassVar[str] = "Account (leave blank: the one who signs in)"
@@ -176,7 +310,11 @@ class X(Channel):
             detail = _problem(response)
             if "duplicate" in detail.lower():
                 return _Duplicate(f"X refused duplicate text: {detail}")
-            return RejectedError(f"X refused it (403): {detail}")
+            return _Forbidden(f"X refused it (403): {detail}")
+        if response.status_code == 404:
+            return _NotFound(f"X refused it (404): {_problem(response)}")
+        if response.status_code == 400:
+            return _Invalid(f"X refused it (400): {_problem(response)}")
         if response.status_code == 401:
             return _Unauthorized(f"X refused the channel's token: {_problem(response)}")
         if 400 <= response.status_code < 500 and response.status_code != 429:
@@ -357,6 +495,170 @@ class X(Channel):
         except RejectedError as exc:
             if "(404)" not in exc.reason:  # anything but "already gone"
                 raise
+
+    # -- replies under the account's posts ---------------------------------------------
+
+    def _fresh_since_id(self, since_id: Any) -> str | None:
+        """The stored since_id, unless recent search would refuse it as too old."""
+        if not since_id or not str(since_id).isdigit():
+            return None
+        oldest = self.now() - RECENT_SEARCH_S + SINCE_ID_MARGIN_S
+        return str(since_id) if _snowflake_time(str(since_id)) >= oldest else None
+
+    def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
+        state = dict(cursor) if isinstance(cursor, Mapping) else {}
+        account = str(state.get("account") or "") or str(self._me()["id"])
+        next_token = str(state.get("next_token") or "")
+        since_id = self._fresh_since_id(state.get("since_id"))
+        params: dict[str, Any] = {
+            "query": f"conversation_id:{published.remote_id}",
+            "max_results": int(self._setting("replies_page_size", SEARCH_PAGE_SIZE)),
+            "tweet.fields": REPLY_FIELDS,
+            "expansions": "author_id",
+            "user.fields": "username",
+        }
+        if since_id:
+            params["since_id"] = since_id
+        if next_token:
+            params["next_token"] = next_token
+        try:
+            response = self._call("GET", RECENT_SEARCH_PATH, params=params)
+        except _Invalid:
+            if not since_id:
+                raise
+            # Older than X reckons its week (clocks differ): the week is searched instead.
+            since_id = None
+            del params["since_id"]
+            response = self._call("GET", RECENT_SEARCH_PATH, params=params)
+        body = self.http.json(response)
+        posts = _objects(body.get("data"), "the search")
+        meta: dict[str, Any] = body["meta"] if isinstance(body.get("meta"), dict) else {}
+        users = _usernames(body)
+        replies = [
+            _reply(post, users)
+            for post in reversed(posts)  # newest first on the network
+            if str(post.get("author_id") or "") != account
+        ]
+        if next_token:
+            newest = str(state.get("newest_id") or "")  # the first page's
+        else:
+            ids = [int(post["id"]) for post in posts if str(post["id"]).isdigit()]
+            newest = str(meta.get("newest_id") or (max(ids) if ids else ""))
+        following = meta.get("next_token")
+        if following:
+            return ReplyPage(
+                replies,
+                {
+                    "account": account,
+                    "since_id": since_id,
+                    "next_token": str(following),
+                    "newest_id": newest or None,
+                },
+                more=True,
+            )
+        return ReplyPage(replies, {"account": account, "since_id": newest or since_id})
+
+    def _look_up(self, remote_ids: list[str]) -> dict[str, tuple[Reply, str]]:
+        """The posts among ``remote_ids`` (first ids of their edit chains) that X still
+        shows, each as its latest version with that version's id; raise when X could not
+        say for one."""
+        body = self.http.json(
+            self._call(
+                "GET",
+                "/2/tweets",
+                params={
+                    "ids": ",".join(remote_ids),
+                    "tweet.fields": REPLY_FIELDS,
+                    "expansions": "author_id,edit_history_tweet_ids",
+                    "user.fields": "username",
+                },
+            )
+        )
+        wanted = set(remote_ids)
+        errors: list[Any] = body["errors"] if isinstance(body.get("errors"), list) else []
+        for error in errors:
+            if not isinstance(error, dict):
+                continue
+            about = str(error.get("resource_id") or error.get("value") or "")
+            if about in wanted and not str(error.get("type") or "").endswith(GONE_ERRORS):
+                # Not "gone": X failed to answer for it, and it must not be marked removed.
+                detail = error.get("detail") or error.get("title") or error
+                raise TransientError(f"X could not look up post {about}: {detail}")
+        posts = _objects(body.get("data"), "the lookup")
+        includes: dict[str, Any] = (
+            body["includes"] if isinstance(body.get("includes"), dict) else {}
+        )
+        versions = {str(p["id"]): p for p in posts + _objects(includes.get("tweets"), "it")}
+        users = _usernames(body)
+        found: dict[str, tuple[Reply, str]] = {}
+        for post in posts:
+            history = _history(post) or [str(post["id"])]
+            latest = versions.get(history[-1], post)
+            key = history[0] if history[0] in wanted else str(post["id"])
+            if key in wanted:
+                reply = replace(_reply(latest, users), remote_id=key, edited=len(history) > 1)
+                found[key] = (reply, str(latest["id"]))
+        return found
+
+    def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        if not remote_ids:
+            return {}
+        found = self._look_up([str(remote_id) for remote_id in remote_ids[:25]])
+        return {remote_id: reply for remote_id, (reply, _latest) in found.items()}
+
+    def hide_reply(self, published: Published, remote_id: str) -> None:
+        # Looked up first: X does not document what hiding a deleted post answers, and
+        # an edited reply shows its latest version, the one to hide.
+        found = self._look_up([remote_id]).get(remote_id)
+        if found is None:
+            return  # gone
+        _reply_now, latest = found
+        try:
+            self._call("PUT", f"/2/tweets/{latest}/hidden", json={"hidden": True})
+        except _NotFound:
+            return  # deleted in between
+        except _Forbidden as exc:
+            raise RejectedError(
+                f"{exc.reason}. X lets an account hide replies only with the permission "
+                "to moderate them (tweet.moderate.write), which channels connected before "
+                "the portal asked for it lack: an admin must reconnect the X channel. "
+                "X also hides at most 725 replies in one conversation."
+            ) from exc
+
+    def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
+        try:
+            return self._reply_to(remote_id, text)
+        except _Duplicate:
+            pass
+        # The standard answer is the same text under every reply to one appeal, and X
+        # refuses it the second time. Nothing was posted: it goes again to the author.
+        found = self._look_up([remote_id]).get(remote_id)
+        if found is None:
+            raise RejectedError("The reply is no longer on X: there is nothing to answer")
+        author = found[0].author
+        refusal = (
+            "X refuses this answer as the same text as an earlier post of the account, "
+            "even addressed to the reply's author (answered already under another of "
+            "their replies): answer this one on X itself"
+        )
+        if not author:
+            raise RejectedError(refusal)
+        try:
+            return self._reply_to(remote_id, f"{author} {text}")
+        except _Duplicate as exc:
+            raise RejectedError(refusal) from exc
+
+    def _reply_to(self, remote_id: str, text: str) -> Published:
+        response = self._call(
+            "POST",
+            "/2/tweets",
+            creates=True,
+            json={"text": text, "reply": {"in_reply_to_tweet_id": remote_id}},
+        )
+        post_id = (self.http.json(response, creates=True).get("data") or {}).get("id")
+        if not post_id:
+            raise OutcomeUnknown("X answered the reply without its id")
+        return self._published(str(post_id))
 
     # -- steps -----------------------------------------------------------------------
 

@@ -380,7 +380,9 @@ def test_x_authorize_url_asks_for_a_code_with_pkce_and_the_documented_scopes(
         "response_type": ["code"],
         "client_id": [CLIENT_ID],
         "redirect_uri": [REDIRECT],
-        "scope": ["tweet.read tweet.write users.read media.write offline.access"],
+        "scope": [
+            "tweet.read tweet.write users.read media.write tweet.moderate.write offline.access"
+        ],
         "state": ["st"],
         "code_challenge": ["ch"],
         "code_challenge_method": ["S256"],
