@@ -556,7 +556,13 @@ class FakeBluesky(FakeServer):
         }
         gate = self.threadgates.get(view["uri"].rsplit("/", 1)[-1])
         if view["author"]["did"] == DID and gate is not None:
-            out["threadgate"] = {**gate, "lists": []}
+            # defs.json threadgateView: the record under "record", not "value".
+            out["threadgate"] = {
+                "uri": gate["uri"],
+                "cid": gate["cid"],
+                "record": gate["value"],
+                "lists": [],
+            }
         return out
 
     def on_get_post_thread(self, request: Request) -> Response:
