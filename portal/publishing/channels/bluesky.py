@@ -83,6 +83,9 @@ PROCESSING_TIMEOUT_S = 600.0
 #: the answer's JSON twice and Python's decoder gives up near 500 levels: 200 levels of
 #: replies to replies under one reply is far more than a conversation has.
 REPLY_DEPTH = 200
+#: A chain deeper than that is read on from its deepest replies, one call each, at
+#: most this many calls a listing (ten times 200 levels).
+REPLY_CONTINUATIONS = 10
 #: New replies handed to the engine per page. A thread comes whole, in one answer with
 #: no cursor, so the pages are cut here: each page is a fresh call from the stored
 #: cursor, filed and committed before the next.
@@ -474,26 +477,29 @@ class Bluesky(Channel):
         oldest first. The cursor is the newest ``indexedAt`` listed and the uris listed
         at that instant: a thread has no paging token, so the next call skips what is
         not newer."""
-        uri = self._post_uri(published)
         try:
-            body = self._xrpc(
-                "GET",
-                "app.bsky.feed.getPostThread",
-                params={"uri": uri, "depth": REPLY_DEPTH, "parentHeight": 0},
-            )
+            thread = self._thread(self._post_uri(published))
         except _NotFound:
             raise RejectedError("the post is no longer on Bluesky") from None
-        thread = body.get("thread")
-        if not isinstance(thread, dict):
-            raise TransientError("Bluesky answered the thread without one")
         if thread.get("notFound") or not isinstance(thread.get("post"), dict):
             raise RejectedError("the post is no longer on Bluesky")
         hidden = _hidden_replies(thread["post"])
+        views, deeper = _descendants(thread)
+        for _ in range(REPLY_CONTINUATIONS):
+            if not deeper:
+                break
+            try:
+                below = self._thread(deeper.pop(0))
+            except _NotFound:
+                continue  # deleted since the first answer
+            more_views, more_deeper = _descendants(below)
+            views += more_views
+            deeper += more_deeper
         since, seen = _cursor(cursor)
         own = self.session["did"]
         new: list[tuple[datetime, Reply]] = []
         listed: set[str] = set()
-        for view in _descendants(thread):
+        for view in views:
             found = _reply(view, hidden)
             if found is None or found[1].remote_id in listed:
                 continue
@@ -517,6 +523,17 @@ class Bluesky(Channel):
             cursor={"at": last.isoformat(), "uris": at_last},
             more=len(new) > REPLY_PAGE,
         )
+
+    def _thread(self, uri: str) -> dict[str, Any]:
+        body = self._xrpc(
+            "GET",
+            "app.bsky.feed.getPostThread",
+            params={"uri": uri, "depth": REPLY_DEPTH, "parentHeight": 0},
+        )
+        thread = body.get("thread")
+        if not isinstance(thread, dict):
+            raise TransientError("Bluesky answered the thread without one")
+        return thread
 
     def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
         found: dict[str, Reply] = {}
@@ -812,20 +829,33 @@ def _hidden_replies(root: dict[str, Any]) -> set[str]:
     return {u for u in hidden or [] if isinstance(u, str)}
 
 
-def _descendants(thread: dict[str, Any]) -> list[dict[str, Any]]:
-    """The postViews of every threadViewPost under the root, walked without recursion.
-    ``notFoundPost`` and ``blockedPost`` carry no text and no replies: they are
-    passed over."""
+def _descendants(thread: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The postViews of every threadViewPost under the root, walked without recursion,
+    and the uris of the deepest ones whose replies the answer left out (``replyCount``
+    above zero, no ``replies``: the depth asked for ends there). ``notFoundPost`` and
+    ``blockedPost`` carry no text and no replies: they are passed over."""
     views: list[dict[str, Any]] = []
-    pending = [thread]
+    deeper: list[str] = []
+    pending = [(thread, 0)]
     while pending:
-        node = pending.pop()
+        node, level = pending.pop()
         replies = node.get("replies")
         for child in replies if isinstance(replies, list) else []:
-            if isinstance(child, dict) and isinstance(child.get("post"), dict):
-                views.append(child["post"])
-                pending.append(child)
-    return views
+            if not isinstance(child, dict) or not isinstance(child.get("post"), dict):
+                continue
+            view = child["post"]
+            views.append(view)
+            pending.append((child, level + 1))
+            count = view.get("replyCount")
+            if (
+                level + 1 >= REPLY_DEPTH
+                and "replies" not in child
+                and isinstance(count, int)
+                and count > 0
+                and isinstance(view.get("uri"), str)
+            ):
+                deeper.append(view["uri"])
+    return views, deeper
 
 
 def _reply(view: dict[str, Any], hidden: set[str]) -> tuple[datetime, Reply] | None:

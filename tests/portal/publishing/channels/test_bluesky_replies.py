@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Request, Response
 
+from portal.publishing.channels import bluesky
 from portal.publishing.channels.base import (
     CredentialError,
     Draft,
@@ -514,3 +515,30 @@ def test_bluesky_cursor_that_cannot_be_read_starts_from_the_beginning(
     reply = fake.add_reply(post.remote_id, "r")
     for cursor in ("3l5x", {"at": "yesterday", "uris": "x"}, 7):
         assert [r.remote_id for r in adapter.list_replies(post, cursor).replies] == [reply]
+
+
+def test_bluesky_chain_deeper_than_one_answer_is_read_on_from_its_deepest_replies(
+    fake: FakeBluesky, adapter: Bluesky, post: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bluesky, "REPLY_DEPTH", 4)
+    chain = [post.remote_id]
+    for i in range(10):
+        chain.append(fake.add_reply(chain[-1], f"back and forth {i}"))
+
+    listed = [r.remote_id for r in adapter.list_replies(post, None).replies]
+
+    assert listed == chain[1:]
+    asked = [call.args["uri"][0] for call in fake.calls("get_post_thread")]
+    assert asked == [post.remote_id, chain[4], chain[8]]
+
+
+def test_bluesky_reading_on_down_a_chain_is_bounded(
+    fake: FakeBluesky, adapter: Bluesky, post: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bluesky, "REPLY_DEPTH", 2)
+    parent = post.remote_id
+    for i in range(40):
+        parent = fake.add_reply(parent, f"r{i}")
+    listed = adapter.list_replies(post, None).replies
+    assert len(fake.calls("get_post_thread")) == 1 + bluesky.REPLY_CONTINUATIONS
+    assert len(listed) == 2 * (1 + bluesky.REPLY_CONTINUATIONS)

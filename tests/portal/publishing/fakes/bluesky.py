@@ -544,12 +544,12 @@ class FakeBluesky(FakeServer):
     def _parent(view: dict[str, Any]) -> str | None:
         return ((view.get("record") or {}).get("reply") or {}).get("parent", {}).get("uri")
 
-    def _post_view(self, view: dict[str, Any]) -> dict[str, Any]:
+    def _post_view(self, view: dict[str, Any], replies: int = 0) -> dict[str, Any]:
         out = {
             "$type": "app.bsky.feed.defs#postView",
             **view,
             "indexedAt": self.indexed.get(view["uri"], iso(INDEX_START)),
-            "replyCount": 0,
+            "replyCount": replies,
             "repostCount": 0,
             "likeCount": 0,
             "labels": [],
@@ -603,7 +603,7 @@ class FakeBluesky(FakeServer):
                 }
             out: dict[str, Any] = {
                 "$type": "app.bsky.feed.defs#threadViewPost",
-                "post": self._post_view(view),
+                "post": self._post_view(view, len(children.get(view["uri"], []))),
             }
             if below > 0:
                 under = sorted(
