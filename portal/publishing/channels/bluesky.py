@@ -80,8 +80,7 @@ POLL_INTERVAL_S = 1.0
 PROCESSING_TIMEOUT_S = 600.0
 
 #: How deep getPostThread is asked to go. The lexicon allows 1000, but every level nests
-#: the answer's JSON twice and Python's decoder gives up near 500 levels: 200 levels of
-#: replies to replies under one reply is far more than a conversation has.
+#: the answer's JSON twice and Python's decoder gives up near 500 levels.
 REPLY_DEPTH = 200
 #: A chain deeper than that is read on from its deepest replies, one call each, at
 #: most this many calls a listing (ten times 200 levels).
@@ -99,6 +98,8 @@ INVALID_HANDLE = "handle.invalid"
 #: app.bsky.video.defs jobStatus states; any other value means "still in progress".
 COMPLETED, FAILED = "JOB_STATE_COMPLETED", "JOB_STATE_FAILED"
 _EXPIRED = {"ExpiredToken", "InvalidToken"}
+#: What of a session is kept between jobs (com.atproto.server.createSession output).
+SESSION_KEYS = ("accessJwt", "refreshJwt", "did", "handle")
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 _URL = re.compile(r"https?://[^\s]+")
 _TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
@@ -219,6 +220,8 @@ class Bluesky(Channel):
         self._pds: Http | None = None
         self._video: Http | None = None
         self._session: dict[str, Any] | None = None
+        #: Whether the session came from the stored credentials (not made in this run).
+        self._session_stored = False
 
     # -- connecting -----------------------------------------------------------------
 
@@ -340,10 +343,23 @@ class Bluesky(Channel):
             ):
                 self._pds = self._http(endpoint)
         self._session = session
+        self._session_stored = False
+        # Kept with the channel's credentials (encrypted like them), so the next job
+        # goes on with this session: createSession allows 300 sign-ins a day, and a
+        # fetch of replies every five minutes per live post would spend them by noon.
+        self.updated_credentials = {
+            **self.credentials,
+            "session": {k: session[k] for k in SESSION_KEYS if session.get(k)},
+        }
         return session
 
     @property
     def session(self) -> dict[str, Any]:
+        if self._session is None:
+            stored = self.credentials.get("session")
+            if isinstance(stored, dict) and stored.get("accessJwt") and stored.get("did"):
+                self._session, self._session_stored = dict(stored), True
+                return self._session
         return self._session or self._sign_in()
 
     def _renew(self) -> None:
@@ -377,6 +393,14 @@ class Bluesky(Channel):
                 if attempt == 2:
                     raise CredentialError("Bluesky keeps refusing the renewed session") from None
                 self._renew()
+                continue
+            except CredentialError:
+                if attempt == 2 or not self._session_stored:
+                    raise
+                # A stored session the PDS no longer knows (revoked, signed by an old
+                # key): the app password is what the channel really holds.
+                self._session = None
+                self._sign_in()
                 continue
             return self.pds.json(response, creates=creates) if response.content else {}
         raise AssertionError("unreachable")
@@ -832,7 +856,7 @@ def _hidden_replies(root: dict[str, Any]) -> set[str]:
 def _descendants(thread: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """The postViews of every threadViewPost under the root, walked without recursion,
     and the uris of the deepest ones whose replies the answer left out (``replyCount``
-    above zero, no ``replies``: the depth asked for ends there). ``notFoundPost`` and
+    above zero, no replies shown: the depth asked for ends there). ``notFoundPost`` and
     ``blockedPost`` carry no text and no replies: they are passed over."""
     views: list[dict[str, Any]] = []
     deeper: list[str] = []
@@ -849,7 +873,7 @@ def _descendants(thread: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str
             count = view.get("replyCount")
             if (
                 level + 1 >= REPLY_DEPTH
-                and "replies" not in child
+                and not child.get("replies")
                 and isinstance(count, int)
                 and count > 0
                 and isinstance(view.get("uri"), str)

@@ -142,6 +142,9 @@ def test_a_viral_bluesky_thread_is_filed_once_within_one_interval_and_hidden_on_
     assert row is not None
     db.session.refresh(row)
     assert row.state == "hidden" and row.action_problem == ""
+    # One sign-in for all of it: the session is kept with the channel's credentials
+    # (createSession allows 300 a day).
+    assert len(fake.calls("create_session")) == 1
     # Bluesky lets no account delete another's post.
     with pytest.raises(ValidationFailed, match="does not let an account delete"):
         request_action(supervisor, target, "delete")
