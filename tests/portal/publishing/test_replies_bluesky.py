@@ -180,3 +180,26 @@ def test_a_bluesky_reply_is_answered_once_and_the_answer_is_not_filed(
     # The account's own answer sits in the thread and is no tip.
     _poll(app, clock)
     assert _count_tips() == 1
+
+
+def test_a_rewritten_or_deleted_bluesky_reply_is_marked_and_its_tip_keeps_what_was_filed(
+    app: Flask, sent: tuple[Post, Delivery], fake: FakeBluesky, clock: Clock
+) -> None:
+    _post, delivery = sent
+    rewritten, deleted, kept = (
+        fake.add_reply(delivery.remote_id, f"It was the man from number {i}") for i in range(3)
+    )
+    _poll(app, clock, timedelta(0))
+    fake.rewrite_post(rewritten, "never mind")
+    fake.delete_post(deleted)
+
+    _poll(app, clock)
+
+    rows = {row.remote_id: row for row in db.session.scalars(select(PublicReply))}
+    assert (rows[rewritten].state, rows[rewritten].edited_text) == ("edited", "never mind")
+    assert rows[deleted].state == "removed"
+    assert rows[kept].state == "live"
+    tips = {tip.id: tip.body for tip in _comment_tips()}
+    bodies = {row.remote_id: tips[row.tip_id] for row in rows.values()}
+    assert bodies[rewritten] == "It was the man from number 0"
+    assert bodies[deleted] == "It was the man from number 1"

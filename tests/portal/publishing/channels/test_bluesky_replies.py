@@ -204,7 +204,7 @@ def test_bluesky_look_up_finds_changed_text_and_leaves_out_deleted_and_blocked_r
         fake.add_reply(post.remote_id, f"reply {i}") for i in range(4)
     )
     # Bluesky has no edit; an author may rewrite the record in place (putRecord).
-    fake.others[rewritten]["record"]["text"] = "never mind, wrong car"
+    fake.rewrite_post(rewritten, "never mind, wrong car")
     fake.delete_post(deleted)
     fake.blocked.add(blocked)
 

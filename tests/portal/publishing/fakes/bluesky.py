@@ -507,6 +507,13 @@ class FakeBluesky(FakeServer):
         self.indexed[uri] = at
         return uri
 
+    def rewrite_post(self, uri: str, text: str) -> None:
+        """The author rewrites the record in place (putRecord at its key): Bluesky has no
+        edit, and the AppView shows the new text under the same uri, with a new cid."""
+        post = self.others[uri]
+        post["record"] = {**post["record"], "text": text}
+        post["cid"] = "bafyrei" + hashlib.sha256(f"{uri} {text}".encode()).hexdigest()[:52]
+
     def delete_post(self, uri: str) -> None:
         """The author deletes it; replies under it leave a notFoundPost behind."""
         view = self._view(uri)
