@@ -295,8 +295,9 @@ class Bluesky(Channel):
         if name == "NotFound":
             return _NotFound(f"Bluesky has no such post: {message}")
         if name == "InvalidSwap":
-            # The record changed between our read and our write (the app hid another
-            # reply at that moment): a retry reads it again.
+            # A stale swapRecord (packages/pds/src/api/com/atproto/repo/putRecord.ts): the
+            # record changed between our read and our write (the app hid another reply
+            # at that moment), so a retry reads it again.
             return TransientError(f"Bluesky's record changed while it was written: {message}")
         if name in {"AuthFactorTokenRequired", "AccountTakedown"}:
             return CredentialError(f"Bluesky refused the sign-in ({name}): {message}")
@@ -560,6 +561,9 @@ class Bluesky(Channel):
         return thread
 
     def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        """getPosts: a post deleted, or by an account that blocks the agency's (or is
+        blocked by it), is left out of the answer. ``hidden`` is not known here (the
+        threadgate comes with the post's thread, not with its replies)."""
         found: dict[str, Reply] = {}
         for uri, view in self._posts(remote_ids).items():
             reply = _reply(view, set())

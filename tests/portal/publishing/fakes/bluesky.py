@@ -22,8 +22,9 @@ show, the others left out), ``app.bsky.feed.defs`` postView (``uri``, ``cid``,
 ``author`` {did, handle}, ``record``, ``indexedAt``; ``threadgate`` on the gated post),
 ``app.bsky.feed.threadgate`` (rkey = the post's, ``post``, ``createdAt``, ``allow`` at
 most 5, ``hiddenReplies`` at most 50) written by ``com.atproto.repo.putRecord`` with
-``swapRecord`` (400 ``InvalidSwap``), all from the lexicons of bluesky-social/atproto.
-A write to another account's repository is refused (401, as the PDS's auth check).
+``swapRecord``, all from the lexicons of bluesky-social/atproto; a write to another
+account's repository is refused with 401 and a stale ``swapRecord`` with 400
+``InvalidSwap`` (``packages/pds/src/api/com/atproto/repo/putRecord.ts``).
 
 Unverified there, so switches here: the HTTP status of ``already_exists`` (409 here),
 what a second createRecord at an existing key answers (400 InvalidRequest here), and the
