@@ -503,18 +503,17 @@ class Bluesky(Channel):
         at that instant: a thread has no paging token, so the next call skips what is
         not newer."""
         try:
-            thread = self._thread(self._post_uri(published))
+            thread, hidden = self._thread(self._post_uri(published))
         except _NotFound:
             raise RejectedError("the post is no longer on Bluesky") from None
         if thread.get("notFound") or not isinstance(thread.get("post"), dict):
             raise RejectedError("the post is no longer on Bluesky")
-        hidden = _hidden_replies(thread["post"])
         views, deeper = _descendants(thread)
         for _ in range(REPLY_CONTINUATIONS):
             if not deeper:
                 break
             try:
-                below = self._thread(deeper.pop(0))
+                below, _gate = self._thread(deeper.pop(0))
             except _NotFound:
                 continue  # deleted since the first answer
             more_views, more_deeper = _descendants(below)
@@ -549,7 +548,10 @@ class Bluesky(Channel):
             more=len(new) > REPLY_PAGE,
         )
 
-    def _thread(self, uri: str) -> dict[str, Any]:
+    def _thread(self, uri: str) -> tuple[dict[str, Any], set[str]]:
+        """The thread under ``uri`` and the replies its threadgate hides (the answer's
+        own ``threadgate``, or the one on the root's postView: both are in the
+        lexicons)."""
         body = self._xrpc(
             "GET",
             "app.bsky.feed.getPostThread",
@@ -558,7 +560,10 @@ class Bluesky(Channel):
         thread = body.get("thread")
         if not isinstance(thread, dict):
             raise TransientError("Bluesky answered the thread without one")
-        return thread
+        root = thread.get("post")
+        return thread, _hidden_replies(body) | _hidden_replies(
+            root if isinstance(root, dict) else {}
+        )
 
     def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
         """getPosts: a post deleted, or by an account that blocks the agency's (or is
@@ -850,9 +855,10 @@ def _cursor(cursor: Any) -> tuple[datetime | None, set[str]]:
     return _parse_time(cursor.get("at")), {u for u in uris or [] if isinstance(u, str)}
 
 
-def _hidden_replies(root: dict[str, Any]) -> set[str]:
-    """The uris the post's threadgate hides (postView ``threadgate.record``)."""
-    record = (root.get("threadgate") or {}).get("record")
+def _hidden_replies(holder: dict[str, Any]) -> set[str]:
+    """The uris a threadgateView hides (``threadgate.record.hiddenReplies``)."""
+    gate = holder.get("threadgate")
+    record = gate.get("record") if isinstance(gate, dict) else None
     hidden = record.get("hiddenReplies") if isinstance(record, dict) else None
     return {u for u in hidden or [] if isinstance(u, str)}
 

@@ -542,3 +542,21 @@ def test_bluesky_reading_on_down_a_chain_is_bounded(
     listed = adapter.list_replies(post, None).replies
     assert len(fake.calls("get_post_thread")) == 1 + bluesky.REPLY_CONTINUATIONS
     assert len(listed) == 2 * (1 + bluesky.REPLY_CONTINUATIONS)
+
+
+def test_bluesky_threadgate_beside_the_thread_marks_its_hidden_replies(
+    fake: FakeBluesky, adapter: Bluesky, post: Published, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = fake.add_reply(post.remote_id, "names a man")
+    adapter.hide_reply(post, reply)
+    answer = fake.on_get_post_thread
+
+    def gate_beside_only(request: Request) -> Response:
+        body = json.loads(answer(request).get_data())
+        del body["thread"]["post"]["threadgate"]
+        assert body["threadgate"]["record"]["hiddenReplies"] == [reply]
+        return json_response(body)
+
+    monkeypatch.setattr(fake, "on_get_post_thread", gate_beside_only)
+    (listed,) = adapter.list_replies(post, None).replies
+    assert listed.hidden is True

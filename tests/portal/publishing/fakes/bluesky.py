@@ -19,7 +19,8 @@ to): ``app.bsky.feed.getPostThread`` (``uri``, ``depth`` 0–1000, ``parentHeigh
 ``replies`` may hold ``notFoundPost`` and ``blockedPost``; 400 ``NotFound`` for a post
 it does not have), ``app.bsky.feed.getPosts`` (``uris`` at most 25; the posts it can
 show, the others left out), ``app.bsky.feed.defs`` postView (``uri``, ``cid``,
-``author`` {did, handle}, ``record``, ``indexedAt``; ``threadgate`` on the gated post),
+``author`` {did, handle}, ``record``, ``indexedAt``; ``threadgate`` on the gated post,
+and beside the thread in getPostThread's answer),
 ``app.bsky.feed.threadgate`` (rkey = the post's, ``post``, ``createdAt``, ``allow`` at
 most 5, ``hiddenReplies`` at most 50) written by ``com.atproto.repo.putRecord`` with
 ``swapRecord``, all from the lexicons of bluesky-social/atproto; a write to another
@@ -622,7 +623,11 @@ class FakeBluesky(FakeServer):
                 out["replies"] = [node(child, below - 1) for child in under]
             return out
 
-        return json_response({"thread": node(root, depth)})
+        answer: dict[str, Any] = {"thread": node(root, depth)}
+        gate = (answer["thread"].get("post") or {}).get("threadgate")
+        if gate is not None:
+            answer["threadgate"] = gate  # getPostThread.json: beside the thread, too
+        return json_response(answer)
 
     def on_get_posts(self, request: Request) -> Response:
         if error := self._check_access(request):
