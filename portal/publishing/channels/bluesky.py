@@ -16,11 +16,23 @@ is why the adapter never relies on it.
 Connecting: an app password (not the account's password; bsky.app Settings, App
 passwords), checked by creating a session on the PDS, whose DID and the account's own
 PDS are kept in the channel's settings.
+
+Replies (lexicons ``app/bsky/feed/getPostThread.json``, ``getPosts.json``,
+``defs.json``, ``threadgate.json``, ``com/atproto/repo/putRecord.json``; the Bluesky
+app's ``src/state/queries/threadgate`` for how it hides a reply): documented is a thread
+as one tree (``threadViewPost`` with ``replies``, which may hold ``notFoundPost`` and
+``blockedPost``), with no cursor and no paging, ``depth`` at most 1000; a batch lookup
+of at most 25 posts; and hiding through the post's threadgate record (its key is the
+post's key; ``hiddenReplies`` holds at most 50 uris). Posts cannot be edited, and an
+account cannot delete another's post. Undocumented: how many replies the AppView leaves
+out of a very large thread, and whether ``getPostThread`` still shows hidden replies
+(they are marked hidden from the threadgate when it does).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import secrets
 import threading
@@ -41,6 +53,8 @@ from portal.publishing.channels.base import (
     OutcomeUnknown,
     Published,
     RejectedError,
+    Reply,
+    ReplyPage,
     Steps,
     TransientError,
 )
@@ -53,6 +67,7 @@ DEFAULT_VIDEO_URL = "https://video.bsky.app"
 #: The audience of the service token for getUploadLimits (the tutorial's value).
 DEFAULT_VIDEO_AUD = "did:web:video.bsky.app"
 POST = "app.bsky.feed.post"
+THREADGATE = "app.bsky.feed.threadgate"
 #: feed/post.json: ``text`` maxGraphemes 300, maxLength 3000 (bytes).
 MAX_GRAPHEMES = 300
 MAX_BYTES = 3000
@@ -64,11 +79,30 @@ SERVICE_TOKEN_S = 1800
 POLL_INTERVAL_S = 1.0
 PROCESSING_TIMEOUT_S = 600.0
 
+#: How deep getPostThread is asked to go. The lexicon allows 1000, but every level nests
+#: the answer's JSON twice and Python's decoder gives up near 500 levels.
+REPLY_DEPTH = 200
+#: A chain deeper than that is read on from its deepest replies, one call each, at
+#: most this many calls a listing (ten times 200 levels).
+REPLY_CONTINUATIONS = 10
+#: New replies handed to the engine per page. A thread comes whole, in one answer with
+#: no cursor, so the pages are cut here: each page is a fresh call from the stored
+#: cursor, filed and committed before the next.
+REPLY_PAGE = 100
+#: threadgate.json: ``hiddenReplies`` maxLength 50; getPosts.json: ``uris`` maxLength 25.
+MAX_HIDDEN_REPLIES = 50
+MAX_LOOKUP = 25
+#: A handle that no longer resolves (app.bsky.actor.defs): the DID names the author then.
+INVALID_HANDLE = "handle.invalid"
+
 #: app.bsky.video.defs jobStatus states; any other value means "still in progress".
 COMPLETED, FAILED = "JOB_STATE_COMPLETED", "JOB_STATE_FAILED"
 _EXPIRED = {"ExpiredToken", "InvalidToken"}
+#: What of a session is kept between jobs (com.atproto.server.createSession output).
+SESSION_KEYS = ("accessJwt", "refreshJwt", "did", "handle")
 _S32 = "234567abcdefghijklmnopqrstuvwxyz"
 _URL = re.compile(r"https?://[^\s]+")
+_TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 _TAG = re.compile(r"(?:^|(?<=\s))#([^\s#]+)")
 _TRAILING = ".,;:!?)\"'"
 
@@ -78,13 +112,21 @@ class _TokenExpired(CredentialError):
 
 
 class _NotFound(RejectedError):
-    """The PDS has no such record (400 RecordNotFound)."""
+    """The PDS has no such record (400 RecordNotFound), or the AppView no such post
+    (400 NotFound, getPostThread.json)."""
 
 
 def new_tid(now_s: float, clock_id: int) -> str:
     """A record key in the TID syntax: 53 bits of microseconds and 10 of clock id,
     base32-sortable, 13 characters."""
     return _tid(int(now_s * 1_000_000), clock_id)
+
+
+def _tid_value(tid: str) -> int:
+    value = 0
+    for char in tid:
+        value = value * 32 + _S32.index(char)
+    return value
 
 
 def _tid(microseconds: int, clock_id: int) -> str:
@@ -163,6 +205,11 @@ class Bluesky(Channel):
     network = "bluesky"
     edits_in_place = False
     connect_with: ClassVar[str] = "app_password"
+    lists_replies = True
+    can_hide_replies = True
+    #: Another account's post lives in its own repository: only its author deletes it.
+    can_delete_replies = False
+    can_answer_replies = True
 
     #: Injected by tests (a controlled clock); real time otherwise.
     sleep: Callable[[float], None] = staticmethod(time.sleep)
@@ -173,6 +220,8 @@ class Bluesky(Channel):
         self._pds: Http | None = None
         self._video: Http | None = None
         self._session: dict[str, Any] | None = None
+        #: Whether the session came from the stored credentials (not made in this run).
+        self._session_stored = False
 
     # -- connecting -----------------------------------------------------------------
 
@@ -243,6 +292,13 @@ class Bluesky(Channel):
             return _TokenExpired(f"Bluesky's session expired ({name})")
         if name == "RecordNotFound":
             return _NotFound(f"Bluesky has no such record: {message}")
+        if name == "NotFound":
+            return _NotFound(f"Bluesky has no such post: {message}")
+        if name == "InvalidSwap":
+            # A stale swapRecord (packages/pds/src/api/com/atproto/repo/putRecord.ts): the
+            # record changed between our read and our write (the app hid another reply
+            # at that moment), so a retry reads it again.
+            return TransientError(f"Bluesky's record changed while it was written: {message}")
         if name in {"AuthFactorTokenRequired", "AccountTakedown"}:
             return CredentialError(f"Bluesky refused the sign-in ({name}): {message}")
         return RejectedError(f"Bluesky refused it ({name or 400}): {message}")
@@ -288,10 +344,23 @@ class Bluesky(Channel):
             ):
                 self._pds = self._http(endpoint)
         self._session = session
+        self._session_stored = False
+        # Kept with the channel's credentials (encrypted like them), so the next job
+        # goes on with this session: createSession allows 300 sign-ins a day, and a
+        # fetch of replies every five minutes per live post would spend them by noon.
+        self.updated_credentials = {
+            **self.credentials,
+            "session": {k: session[k] for k in SESSION_KEYS if session.get(k)},
+        }
         return session
 
     @property
     def session(self) -> dict[str, Any]:
+        if self._session is None:
+            stored = self.credentials.get("session")
+            if isinstance(stored, dict) and stored.get("accessJwt") and stored.get("did"):
+                self._session, self._session_stored = dict(stored), True
+                return self._session
         return self._session or self._sign_in()
 
     def _renew(self) -> None:
@@ -325,6 +394,14 @@ class Bluesky(Channel):
                 if attempt == 2:
                     raise CredentialError("Bluesky keeps refusing the renewed session") from None
                 self._renew()
+                continue
+            except CredentialError:
+                if attempt == 2 or not self._session_stored:
+                    raise
+                # A stored session the PDS no longer knows (revoked, signed by an old
+                # key): the app password is what the channel really holds.
+                self._session = None
+                self._sign_in()
                 continue
             return self.pds.json(response, creates=creates) if response.content else {}
         raise AssertionError("unreachable")
@@ -398,20 +475,7 @@ class Bluesky(Channel):
 
     def update(self, published: Published, text: str) -> Published:
         self._check_text(text)
-        uri = str(published.extra.get("uri") or published.remote_id)
-        cid = published.extra.get("cid")
-        if not cid:
-            # A reply names the exact version of its parent (a strongRef): ask for it.
-            cid = self._xrpc(
-                "GET",
-                "com.atproto.repo.getRecord",
-                params={
-                    "repo": self.session["did"],
-                    "collection": POST,
-                    "rkey": uri.rsplit("/", 1)[-1],
-                },
-            ).get("cid")
-        parent = {"uri": uri, "cid": cid}
+        parent = self._post_ref(published)
         root = published.extra.get("root") or parent
         record = {
             "$type": POST,
@@ -430,6 +494,207 @@ class Bluesky(Channel):
                 "com.atproto.repo.deleteRecord",
                 json={"repo": self.session["did"], "collection": POST, "rkey": rkey},
             )
+
+    # -- replies ---------------------------------------------------------------------
+
+    def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
+        """Every reply in the post's thread (replies to replies too) not by the account,
+        oldest first. The cursor is the newest ``indexedAt`` listed and the uris listed
+        at that instant: a thread has no paging token, so the next call skips what is
+        not newer."""
+        try:
+            thread, hidden = self._thread(self._post_uri(published))
+        except _NotFound:
+            raise RejectedError("the post is no longer on Bluesky") from None
+        if thread.get("notFound") or not isinstance(thread.get("post"), dict):
+            raise RejectedError("the post is no longer on Bluesky")
+        views, deeper = _descendants(thread)
+        for _ in range(REPLY_CONTINUATIONS):
+            if not deeper:
+                break
+            try:
+                below, _gate = self._thread(deeper.pop(0))
+            except _NotFound:
+                continue  # deleted since the first answer
+            more_views, more_deeper = _descendants(below)
+            views += more_views
+            deeper += more_deeper
+        since, seen = _cursor(cursor)
+        own = self.session["did"]
+        new: list[tuple[datetime, Reply]] = []
+        listed: set[str] = set()
+        for view in views:
+            found = _reply(view, hidden)
+            if found is None or found[1].remote_id in listed:
+                continue
+            at, reply = found
+            listed.add(reply.remote_id)
+            if (view.get("author") or {}).get("did") == own:
+                continue  # the account's own updates and answers
+            if since is not None and (at < since or (at == since and reply.remote_id in seen)):
+                continue
+            new.append((at, reply))
+        new.sort(key=lambda item: (item[0], item[1].remote_id))
+        page = new[:REPLY_PAGE]
+        if not page:
+            return ReplyPage(replies=[], cursor=cursor, more=False)
+        last = page[-1][0]
+        at_last = [reply.remote_id for at, reply in page if at == last]
+        if since == last:
+            at_last = sorted(seen | set(at_last))
+        return ReplyPage(
+            replies=[reply for _, reply in page],
+            cursor={"at": last.isoformat(), "uris": at_last},
+            more=len(new) > REPLY_PAGE,
+        )
+
+    def _thread(self, uri: str) -> tuple[dict[str, Any], set[str]]:
+        """The thread under ``uri`` and the replies its threadgate hides (the answer's
+        own ``threadgate``, or the one on the root's postView: both are in the
+        lexicons)."""
+        body = self._xrpc(
+            "GET",
+            "app.bsky.feed.getPostThread",
+            params={"uri": uri, "depth": REPLY_DEPTH, "parentHeight": 0},
+        )
+        thread = body.get("thread")
+        if not isinstance(thread, dict):
+            raise TransientError("Bluesky answered the thread without one")
+        root = thread.get("post")
+        return thread, _hidden_replies(body) | _hidden_replies(
+            root if isinstance(root, dict) else {}
+        )
+
+    def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        """getPosts: a post deleted, or by an account that blocks the agency's (or is
+        blocked by it), is left out of the answer. ``hidden`` is not known here (the
+        threadgate comes with the post's thread, not with its replies)."""
+        found: dict[str, Reply] = {}
+        for uri, view in self._posts(remote_ids).items():
+            reply = _reply(view, set())
+            if reply is not None:
+                found[uri] = reply[1]
+        return found
+
+    def hide_reply(self, published: Published, remote_id: str) -> None:
+        """Add the reply to the post's threadgate ``hiddenReplies``, keeping what the
+        record held (its reply rules, the replies hidden before), as the Bluesky app
+        does. A reply already gone takes none of the 50 places."""
+        if remote_id not in self._posts([remote_id]):
+            return
+        uri = self._post_uri(published)
+        rkey = uri.rsplit("/", 1)[-1]  # threadgate.json: the key of the post it gates
+        did = self.session["did"]
+        try:
+            current: dict[str, Any] | None = self._xrpc(
+                "GET",
+                "com.atproto.repo.getRecord",
+                params={"repo": did, "collection": THREADGATE, "rkey": rkey},
+            )
+        except _NotFound:
+            current = None
+        value = (current or {}).get("value")
+        value = dict(value) if isinstance(value, dict) else {}
+        hidden = [str(u) for u in value.get("hiddenReplies") or [] if isinstance(u, str)]
+        if remote_id in hidden:
+            return
+        if len(hidden) >= MAX_HIDDEN_REPLIES:
+            raise RejectedError(
+                f"Bluesky hides at most {MAX_HIDDEN_REPLIES} replies under a post and this "
+                f"post has {len(hidden)} hidden already: the reply is still shown"
+            )
+        # "allow" stays as it was: absent means anyone may reply, [] means nobody may.
+        record = {
+            **value,
+            "$type": THREADGATE,
+            "post": uri,
+            "createdAt": value.get("createdAt") or self._iso_now(),
+            "hiddenReplies": [*hidden, remote_id],
+        }
+        write: dict[str, Any] = {"repo": did, "collection": THREADGATE, "rkey": rkey}
+        if current and current.get("cid"):
+            # Compare and swap: a reply hidden from the app meanwhile is not overwritten.
+            write["swapRecord"] = current["cid"]
+        self._xrpc("POST", "com.atproto.repo.putRecord", json={**write, "record": record})
+
+    def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
+        """A reply from the account under the reply, at a record key derived from the
+        reply's uri: a second attempt finds the first answer instead of posting again."""
+        self._check_text(text)
+        view = self._posts([remote_id]).get(remote_id)
+        if view is None or not view.get("cid"):
+            raise RejectedError("the reply is no longer on Bluesky: there is nothing to answer")
+        rkey = self._answer_key(remote_id, view)
+        try:
+            existing = self._xrpc(
+                "GET",
+                "com.atproto.repo.getRecord",
+                params={"repo": self.session["did"], "collection": POST, "rkey": rkey},
+            )
+        except _NotFound:
+            existing = None
+        root = published.extra.get("root") or self._post_ref(published)
+        if existing and existing.get("uri"):
+            value = existing.get("value") or {}
+            parent = ((value.get("reply") or {}).get("parent") or {}).get("uri")
+            if parent == remote_id:
+                answer = self._published(str(existing["uri"]), existing.get("cid"))
+                return Published(answer.remote_id, answer.url, {**answer.extra, "root": root})
+            rkey = next_tid(self.now())  # another record at that key: not ours to reuse
+        record = {
+            "$type": POST,
+            "text": text,
+            "createdAt": self._iso_now(),
+            "reply": {"root": root, "parent": {"uri": remote_id, "cid": view["cid"]}},
+        }
+        answer = self._create(record, rkey, None)
+        return Published(answer.remote_id, answer.url, {**answer.extra, "root": root})
+
+    def _post_uri(self, published: Published) -> str:
+        return str(published.extra.get("uri") or published.remote_id)
+
+    def _post_ref(self, published: Published) -> dict[str, Any]:
+        """The post as a strongRef (a reply names the exact version of its parent)."""
+        uri = self._post_uri(published)
+        cid = published.extra.get("cid")
+        if not cid:
+            cid = self._xrpc(
+                "GET",
+                "com.atproto.repo.getRecord",
+                params={
+                    "repo": self.session["did"],
+                    "collection": POST,
+                    "rkey": uri.rsplit("/", 1)[-1],
+                },
+            ).get("cid")
+        return {"uri": uri, "cid": cid}
+
+    def _posts(self, uris: list[str]) -> dict[str, dict[str, Any]]:
+        """The postViews of those of ``uris`` still visible; a missing one is gone."""
+        if len(uris) > MAX_LOOKUP:
+            raise ValueError(f"Bluesky looks up at most {MAX_LOOKUP} posts a call")
+        if not uris:
+            return {}
+        body = self._xrpc("GET", "app.bsky.feed.getPosts", params={"uris": list(uris)})
+        posts = body.get("posts")
+        if not isinstance(posts, list):
+            raise TransientError("Bluesky answered the lookup without its posts")
+        wanted = set(uris)
+        return {
+            str(view["uri"]): view
+            for view in posts
+            if isinstance(view, dict) and view.get("uri") in wanted
+        }
+
+    def _answer_key(self, reply_uri: str, view: dict[str, Any]) -> str:
+        """A TID made of the reply's own time (its key's, or when Bluesky indexed it)
+        and ten bits of its uri's hash: the same for every attempt at answering it."""
+        clock_id = int.from_bytes(hashlib.sha256(reply_uri.encode()).digest()[:2]) & 0x3FF
+        key = reply_uri.rsplit("/", 1)[-1]
+        if _TID.match(key):
+            return _tid(_tid_value(key) >> 10, clock_id)
+        at = _parse_time(view.get("indexedAt")) or datetime.fromtimestamp(0, UTC)
+        return _tid(int(at.timestamp() * 1_000_000), clock_id)
 
     # -- steps -----------------------------------------------------------------------
 
@@ -566,3 +831,91 @@ class Bluesky(Channel):
             f"https://bsky.app/profile/{who}/post/{rkey}",
             {"uri": uri, "cid": cid, "rkey": rkey},
         )
+
+
+# -- reading threads ----------------------------------------------------------------------
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _cursor(cursor: Any) -> tuple[datetime | None, set[str]]:
+    """The stored cursor read back; one that cannot be read starts from the beginning
+    (the engine files a reply seen twice once)."""
+    if not isinstance(cursor, dict):
+        return None, set()
+    uris = cursor.get("uris")
+    return _parse_time(cursor.get("at")), {u for u in uris or [] if isinstance(u, str)}
+
+
+def _hidden_replies(holder: dict[str, Any]) -> set[str]:
+    """The uris a threadgateView hides (``threadgate.record.hiddenReplies``)."""
+    gate = holder.get("threadgate")
+    record = gate.get("record") if isinstance(gate, dict) else None
+    hidden = record.get("hiddenReplies") if isinstance(record, dict) else None
+    return {u for u in hidden or [] if isinstance(u, str)}
+
+
+def _descendants(thread: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The postViews of every threadViewPost under the root, walked without recursion,
+    and the uris of the deepest ones whose replies the answer left out (``replyCount``
+    above zero, no replies shown: the depth asked for ends there). ``notFoundPost`` and
+    ``blockedPost`` carry no text and no replies: they are passed over."""
+    views: list[dict[str, Any]] = []
+    deeper: list[str] = []
+    pending = [(thread, 0)]
+    while pending:
+        node, level = pending.pop()
+        replies = node.get("replies")
+        for child in replies if isinstance(replies, list) else []:
+            if not isinstance(child, dict) or not isinstance(child.get("post"), dict):
+                continue
+            view = child["post"]
+            views.append(view)
+            pending.append((child, level + 1))
+            count = view.get("replyCount")
+            if (
+                level + 1 >= REPLY_DEPTH
+                and not child.get("replies")
+                and isinstance(count, int)
+                and count > 0
+                and isinstance(view.get("uri"), str)
+            ):
+                deeper.append(view["uri"])
+    return views, deeper
+
+
+def _reply(view: dict[str, Any], hidden: set[str]) -> tuple[datetime, Reply] | None:
+    """A postView as a reply, with the time it is ordered by (``indexedAt``); ``None``
+    when it lacks what a reply needs."""
+    uri = view.get("uri")
+    indexed = _parse_time(view.get("indexedAt"))
+    author = view.get("author")
+    if not isinstance(uri, str) or not uri.startswith("at://") or indexed is None:
+        return None
+    if not isinstance(author, dict):
+        return None
+    handle = author.get("handle")
+    who = str(handle if handle and handle != INVALID_HANDLE else author.get("did") or "")
+    record = view.get("record")
+    if not isinstance(record, dict):
+        record = {}
+    text = record.get("text")
+    # createdAt is the author's claim; like the AppView's own sorting, one later than
+    # the indexing is not believed.
+    created = _parse_time(record.get("createdAt"))
+    return indexed, Reply(
+        remote_id=uri,
+        text=text if isinstance(text, str) else "",
+        author=who,
+        created_at=min(created, indexed) if created is not None else indexed,
+        url=f"https://bsky.app/profile/{who}/post/{uri.rsplit('/', 1)[-1]}" if who else "",
+        hidden=uri in hidden,
+    )

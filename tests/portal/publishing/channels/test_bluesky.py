@@ -476,3 +476,80 @@ def test_bluesky_close_releases_both_services_clients(
     assert all(c is not None for c in clients)
     adapter.close()
     assert all(c.client.is_closed for c in clients if c is not None)
+
+
+# -- the session kept between jobs ------------------------------------------------------
+
+
+def _stored(fake: FakeBluesky, clock: Clock, adapter: Bluesky) -> Bluesky:
+    """The next job's adapter, built from the credentials the last one left to store."""
+    assert adapter.updated_credentials is not None
+    again = make_adapter(fake, clock)
+    again.credentials = adapter.updated_credentials
+    return again
+
+
+def test_bluesky_session_is_stored_with_the_credentials_and_the_next_job_signs_in_no_more(
+    fake: FakeBluesky, adapter: Bluesky, clock: Clock, draft: Draft
+) -> None:
+    adapter.test_connection()
+    assert adapter.updated_credentials == {
+        "identifier": IDENTIFIER,
+        "app_password": APP_PASSWORD,
+        "session": {
+            "accessJwt": "access-0",
+            "refreshJwt": "refresh-0",
+            "did": DID,
+            "handle": IDENTIFIER,
+        },
+    }
+    _stored(fake, clock, adapter).publish(replace(draft, media=None), MemorySteps())
+    assert len(fake.calls("create_session")) == 1
+    assert fake.calls("create_record")[0].headers["Authorization"] == "Bearer access-0"
+
+
+def test_bluesky_stored_session_that_expired_is_refreshed_and_the_new_one_stored(
+    fake: FakeBluesky, adapter: Bluesky, clock: Clock, draft: Draft
+) -> None:
+    published = adapter.publish(replace(draft, media=None), MemorySteps())
+    fake.expire_sessions()
+    later = _stored(fake, clock, adapter)
+
+    later.delete(published)
+
+    assert fake.records == {}
+    assert len(fake.calls("create_session")) == 1
+    assert len(fake.calls("refresh_session")) == 1
+    assert later.updated_credentials is not None
+    session = later.updated_credentials["session"]
+    assert (session["accessJwt"], session["refreshJwt"]) == ("access-1", "refresh-1")
+
+
+def test_bluesky_stored_session_the_pds_no_longer_knows_signs_in_again_once(
+    fake: FakeBluesky, adapter: Bluesky, clock: Clock, draft: Draft
+) -> None:
+    published = adapter.publish(replace(draft, media=None), MemorySteps())
+    fake.access_tokens.clear()  # revoked: 401 AuthenticationRequired
+    later = _stored(fake, clock, adapter)
+
+    later.delete(published)
+
+    assert fake.records == {}
+    assert len(fake.calls("create_session")) == 2
+    assert [r.headers["Authorization"] for r in fake.calls("delete_record")] == [
+        "Bearer access-0",
+        "Bearer access-1",
+    ]
+
+
+def test_bluesky_stored_session_refused_and_a_revoked_app_password_ask_for_a_reconnect(
+    fake: FakeBluesky, adapter: Bluesky, clock: Clock, draft: Draft
+) -> None:
+    published = adapter.publish(replace(draft, media=None), MemorySteps())
+    fake.access_tokens.clear()
+    later = _stored(fake, clock, adapter)
+    later.credentials = {**later.credentials, "app_password": "revoked"}
+    with pytest.raises(CredentialError):
+        later.delete(published)
+    assert len(fake.calls("create_session")) == 2  # one try with the app password, no loop
+    assert len(fake.records) == 1

@@ -13,8 +13,24 @@ Follows /work/shared/networks.md section 6, which cites bluesky-social/atproto l
 ``-Remaining``, ``-Reset`` in epoch seconds, ``-Policy``) and
 ``packages/pds/src/auth-verifier.ts`` (400 ``ExpiredToken``).
 
+Replies (the fake plays the AppView too, which the PDS proxies ``app.bsky.*`` queries
+to): ``app.bsky.feed.getPostThread`` (``uri``, ``depth`` 0–1000, ``parentHeight``
+0–1000; the whole tree in one answer, no cursor, ``threadViewPost`` nodes whose
+``replies`` may hold ``notFoundPost`` and ``blockedPost``; 400 ``NotFound`` for a post
+it does not have), ``app.bsky.feed.getPosts`` (``uris`` at most 25; the posts it can
+show, the others left out), ``app.bsky.feed.defs`` postView (``uri``, ``cid``,
+``author`` {did, handle}, ``record``, ``indexedAt``; ``threadgate`` on the gated post,
+and beside the thread in getPostThread's answer),
+``app.bsky.feed.threadgate`` (rkey = the post's, ``post``, ``createdAt``, ``allow`` at
+most 5, ``hiddenReplies`` at most 50) written by ``com.atproto.repo.putRecord`` with
+``swapRecord``, all from the lexicons of bluesky-social/atproto; a write to another
+account's repository is refused with 401 and a stale ``swapRecord`` with 400
+``InvalidSwap`` (``packages/pds/src/api/com/atproto/repo/putRecord.ts``).
+
 Unverified there, so switches here: the HTTP status of ``already_exists`` (409 here),
-and what a second createRecord at an existing key answers (400 InvalidRequest here).
+what a second createRecord at an existing key answers (400 InvalidRequest here), and the
+order of a node's replies (newest first here, as the AppView's first thread query
+ordered them: the adapter must not rely on it).
 """
 
 from __future__ import annotations
@@ -24,6 +40,7 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import regex
@@ -47,6 +64,20 @@ PROGRESS = [
     "JOB_STATE_COMPLETED",
 ]
 TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
+POST = "app.bsky.feed.post"
+THREADGATE = "app.bsky.feed.threadgate"
+#: When the fake indexes its first post; each later one a millisecond after the last.
+INDEX_START = datetime(2026, 12, 2, 4, 20, tzinfo=UTC)
+_S32 = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def tid_at(at: datetime, clock_id: int = 0) -> str:
+    n = (int(at.timestamp() * 1_000_000) << 10) | clock_id
+    return "".join(_S32[(n >> (5 * i)) & 31] for i in reversed(range(13)))
 
 
 def xrpc(name: str) -> str:
@@ -91,6 +122,13 @@ class FakeBluesky(FakeServer):
                     endpoint="delete_record",
                     methods=["POST"],
                 ),
+                Rule(xrpc("com.atproto.repo.putRecord"), endpoint="put_record", methods=["POST"]),
+                Rule(
+                    xrpc("app.bsky.feed.getPostThread"),
+                    endpoint="get_post_thread",
+                    methods=["GET"],
+                ),
+                Rule(xrpc("app.bsky.feed.getPosts"), endpoint="get_posts", methods=["GET"]),
             ]
         )
     )
@@ -108,7 +146,18 @@ class FakeBluesky(FakeServer):
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     blobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # sha256 -> blob
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # rkey -> record
+    #: Other accounts' posts (their repositories, as the AppView indexed them): uri ->
+    #: {"uri", "cid", "author": {"did", "handle"}, "record"}.
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: uri -> indexedAt, for every post the AppView has seen (the account's too).
+    indexed: dict[str, str] = field(default_factory=dict)
+    #: Posts the account cannot see (a block either way): shown as blockedPost.
+    blocked: set[str] = field(default_factory=set)
+    #: Posts deleted while replies hung under them: shown as notFoundPost.
+    tombstones: dict[str, str] = field(default_factory=dict)  # uri -> parent uri
+    threadgates: dict[str, dict[str, Any]] = field(default_factory=dict)  # rkey -> record
     _n: Any = field(default_factory=itertools.count)
+    _indexed_n: Any = field(default_factory=itertools.count)
 
     def expire_sessions(self) -> None:
         """Every access token issued so far now answers 400 ExpiredToken."""
@@ -320,11 +369,24 @@ class FakeBluesky(FakeServer):
         video = (record.get("embed") or {}).get("video")
         if video is not None and video not in self.blobs.values():
             return self._error("InvalidRequest", "Could not find blob")
+        reply = record.get("reply")
+        if reply is not None:
+            for part in ("root", "parent"):
+                ref = reply.get(part) if isinstance(reply, dict) else None
+                if not isinstance(ref, dict) or not all(
+                    isinstance(ref.get(k), str) and ref.get(k) for k in ("uri", "cid")
+                ):
+                    return self._error(
+                        "InvalidRequest",
+                        f"Invalid app.bsky.feed.post record: Record/reply/{part} must be a "
+                        "strongRef (uri and cid)",
+                    )
         uri = f"at://{DID}/app.bsky.feed.post/{rkey}"
         cid = (
             "bafyrei" + hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:52]
         )
         self.records[rkey] = {"uri": uri, "cid": cid, "value": record}
+        self.indexed[uri] = self._next_indexed()
         return json_response(
             {
                 "uri": uri,
@@ -336,15 +398,242 @@ class FakeBluesky(FakeServer):
 
     def on_get_record(self, request: Request) -> Response:
         rkey = request.args.get("rkey", "")
-        if request.args.get("repo") != DID or rkey not in self.records:
+        collection = request.args.get("collection") or POST
+        stored = self.threadgates if collection == THREADGATE else self.records
+        if request.args.get("repo") != DID or rkey not in stored:
             return self._error(
-                "RecordNotFound", f"Could not locate record: at://{DID}/app.bsky.feed.post/{rkey}"
+                "RecordNotFound", f"Could not locate record: at://{DID}/{collection}/{rkey}"
             )
-        return json_response(self.records[rkey])
+        return json_response(stored[rkey])
 
     def on_delete_record(self, request: Request) -> Response:
         if error := self._check_access(request):
             return error
         body = request.get_json(silent=True) or {}
+        if body.get("repo") != DID:
+            return self._error("AuthenticationRequired", "Authentication Required", 401)
         self.records.pop(str(body.get("rkey")), None)
         return json_response({"commit": {"cid": "bafyreicommit", "rev": "x"}})
+
+    def on_put_record(self, request: Request) -> Response:
+        if error := self._check_access(request):
+            return error
+        body = request.get_json(silent=True) or {}
+        if body.get("repo") != DID:
+            # Only the account's own repository is written to: another's reply is not.
+            return self._error("AuthenticationRequired", "Authentication Required", 401)
+        rkey, record = str(body.get("rkey") or ""), body.get("record")
+        if body.get("collection") != THREADGATE:
+            return self._error("InvalidRequest", "the fake only rewrites threadgates")
+        post = self.records.get(rkey)
+        if not isinstance(record, dict) or post is None or record.get("post") != post["uri"]:
+            return self._error(
+                "InvalidRequest",
+                "Invalid app.bsky.feed.threadgate record: the key and post must be the post's",
+            )
+        if record.get("$type") != THREADGATE or not record.get("createdAt"):
+            return self._error(
+                "InvalidRequest", "Invalid app.bsky.feed.threadgate record: createdAt required"
+            )
+        hidden = record.get("hiddenReplies") or []
+        if not isinstance(hidden, list) or len(hidden) > 50:
+            return self._error(
+                "InvalidRequest",
+                "Invalid app.bsky.feed.threadgate record: "
+                "Record/hiddenReplies must not have more than 50 elements",
+            )
+        if not all(isinstance(u, str) and u.startswith("at://") for u in hidden):
+            return self._error(
+                "InvalidRequest",
+                "Invalid app.bsky.feed.threadgate record: Record/hiddenReplies must be at-uris",
+            )
+        if len(record.get("allow") or []) > 5:
+            return self._error(
+                "InvalidRequest",
+                "Invalid app.bsky.feed.threadgate record: "
+                "Record/allow must not have more than 5 elements",
+            )
+        current = self.threadgates.get(rkey)
+        if "swapRecord" in body and body["swapRecord"] != (current or {}).get("cid"):
+            return self._error("InvalidSwap", f"Record was at {(current or {}).get('cid')}")
+        uri = f"at://{DID}/{THREADGATE}/{rkey}"
+        cid = (
+            "bafyrei" + hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:52]
+        )
+        self.threadgates[rkey] = {"uri": uri, "cid": cid, "value": record}
+        return json_response(
+            {
+                "uri": uri,
+                "cid": cid,
+                "commit": {"cid": "bafyreicommit", "rev": rkey},
+                "validationStatus": "valid",
+            }
+        )
+
+    # -- the AppView's side: threads and post lookups ----------------------------------
+
+    def _next_indexed(self) -> str:
+        return iso(INDEX_START + timedelta(milliseconds=next(self._indexed_n)))
+
+    def add_reply(
+        self,
+        parent: str,
+        text: str,
+        *,
+        handle: str = "neighbour.bsky.social",
+        indexed_at: str | None = None,
+        created_at: str | None = None,
+    ) -> str:
+        """Someone else's reply under ``parent`` (a uri); return its uri."""
+        n = next(self._n)
+        did = "did:plc:" + hashlib.sha256(handle.encode()).hexdigest()[:24]
+        at = indexed_at or self._next_indexed()
+        rkey = tid_at(datetime.fromisoformat(at), n % 1024)
+        uri = f"at://{did}/{POST}/{rkey}"
+        root = self._view(parent)
+        root_ref = ((root or {}).get("record") or {}).get("reply", {}).get("root")
+        parent_ref = {"uri": parent, "cid": (root or {}).get("cid", "")}
+        record = {
+            "$type": POST,
+            "text": text,
+            "createdAt": created_at or at,
+            "reply": {"root": root_ref or parent_ref, "parent": parent_ref},
+        }
+        cid = "bafyrei" + hashlib.sha256(f"{uri} {text}".encode()).hexdigest()[:52]
+        self.others[uri] = {
+            "uri": uri,
+            "cid": cid,
+            "author": {"did": did, "handle": handle},
+            "record": record,
+        }
+        self.indexed[uri] = at
+        return uri
+
+    def rewrite_post(self, uri: str, text: str) -> None:
+        """The author rewrites the record in place (putRecord at its key): Bluesky has no
+        edit, and the AppView shows the new text under the same uri, with a new cid."""
+        post = self.others[uri]
+        post["record"] = {**post["record"], "text": text}
+        post["cid"] = "bafyrei" + hashlib.sha256(f"{uri} {text}".encode()).hexdigest()[:52]
+
+    def delete_post(self, uri: str) -> None:
+        """The author deletes it; replies under it leave a notFoundPost behind."""
+        view = self._view(uri)
+        self.others.pop(uri, None)
+        if view is not None and any(self._parent(v) == uri for v in self._all_views()):
+            self.tombstones[uri] = self._parent(view) or ""
+
+    def _all_views(self) -> list[dict[str, Any]]:
+        own = [
+            {
+                "uri": r["uri"],
+                "cid": r["cid"],
+                "author": {"did": DID, "handle": IDENTIFIER},
+                "record": r["value"],
+            }
+            for r in self.records.values()
+        ]
+        return own + list(self.others.values())
+
+    def _view(self, uri: str) -> dict[str, Any] | None:
+        if uri in self.others:
+            return self.others[uri]
+        rkey = uri.rsplit("/", 1)[-1]
+        if uri.startswith(f"at://{DID}/{POST}/") and rkey in self.records:
+            r = self.records[rkey]
+            return {
+                "uri": r["uri"],
+                "cid": r["cid"],
+                "author": {"did": DID, "handle": IDENTIFIER},
+                "record": r["value"],
+            }
+        return None
+
+    @staticmethod
+    def _parent(view: dict[str, Any]) -> str | None:
+        return ((view.get("record") or {}).get("reply") or {}).get("parent", {}).get("uri")
+
+    def _post_view(self, view: dict[str, Any], replies: int = 0) -> dict[str, Any]:
+        out = {
+            "$type": "app.bsky.feed.defs#postView",
+            **view,
+            "indexedAt": self.indexed.get(view["uri"], iso(INDEX_START)),
+            "replyCount": replies,
+            "repostCount": 0,
+            "likeCount": 0,
+            "labels": [],
+        }
+        gate = self.threadgates.get(view["uri"].rsplit("/", 1)[-1])
+        if view["author"]["did"] == DID and gate is not None:
+            # defs.json threadgateView: the record under "record", not "value".
+            out["threadgate"] = {
+                "uri": gate["uri"],
+                "cid": gate["cid"],
+                "record": gate["value"],
+                "lists": [],
+            }
+        return out
+
+    def on_get_post_thread(self, request: Request) -> Response:
+        if error := self._check_access(request):
+            return error
+        uri = request.args.get("uri", "")
+        try:
+            depth = int(request.args.get("depth", "6"))
+            height = int(request.args.get("parentHeight", "80"))
+        except ValueError:
+            return self._error("InvalidRequest", "depth and parentHeight must be integers")
+        if not 0 <= depth <= 1000 or not 0 <= height <= 1000:
+            return self._error("InvalidRequest", "depth and parentHeight must be 0 to 1000")
+        root = self._view(uri)
+        if root is None:
+            return self._error("NotFound", f"Post not found: {uri}")
+        children: dict[str, list[dict[str, Any]]] = {}
+        for view in self._all_views():
+            parent = self._parent(view)
+            if parent is not None:
+                children.setdefault(parent, []).append(view)
+        for gone, parent in self.tombstones.items():
+            children.setdefault(parent, []).append({"uri": gone, "tombstone": True})
+
+        def node(view: dict[str, Any], below: int) -> dict[str, Any]:
+            if view.get("tombstone"):
+                return {
+                    "$type": "app.bsky.feed.defs#notFoundPost",
+                    "uri": view["uri"],
+                    "notFound": True,
+                }
+            if view["uri"] in self.blocked:
+                return {
+                    "$type": "app.bsky.feed.defs#blockedPost",
+                    "uri": view["uri"],
+                    "blocked": True,
+                    "author": {"did": view["author"]["did"]},
+                }
+            out: dict[str, Any] = {
+                "$type": "app.bsky.feed.defs#threadViewPost",
+                "post": self._post_view(view, len(children.get(view["uri"], []))),
+            }
+            if below > 0:
+                under = sorted(
+                    children.get(view["uri"], []),
+                    key=lambda v: self.indexed.get(v["uri"], ""),
+                    reverse=True,
+                )
+                out["replies"] = [node(child, below - 1) for child in under]
+            return out
+
+        answer: dict[str, Any] = {"thread": node(root, depth)}
+        gate = (answer["thread"].get("post") or {}).get("threadgate")
+        if gate is not None:
+            answer["threadgate"] = gate  # getPostThread.json: beside the thread, too
+        return json_response(answer)
+
+    def on_get_posts(self, request: Request) -> Response:
+        if error := self._check_access(request):
+            return error
+        uris = request.args.getlist("uris")
+        if len(uris) > 25:
+            return self._error("InvalidRequest", "uris must not have more than 25 elements")
+        views = [self._view(uri) for uri in uris if uri not in self.blocked]
+        return json_response({"posts": [self._post_view(v) for v in views if v is not None]})
