@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -54,9 +55,17 @@ DEFAULT_POLL_INTERVAL_S = 5.0
 DEFAULT_POLL_ATTEMPTS = 60
 
 CREDENTIAL_CODES = frozenset({190, 102})
-RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
+# 4, 17, 32, 613 (error-handling guide); 80001 and 80002: the Business Use Case limits
+# of Pages and of Instagram (docs/graph-api/overview/rate-limiting, its error codes).
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80001, 80002})
 # "Unsupported get/delete request: object does not exist" (code 100, subcode 33).
 MISSING_OBJECT = (100, 33)
+# "(#803) Some of the aliases you requested do not exist" (an id that names nothing).
+UNKNOWN_ALIAS = 803
+# Comments asked for per listing call (the pagination guide's ``limit``: "the maximum
+# number of objects that may be returned"; the edge's own maximum is unverified, so the
+# ``replies_page_size`` setting can lower it).
+DEFAULT_REPLIES_PAGE_SIZE = 100
 
 
 def graph_error(response: httpx.Response) -> dict[str, Any] | None:
@@ -155,6 +164,62 @@ class GraphChannel(Channel):
                 self.sleep(interval)
         raise TransientError(f"{self.network} is still {waiting_for}", retry_after=interval * 10)
 
+    # -- replies ------------------------------------------------------------------------
+
+    @property
+    def replies_page_size(self) -> int:
+        return int(self.settings.get("replies_page_size") or DEFAULT_REPLIES_PAGE_SIZE)
+
+    def batch_get(
+        self, ids: list[str], fields: str, headers: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """``GET /{id}?fields=`` for each of ``ids`` in one batch request
+        (docs/graph-api/making-multiple-requests: ``POST /`` with ``batch``, answered
+        by one ``{"code", "body"}`` per request, in order). Returns the objects that
+        exist, by id; one that does not (100/33, 803) is left out. A batch rather than
+        ``GET /?ids=``: that answers an error for the whole request when one id is gone
+        (803), and v26.0 withdraws it.
+        """
+        if not ids:
+            return {}
+        batch = [
+            {"method": "GET", "relative_url": f"{remote_id}?{urlencode({'fields': fields})}"}
+            for remote_id in ids
+        ]
+        response = self.http.call(
+            "POST",
+            self.graph_path(""),
+            data={"batch": json.dumps(batch), "include_headers": "false"},
+            headers=dict(headers),
+        )
+        try:
+            answers = response.json()
+        except ValueError:
+            answers = None
+        if not isinstance(answers, list) or len(answers) != len(ids):
+            raise TransientError(f"{self.network} answered the look-up with no list of answers")
+        wait = float(self.settings.get("rate_limit_wait_s", DEFAULT_RATE_LIMIT_WAIT_S))
+        found: dict[str, dict[str, Any]] = {}
+        for remote_id, answer in zip(ids, answers, strict=True):
+            if not isinstance(answer, dict):
+                # "null" is what the guide says a request that timed out answers: whether
+                # the comment is there is unknown, so nothing is marked from this batch.
+                raise TransientError(f"{self.network} did not answer part of the look-up")
+            try:
+                body = json.loads(str(answer.get("body") or "null"))
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise TransientError(f"{self.network} answered part of the look-up unreadably")
+            error = body.get("error")
+            if isinstance(error, dict):
+                code, subcode = error_code(error)
+                if (code, subcode) == MISSING_OBJECT or code == UNKNOWN_ALIAS:
+                    continue
+                raise classify_error(error, self.network, wait)
+            found[remote_id] = body
+        return found
+
     # -- OAuth (Facebook Login, authorization code) ----------------------------------
 
     @classmethod
@@ -219,6 +284,22 @@ class GraphChannel(Channel):
         raise NotImplementedError
 
 
+def classify_error(error: Mapping[str, Any], network: str, wait_s: float | None) -> ChannelError:
+    """What a Graph ``error`` object means for the caller (a whole answer's, or one
+    answer's inside a batch)."""
+    code, subcode = error_code(error)
+    message = str(error.get("message") or "no message")[:300]
+    if code in CREDENTIAL_CODES:
+        return CredentialError(f"{network} refused the token ({code}): {message}")
+    if code in RATE_LIMIT_CODES:
+        return TransientError(
+            f"{network} rate limit reached ({code}): {message}", retry_after=wait_s
+        )
+    if (code, subcode) == MISSING_OBJECT:
+        return MissingObject(f"{network}: {message}")
+    return RejectedError(f"{network} refused the request ({code}): {message}")
+
+
 def graph_http(settings: Mapping[str, Any], network: str) -> Http:
     wait = float(settings.get("rate_limit_wait_s", DEFAULT_RATE_LIMIT_WAIT_S))
 
@@ -228,18 +309,7 @@ def graph_http(settings: Mapping[str, Any], network: str) -> Http:
         error = graph_error(response)
         if error is None:
             return None
-        code, subcode = error_code(error)
-        message = str(error.get("message") or "no message")[:300]
-        if code in CREDENTIAL_CODES:
-            return CredentialError(f"{network} refused the token ({code}): {message}")
-        if code in RATE_LIMIT_CODES:
-            return TransientError(
-                f"{network} rate limit reached ({code}): {message}",
-                retry_after=usage_wait_s(response) or wait,
-            )
-        if (code, subcode) == MISSING_OBJECT:
-            return MissingObject(f"{network}: {message}")
-        return RejectedError(f"{network} refused the request ({code}): {message}")
+        return classify_error(error, network, usage_wait_s(response) or wait)
 
     return Http(
         str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
@@ -248,6 +318,12 @@ def graph_http(settings: Mapping[str, Any], network: str) -> Http:
         retry_after=lambda response: usage_wait_s(response) or wait,
         refine=refine,
     )
+
+
+def graph_time(value: object) -> datetime:
+    """A Graph timestamp ("2017-08-31T18:10:30+0000"); anything else is garbage (a
+    ValueError, which the replies engine reports as an answer it could not read)."""
+    return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z")
 
 
 class MissingObject(RejectedError):
