@@ -707,9 +707,10 @@ class GraphFake:
     ) -> tuple[int, Any]:
         if target not in self.media or not p.get("message"):
             return 400, error(100, "Invalid parameter")
-        comment = self.new_id()
-        self.media[target]["comments"].append({"id": comment, "text": p["message"]})
-        return 200, {"id": comment}
+        # The account's own comment: in the media's list, and among its comments.
+        comment = self.comment(target, p["message"], author=(self.ig_user_id, self.ig_username))
+        self.media[target]["comments"].append({"id": comment.id, "text": p["message"]})
+        return 200, {"id": comment.id}
 
     # -- comments --------------------------------------------------------------------
 
