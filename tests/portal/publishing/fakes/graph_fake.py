@@ -188,6 +188,8 @@ class GraphFake:
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(90001)
+        self._by_id: dict[str, Comment] = {}
+        self._children: dict[str, list[Comment]] = {}
         # Reentrant: an answer made by a handler (under the lock) is a comment too.
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -239,10 +241,17 @@ class GraphFake:
         )
         with self._lock:
             self.comments.append(comment)
+            self._by_id[comment.id] = comment
+            self._children.setdefault(parent, []).append(comment)
         return comment
 
+    def known_comment(self, comment_id: str) -> Comment | None:
+        """The comment with this id, deleted or not."""
+        return self._by_id.get(comment_id)
+
     def comment_by_id(self, comment_id: str) -> Comment | None:
-        return next((c for c in self.comments if c.id == comment_id and not c.deleted), None)
+        found = self._by_id.get(comment_id)
+        return found if found is not None and not found.deleted else None
 
     def edit_comment(self, comment_id: str, text: str) -> None:
         found = self.comment_by_id(comment_id)
@@ -378,8 +387,9 @@ class GraphFake:
             return "fb_comments", head
         if head in self.media and tail == "comments":
             return ("ig_comments" if method == "GET" else "ig_comment"), head
-        if any(c.id == head for c in self.comments):
-            network = next(c.network for c in self.comments if c.id == head)
+        known = self.known_comment(head)
+        if known is not None:
+            network = known.network
             if network == "facebook":
                 ops = {"comments": "fb_answer", "": "fb_hide" if method == "POST" else ""}
             else:
@@ -741,7 +751,7 @@ class GraphFake:
         if c.parent:
             answer["parent_id"] = c.parent
         elif with_replies:
-            replies = [r for r in self.comments if r.parent == c.id and not r.deleted]
+            replies = [r for r in self._children.get(c.id, []) if not r.deleted]
             if replies:
                 answer["replies"] = {"data": [self.ig_json(r) for r in replies]}
         return answer
