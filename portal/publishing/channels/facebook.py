@@ -185,25 +185,25 @@ class FacebookPage(GraphChannel):
 
     def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
         after = str(cursor.get("after") or "") if isinstance(cursor, dict) else ""
-        params: dict[str, Any] = {
+        params = {
             "filter": "stream",
             "order": "chronological",
             "fields": COMMENT_FIELDS,
             "limit": self.replies_page_size,
         }
-        if after:
-            params["after"] = after
-        body = self.http.json(
-            self.http.call(
-                "GET",
-                self.graph_path(f"{published.remote_id}/comments"),
-                params=params,
-                headers=self.page_auth(),
-            )
+        body = self.comments_page(
+            f"{published.remote_id}/comments", params, self.page_auth(), after
         )
         data = body.get("data")
         if not isinstance(data, list):
             raise TransientError(f"{self.network} answered the comments with no data list")
+        if data and not any(isinstance(item, dict) and item.get("id") for item in data):
+            # The reference: comment ids are given only to a token whose person can do
+            # the MODERATE task on the Page. Without them nothing can be filed or acted on.
+            raise RejectedError(
+                f"{self.network} lists the comments without their ids: the account that "
+                "connected the Page needs the MODERATE task on it; reconnect with one that has"
+            )
         paging = mapping(body.get("paging"))
         # An empty page may come without cursors: the stored one still marks the end.
         after = str(mapping(paging.get("cursors")).get("after") or "") or after

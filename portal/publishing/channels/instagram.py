@@ -279,10 +279,10 @@ class InstagramReels(GraphChannel):
         walks = int(state.get("walks") or 0)
         every = int(self.settings.get("replies_full_walk_every") or DEFAULT_FULL_WALK_EVERY)
         full = mark is None or walks % max(every, 1) == 0
-        params: dict[str, Any] = {"fields": LISTING_FIELDS, "limit": self.replies_page_size}
-        if after:
-            params["after"] = after
-        body = self.get(f"{published.remote_id}/comments", **params)
+        params = {"fields": LISTING_FIELDS, "limit": self.replies_page_size}
+        body = self.comments_page(
+            f"{published.remote_id}/comments", params, self.user_auth(), after
+        )
         data = body.get("data")
         if not isinstance(data, list):
             raise TransientError("instagram answered the comments with no data list")

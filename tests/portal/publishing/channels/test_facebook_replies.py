@@ -115,6 +115,25 @@ def test_a_cursor_whose_comment_was_deleted_keeps_its_place(graph: GraphFake, vi
     assert [r.remote_id for r in adapter.list_replies(POST, caught_up.cursor).replies] == new
 
 
+def test_a_cursor_the_network_refuses_starts_the_listing_again(
+    graph: GraphFake, video: str
+) -> None:
+    ids = comments(graph, 3)
+    listed = page(graph).list_replies(POST, {"after": "bm8gc3VjaCBjb21tZW50"})
+    assert [r.remote_id for r in listed.replies] == ids
+    refused, again = listing_calls(graph)
+    assert refused["after"] == "bm8gc3VjaCBjb21tZW50" and "after" not in again
+
+
+def test_comments_without_ids_say_the_moderate_task_is_missing(
+    graph: GraphFake, video: str
+) -> None:
+    comments(graph, 2)
+    graph.moderate_task = False
+    with pytest.raises(RejectedError, match="MODERATE task"):
+        page(graph).list_replies(POST, None)
+
+
 def test_the_pages_own_comments_are_not_listed_but_replies_to_comments_are(
     graph: GraphFake, video: str
 ) -> None:

@@ -127,6 +127,14 @@ def test_a_reply_under_an_old_comment_is_found_by_the_next_full_walk(
     assert listed.text == "I know her, she works at the gas station"
 
 
+def test_a_cursor_the_network_refuses_starts_the_walk_again(graph: GraphFake, media: str) -> None:
+    ids = comments(graph, 3)
+    cursor = {"after": "bm8gc3VjaCBjb21tZW50", "mark": "", "seen": [], "walks": 0}
+    listed, _, _ = walk(instagram(graph), cursor)
+    assert sorted(r.remote_id for r in listed) == sorted(ids)
+    assert [r.params.get("after") for r in graph.requests] == ["bm8gc3VjaCBjb21tZW50", None]
+
+
 def test_the_accounts_own_comments_and_answers_are_not_listed(graph: GraphFake, media: str) -> None:
     (question,) = comments(graph, 1)
     adapter = instagram(graph)

@@ -184,6 +184,9 @@ class GraphFake:
     #: setting of the fake).
     max_page_size: int = 100
     ig_newest_first: bool = True
+    #: The token's person cannot do the MODERATE task: comments come without ids
+    #: (object/comments reference, in effect since v11.0).
+    moderate_task: bool = True
     url: str = ""
 
     def __post_init__(self) -> None:
@@ -737,6 +740,8 @@ class GraphFake:
             answer["from"] = {"id": c.author_id, "name": c.author_name}
         if c.parent:
             answer["parent"] = {"id": c.parent}
+        if not self.moderate_task:
+            del answer["id"]
         return answer
 
     def ig_json(self, c: Comment, *, with_replies: bool = True) -> dict[str, Any]:
