@@ -234,10 +234,11 @@ class FacebookPage(GraphChannel):
 
     def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
         found = self.batch_get(remote_ids, COMMENT_FIELDS, self.page_auth())
+        # Keyed by the id asked for: an answer without its id (a token that lost the
+        # MODERATE task) still says the comment is there, not that it was deleted.
         return {
-            remote_id: self.comment_reply(comment)
+            remote_id: self.comment_reply({**comment, "id": remote_id})
             for remote_id, comment in found.items()
-            if comment.get("id")
         }
 
     def hide_reply(self, published: Published, remote_id: str) -> None:

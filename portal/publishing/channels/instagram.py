@@ -357,10 +357,11 @@ class InstagramReels(GraphChannel):
 
     def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
         found = self.batch_get(remote_ids, COMMENT_FIELDS, self.user_auth())
+        # Keyed by the id asked for: an answer without its id (a token that lost the
+        # MODERATE task) still says the comment is there, not that it was deleted.
         return {
-            remote_id: self.comment_reply(comment, published)
+            remote_id: self.comment_reply({**comment, "id": remote_id}, published)
             for remote_id, comment in found.items()
-            if comment.get("id")
         }
 
     def hide_reply(self, published: Published, remote_id: str) -> None:

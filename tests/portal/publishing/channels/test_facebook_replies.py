@@ -181,6 +181,14 @@ def test_look_up_finds_edits_hiding_and_deletions_in_one_batch(
     assert page(graph).look_up_replies(POST, []) == {}
 
 
+def test_look_up_without_ids_in_the_answers_does_not_take_comments_for_deleted(
+    graph: GraphFake, video: str
+) -> None:
+    ids = comments(graph, 2)
+    graph.moderate_task = False
+    assert set(page(graph).look_up_replies(POST, ids)) == set(ids)
+
+
 def test_look_up_with_a_refused_token_says_reconnect(graph: GraphFake, video: str) -> None:
     ids = comments(graph, 1)
     wrong = FacebookVideo({"page_access_token": "revoked"}, graph.settings())
