@@ -189,6 +189,17 @@ def test_look_up_without_ids_in_the_answers_does_not_take_comments_for_deleted(
     assert set(page(graph).look_up_replies(POST, ids)) == set(ids)
 
 
+@pytest.mark.parametrize("failure", ["partial_batch", "garbage", "throttle_32"])
+def test_a_look_up_that_cannot_tell_marks_nothing(
+    graph: GraphFake, video: str, failure: str
+) -> None:
+    ids = comments(graph, 3)
+    graph.fail("batch", failure)
+    # Not an answer that leaves ids out (which would say they were deleted): an error.
+    with pytest.raises(TransientError):
+        page(graph).look_up_replies(POST, ids)
+
+
 def test_look_up_with_a_refused_token_says_reconnect(graph: GraphFake, video: str) -> None:
     ids = comments(graph, 1)
     wrong = FacebookVideo({"page_access_token": "revoked"}, graph.settings())

@@ -81,6 +81,8 @@ FAILURES = frozenset(
         "same_page",
         # JSON, but not the documented shape.
         "bad_shape",
+        # A batch in which one request timed out: its answer is null (the guide).
+        "partial_batch",
     }
 )
 #: What the fake's Page token and user token were granted (the dialog's scopes).
@@ -358,8 +360,8 @@ class GraphFake:
         r.op = op
         queued = self.failures.get(op) or []
         failure = queued.pop(0) if queued else ""
-        if failure == "same_page":
-            r.params["_same_page"] = "1"
+        if failure in ("same_page", "partial_batch"):
+            r.params[f"_{failure}"] = "1"
         elif failure and failure != "timeout_after_accept":
             return (*failed(failure), False)
         status, answer = self.dispatch(op, target, r, body)
@@ -965,6 +967,8 @@ class GraphFake:
             else:
                 answer = self.fb_json(found) if found.network == "facebook" else self.ig_json(found)
                 answers.append({"code": 200, "body": json.dumps(answer)})
+        if p.get("_partial_batch"):
+            answers[-1] = None
         return 200, answers
 
 
