@@ -16,10 +16,13 @@ Follows ../shared/networks.md section 1 and the documentation it cites:
   ``GET /{page-id}/videos`` lists the Page's videos (video-api/reference);
 * comments under the video (a Reel is a video too: its id is the one stored) —
   ``GET /{video-id}/comments`` (docs/graph-api/reference/object/comments, video/comments):
-  ``filter=stream`` returns every comment, replies to comments included (flat, each
-  reply with its ``parent``), ``order=chronological`` oldest first; paging by cursor
-  (docs/graph-api/results: ``paging.cursors.after``, and ``paging.next`` only when there
-  is more: "use the absence of next" to tell the end). ``from`` is left out for people
+  ``filter=stream`` returns comments of all levels (replies flat among them, each with
+  its ``parent``) in time order, ``order=reverse_chronological`` newest first; paging
+  by cursor (docs/graph-api/results: ``paging.cursors.after``, and no ``paging.next``
+  on the last page: the end is told by its absence, not by a short page). A cursor is
+  invalidated when its comment is deleted, so none is kept between polls: each walks
+  from the newest comment to the newest the last one saw
+  (:class:`~portal.publishing.channels.graph.Walk`). ``from`` is left out for people
   who have not allowed the app to see them: their comments come with no author. Hiding
   is ``POST /{comment-id}`` with ``is_hidden=true`` (changelog v2.2), deleting
   ``DELETE /{comment-id}``, answering ``POST /{comment-id}/comments`` with ``message``
@@ -40,11 +43,10 @@ otherwise leaves it to a person.
 **Unverified** (settings, with the defaults below): the ``status.video_status`` values
 (``ready_states``, ``error_states``), the names of the Reel phases' states, and that
 ``uploading_phase.bytes_transferred`` tells where an interrupted Reel upload stopped.
-For comments: the edge's largest ``limit`` (``replies_page_size``); that an ``after``
-cursor taken at the end of the listing returns, later, only the comments added since
-(the results guide says a cursor keeps pointing at its item "unless this item is
-deleted"); that comments carry no documented "edited" field, so an edit is seen only
-as changed text (which the replies engine compares).
+For comments: the edge's largest ``limit`` (``replies_page_size``); what Graph answers
+for a cursor whose comment was deleted (one refused restarts the walk); that
+comments carry no documented "edited" field, so an edit is seen only as changed text
+(which the replies engine compares).
 """
 
 from __future__ import annotations
@@ -184,15 +186,15 @@ class FacebookPage(GraphChannel):
     # -- comments under the Page's video -------------------------------------------------
 
     def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
-        after = str(cursor.get("after") or "") if isinstance(cursor, dict) else ""
+        walk, full = self.replies_walk(cursor)
         params = {
             "filter": "stream",
-            "order": "chronological",
+            "order": "reverse_chronological",
             "fields": COMMENT_FIELDS,
             "limit": self.replies_page_size,
         }
         body = self.comments_page(
-            f"{published.remote_id}/comments", params, self.page_auth(), after
+            f"{published.remote_id}/comments", params, self.page_auth(), walk.after
         )
         data = body.get("data")
         if not isinstance(data, list):
@@ -204,15 +206,12 @@ class FacebookPage(GraphChannel):
                 f"{self.network} lists the comments without their ids: the account that "
                 "connected the Page needs the MODERATE task on it; reconnect with one that has"
             )
+        comments = [item for item in data if isinstance(item, dict) and item.get("id")]
+        listed = [self.comment_reply(item) for item in comments if not self.own(item)]
+        oldest = min((graph_time(c.get("created_time")) for c in comments), default=None)
         paging = mapping(body.get("paging"))
-        # An empty page may come without cursors: the stored one still marks the end.
-        after = str(mapping(paging.get("cursors")).get("after") or "") or after
-        replies = [
-            self.comment_reply(item)
-            for item in data
-            if isinstance(item, dict) and item.get("id") and not self.own(item)
-        ]
-        return ReplyPage(replies, {"after": after} if after else None, bool(paging.get("next")))
+        after = str(mapping(paging.get("cursors")).get("after") or "")
+        return walk.step(listed, oldest, after if paging.get("next") else "", full=full)
 
     def own(self, comment: Mapping[str, Any]) -> bool:
         """A comment by the Page itself (its answers, its updates): not a tip."""

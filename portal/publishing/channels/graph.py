@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
@@ -38,6 +39,8 @@ from portal.publishing.channels.base import (
     ChannelError,
     CredentialError,
     RejectedError,
+    Reply,
+    ReplyPage,
     TransientError,
 )
 from portal.publishing.channels.connect import Connection, OAuthApp
@@ -169,6 +172,14 @@ class GraphChannel(Channel):
     @property
     def replies_page_size(self) -> int:
         return int(self.settings.get("replies_page_size") or DEFAULT_REPLIES_PAGE_SIZE)
+
+    #: Every how many walks one returns every comment (0: only the first one).
+    full_walk_every: ClassVar[int] = 0
+
+    def replies_walk(self, cursor: object) -> tuple[Walk, bool]:
+        walk = Walk.of(cursor)
+        every = self.settings.get("replies_full_walk_every")
+        return walk, walk.full(int(every) if every is not None else self.full_walk_every)
 
     def comments_page(
         self, path: str, params: Mapping[str, Any], headers: Mapping[str, str], after: str
@@ -348,6 +359,107 @@ def graph_time(value: object) -> datetime:
     """A Graph timestamp ("2017-08-31T18:10:30+0000"); anything else is garbage (a
     ValueError, which the replies engine reports as an answer it could not read)."""
     return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z")
+
+
+#: At most this many ids are kept of the comments that share the mark's second.
+MARK_IDS = 50
+
+
+@dataclass
+class Walk:
+    """Where a walk through a post's comments, newest first, stands: the replies
+    cursor of both Graph adapters, as plain JSON.
+
+    The pagination guide (docs/graph-api/results) says a cursor "will be invalidated if
+    the item is deleted" and that an app "shouldn't store cursors": so none is kept
+    from one poll to the next. Each poll walks from the newest comment and stops at the
+    first page that reaches back past the newest one an earlier walk saw (``mark``,
+    with the ids seen in that same second), returning only what is newer. Within a
+    walk (pages a few moments apart) the page's ``after`` cursor is kept; one the
+    network refuses restarts the walk (:meth:`GraphChannel.comments_page`). A
+    ``full`` walk returns every comment (the first one, and every ``every``-th where
+    an adapter cannot trust the order).
+    """
+
+    after: str = ""
+    mark: datetime | None = None
+    seen: set[str] = field(default_factory=set)
+    #: The newest comment of the walk under way, and the ids at that time.
+    top: datetime | None = None
+    top_ids: set[str] = field(default_factory=set)
+    walks: int = 0
+
+    @classmethod
+    def of(cls, cursor: object) -> Walk:
+        state = cursor if isinstance(cursor, dict) else {}
+        return cls(
+            after=str(state.get("after") or ""),
+            mark=parse_mark(state.get("mark")),
+            seen=set(ids_of(state.get("seen"))),
+            top=parse_mark(state.get("top")),
+            top_ids=set(ids_of(state.get("top_ids"))),
+            walks=int(state.get("walks") or 0),
+        )
+
+    def full(self, every: int) -> bool:
+        return self.mark is None or (every > 0 and self.walks % every == 0)
+
+    def step(
+        self, listed: list[Reply], oldest: datetime | None, next_after: str, *, full: bool
+    ) -> ReplyPage:
+        """The page the adapter read (its replies, the time of its oldest entry in
+        the listing's order, the cursor of the next page or ""), as the engine gets it."""
+        for reply in listed:
+            if self.top is None or reply.created_at > self.top:
+                self.top, self.top_ids = reply.created_at, {reply.remote_id}
+            elif reply.created_at == self.top:
+                self.top_ids.add(reply.remote_id)
+        mark = self.mark
+        if not full and mark is not None:
+            listed = [
+                r
+                for r in listed
+                if r.created_at > mark or (r.created_at == mark and r.remote_id not in self.seen)
+            ]
+        reached_mark = not full and mark is not None and oldest is not None and oldest < mark
+        if next_after and not reached_mark:
+            self.after = next_after
+            return ReplyPage(listed, self.cursor(), more=True)
+        # The walk is over: the next one starts again from the newest comment.
+        if self.top is not None and (mark is None or self.top > mark):
+            self.mark, self.seen = self.top, self.top_ids
+        elif self.top is not None and self.top == mark:
+            self.seen |= self.top_ids
+        self.after, self.top, self.top_ids, self.walks = "", None, set(), self.walks + 1
+        return ReplyPage(listed, self.cursor(), more=False)
+
+    def cursor(self) -> dict[str, Any]:
+        return {
+            "after": self.after,
+            "mark": show_mark(self.mark),
+            "seen": sorted(self.seen)[:MARK_IDS],
+            "top": show_mark(self.top),
+            "top_ids": sorted(self.top_ids)[:MARK_IDS],
+            "walks": self.walks,
+        }
+
+
+def ids_of(value: object) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def parse_mark(value: object) -> datetime | None:
+    """A time stored in the cursor (written by :func:`show_mark`)."""
+    if not value:
+        return None
+    try:
+        return graph_time(value)
+    except ValueError:
+        return None  # a cursor from elsewhere: the next walk returns everything
+
+
+def show_mark(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S%z") if moment is not None else ""
 
 
 class MissingObject(RejectedError):

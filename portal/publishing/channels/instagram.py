@@ -40,18 +40,17 @@ is documented for Facebook Login apps only.
 **Unverified** about comments: the listing's order (client libraries say newest
 first; the reference does not say), how many nested ``replies`` come with a comment,
 and whether a comment can be edited (the app offers no edit; a changed text is still
-compared by the replies engine). So a poll walks from the newest comment and stops at
-the first page that reaches back past the newest one an earlier walk saw (its
-``mark``), returning only what is that new; every ``replies_full_walk_every``-th walk
-goes through them all, so a reply under an old comment, or a listing in another
-order, is still found, later. The engine files a comment once, whatever is listed
-twice.
+compared by the replies engine). A poll walks from the newest comment to the newest
+one the last poll saw (:class:`~portal.publishing.channels.graph.Walk`), returning only
+what is newer; a reply comes with its comment, so one under an old comment would be
+missed: every ``full_walk_every``-th walk (setting ``replies_full_walk_every``) goes
+through them all, which finds it, and finds everything in any order. The engine files
+a comment once, whatever is listed twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from typing import Any, ClassVar
 
 from portal.publishing.channels.base import (
@@ -73,8 +72,6 @@ from portal.publishing.channels.registry import register
 FIND_LIMIT = 25
 COMMENT_FIELDS = "id,text,username,timestamp,hidden,from{id,username}"
 LISTING_FIELDS = f"{COMMENT_FIELDS},replies{{{COMMENT_FIELDS}}}"
-#: Every how many walks of the comments one goes through them all (see above).
-DEFAULT_FULL_WALK_EVERY = 12
 
 
 @register
@@ -92,6 +89,9 @@ class InstagramReels(GraphChannel):
     )
 
     lists_replies: ClassVar[bool] = True
+    #: The order is unverified (see above): every 12th walk (an hour, at the default
+    #: 5-minute polls) returns every comment, late replies under old ones included.
+    full_walk_every: ClassVar[int] = 12
     can_hide_replies: ClassVar[bool] = True
     can_delete_replies: ClassVar[bool] = True
     can_answer_replies: ClassVar[bool] = True
@@ -270,18 +270,10 @@ class InstagramReels(GraphChannel):
     # -- comments under the account's media ----------------------------------------------
 
     def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
-        state = mapping(cursor)
-        after = str(state.get("after") or "")
-        # The newest time the earlier walks saw, and the comments seen at that time.
-        mark, seen = parse_mark(state.get("mark")), set(ids_of(state.get("seen")))
-        # The same for the walk under way.
-        top, top_ids = parse_mark(state.get("top")), set(ids_of(state.get("top_ids")))
-        walks = int(state.get("walks") or 0)
-        every = int(self.settings.get("replies_full_walk_every") or DEFAULT_FULL_WALK_EVERY)
-        full = mark is None or walks % max(every, 1) == 0
+        walk, full = self.replies_walk(cursor)
         params = {"fields": LISTING_FIELDS, "limit": self.replies_page_size}
         body = self.comments_page(
-            f"{published.remote_id}/comments", params, self.user_auth(), after
+            f"{published.remote_id}/comments", params, self.user_auth(), walk.after
         )
         data = body.get("data")
         if not isinstance(data, list):
@@ -292,38 +284,11 @@ class InstagramReels(GraphChannel):
             for item in self.with_replies(comments)
             if not self.own(item)
         ]
-        for reply in listed:
-            if top is None or reply.created_at > top:
-                top, top_ids = reply.created_at, {reply.remote_id}
-            elif reply.created_at == top:
-                top_ids.add(reply.remote_id)
-        if not full and mark is not None:
-            listed = [
-                r
-                for r in listed
-                if r.created_at > mark or (r.created_at == mark and r.remote_id not in seen)
-            ]
-        oldest_top = min((graph_time(c.get("timestamp")) for c in comments), default=None)
+        # The listing's order is that of the top-level comments; replies ride along.
+        oldest = min((graph_time(c.get("timestamp")) for c in comments), default=None)
         paging = mapping(body.get("paging"))
-        next_after = str(mapping(paging.get("cursors")).get("after") or "")
-        reached_mark = (
-            not full and mark is not None and oldest_top is not None and oldest_top < mark
-        )
-        if paging.get("next") and next_after and not reached_mark:
-            going = {
-                "after": next_after,
-                **marks(mark, seen, walks),
-                "top": show_mark(top),
-                "top_ids": bounded(top_ids),
-            }
-            return ReplyPage(listed, going, more=True)
-        # The walk is over: the next one starts again from the newest comment.
-        if top is not None and (mark is None or top > mark):
-            mark, seen = top, top_ids
-        elif top is not None and top == mark:
-            seen |= top_ids
-        done = {"after": "", **marks(mark, seen, walks + 1), "top": "", "top_ids": []}
-        return ReplyPage(listed, done, more=False)
+        after = str(mapping(paging.get("cursors")).get("after") or "")
+        return walk.step(listed, oldest, after if paging.get("next") else "", full=full)
 
     @staticmethod
     def with_replies(comments: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -433,33 +398,3 @@ class InstagramReels(GraphChannel):
             },
             name="@" + str(account.get("username") or account["id"]),
         )
-
-
-#: At most this many ids are kept of the comments that share the mark's second.
-MARK_IDS = 50
-
-
-def ids_of(value: object) -> list[str]:
-    return [str(item) for item in value] if isinstance(value, list) else []
-
-
-def bounded(ids: set[str]) -> list[str]:
-    return sorted(ids)[:MARK_IDS]
-
-
-def marks(mark: datetime | None, seen: set[str], walks: int) -> dict[str, Any]:
-    return {"mark": show_mark(mark), "seen": bounded(seen), "walks": walks}
-
-
-def parse_mark(value: object) -> datetime | None:
-    """A time stored in the cursor (its own format, written by :func:`show_mark`)."""
-    if not value:
-        return None
-    try:
-        return graph_time(value)
-    except ValueError:
-        return None  # a cursor from elsewhere: the next walk goes through everything
-
-
-def show_mark(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S%z") if moment is not None else ""

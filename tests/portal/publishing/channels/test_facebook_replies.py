@@ -52,6 +52,19 @@ def test_both_page_networks_offer_every_reply_action() -> None:
         assert adapter.can_answer_replies
 
 
+def walk(adapter: FacebookVideo, cursor: Any = None) -> tuple[list[Reply], Any, int]:
+    """One poll's pages, as the engine takes them: until ``more`` is false."""
+    replies: list[Reply] = []
+    calls = 0
+    while True:
+        listed = adapter.list_replies(POST, cursor)
+        calls += 1
+        replies += listed.replies
+        cursor = listed.cursor
+        if not listed.more:
+            return replies, cursor, calls
+
+
 def test_listing_sends_the_documented_request_and_reads_every_page(
     graph: GraphFake, video: str
 ) -> None:
@@ -61,66 +74,68 @@ def test_listing_sends_the_documented_request_and_reads_every_page(
 
     (call,) = graph.requests
     assert call.method == "GET" and call.path == f"/{VERSION}/{VIDEO}/comments"
-    assert call.params["filter"] == "stream" and call.params["order"] == "chronological"
+    assert call.params["filter"] == "stream"
+    assert call.params["order"] == "reverse_chronological"
     assert call.params["limit"] == "100"
     assert set(call.params["fields"].split(",")) >= {"id", "message", "created_time"}
     assert "from{id,name}" in call.params["fields"]
     assert call.headers["authorization"] == "OAuth page-token"
     assert "after" not in call.params and "access_token" not in call.params
 
-    assert [r.remote_id for r in first.replies] == ids[:100]
+    # Newest first.
+    assert [r.remote_id for r in first.replies] == ids[::-1][:100]
     assert first.more is True
-    reply = first.replies[0]
-    assert reply == Reply(
-        remote_id=ids[0],
-        text="I saw the car, number 0",
-        author="Neighbour 0",
-        created_at=datetime(2026, 12, 2, 9, 0, tzinfo=UTC),
-        url=f"https://www.facebook.com/1001/videos/{VIDEO}/?comment_id={ids[0]}",
+    assert first.replies[-1] == Reply(
+        remote_id=ids[150],
+        text="I saw the car, number 150",
+        author="Neighbour 150",
+        created_at=datetime(2026, 12, 2, 11, 30, tzinfo=UTC),
+        url=f"https://www.facebook.com/1001/videos/{VIDEO}/?comment_id={ids[150]}",
         hidden=False,
     )
     # The cursor is small and plain JSON.
     assert json.loads(json.dumps(first.cursor)) == first.cursor
 
-    second = adapter.list_replies(POST, first.cursor)
-    third = adapter.list_replies(POST, second.cursor)
+    rest, cursor, calls = walk(adapter, first.cursor)
+    assert calls == 2
     assert listing_calls(graph)[1]["after"] == first.cursor["after"]
-    assert [r.remote_id for r in second.replies + third.replies] == ids[100:]
-    assert second.more is True and third.more is False
+    assert [r.remote_id for r in first.replies + rest] == ids[::-1]
+    # Between polls no Graph cursor is kept: the guide says they do not last.
+    assert cursor["after"] == "" and cursor["walks"] == 1
 
 
-def test_a_second_call_from_the_stored_cursor_returns_only_the_new_comments(
+def test_the_next_poll_returns_only_the_new_comments_and_stops_at_the_mark(
     graph: GraphFake, video: str
 ) -> None:
-    comments(graph, 30)
+    ids = comments(graph, 250)
     adapter = page(graph)
-    caught_up = adapter.list_replies(POST, None)
-    assert len(caught_up.replies) == 30 and caught_up.more is False
+    _, cursor, _ = walk(adapter)
 
-    quiet = adapter.list_replies(POST, caught_up.cursor)
-    assert quiet.replies == [] and quiet.more is False
-    assert quiet.cursor == caught_up.cursor  # an empty page keeps where the end is
+    quiet, cursor, calls = walk(adapter, cursor)
+    assert quiet == [] and calls == 1
 
     new = comments(graph, 3)
-    later = adapter.list_replies(POST, quiet.cursor)
-    assert [r.remote_id for r in later.replies] == new and later.more is False
+    reply = graph.comment(VIDEO, "Yes, by the bakery", parent=ids[0])  # under the oldest
+    later, cursor, calls = walk(adapter, cursor)
+    assert calls == 1  # the first page reaches back past the mark
+    assert [r.remote_id for r in later] == [reply.id, *new[::-1]]
 
 
-def test_a_cursor_whose_comment_was_deleted_keeps_its_place(graph: GraphFake, video: str) -> None:
+def test_a_deleted_newest_comment_loses_nothing(graph: GraphFake, video: str) -> None:
     ids = comments(graph, 5)
     adapter = page(graph)
-    caught_up = adapter.list_replies(POST, None)
+    _, cursor, _ = walk(adapter)
     graph.delete_comment(ids[-1])
     new = comments(graph, 2)
-    assert [r.remote_id for r in adapter.list_replies(POST, caught_up.cursor).replies] == new
+    listed, _, _ = walk(adapter, cursor)
+    assert [r.remote_id for r in listed] == new[::-1]
 
 
-def test_a_cursor_the_network_refuses_starts_the_listing_again(
-    graph: GraphFake, video: str
-) -> None:
+def test_a_cursor_the_network_refuses_starts_the_walk_again(graph: GraphFake, video: str) -> None:
     ids = comments(graph, 3)
-    listed = page(graph).list_replies(POST, {"after": "bm8gc3VjaCBjb21tZW50"})
-    assert [r.remote_id for r in listed.replies] == ids
+    cursor = {"after": "bm8gc3VjaCBjb21tZW50", "mark": "", "seen": [], "walks": 0}
+    listed = page(graph).list_replies(POST, cursor)
+    assert [r.remote_id for r in listed.replies] == ids[::-1]
     refused, again = listing_calls(graph)
     assert refused["after"] == "bm8gc3VjaCBjb21tZW50" and "after" not in again
 
@@ -143,10 +158,10 @@ def test_the_pages_own_comments_are_not_listed_but_replies_to_comments_are(
     hidden_author = graph.comment(VIDEO, "I know him", visible_author=False)
 
     listed = page(graph).list_replies(POST, None).replies
-    assert [r.remote_id for r in listed] == [question.id, neighbour.id, hidden_author.id]
+    assert [r.remote_id for r in listed] == [hidden_author.id, neighbour.id, question.id]
     assert answer.id not in {r.remote_id for r in listed}
     # Someone who has not let the app see them comes with no author at all.
-    assert listed[-1].author == "" and listed[-1].text == "I know him"
+    assert listed[0].author == "" and listed[0].text == "I know him"
 
 
 def test_a_reel_lists_the_comments_of_its_video(graph: GraphFake) -> None:
@@ -154,7 +169,7 @@ def test_a_reel_lists_the_comments_of_its_video(graph: GraphFake) -> None:
     ids = comments(graph, 2, on="888")
     reel = FacebookReel(CREDENTIALS, graph.settings())
     listed = reel.list_replies(Published("888", "https://www.facebook.com/reel/888"), None)
-    assert [r.remote_id for r in listed.replies] == ids
+    assert [r.remote_id for r in listed.replies] == ids[::-1]
     assert graph.requests[-1].path == f"/{VERSION}/888/comments"
 
 

@@ -25,9 +25,10 @@ It follows the documentation summarised in ../shared/networks.md sections 1 and 
   /oauth/access_token`` with the code, then ``grant_type=fb_exchange_token``;
 * comments under a Page video (graph-api/reference/object/comments, comment,
   graph-api/results, changelog v2.2, pages-api/comments-mentions): ``GET
-  /{video-id}/comments`` with ``filter=stream`` (replies too, each with ``parent``),
-  ``order=chronological``, ``limit``; ``paging.cursors.after`` on every page that
-  holds comments and ``paging.next`` only when more wait; ``from`` left out for a
+  /{video-id}/comments`` with ``filter=stream`` (replies too, each with ``parent``, in
+  time order), ``order=chronological`` or ``reverse_chronological``, ``limit``;
+  ``paging.cursors.after`` on every page that holds comments and ``paging.next`` only
+  when more wait; ``from`` left out for a
   person the Page may not see; ``POST /{comment-id}`` ``is_hidden``, ``DELETE
   /{comment-id}``, ``POST /{comment-id}/comments`` ``message``, each needing
   ``pages_manage_engagement`` (error 200 otherwise), the listing
@@ -823,9 +824,13 @@ class GraphFake:
         )
         if refused:
             return refused
-        if p.get("filter") != "stream" or p.get("order") != "chronological":
-            return 400, error(100, "This fake answers filter=stream&order=chronological only")
+        order = p.get("order", "chronological")
+        if p.get("filter") != "stream" or order not in ("chronological", "reverse_chronological"):
+            return 400, error(100, "This fake answers filter=stream only")
+        # filter=stream: "all-level comments in chronological order" (replies among them).
         ordered = [c for c in self.comments if c.on == target]
+        if order == "reverse_chronological":
+            ordered.reverse()
         return self.listing(ordered, p, r.path, self.fb_json)
 
     def op_fb_comment_read(
