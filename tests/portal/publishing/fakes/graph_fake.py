@@ -28,8 +28,8 @@ It follows the documentation summarised in ../shared/networks.md sections 1 and 
   /{video-id}/comments`` with ``filter=stream`` (replies too, each with ``parent``, in
   time order), ``order=chronological`` or ``reverse_chronological``, ``limit``;
   ``paging.cursors.after`` on every page that holds comments and ``paging.next`` only
-  when more wait; ``from`` left out for a
-  person the Page may not see; ``POST /{comment-id}`` ``is_hidden``, ``DELETE
+  when more wait; ``from`` left out for a person the Page may not see, and ``id`` for
+  a token without the MODERATE task; ``POST /{comment-id}`` ``is_hidden``, ``DELETE
   /{comment-id}``, ``POST /{comment-id}/comments`` ``message``, each needing
   ``pages_manage_engagement`` (error 200 otherwise), the listing
   ``pages_read_user_content``;
