@@ -13,7 +13,25 @@ Follows ../shared/networks.md section 1 and the documentation it cites:
   the phases, ``upload_phase=finish`` with ``video_state=PUBLISHED`` and
   ``description`` publishes;
 * ``POST /{video-id}`` edits the description, ``DELETE /{video-id}`` removes it,
-  ``GET /{page-id}/videos`` lists the Page's videos (video-api/reference).
+  ``GET /{page-id}/videos`` lists the Page's videos (video-api/reference);
+* comments under the video (a Reel is a video too: its id is the one stored) —
+  ``GET /{video-id}/comments`` (docs/graph-api/reference/object/comments, video/comments):
+  ``filter=stream`` returns comments of all levels (replies flat among them, each with
+  its ``parent``) in time order, ``order=reverse_chronological`` newest first; paging
+  by cursor (docs/graph-api/results: ``paging.cursors.after``, and no ``paging.next``
+  on the last page: the end is told by its absence, not by a short page). A cursor is
+  invalidated when its comment is deleted, so none is kept between polls: each walks
+  from the newest comment to the newest the last one saw
+  (:class:`~portal.publishing.channels.graph.Walk`). ``from`` is left out for people
+  who have not allowed the app to see them: their comments come with no author. Hiding
+  is ``POST /{comment-id}`` with ``is_hidden=true`` (changelog v2.2), deleting
+  ``DELETE /{comment-id}``, answering ``POST /{comment-id}/comments`` with ``message``
+  (pages-api/comments-mentions: a Page token with ``pages_manage_engagement`` and
+  ``pages_read_engagement``, and the MODERATE task; the guide's third name,
+  "pages_read_user_engagement", is in no permissions reference and is not asked for,
+  since the dialog refuses an unknown scope); ``pages_read_user_content`` lets the
+  Page read what people post on it (features-reference/page-public-content-access
+  names it with pages_read_engagement as what reading public comments needs).
 
 Exactly once: Facebook documents no idempotency key. The video id is stored the moment
 it is known (the Reel's start phase returns it before anything is published, so one
@@ -25,6 +43,10 @@ otherwise leaves it to a person.
 **Unverified** (settings, with the defaults below): the ``status.video_status`` values
 (``ready_states``, ``error_states``), the names of the Reel phases' states, and that
 ``uploading_phase.bytes_transferred`` tells where an interrupted Reel upload stopped.
+For comments: the edge's largest ``limit`` (``replies_page_size``); what Graph answers
+for a cursor whose comment was deleted (one refused restarts the walk); that
+comments carry no documented "edited" field, so an edit is seen only as changed text
+(which the replies engine compares).
 """
 
 from __future__ import annotations
@@ -41,10 +63,13 @@ from portal.publishing.channels.base import (
     OutcomeUnknown,
     Published,
     RejectedError,
+    Reply,
+    ReplyPage,
     Steps,
+    TransientError,
 )
 from portal.publishing.channels.connect import Connection, OAuthApp
-from portal.publishing.channels.graph import GraphChannel, MissingObject, page_lookup
+from portal.publishing.channels.graph import GraphChannel, MissingObject, graph_time, page_lookup
 from portal.publishing.channels.registry import register
 
 WEB_URL = "https://www.facebook.com"
@@ -53,6 +78,7 @@ DEFAULT_ERROR_STATES = ("error", "expired")
 CHUNK_BYTES = 1024 * 1024
 # How many of the Page's latest videos find() reads looking for a lost post.
 FIND_LIMIT = 25
+COMMENT_FIELDS = "id,message,from{id,name},created_time,permalink_url,is_hidden,parent{id}"
 
 
 def require_media(draft: Draft, network: str) -> Media:
@@ -69,6 +95,11 @@ def file_chunks(path: Path, offset: int) -> Iterator[bytes]:
             yield chunk
 
 
+def mapping(value: object) -> Mapping[str, Any]:
+    """A JSON object of an answer, or an empty one where the answer has none."""
+    return value if isinstance(value, dict) else {}
+
+
 def web_url(permalink: object, fallback: str) -> str:
     # The Graph API answers a video's permalink_url as a path on www.facebook.com.
     if isinstance(permalink, str) and permalink.startswith("/"):
@@ -83,10 +114,16 @@ class FacebookPage(GraphChannel):
 
     edits_in_place: ClassVar[bool] = True
     can_delete: ClassVar[bool] = True
+    lists_replies: ClassVar[bool] = True
+    can_hide_replies: ClassVar[bool] = True
+    can_delete_replies: ClassVar[bool] = True
+    can_answer_replies: ClassVar[bool] = True
     scopes: ClassVar[tuple[str, ...]] = (
         "pages_show_list",
         "pages_read_engagement",
         "pages_manage_posts",
+        "pages_manage_engagement",
+        "pages_read_user_content",
     )
 
     @property
@@ -145,6 +182,100 @@ class FacebookPage(GraphChannel):
             self.http.call("DELETE", self.graph_path(published.remote_id), headers=self.page_auth())
         except MissingObject:
             return  # already gone
+
+    # -- comments under the Page's video -------------------------------------------------
+
+    def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
+        walk, full = self.replies_walk(cursor)
+        params = {
+            "filter": "stream",
+            "order": "reverse_chronological",
+            "fields": COMMENT_FIELDS,
+            "limit": self.replies_page_size,
+        }
+        body = self.comments_page(
+            f"{published.remote_id}/comments", params, self.page_auth(), walk.after
+        )
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise TransientError(f"{self.network} answered the comments with no data list")
+        if data and not any(isinstance(item, dict) and item.get("id") for item in data):
+            # The reference: comment ids are given only to a token whose person can do
+            # the MODERATE task on the Page. Without them nothing can be filed or acted on.
+            raise RejectedError(
+                f"{self.network} lists the comments without their ids: the account that "
+                "connected the Page needs the MODERATE task on it; reconnect with one that has"
+            )
+        comments = [item for item in data if isinstance(item, dict) and item.get("id")]
+        listed = [self.comment_reply(item) for item in comments if not self.own(item)]
+        oldest = min((graph_time(c.get("created_time")) for c in comments), default=None)
+        paging = mapping(body.get("paging"))
+        after = str(mapping(paging.get("cursors")).get("after") or "")
+        return walk.step(listed, oldest, after if paging.get("next") else "", full=full)
+
+    def own(self, comment: Mapping[str, Any]) -> bool:
+        """A comment by the Page itself (its answers, its updates): not a tip."""
+        author = comment.get("from")
+        return isinstance(author, dict) and str(author.get("id") or "") == self.page_id
+
+    def comment_reply(self, comment: Mapping[str, Any]) -> Reply:
+        author = comment.get("from")
+        return Reply(
+            remote_id=str(comment["id"]),
+            # Graph sends a comment's message as plain text.
+            text=str(comment.get("message") or ""),
+            # No "from": someone the Page may not see (not allowed by them): no handle.
+            author=str(author.get("name") or "") if isinstance(author, dict) else "",
+            created_at=graph_time(comment.get("created_time")),
+            url=web_url(comment.get("permalink_url"), ""),
+            hidden=comment.get("is_hidden") is True,
+        )
+
+    def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        found = self.batch_get(remote_ids, COMMENT_FIELDS, self.page_auth())
+        # Keyed by the id asked for: an answer without its id (a token that lost the
+        # MODERATE task) still says the comment is there, not that it was deleted.
+        return {
+            remote_id: self.comment_reply({**comment, "id": remote_id})
+            for remote_id, comment in found.items()
+        }
+
+    def hide_reply(self, published: Published, remote_id: str) -> None:
+        try:
+            body = self.http.json(
+                self.http.call(
+                    "POST",
+                    self.graph_path(remote_id),
+                    data={"is_hidden": "true"},
+                    headers=self.page_auth(),
+                )
+            )
+        except MissingObject:
+            return  # gone already: nobody sees it
+        if body.get("success") is False:
+            raise RejectedError(f"{self.network} did not hide the comment")
+
+    def delete_reply(self, published: Published, remote_id: str) -> None:
+        try:
+            self.http.call("DELETE", self.graph_path(remote_id), headers=self.page_auth())
+        except MissingObject:
+            return  # already gone
+
+    def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
+        body = self.http.json(
+            self.http.call(
+                "POST",
+                self.graph_path(f"{remote_id}/comments"),
+                data={"message": text},
+                headers=self.page_auth(),
+                creates=True,
+            ),
+            creates=True,
+        )
+        answer = str(body.get("id") or "")
+        if not answer:
+            raise OutcomeUnknown(f"{self.network} accepted the answer but gave no id")
+        return Published(answer, published.url, {"answer_to": remote_id})
 
     @classmethod
     def exchange_code(

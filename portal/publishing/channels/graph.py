@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -37,6 +39,8 @@ from portal.publishing.channels.base import (
     ChannelError,
     CredentialError,
     RejectedError,
+    Reply,
+    ReplyPage,
     TransientError,
 )
 from portal.publishing.channels.connect import Connection, OAuthApp
@@ -54,9 +58,17 @@ DEFAULT_POLL_INTERVAL_S = 5.0
 DEFAULT_POLL_ATTEMPTS = 60
 
 CREDENTIAL_CODES = frozenset({190, 102})
-RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
+# 4, 17, 32, 613 (error-handling guide); 80001 and 80002: the Business Use Case limits
+# of Pages and of Instagram (docs/graph-api/overview/rate-limiting, its error codes).
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80001, 80002})
 # "Unsupported get/delete request: object does not exist" (code 100, subcode 33).
 MISSING_OBJECT = (100, 33)
+# "(#803) Some of the aliases you requested do not exist" (an id that names nothing).
+UNKNOWN_ALIAS = 803
+# Comments asked for per listing call (the pagination guide's ``limit``: "the maximum
+# number of objects that may be returned"; the edge's own maximum is unverified, so the
+# ``replies_page_size`` setting can lower it).
+DEFAULT_REPLIES_PAGE_SIZE = 100
 
 
 def graph_error(response: httpx.Response) -> dict[str, Any] | None:
@@ -155,6 +167,94 @@ class GraphChannel(Channel):
                 self.sleep(interval)
         raise TransientError(f"{self.network} is still {waiting_for}", retry_after=interval * 10)
 
+    # -- replies ------------------------------------------------------------------------
+
+    @property
+    def replies_page_size(self) -> int:
+        return int(self.settings.get("replies_page_size") or DEFAULT_REPLIES_PAGE_SIZE)
+
+    #: Every how many walks one returns every comment (0: only the first one).
+    full_walk_every: ClassVar[int] = 0
+
+    def replies_walk(self, cursor: object) -> tuple[Walk, bool]:
+        walk = Walk.of(cursor)
+        every = self.settings.get("replies_full_walk_every")
+        return walk, walk.full(int(every) if every is not None else self.full_walk_every)
+
+    def comments_page(
+        self, path: str, params: Mapping[str, Any], headers: Mapping[str, str], after: str
+    ) -> dict[str, Any]:
+        """One page of a comments edge, from the ``after`` cursor. A cursor the network
+        refuses (what Graph answers for one whose comment was deleted is unverified)
+        starts the listing again from the beginning, once: the replies engine files
+        nothing twice, and a listing that stopped for good would lose every new one."""
+
+        def page(query: Mapping[str, Any]) -> dict[str, Any]:
+            return self.http.json(
+                self.http.call(
+                    "GET", self.graph_path(path), params=dict(query), headers=dict(headers)
+                )
+            )
+
+        if not after:
+            return page(params)
+        try:
+            return page({**params, "after": after})
+        except MissingObject:
+            raise  # the post itself is gone
+        except RejectedError:
+            return page(params)
+
+    def batch_get(
+        self, ids: list[str], fields: str, headers: Mapping[str, str]
+    ) -> dict[str, dict[str, Any]]:
+        """``GET /{id}?fields=`` for each of ``ids`` in one batch request
+        (docs/graph-api/making-multiple-requests: ``POST /`` with ``batch``, answered
+        by one ``{"code", "body"}`` per request, in order). Returns the objects that
+        exist, by id; one that does not (100/33, 803) is left out. A batch rather than
+        ``GET /?ids=``: that answers an error for the whole request when one id is gone
+        (803), and v26.0 withdraws it.
+        """
+        if not ids:
+            return {}
+        batch = [
+            {"method": "GET", "relative_url": f"{remote_id}?{urlencode({'fields': fields})}"}
+            for remote_id in ids
+        ]
+        response = self.http.call(
+            "POST",
+            self.graph_path(""),
+            data={"batch": json.dumps(batch), "include_headers": "false"},
+            headers=dict(headers),
+        )
+        try:
+            answers = response.json()
+        except ValueError:
+            answers = None
+        if not isinstance(answers, list) or len(answers) != len(ids):
+            raise TransientError(f"{self.network} answered the look-up with no list of answers")
+        wait = float(self.settings.get("rate_limit_wait_s", DEFAULT_RATE_LIMIT_WAIT_S))
+        found: dict[str, dict[str, Any]] = {}
+        for remote_id, answer in zip(ids, answers, strict=True):
+            if not isinstance(answer, dict):
+                # "null" is what the guide says a request that timed out answers: whether
+                # the comment is there is unknown, so nothing is marked from this batch.
+                raise TransientError(f"{self.network} did not answer part of the look-up")
+            try:
+                body = json.loads(str(answer.get("body") or "null"))
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise TransientError(f"{self.network} answered part of the look-up unreadably")
+            error = body.get("error")
+            if isinstance(error, dict):
+                code, subcode = error_code(error)
+                if (code, subcode) == MISSING_OBJECT or code == UNKNOWN_ALIAS:
+                    continue
+                raise classify_error(error, self.network, wait)
+            found[remote_id] = body
+        return found
+
     # -- OAuth (Facebook Login, authorization code) ----------------------------------
 
     @classmethod
@@ -219,6 +319,22 @@ class GraphChannel(Channel):
         raise NotImplementedError
 
 
+def classify_error(error: Mapping[str, Any], network: str, wait_s: float | None) -> ChannelError:
+    """What a Graph ``error`` object means for the caller (a whole answer's, or one
+    answer's inside a batch)."""
+    code, subcode = error_code(error)
+    message = str(error.get("message") or "no message")[:300]
+    if code in CREDENTIAL_CODES:
+        return CredentialError(f"{network} refused the token ({code}): {message}")
+    if code in RATE_LIMIT_CODES:
+        return TransientError(
+            f"{network} rate limit reached ({code}): {message}", retry_after=wait_s
+        )
+    if (code, subcode) == MISSING_OBJECT:
+        return MissingObject(f"{network}: {message}")
+    return RejectedError(f"{network} refused the request ({code}): {message}")
+
+
 def graph_http(settings: Mapping[str, Any], network: str) -> Http:
     wait = float(settings.get("rate_limit_wait_s", DEFAULT_RATE_LIMIT_WAIT_S))
 
@@ -228,18 +344,7 @@ def graph_http(settings: Mapping[str, Any], network: str) -> Http:
         error = graph_error(response)
         if error is None:
             return None
-        code, subcode = error_code(error)
-        message = str(error.get("message") or "no message")[:300]
-        if code in CREDENTIAL_CODES:
-            return CredentialError(f"{network} refused the token ({code}): {message}")
-        if code in RATE_LIMIT_CODES:
-            return TransientError(
-                f"{network} rate limit reached ({code}): {message}",
-                retry_after=usage_wait_s(response) or wait,
-            )
-        if (code, subcode) == MISSING_OBJECT:
-            return MissingObject(f"{network}: {message}")
-        return RejectedError(f"{network} refused the request ({code}): {message}")
+        return classify_error(error, network, usage_wait_s(response) or wait)
 
     return Http(
         str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/"),
@@ -248,6 +353,113 @@ def graph_http(settings: Mapping[str, Any], network: str) -> Http:
         retry_after=lambda response: usage_wait_s(response) or wait,
         refine=refine,
     )
+
+
+def graph_time(value: object) -> datetime:
+    """A Graph timestamp ("2017-08-31T18:10:30+0000"); anything else is garbage (a
+    ValueError, which the replies engine reports as an answer it could not read)."""
+    return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z")
+
+
+#: At most this many ids are kept of the comments that share the mark's second.
+MARK_IDS = 50
+
+
+@dataclass
+class Walk:
+    """Where a walk through a post's comments, newest first, stands: the replies
+    cursor of both Graph adapters, as plain JSON.
+
+    The pagination guide (docs/graph-api/results) says a cursor "will be invalidated if
+    the item is deleted" and that an app "shouldn't store cursors": so none is kept
+    from one poll to the next. Each poll walks from the newest comment and stops at the
+    first page that reaches back past the newest one an earlier walk saw (``mark``,
+    with the ids seen in that same second), returning only what is newer. Within a
+    walk (pages a few moments apart) the page's ``after`` cursor is kept; one the
+    network refuses restarts the walk (:meth:`GraphChannel.comments_page`). A
+    ``full`` walk returns every comment (the first one, and every ``every``-th where
+    an adapter cannot trust the order).
+    """
+
+    after: str = ""
+    mark: datetime | None = None
+    seen: set[str] = field(default_factory=set)
+    #: The newest comment of the walk under way, and the ids at that time.
+    top: datetime | None = None
+    top_ids: set[str] = field(default_factory=set)
+    walks: int = 0
+
+    @classmethod
+    def of(cls, cursor: object) -> Walk:
+        state = cursor if isinstance(cursor, dict) else {}
+        return cls(
+            after=str(state.get("after") or ""),
+            mark=parse_mark(state.get("mark")),
+            seen=set(ids_of(state.get("seen"))),
+            top=parse_mark(state.get("top")),
+            top_ids=set(ids_of(state.get("top_ids"))),
+            walks=int(state.get("walks") or 0),
+        )
+
+    def full(self, every: int) -> bool:
+        return self.mark is None or (every > 0 and self.walks % every == 0)
+
+    def step(
+        self, listed: list[Reply], oldest: datetime | None, next_after: str, *, full: bool
+    ) -> ReplyPage:
+        """The page the adapter read (its replies, the time of its oldest entry in
+        the listing's order, the cursor of the next page or ""), as the engine gets it."""
+        for reply in listed:
+            if self.top is None or reply.created_at > self.top:
+                self.top, self.top_ids = reply.created_at, {reply.remote_id}
+            elif reply.created_at == self.top:
+                self.top_ids.add(reply.remote_id)
+        mark = self.mark
+        if not full and mark is not None:
+            listed = [
+                r
+                for r in listed
+                if r.created_at > mark or (r.created_at == mark and r.remote_id not in self.seen)
+            ]
+        reached_mark = not full and mark is not None and oldest is not None and oldest < mark
+        if next_after and not reached_mark:
+            self.after = next_after
+            return ReplyPage(listed, self.cursor(), more=True)
+        # The walk is over: the next one starts again from the newest comment.
+        if self.top is not None and (mark is None or self.top > mark):
+            self.mark, self.seen = self.top, self.top_ids
+        elif self.top is not None and self.top == mark:
+            self.seen |= self.top_ids
+        self.after, self.top, self.top_ids, self.walks = "", None, set(), self.walks + 1
+        return ReplyPage(listed, self.cursor(), more=False)
+
+    def cursor(self) -> dict[str, Any]:
+        return {
+            "after": self.after,
+            "mark": show_mark(self.mark),
+            "seen": sorted(self.seen)[:MARK_IDS],
+            "top": show_mark(self.top),
+            "top_ids": sorted(self.top_ids)[:MARK_IDS],
+            "walks": self.walks,
+        }
+
+
+def ids_of(value: object) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def parse_mark(value: object) -> datetime | None:
+    """A time stored in the cursor (written by :func:`show_mark`)."""
+    if not value:
+        return None
+    try:
+        return graph_time(value)
+    except ValueError:
+        return None  # a cursor from elsewhere: the next walk returns everything
+
+
+def show_mark(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S%z") if moment is not None else ""
 
 
 class MissingObject(RejectedError):

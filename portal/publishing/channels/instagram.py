@@ -19,7 +19,15 @@ Follows ../shared/networks.md section 2 and the documentation it cites:
 * publish — ``POST /{ig-user-id}/media_publish`` with ``creation_id``;
 * update — a comment from the account, ``POST /{ig-media-id}/comments`` with
   ``message`` (captions cannot be edited through the API);
-* delete — the IG Media reference offers none, so :attr:`can_delete` is False.
+* delete — the IG Media reference offers none, so :attr:`can_delete` is False;
+* comments (instagram-platform ig-media/comments, ig-comment, ig-comment/replies, the
+  comment-moderation guide; ``instagram_manage_comments``) — ``GET
+  /{ig-media-id}/comments`` lists the top-level comments, paged by ``after``, each with
+  its ``replies`` asked for as a nested field; ``POST /{ig-comment-id}`` with
+  ``hide=true`` hides one, ``DELETE /{ig-comment-id}`` deletes one, ``POST
+  /{ig-comment-id}/replies`` with ``message`` answers: "you can only reply to top-level
+  comments; replies to a reply will be added to the top-level comment" and "you cannot
+  reply to hidden comments".
 
 Exactly once: the container id is stored before anything else; a container whose
 ``status_code`` is ``PUBLISHED`` is never published again, and its media is looked up
@@ -28,10 +36,21 @@ among the account's (``GET /{ig-user-id}/media``) by its caption.
 Tokens: the long-lived user token of Facebook Login lasts about 60 days (then the
 network answers 190 and the coordinator is asked to reconnect). The resumable upload
 is documented for Facebook Login apps only.
+
+**Unverified** about comments: the listing's order (client libraries say newest
+first; the reference does not say), how many nested ``replies`` come with a comment,
+and whether a comment can be edited (the app offers no edit; a changed text is still
+compared by the replies engine). A poll walks from the newest comment to the newest
+one the last poll saw (:class:`~portal.publishing.channels.graph.Walk`), returning only
+what is newer; a reply comes with its comment, so one under an old comment would be
+missed: every ``full_walk_every``-th walk (setting ``replies_full_walk_every``) goes
+through them all, which finds it, and finds everything in any order. The engine files
+a comment once, whatever is listed twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from portal.publishing.channels.base import (
@@ -40,15 +59,19 @@ from portal.publishing.channels.base import (
     OutcomeUnknown,
     Published,
     RejectedError,
+    Reply,
+    ReplyPage,
     Steps,
     TransientError,
 )
 from portal.publishing.channels.connect import Connection, OAuthApp
-from portal.publishing.channels.facebook import file_chunks, require_media
-from portal.publishing.channels.graph import GraphChannel, page_lookup
+from portal.publishing.channels.facebook import file_chunks, mapping, require_media
+from portal.publishing.channels.graph import GraphChannel, MissingObject, graph_time, page_lookup
 from portal.publishing.channels.registry import register
 
 FIND_LIMIT = 25
+COMMENT_FIELDS = "id,text,username,timestamp,hidden,from{id,username}"
+LISTING_FIELDS = f"{COMMENT_FIELDS},replies{{{COMMENT_FIELDS}}}"
 
 
 @register
@@ -64,6 +87,14 @@ class InstagramReels(GraphChannel):
         "pages_show_list",
         "pages_read_engagement",
     )
+
+    lists_replies: ClassVar[bool] = True
+    #: The order is unverified (see above): every 12th walk (an hour, at the default
+    #: 5-minute polls) returns every comment, late replies under old ones included.
+    full_walk_every: ClassVar[int] = 12
+    can_hide_replies: ClassVar[bool] = True
+    can_delete_replies: ClassVar[bool] = True
+    can_answer_replies: ClassVar[bool] = True
 
     @property
     def ig_user_id(self) -> str:
@@ -236,6 +267,113 @@ class InstagramReels(GraphChannel):
     def delete(self, published: Published) -> None:
         raise RejectedError("Instagram's API offers no way to delete a post; remove it in the app")
 
+    # -- comments under the account's media ----------------------------------------------
+
+    def list_replies(self, published: Published, cursor: Any) -> ReplyPage:
+        walk, full = self.replies_walk(cursor)
+        params = {"fields": LISTING_FIELDS, "limit": self.replies_page_size}
+        body = self.comments_page(
+            f"{published.remote_id}/comments", params, self.user_auth(), walk.after
+        )
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise TransientError("instagram answered the comments with no data list")
+        comments = [item for item in data if isinstance(item, dict) and item.get("id")]
+        listed = [
+            self.comment_reply(item, published)
+            for item in self.with_replies(comments)
+            if not self.own(item)
+        ]
+        # The listing's order is that of the top-level comments; replies ride along.
+        oldest = min((graph_time(c.get("timestamp")) for c in comments), default=None)
+        paging = mapping(body.get("paging"))
+        after = str(mapping(paging.get("cursors")).get("after") or "")
+        return walk.step(listed, oldest, after if paging.get("next") else "", full=full)
+
+    @staticmethod
+    def with_replies(comments: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for comment in comments:
+            yield comment
+            replies = mapping(comment.get("replies")).get("data")
+            for reply in replies if isinstance(replies, list) else []:
+                if isinstance(reply, dict) and reply.get("id"):
+                    yield reply
+
+    def own(self, comment: Mapping[str, Any]) -> bool:
+        """A comment by the account itself (its updates, its answers): not a tip."""
+        author = mapping(comment.get("from"))
+        username = str(comment.get("username") or author.get("username") or "")
+        mine = str(self.settings.get("ig_username") or "")
+        return str(author.get("id") or "") == self.ig_user_id or bool(mine and username == mine)
+
+    def comment_reply(self, comment: Mapping[str, Any], published: Published) -> Reply:
+        username = str(
+            comment.get("username") or mapping(comment.get("from")).get("username") or ""
+        )
+        return Reply(
+            remote_id=str(comment["id"]),
+            text=str(comment.get("text") or ""),  # plain text on Instagram
+            author=f"@{username}" if username else "",
+            created_at=graph_time(comment.get("timestamp")),
+            # A comment has no permalink of its own: the post's.
+            url=published.url,
+            hidden=comment.get("hidden") is True,
+        )
+
+    def look_up_replies(self, published: Published, remote_ids: list[str]) -> dict[str, Reply]:
+        found = self.batch_get(remote_ids, COMMENT_FIELDS, self.user_auth())
+        # Keyed by the id asked for: an answer without its id (a token that lost the
+        # MODERATE task) still says the comment is there, not that it was deleted.
+        return {
+            remote_id: self.comment_reply({**comment, "id": remote_id}, published)
+            for remote_id, comment in found.items()
+        }
+
+    def hide_reply(self, published: Published, remote_id: str) -> None:
+        try:
+            body = self.http.json(
+                self.http.call(
+                    "POST",
+                    self.graph_path(remote_id),
+                    data={"hide": "true"},
+                    headers=self.user_auth(),
+                )
+            )
+        except MissingObject:
+            return  # gone already
+        if body.get("success") is False:
+            raise RejectedError("instagram did not hide the comment")
+
+    def delete_reply(self, published: Published, remote_id: str) -> None:
+        try:
+            self.http.call("DELETE", self.graph_path(remote_id), headers=self.user_auth())
+        except MissingObject:
+            return  # already gone
+
+    def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
+        comment = self.get(remote_id, fields="id,hidden,parent_id")
+        if comment.get("hidden") is True:
+            raise RejectedError(
+                "Instagram lets no one answer a hidden comment: unhide it in the app to answer"
+            )
+        # Only top-level comments take replies (an answer to a reply would land under
+        # its comment anyway): answer that one, on purpose.
+        target = str(comment.get("parent_id") or remote_id)
+        body = self.http.json(
+            self.http.call(
+                "POST",
+                self.graph_path(f"{target}/replies"),
+                data={"message": text},
+                headers=self.user_auth(),
+                creates=True,
+            ),
+            creates=True,
+        )
+        answer = str(body.get("id") or "")
+        if not answer:
+            raise OutcomeUnknown("instagram accepted the answer but gave no id")
+        return Published(answer, published.url, {"answer_to": target})
+
     @classmethod
     def exchange_code(
         cls, app: OAuthApp, *, code: str, code_verifier: str | None = None
@@ -254,6 +392,8 @@ class InstagramReels(GraphChannel):
             settings={
                 "page_id": app.account_id,
                 "ig_user_id": str(account["id"]),
+                # Tells the account's own comments from other people's.
+                "ig_username": str(account.get("username") or ""),
                 "app_id": app.client_id,
             },
             name="@" + str(account.get("username") or account["id"]),

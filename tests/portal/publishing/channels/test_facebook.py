@@ -370,6 +370,9 @@ def test_authorize_url_asks_for_the_page_permissions(graph: GraphFake) -> None:
         "pages_show_list",
         "pages_read_engagement",
         "pages_manage_posts",
+        # Reading people's comments and moderating them (the replies that become tips).
+        "pages_read_user_content",
+        "pages_manage_engagement",
     }
 
 

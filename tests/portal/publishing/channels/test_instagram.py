@@ -207,5 +207,7 @@ def test_exchange_code_finds_the_linked_instagram_account(graph: GraphFake) -> N
     connection = InstagramReels.exchange_code(app, code="code-1")
     assert connection.credentials == {"user_access_token": "user-token"}
     assert connection.settings["ig_user_id"] == "3003"
+    # Kept to tell the account's own comments from other people's.
+    assert connection.settings["ig_username"] == "springfieldpd"
     assert connection.name == "@springfieldpd"
     assert "instagram_content_publish" in InstagramReels.authorize_url(app, state="s")

@@ -22,7 +22,29 @@ It follows the documentation summarised in ../shared/networks.md sections 1 and 
   "error_subcode", "fbtrace_id"}}`` with HTTP 400 (190 expired token, 4 app limit,
   32 Page limit with ``X-Business-Use-Case-Usage``), 500 for the network's own faults;
 * Facebook Login's manual flow (facebook-login/guides/advanced/manual-flow): ``GET
-  /oauth/access_token`` with the code, then ``grant_type=fb_exchange_token``.
+  /oauth/access_token`` with the code, then ``grant_type=fb_exchange_token``;
+* comments under a Page video (graph-api/reference/object/comments, comment,
+  graph-api/results, changelog v2.2, pages-api/comments-mentions): ``GET
+  /{video-id}/comments`` with ``filter=stream`` (replies too, each with ``parent``, in
+  time order), ``order=chronological`` or ``reverse_chronological``, ``limit``;
+  ``paging.cursors.after`` on every page that holds comments and ``paging.next`` only
+  when more wait; ``from`` left out for a person the Page may not see, and ``id`` for
+  a token without the MODERATE task; ``POST /{comment-id}`` ``is_hidden``, ``DELETE
+  /{comment-id}``, ``POST /{comment-id}/comments`` ``message``, each needing
+  ``pages_manage_engagement`` (error 200 otherwise), the listing
+  ``pages_read_user_content``;
+* comments under an IG media (instagram-platform ig-media/comments, ig-comment,
+  ig-comment/replies, comment-moderation guide): ``GET /{ig-media-id}/comments`` with
+  ``replies{...}`` nested, paged by ``after``; ``POST /{ig-comment-id}`` ``hide``,
+  ``DELETE /{ig-comment-id}``, ``POST /{ig-comment-id}/replies`` ``message`` (top-level
+  and not hidden only), all needing ``instagram_manage_comments``. The order of the
+  listing is not documented: newest first here, as client libraries report
+  (``ig_newest_first``);
+* several reads in one batch (graph-api/making-multiple-requests): ``POST /`` with
+  ``batch`` = ``[{"method", "relative_url"}]``, answered ``[{"code", "body"}]`` in order,
+  a gone object as its own 400 with error 100/33;
+* Business Use Case throttling (graph-api/overview/rate-limiting): code 80001 (Pages)
+  with ``X-Business-Use-Case-Usage``.
 
 Where the documentation is silent (the status enums, the publish-cap error code) the
 fake does what networks.md marks unverified, the same way the adapters assume it.
@@ -33,12 +55,14 @@ makes the next such call do its work and then hang past the client's timeout.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -52,8 +76,30 @@ FAILURES = frozenset(
         "server_error",
         "garbage",
         "timeout_after_accept",
+        "throttle_80001",
+        # A listing that answers the page it was asked for again and again, with the
+        # same cursor and a "next": a network that pages forever.
+        "same_page",
+        # JSON, but not the documented shape.
+        "bad_shape",
+        # A batch in which one request timed out: its answer is null (the guide).
+        "partial_batch",
     }
 )
+#: What the fake's Page token and user token were granted (the dialog's scopes).
+PAGE_PERMISSIONS = frozenset(
+    {
+        "pages_show_list",
+        "pages_read_engagement",
+        "pages_read_user_content",
+        "pages_manage_engagement",
+    }
+)
+IG_PERMISSIONS = frozenset(
+    {"instagram_basic", "instagram_manage_comments", "pages_read_engagement"}
+)
+#: The first comment's time; each later one is a minute after the one before.
+COMMENTS_START = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -89,6 +135,24 @@ class Container:
 
 
 @dataclass
+class Comment:
+    """A comment (or a reply: ``parent``) on a Facebook video or an IG media."""
+
+    id: str
+    on: str  # the video or media id
+    network: str  # "facebook" or "instagram"
+    text: str
+    author_id: str
+    author_name: str
+    created: datetime
+    parent: str = ""
+    #: False: a person who has not allowed the app to see them ("from" is left out).
+    visible_author: bool = True
+    hidden: bool = False
+    deleted: bool = False
+
+
+@dataclass
 class GraphFake:
     page_id: str = "1001"
     app_id: str = "2002"
@@ -114,11 +178,26 @@ class GraphFake:
     containers: dict[str, Container] = field(default_factory=dict)
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, list[str]] = field(default_factory=dict)
+    #: Every comment ever made, tombstones of deleted ones included (so a cursor, which
+    #: is a position in this list, keeps its place), in the order they were made.
+    comments: list[Comment] = field(default_factory=list)
+    page_permissions: set[str] = field(default_factory=lambda: set(PAGE_PERMISSIONS))
+    ig_permissions: set[str] = field(default_factory=lambda: set(IG_PERMISSIONS))
+    #: The most comments a listing answers, whatever ``limit`` asks (unverified: a
+    #: setting of the fake).
+    max_page_size: int = 100
+    ig_newest_first: bool = True
+    #: The token's person cannot do the MODERATE task: comments come without ids
+    #: (object/comments reference, in effect since v11.0).
+    moderate_task: bool = True
     url: str = ""
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(90001)
-        self._lock = threading.Lock()
+        self._by_id: dict[str, Comment] = {}
+        self._children: dict[str, list[Comment]] = {}
+        # Reentrant: an answer made by a handler (under the lock) is a comment too.
+        self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
     # -- control ---------------------------------------------------------------------
@@ -135,6 +214,63 @@ class GraphFake:
 
     def new_id(self) -> str:
         return str(next(self._ids))
+
+    # -- comments: what people do on the network -----------------------------------
+
+    def comment(
+        self,
+        on: str,
+        text: str,
+        *,
+        author: tuple[str, str] = ("", ""),
+        parent: str = "",
+        visible_author: bool = True,
+    ) -> Comment:
+        """Someone comments on ``on`` (or replies to the comment ``parent``)."""
+        network = "instagram" if on in self.media else "facebook"
+        number = len(self.comments)
+        author_id, name = author
+        if not author_id:
+            author_id, name = f"55{number:05d}", f"Neighbour {number}"
+            if network == "instagram":
+                name = f"neighbour{number}"
+        comment = Comment(
+            id=f"{on}_{number + 1}" if network == "facebook" else f"1780{number + 1:06d}",
+            on=on,
+            network=network,
+            text=text,
+            author_id=author_id,
+            author_name=name,
+            created=COMMENTS_START + timedelta(minutes=number),
+            parent=parent,
+            visible_author=visible_author,
+        )
+        with self._lock:
+            self.comments.append(comment)
+            self._by_id[comment.id] = comment
+            self._children.setdefault(parent, []).append(comment)
+        return comment
+
+    def known_comment(self, comment_id: str) -> Comment | None:
+        """The comment with this id, deleted or not."""
+        return self._by_id.get(comment_id)
+
+    def comment_by_id(self, comment_id: str) -> Comment | None:
+        found = self._by_id.get(comment_id)
+        return found if found is not None and not found.deleted else None
+
+    def edit_comment(self, comment_id: str, text: str) -> None:
+        found = self.comment_by_id(comment_id)
+        assert found is not None
+        found.text = text
+
+    def delete_comment(self, comment_id: str) -> None:
+        found = self.comment_by_id(comment_id)
+        assert found is not None
+        found.deleted = True
+
+    def live_comments(self, on: str) -> list[Comment]:
+        return [c for c in self.comments if c.on == on and not c.deleted]
 
     def start(self) -> GraphFake:
         fake = self
@@ -225,7 +361,9 @@ class GraphFake:
         r.op = op
         queued = self.failures.get(op) or []
         failure = queued.pop(0) if queued else ""
-        if failure and failure != "timeout_after_accept":
+        if failure in ("same_page", "partial_batch"):
+            r.params[f"_{failure}"] = "1"
+        elif failure and failure != "timeout_after_accept":
             return (*failed(failure), False)
         status, answer = self.dispatch(op, target, r, body)
         return status, answer, {}, failure == "timeout_after_accept"
@@ -249,6 +387,23 @@ class GraphFake:
             ops = {"media": "ig_container" if method == "POST" else "ig_media"}
             ops |= {"media_publish": "ig_publish", "content_publishing_limit": "ig_quota"}
             return ops.get(tail, "ig_user"), head
+        if head == "" and method == "POST":
+            return "batch", ""
+        if head in self.videos and tail == "comments":
+            return "fb_comments", head
+        if head in self.media and tail == "comments":
+            return ("ig_comments" if method == "GET" else "ig_comment"), head
+        known = self.known_comment(head)
+        if known is not None:
+            network = known.network
+            if network == "facebook":
+                ops = {"comments": "fb_answer", "": "fb_hide" if method == "POST" else ""}
+            else:
+                ops = {"replies": "ig_answer", "": "ig_hide" if method == "POST" else ""}
+            if method == "DELETE" and not tail:
+                return ("fb_delete_comment" if network == "facebook" else "ig_delete_comment"), head
+            read = "fb_comment_read" if network == "facebook" else "ig_comment_read"
+            return ops.get(tail, "") or read, head
         if tail == "comments":
             return "ig_comment", head
         if head in self.containers:
@@ -270,6 +425,17 @@ class GraphFake:
         )
         needs_user = needs_user or (op == "page" and "instagram" in p.get("fields", ""))
         expected = self.user_token if needs_user else self.page_token
+        if op == "batch":
+            # Each request of a batch is checked against the comment it reads.
+            expected = (
+                self.token_of(r)
+                if self.token_of(r)
+                in {
+                    self.user_token,
+                    self.page_token,
+                }
+                else self.page_token
+            )
         if self.token_of(r) != expected:
             return 400, error(190, "Invalid OAuth access token.", subcode=463)
         handler = getattr(self, f"op_{op}", None)
@@ -557,9 +723,266 @@ class GraphFake:
     ) -> tuple[int, Any]:
         if target not in self.media or not p.get("message"):
             return 400, error(100, "Invalid parameter")
-        comment = self.new_id()
-        self.media[target]["comments"].append({"id": comment, "text": p["message"]})
-        return 200, {"id": comment}
+        # The account's own comment: in the media's list, and among its comments.
+        comment = self.comment(target, p["message"], author=(self.ig_user_id, self.ig_username))
+        self.media[target]["comments"].append({"id": comment.id, "text": p["message"]})
+        return 200, {"id": comment.id}
+
+    # -- comments --------------------------------------------------------------------
+
+    def fb_json(self, c: Comment) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "id": c.id,
+            "message": c.text,
+            "created_time": graph_time(c.created),
+            "permalink_url": f"https://www.facebook.com/{self.page_id}/videos/{c.on}/"
+            f"?comment_id={c.id}",
+            "is_hidden": c.hidden,
+        }
+        if c.visible_author:
+            answer["from"] = {"id": c.author_id, "name": c.author_name}
+        if c.parent:
+            answer["parent"] = {"id": c.parent}
+        if not self.moderate_task:
+            del answer["id"]
+        return answer
+
+    def ig_json(self, c: Comment, *, with_replies: bool = True) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "id": c.id,
+            "text": c.text,
+            "username": c.author_name,
+            "timestamp": graph_time(c.created),
+            "hidden": c.hidden,
+            "from": {"id": c.author_id, "username": c.author_name},
+        }
+        if c.parent:
+            answer["parent_id"] = c.parent
+        elif with_replies:
+            replies = [r for r in self._children.get(c.id, []) if not r.deleted]
+            if replies:
+                answer["replies"] = {"data": [self.ig_json(r) for r in replies]}
+        return answer
+
+    def listing(
+        self, ordered: list[Comment], p: dict[str, str], path: str, render: Any
+    ) -> tuple[int, Any]:
+        """One page of ``ordered`` (tombstones included) after the ``after`` cursor,
+        which names the comment it follows: a deleted one keeps its place."""
+        start = 0
+        after = p.get("after", "")
+        if after:
+            try:
+                named = base64.urlsafe_b64decode(after.encode()).decode()
+            except ValueError:
+                return 400, error(100, "Invalid cursor")
+            ids = [c.id for c in ordered]
+            if named not in ids:
+                return 400, error(100, "Invalid cursor")
+            start = ids.index(named) + 1
+        rest = ordered[start:]
+        limit = min(int(p.get("limit") or 25), self.max_page_size)
+        shown: list[Comment] = []
+        last = None
+        for comment in rest:
+            if len(shown) == limit:
+                break
+            last = comment
+            if not comment.deleted:
+                shown.append(comment)
+        if p.get("_same_page"):
+            # Pages forever: the same comments, the same cursor, always a next.
+            cursor = after or cursor_of(ordered[0].id if ordered else "none")
+            return 200, {
+                "data": [render(c) for c in shown],
+                "paging": {
+                    "cursors": {"before": cursor, "after": cursor},
+                    "next": f"{self.url}{path}?after={cursor}",
+                },
+            }
+        more = last is not None and any(not c.deleted for c in rest[rest.index(last) + 1 :])
+        answer: dict[str, Any] = {"data": [render(c) for c in shown]}
+        if last is not None:
+            answer["paging"] = {
+                "cursors": {"before": cursor_of(rest[0].id), "after": cursor_of(last.id)}
+            }
+            if more:
+                answer["paging"]["next"] = f"{self.url}{path}?after={cursor_of(last.id)}"
+        return 200, answer
+
+    def missing(self, *needed: str, granted: set[str]) -> tuple[int, Any] | None:
+        lacking = [name for name in needed if name not in granted]
+        if lacking:
+            return 403, error(200, f"(#200) This action requires the {lacking[0]} permission")
+        return None
+
+    def op_fb_comments(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing(
+            "pages_read_engagement", "pages_read_user_content", granted=self.page_permissions
+        )
+        if refused:
+            return refused
+        order = p.get("order", "chronological")
+        if p.get("filter") != "stream" or order not in ("chronological", "reverse_chronological"):
+            return 400, error(100, "This fake answers filter=stream only")
+        # filter=stream: "all-level comments in chronological order" (replies among them).
+        ordered = [c for c in self.comments if c.on == target]
+        if order == "reverse_chronological":
+            ordered.reverse()
+        return self.listing(ordered, p, r.path, self.fb_json)
+
+    def op_fb_comment_read(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported get request.", subcode=33)
+        return 200, self.fb_json(found)
+
+    def op_fb_hide(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing("pages_manage_engagement", granted=self.page_permissions)
+        if refused:
+            return refused
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported post request.", subcode=33)
+        if p.get("is_hidden") not in ("true", "false"):
+            return 400, error(100, "Invalid parameter")
+        found.hidden = p["is_hidden"] == "true"
+        return 200, {"success": True}
+
+    def op_fb_delete_comment(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing("pages_manage_engagement", granted=self.page_permissions)
+        if refused:
+            return refused
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported delete request.", subcode=33)
+        found.deleted = True
+        return 200, {"success": True}
+
+    def op_fb_answer(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing("pages_manage_engagement", granted=self.page_permissions)
+        if refused:
+            return refused
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported post request.", subcode=33)
+        if not p.get("message"):
+            return 400, error(100, "(#100) Missing message or attachment")
+        # Facebook threads are two deep: an answer to a reply joins its comment's thread.
+        answer = self.comment_by_page(found.on, p["message"], parent=found.parent or found.id)
+        return 200, {"id": answer.id}
+
+    def comment_by_page(self, on: str, text: str, *, parent: str) -> Comment:
+        if on in self.media:
+            return self.comment(on, text, author=(self.ig_user_id, self.ig_username), parent=parent)
+        return self.comment(on, text, author=(self.page_id, self.page_name), parent=parent)
+
+    def op_ig_comments(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing("instagram_manage_comments", granted=self.ig_permissions)
+        if refused:
+            return refused
+        ordered = [c for c in self.comments if c.on == target and not c.parent]
+        if self.ig_newest_first:
+            ordered.reverse()
+        return self.listing(ordered, p, r.path, self.ig_json)
+
+    def op_ig_comment_read(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported get request.", subcode=33)
+        return 200, self.ig_json(found, with_replies=False)
+
+    def op_ig_hide(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing("instagram_manage_comments", granted=self.ig_permissions)
+        if refused:
+            return refused
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported post request.", subcode=33)
+        if p.get("hide") not in ("true", "false"):
+            return 400, error(100, "Invalid parameter")
+        found.hidden = p["hide"] == "true"
+        return 200, {"success": True}
+
+    def op_ig_delete_comment(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing("instagram_manage_comments", granted=self.ig_permissions)
+        if refused:
+            return refused
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported delete request.", subcode=33)
+        found.deleted = True
+        return 200, {"success": True}
+
+    def op_ig_answer(
+        self, target: str, p: dict[str, str], r: Recorded, body: bytes
+    ) -> tuple[int, Any]:
+        refused = self.missing("instagram_manage_comments", granted=self.ig_permissions)
+        if refused:
+            return refused
+        found = self.comment_by_id(target)
+        if found is None:
+            return 400, error(100, "Unsupported post request.", subcode=33)
+        if found.hidden:
+            # "You cannot reply to hidden comments" (the error's code is unverified).
+            return 400, error(100, "Cannot reply to a hidden comment")
+        if not p.get("message"):
+            return 400, error(100, "Invalid parameter")
+        answer = self.comment_by_page(found.on, p["message"], parent=found.parent or found.id)
+        return 200, {"id": answer.id}
+
+    def op_batch(self, target: str, p: dict[str, str], r: Recorded, body: bytes) -> tuple[int, Any]:
+        try:
+            requests = json.loads(p.get("batch", ""))
+        except ValueError:
+            return 400, error(100, "Invalid batch")
+        if not isinstance(requests, list) or len(requests) > 50:
+            return 400, error(100, "A batch holds at most 50 requests")
+        token = self.token_of(r)
+        answers = []
+        for request in requests:
+            split = urlsplit(str(request.get("relative_url", "")))
+            found = self.comment_by_id(split.path.strip("/"))
+            if request.get("method") != "GET":
+                answers.append({"code": 400, "body": json.dumps(error(100, "GET only here"))})
+            elif found is None:
+                gone = error(100, "Unsupported get request.", subcode=33)
+                answers.append({"code": 400, "body": json.dumps(gone)})
+            elif token != (self.user_token if found.network == "instagram" else self.page_token):
+                bad = error(190, "Invalid OAuth access token.", subcode=463)
+                answers.append({"code": 400, "body": json.dumps(bad)})
+            else:
+                answer = self.fb_json(found) if found.network == "facebook" else self.ig_json(found)
+                answers.append({"code": 200, "body": json.dumps(answer)})
+        if p.get("_partial_batch"):
+            answers[-1] = None
+        return 200, answers
+
+
+def cursor_of(comment_id: str) -> str:
+    return base64.urlsafe_b64encode(comment_id.encode()).decode()
+
+
+def graph_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
 def error(
@@ -586,6 +1009,17 @@ def failed(kind: str) -> tuple[int, Any, dict[str, str]]:
             error(32, "Page request limit reached"),
             {"X-Business-Use-Case-Usage": json.dumps(usage)},
         )
+    if kind == "throttle_80001":
+        usage = {
+            "1001": [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 3}]
+        }
+        return (
+            400,
+            error(80001, "There have been too many calls to this Page account."),
+            {"X-Business-Use-Case-Usage": json.dumps(usage)},
+        )
+    if kind == "bad_shape":
+        return 200, {"data": {"comments": "soon"}}, {}
     if kind == "server_error":
         return 500, error(2, "Service temporarily unavailable", kind="OAuthException"), {}
     if kind == "garbage":
