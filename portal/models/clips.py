@@ -249,3 +249,59 @@ class Approval(Base):
     version: Mapped[ClipVersion] = relationship(back_populates="approvals")
     approved_by: Mapped[User] = relationship(foreign_keys=[approved_by_id])
     revoked_by: Mapped[User | None] = relationship(foreign_keys=[revoked_by_id])
+
+
+class ProposalKind(enum.StrEnum):
+    FACES = "faces"  # a face detector over the whole clip
+    FOLLOW = "follow"  # a tracker following a box the officer drew
+
+
+class ProposalStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class RedactionProposal(PublicIdMixin, Base):
+    """Regions a detector or tracker proposes for a clip, for a person to review.
+
+    Nothing is covered by a proposal: the studio shows its tracks, the officer accepts,
+    corrects or rejects each, and what was accepted is saved as plan data of a new
+    version (with the proposer named in each region's ``source`` and its parameters in
+    the version's manifest). ``tracks`` are plan regions (source pixels, source times).
+    """
+
+    __tablename__ = "redaction_proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default=ProposalStatus.QUEUED.value)
+    # What the officer asked for: for a follow, the box drawn ({t, x, y, w, h}) and
+    # where to stop; empty for faces.
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # What proposed them (name, version, model digest, threshold, sampling).
+    detector: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tracks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    scores: Mapped[list[float]] = mapped_column(JSON, default=list)
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    # Said to the officer: why it failed, where a follow stopped, "no face was found".
+    message: Mapped[str] = mapped_column(Text, default="")
+
+    clip: Mapped[Clip] = relationship()
+    requested_by: Mapped[User] = relationship()
+    jobs: Mapped[list[Job]] = relationship(
+        primaryjoin=(
+            "and_(Job.subject_type == 'proposal', foreign(Job.subject_id) == RedactionProposal.id)"
+        ),
+        viewonly=True,
+        order_by="Job.id",
+    )
+
+    @property
+    def job(self) -> Job | None:
+        return self.jobs[-1] if self.jobs else None

@@ -42,6 +42,13 @@ from portal.services.clips import (
 )
 from portal.services.errors import DomainError, ValidationFailed
 from portal.services.evidence import delete_clip
+from portal.services.proposals import (
+    get_proposal_for,
+    latest_faces,
+    proposal_json,
+    request_faces,
+    request_follow,
+)
 from portal.staff import bp
 from portal.staff.authz import requires
 from portal.staff.forms import (
@@ -137,7 +144,18 @@ def _clip_urls(clip: Clip) -> dict[str, str | None]:
             else None
         ),
         "retry": url_for("staff.clip_retry", clip_id=clip.public_id) if can_edit else None,
+        "proposals": (
+            url_for("staff.proposal_create", clip_id=clip.public_id) if can_edit else None
+        ),
     }
+
+
+def _latest_faces_url(clip: Clip) -> str | None:
+    """The newest face search on the clip, shown again in the studio after a reload."""
+    if not can(current_user, Permission.CLIP_EDIT, clip.case):
+        return None
+    proposal = latest_faces(clip)
+    return url_for("staff.proposal_status", proposal_id=proposal.public_id) if proposal else None
 
 
 @bp.route("/clips/<clip_id>")
@@ -151,6 +169,7 @@ def clip_detail(clip_id: str):
         case=clip.case,
         versions=list(reversed(clip.versions)),
         urls=_clip_urls(clip),
+        faces_url=_latest_faces_url(clip),
         can_edit=can(current_user, Permission.CLIP_EDIT, clip.case),
         can_approve=can(current_user, Permission.VERSION_APPROVE, clip.case),
         approval_form=ApprovalForm(formdata=None),
@@ -203,6 +222,44 @@ def version_create(clip_id: str):
     return jsonify(
         version={"id": version.public_id, "number": version.number, "status": version.status}
     ), 201
+
+
+# -- redaction proposals (session + X-CSRFToken, JSON) -------------------------------
+
+
+@bp.route("/clips/<clip_id>/proposals", methods=["POST"], endpoint="proposal_create")
+@requires(Permission.CLIP_EDIT)
+def proposal_create(clip_id: str):
+    """Ask for the faces in the clip (``{"kind": "faces"}``) or for a box to be
+    followed (``{"kind": "follow", "box": {"t", "x", "y", "w", "h"}}``)."""
+    payload = request.get_json(silent=True)
+    try:
+        clip = get_clip_for(current_user, clip_id, Permission.CLIP_EDIT)
+        if not isinstance(payload, dict) or payload.get("kind") not in ("faces", "follow"):
+            raise ValidationFailed(
+                'Send {"kind": "faces"} or {"kind": "follow", "box": ...}.', field="kind"
+            )
+        if payload["kind"] == "faces":
+            proposal = request_faces(clip, current_user)
+        else:
+            proposal = request_follow(clip, current_user, payload.get("box"))
+    except DomainError as exc:
+        return _problem(exc)
+    body = proposal_json(proposal)
+    body["url"] = url_for("staff.proposal_status", proposal_id=proposal.public_id)
+    return jsonify(proposal=body), 202
+
+
+@bp.route("/proposals/<proposal_id>.json", endpoint="proposal_status")
+@requires(Permission.CLIP_EDIT)
+def proposal_status(proposal_id: str):
+    try:
+        proposal = get_proposal_for(current_user, proposal_id)
+    except DomainError as exc:
+        return _problem(exc)
+    body = proposal_json(proposal)
+    body["url"] = url_for("staff.proposal_status", proposal_id=proposal.public_id)
+    return jsonify(proposal=body)
 
 
 @bp.route("/clips/<clip_id>/retry", methods=["POST"])

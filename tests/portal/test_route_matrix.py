@@ -77,6 +77,7 @@ def url(
         "upload_id": "not-an-upload",
         "attachment_id": "not-an-attachment",
         "delivery_id": "not-a-delivery",
+        "proposal_id": "not-a-proposal",
         # A public comment's action: the tip is a form tip, so it is refused whoever asks.
         "action": "hide",
     }

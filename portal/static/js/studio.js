@@ -17,6 +17,7 @@
   var MIN_CLIP_S = 1.0; // media_pipeline.plan.MIN_CLIP_S
   var MIN_REGION_PX = 4; // the plan refuses smaller rectangles
   var MAX_REGIONS = 32; // media_pipeline.plan.MAX_REGIONS
+  var MAX_KEYFRAMES = 120; // media_pipeline.plan.MAX_KEYFRAMES
   var EFFECTS = [["blur", "Blur"], ["pixelate", "Pixelate"], ["box", "Solid box"]];
 
   /* A keyframed region's box at time t, linear between keyframes and held before the
@@ -121,6 +122,19 @@
     this.watermark = $(root, "[data-watermark]");
     this.saveBtn = $(root, "[data-save]");
     this.saveMessage = $(root, "[data-save-message]");
+    // Proposals: faces a detector found, a box a tracker followed (reviewed here;
+    // nothing is covered until accepted and saved).
+    this.proposalsUrl = root.dataset.proposalsUrl || "";
+    this.suggestions = [];
+    this.findFacesBtn = $(root, "[data-find-faces]");
+    this.followBtn = $(root, "[data-follow]");
+    this.proposalStatus = $(root, "[data-proposal-status]");
+    this.proposalFill = $(root, "[data-proposal-fill]");
+    this.proposalMessage = $(root, "[data-proposal-message]");
+    this.suggestPanel = $(root, "[data-suggestions]");
+    this.suggestList = $(root, "[data-suggestion-list]");
+    this.keyTicks = el("div", "timeline-keys");
+    if (this.track) this.track.insertBefore(this.keyTicks, this.playhead);
     this.bind();
 
     var proxy = root.dataset.proxyUrl;
@@ -205,6 +219,8 @@
       if (!self.planLoaded) {
         self.planLoaded = true;
         self.loadPlan();
+        // The newest face search, shown again (less what was accepted since).
+        if (self.root.dataset.facesUrl) self.pollProposal(self.root.dataset.facesUrl, null, true);
       }
       if (self.pendingPoster !== undefined && self.pendingPoster !== null) {
         self.setPoster(self.pendingPoster);
@@ -259,6 +275,13 @@
     $(this.root, "[data-set-poster]").addEventListener("click", function () { self.setPoster(v.currentTime); });
     $(this.root, "[data-clear-poster]").addEventListener("click", function () { self.setPoster(null); });
     this.saveBtn.addEventListener("click", function () { self.save(); });
+    if (this.findFacesBtn) {
+      if (!this.proposalsUrl) this.findFacesBtn.hidden = this.followBtn.hidden = true;
+      this.findFacesBtn.addEventListener("click", function () { self.requestProposal({ kind: "faces" }, null); });
+      this.followBtn.addEventListener("click", function () { self.followSelected(); });
+      $(this.root, "[data-accept-all]").addEventListener("click", function () { self.acceptAllSuggestions(); });
+      $(this.root, "[data-reject-all]").addEventListener("click", function () { self.clearSuggestions(); });
+    }
 
     document.addEventListener("keydown", function (e) { self.onKey(e); });
     document.addEventListener("clip:status", function (e) { self.onStatus(e.detail); });
@@ -550,7 +573,8 @@
         var index = parseInt(box.dataset.region, 10);
         self.select(index);
         var r = self.regions[index];
-        if (r.keyframes) { e.preventDefault(); return; } // moved by its keyframes, not by hand
+        // A moving region is corrected where it is wrong: the drag sets a keyframe at
+        // the playhead (media_pipeline interpolates between keyframes as boxAt does).
         drag = {
           mode: e.target.hasAttribute("data-resize") ? "resize" : "move",
           index: index, fx: p.fx, fy: p.fy,
@@ -589,7 +613,11 @@
       if (!drag) return;
       var d = drag;
       drag = null;
-      if (d.mode !== "draw") return;
+      if (d.mode !== "draw") {
+        var moved = self.regions[d.index];
+        if (moved && moved.keyframes) self.setKeyframe(d.index, self.video.currentTime || 0);
+        return;
+      }
       self.drawRect.hidden = true;
       var p = self.fraction(e);
       var x0 = Math.round(Math.min(d.fx, p.fx) * self.W);
@@ -640,6 +668,231 @@
     this.select(this.regions.length - 1);
   };
 
+  /* Put region i's current box into its keyframes at time t: the keyframe within half
+   * a frame of t is moved, otherwise one is added in time order. */
+  Studio.prototype.setKeyframe = function (i, t) {
+    var r = this.regions[i];
+    if (!r || !r.keyframes) return;
+    t = r3(t);
+    var key = { t: t, x: r.x, y: r.y, w: r.width, h: r.height };
+    var near = 0.5 / (this.fps || 30);
+    var at = -1;
+    for (var j = 0; j < r.keyframes.length; j++) if (Math.abs(r.keyframes[j].t - t) <= near) at = j;
+    if (at >= 0) {
+      key.t = r.keyframes[at].t;
+      r.keyframes[at] = key;
+    } else {
+      if (r.keyframes.length >= MAX_KEYFRAMES) {
+        this.showFieldError("regions[" + i + "].keyframes", "At most " + MAX_KEYFRAMES + " keyframes a region: move an existing keyframe instead.");
+        return;
+      }
+      r.keyframes.push(key);
+      r.keyframes.sort(function (a, b) { return a.t - b.t; });
+    }
+    this.touch();
+    this.updateRegionText(i);
+    this.renderKeyTicks();
+  };
+
+  /* The selected region's keyframes as ticks on the timeline (click one to go there). */
+  Studio.prototype.renderKeyTicks = function () {
+    var self = this;
+    if (!this.keyTicks) return;
+    this.keyTicks.replaceChildren();
+    var r = this.regions[this.selected];
+    if (!r || !r.keyframes || !this.duration) return;
+    r.keyframes.forEach(function (k) {
+      var tick = el("button", "timeline-key");
+      tick.type = "button";
+      tick.style.left = (k.t / self.duration) * 100 + "%";
+      tick.title = "Keyframe at " + formatTime(k.t);
+      tick.setAttribute("aria-label", "Go to the keyframe at " + formatTime(k.t));
+      tick.addEventListener("pointerdown", function (e) { e.stopPropagation(); });
+      tick.addEventListener("click", function (e) { e.stopPropagation(); self.video.pause(); self.seek(k.t); });
+      self.keyTicks.appendChild(tick);
+    });
+  };
+
+  /* ------------------------------------------------------------ proposals */
+
+  Studio.prototype.showProposal = function (p, failed) {
+    this.proposalStatus.hidden = false;
+    var pct = Math.round((p.progress || 0) * 100);
+    var busy = p.status === "queued" || p.status === "running";
+    if (!busy) pct = 100;
+    this.proposalFill.style.width = pct + "%";
+    this.proposalStatus.querySelector("[role=progressbar]").setAttribute("aria-valuenow", String(pct));
+    this.proposalStatus.classList.toggle("is-failed", !!failed);
+    var what = p.kind === "faces" ? "Finding faces" : "Following the box";
+    this.proposalMessage.textContent = busy
+      ? what + "… " + (p.status === "queued" ? "waiting for a worker" : pct + "%")
+      : p.message || "";
+    this.proposalMessage.className = "small" + (failed ? " error" : "");
+    this.findFacesBtn.disabled = busy && p.kind === "faces";
+  };
+
+  Studio.prototype.requestProposal = function (body, region) {
+    var self = this;
+    this.findFacesBtn.disabled = true;
+    fetch(this.proposalsUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body),
+    })
+      .then(function (res) { return res.json().catch(function () { return {}; }).then(function (b) { return { res: res, body: b }; }); })
+      .then(function (out) {
+        if (out.res.status === 202 && out.body.proposal) {
+          self.pollProposal(out.body.proposal.url, region, false, out.body.proposal);
+          return;
+        }
+        var b = out.body || {};
+        self.showProposal({ kind: body.kind, status: "failed", message: b.title || ("The request was refused (HTTP " + out.res.status + ").") }, true);
+        self.findFacesBtn.disabled = false;
+      })
+      .catch(function () {
+        self.showProposal({ kind: body.kind, status: "failed", message: "The server could not be reached. Try again." }, true);
+        self.findFacesBtn.disabled = false;
+      });
+  };
+
+  /* Follow a proposal until it is ready or failed (once a second). */
+  Studio.prototype.pollProposal = function (url, region, quiet, known) {
+    var self = this;
+    var handle = function (p) {
+      if (!p) return;
+      var busy = p.status === "queued" || p.status === "running";
+      if (!quiet || busy) self.showProposal(p, p.status === "failed");
+      if (busy) {
+        quiet = false;
+        setTimeout(function () { self.pollProposal(url, region, false); }, 1000);
+      } else if (p.status === "ready") {
+        if (p.kind === "faces") self.showSuggestions(p, quiet);
+        else self.applyFollow(p, region);
+      }
+    };
+    if (known) { handle(known); return; }
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (b) { handle(b && b.proposal); })
+      .catch(function () { setTimeout(function () { self.pollProposal(url, region, quiet); }, 3000); });
+  };
+
+  Studio.prototype.followSelected = function () {
+    var r = this.regions[this.selected];
+    if (!r || r.whole_frame) return;
+    this.video.pause();
+    var t = this.video.currentTime || 0;
+    this.requestProposal({ kind: "follow", box: { t: r3(t), x: r.x, y: r.y, w: r.width, h: r.height } }, r);
+  };
+
+  /* The tracker's track becomes the region's motion from the frame it was drawn on
+   * (keyframes before that frame are kept); the officer corrects it by dragging. */
+  Studio.prototype.applyFollow = function (p, region) {
+    var i = this.regions.indexOf(region);
+    var track = p.tracks && p.tracks[0];
+    if (i < 0 || !track || !track.keyframes.length) return;
+    var from = track.keyframes[0].t;
+    var before = (region.keyframes || []).filter(function (k) { return k.t < from - 1e-3; });
+    var keys = before.concat(track.keyframes.map(function (k) { return { t: k.t, x: k.x, y: k.y, w: k.w, h: k.h }; }));
+    if (keys.length > MAX_KEYFRAMES) keys = keys.slice(keys.length - MAX_KEYFRAMES);
+    region.keyframes = keys.length > 1 ? keys : null;
+    if (!region.keyframes) { region.x = keys[0].x; region.y = keys[0].y; region.width = keys[0].w; region.height = keys[0].h; }
+    region.end = track.end;
+    region.source = track.source;
+    this.touch();
+    this.renderRegions();
+    this.select(i);
+  };
+
+  Studio.prototype.sameTrack = function (a, b) {
+    var ka = a.keyframes && a.keyframes[0], kb = b.keyframes && b.keyframes[0];
+    return !!(ka && kb && a.source === b.source && Math.abs(ka.t - kb.t) < 1e-3 && ka.x === kb.x && ka.y === kb.y);
+  };
+
+  Studio.prototype.showSuggestions = function (p, quiet) {
+    var self = this;
+    this.clearSuggestions();
+    var existing = this.buildPlan().regions;
+    (p.tracks || []).forEach(function (track, n) {
+      if (existing.some(function (r) { return self.sameTrack(r, track); })) return; // accepted before
+      var s = { track: track, score: (p.scores || [])[n], number: n + 1 };
+      s.box = el("div", "suggest-box");
+      s.box.appendChild(el("span", "blur-box-label", "Face " + s.number));
+      self.overlay.insertBefore(s.box, self.drawRect);
+      self.suggestions.push(s);
+    });
+    this.renderSuggestions();
+    if (quiet && this.suggestions.length) this.showProposal(p, false);
+    this.updateRegionVisibility(this.video.currentTime || 0);
+  };
+
+  Studio.prototype.renderSuggestions = function () {
+    var self = this;
+    this.suggestList.replaceChildren();
+    this.suggestions.forEach(function (s) {
+      var t = s.track;
+      var li = el("li", "suggestion-item");
+      var head = el("div", "region-head");
+      var show = el("button", "region-select", "Face " + s.number);
+      show.type = "button";
+      show.title = "Go to where it is first seen";
+      show.addEventListener("click", function () { self.video.pause(); self.seek(t.start || 0); });
+      head.appendChild(show);
+      var span = formatTime(t.start || 0) + "–" + formatTime(t.end === null ? self.duration : t.end);
+      head.appendChild(el("span", "region-coords muted small", span + (s.score ? " · " + Math.round(s.score * 100) + "% sure" : "")));
+      li.appendChild(head);
+      var actions = el("div", "suggestion-actions");
+      var accept = el("button", "btn btn-tiny btn-primary", "Accept");
+      accept.type = "button";
+      accept.setAttribute("aria-label", "Accept face " + s.number);
+      accept.addEventListener("click", function () { self.acceptSuggestion(s); });
+      var reject = el("button", "btn btn-tiny btn-ghost", "Reject");
+      reject.type = "button";
+      reject.setAttribute("aria-label", "Reject face " + s.number);
+      reject.addEventListener("click", function () { self.dropSuggestion(s); });
+      actions.appendChild(accept);
+      actions.appendChild(reject);
+      li.appendChild(actions);
+      s.item = li;
+      self.suggestList.appendChild(li);
+    });
+    this.suggestPanel.hidden = this.suggestions.length === 0;
+  };
+
+  Studio.prototype.dropSuggestion = function (s) {
+    var i = this.suggestions.indexOf(s);
+    if (i < 0) return;
+    if (s.box) s.box.remove();
+    this.suggestions.splice(i, 1);
+    this.renderSuggestions();
+  };
+
+  Studio.prototype.acceptSuggestion = function (s) {
+    if (this.regions.length >= MAX_REGIONS) {
+      this.showError("blur", "At most " + MAX_REGIONS + " regions: delete one or cover several people with one box.");
+      return false;
+    }
+    var r = regionFromPlan(s.track, true);
+    this.regions.push(r);
+    this.dropSuggestion(s);
+    this.touch();
+    this.renderRegions();
+    this.updateRegionVisibility(this.video.currentTime || 0);
+    return true;
+  };
+
+  Studio.prototype.acceptAllSuggestions = function () {
+    var self = this;
+    this.suggestions.slice().forEach(function (s) { self.acceptSuggestion(s); });
+  };
+
+  Studio.prototype.clearSuggestions = function () {
+    this.suggestions.forEach(function (s) { if (s.box) s.box.remove(); });
+    this.suggestions = [];
+    this.renderSuggestions();
+  };
+
   Studio.prototype.deleteRegion = function (index) {
     var r = this.regions[index];
     if (r && r.box) r.box.remove();
@@ -662,6 +915,9 @@
     this.updateTimeline();
     this.updateRegionVisibility(this.video.currentTime || 0);
     if (index < 0) self.regionSpan.hidden = true;
+    var chosen = this.regions[index];
+    if (this.followBtn) this.followBtn.disabled = !chosen || chosen.whole_frame || !this.proposalsUrl;
+    this.renderKeyTicks();
   };
 
   /* Rebuild the region boxes and list (after an add or delete). */
@@ -830,6 +1086,18 @@
       var on = (r.start === null || t >= r.start - 1e-3) && (r.end === null || t < r.end);
       r.box.classList.toggle("is-active", on);
       r.box.hidden = !on && i !== self.selected;
+    });
+    (this.suggestions || []).forEach(function (sg) {
+      var tr = sg.track;
+      var live = (tr.start === null || t >= tr.start - 1e-3) && (tr.end === null || t < tr.end);
+      sg.box.hidden = !live;
+      if (!live) return;
+      var b = boxAt(tr.keyframes, t);
+      var st = sg.box.style;
+      st.left = (b.x / self.W) * 100 + "%";
+      st.top = (b.y / self.H) * 100 + "%";
+      st.width = (b.w / self.W) * 100 + "%";
+      st.height = (b.h / self.H) * 100 + "%";
     });
   };
 

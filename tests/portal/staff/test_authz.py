@@ -24,6 +24,7 @@ from portal.models import (
     AuditEvent,
     Case,
     Clip,
+    RedactionProposal,
     Role,
     Tip,
     TipAttachment,
@@ -73,9 +74,10 @@ def fill(
     clip: Clip | None = None,
     tip: Tip | None = None,
     post: Post | None = None,
+    proposal: RedactionProposal | None = None,
 ) -> str:
     """A real URL for a rule: the case's and its clip's ids, version 1's poster, a tip
-    on the case, a post of the agency."""
+    on the case, a post of the agency, a face search on the clip."""
     values = {
         "<public_id>": case.public_id,
         "<case_id>": case.public_id,
@@ -84,6 +86,8 @@ def fill(
     }
     if post is not None:
         values["<post_id>"] = post.public_id
+    if proposal is not None:
+        values["<proposal_id>"] = proposal.public_id
     if tip is not None:
         values["<tip_id>"] = tip.public_id
         if tip.attachments:
@@ -111,6 +115,17 @@ def agency_post(case: Case, users: dict[Role, User]) -> Post:
     db.session.add(post)
     db.session.commit()
     return post
+
+
+@pytest.fixture
+def clip_proposal(ready_clip: Clip, users: dict[Role, User]) -> RedactionProposal:
+    """A finished face search on the clip (rows only)."""
+    proposal = RedactionProposal(
+        clip=ready_clip, kind="faces", requested_by=users[Role.OFFICER], status="ready"
+    )
+    db.session.add(proposal)
+    db.session.commit()
+    return proposal
 
 
 @pytest.fixture
@@ -156,6 +171,7 @@ def test_staff_routes_by_role(
     ready_clip: Clip,
     case_tip: Tip,
     agency_post: Post,
+    clip_proposal: RedactionProposal,
     role: Role,
     signed_in: Callable[[User], FlaskClient],
 ) -> None:
@@ -165,7 +181,7 @@ def test_staff_routes_by_role(
             continue
         permission = getattr(app.view_functions[endpoint], "required_permission", None)
         allowed = permission is None or permission in ROLE_PERMISSIONS[role]
-        response = client.get(fill(rule, case, ready_clip, case_tip, agency_post))
+        response = client.get(fill(rule, case, ready_clip, case_tip, agency_post, clip_proposal))
         expected = NEEDS_A_PRIOR_STEP.get(endpoint, 200) if allowed else 403
         assert response.status_code == expected, (role, rule, response.status_code)
         if not allowed:
@@ -184,6 +200,7 @@ def test_staff_routes_without_sign_in_redirect_to_login(
     ready_clip: Clip,
     case_tip: Tip,
     agency_post: Post,
+    clip_proposal: RedactionProposal,
 ) -> None:
     for endpoint, rule in staff_get_routes(app):
         if endpoint == "staff.login":
@@ -191,7 +208,7 @@ def test_staff_routes_without_sign_in_redirect_to_login(
         # The walk sends more requests without a session than a minute's budget allows
         # one client (the budget itself is tested in tests/portal/http/test_ratelimit.py).
         ratelimit.limiter.reset()
-        response = client.get(fill(rule, case, ready_clip, case_tip, agency_post))
+        response = client.get(fill(rule, case, ready_clip, case_tip, agency_post, clip_proposal))
         assert response.status_code == 302, rule
         assert "/staff/login" in response.headers["Location"]
 
