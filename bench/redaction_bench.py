@@ -10,6 +10,13 @@ Runs are interleaved and the figure is the ratio of medians of ``--runs`` (at le
 3). The source is made here: 1080p30 H.264/AAC with noise, 60 s (10 s with --quick).
 The renditions use x264 ``superfast``, as bench/media_pipeline_bench.py does. The CPU
 seconds ratio is printed too: on a machine shared with other work it moves less.
+
+``face_suggest_vs_duration``: the wall time of the face-suggestion job's work (the
+detector loaded, every sampled frame of the editing proxy decoded and searched, the
+detections linked into tracks) for a 1080p clip in which a face moves, divided by the
+clip's duration: at most 1.0 is as fast as the clip plays. The clip is 60 s (10 s with
+--quick), its proxy made first as ingest makes it (not timed); the figure is the median
+of ``--runs``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -31,9 +39,22 @@ sys.path.insert(0, str(REPO))
 from media_pipeline_bench import PROFILES, fresh, make_source, timed_with_cpu  # noqa: E402
 from targets import report  # noqa: E402
 
-from media_pipeline import EditPlan, Keyframe, Track, process  # noqa: E402
+from media_pipeline import (  # noqa: E402
+    DEFAULT_LIMITS,
+    EditPlan,
+    Keyframe,
+    Track,
+    make_proxy,
+    probe,
+    process,
+)
+from media_pipeline.faces import suggest_faces  # noqa: E402
+from tests.media_pipeline.test_faces import make_face_clip  # noqa: E402
 
-TARGETS = {"tracked_render_vs_still_render": ("<=", 1.15)}
+TARGETS = {
+    "tracked_render_vs_still_render": ("<=", 1.15),
+    "face_suggest_vs_duration": ("<=", 1.0),
+}
 TRACKS = 5
 WIDTH, HEIGHT = 1920, 1080
 
@@ -81,6 +102,31 @@ def measure(source: Path, root: Path, seconds: int, runs: int) -> dict[str, floa
     }
 
 
+def measure_faces(root: Path, seconds: int, runs: int) -> dict[str, float]:
+    clip = make_face_clip(root / "face.mp4", seconds=seconds, size=(WIDTH, HEIGHT))
+    info = probe(str(clip), DEFAULT_LIMITS)
+    proxy = root / "face-proxy.mp4"
+    make_proxy(str(clip), str(proxy), DEFAULT_LIMITS, info=info)
+    walls = []
+    results: list[Any] = []
+
+    def run() -> None:
+        results.append(
+            suggest_faces(str(proxy), source_size=(WIDTH, HEIGHT), duration_s=info.duration_s)
+        )
+
+    for _ in range(runs):
+        wall, _cpu = timed_with_cpu(run)
+        walls.append(wall)
+    found = len(results[-1].tracks)
+    wall = statistics.median(walls)
+    return {
+        "face_suggest_s": wall,
+        "face_suggest_tracks": float(found),
+        "face_suggest_vs_duration": wall / info.duration_s,
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 10 s source")
@@ -92,6 +138,7 @@ def main(argv: list[str]) -> int:
         source = root / "source.mp4"
         make_source(source, seconds)
         figures = measure(source, root, seconds, max(3, args.runs))
+        figures |= measure_faces(root, seconds, max(3, args.runs))
     except subprocess.CalledProcessError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 2
