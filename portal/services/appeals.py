@@ -85,6 +85,14 @@ REPLY_CHANNELS: dict[str, str] = {
 CHANNEL_LABELS: dict[str, str] = {**CHANNELS, **REPLY_CHANNELS}
 
 
+def tip_source(channel: str) -> str:
+    """Where one tip came from, for its row and page: the network of a public comment
+    (shown beside a "public comment" badge), the link's channel, or the site itself."""
+    if channel.startswith("reply:"):
+        return CHANNELS.get(channel.removeprefix("reply:"), channel)
+    return CHANNEL_LABELS.get(channel, "The site itself")
+
+
 def channel_of(value: str | None) -> str:
     value = (value or "").strip().lower()
     return value if value in CHANNELS else "web"

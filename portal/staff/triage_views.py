@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from portal.extensions import db
 from portal.models import Appeal, Role, Tip, User, UserRole
-from portal.services.appeals import CHANNEL_LABELS
+from portal.services.appeals import CHANNEL_LABELS, tip_source
 from portal.services.authz import Permission
 from portal.services.cases import visible_cases_query
 from portal.services.errors import DomainError
@@ -121,6 +121,11 @@ def _render_queue(query: TipQuery, *, error: str = "", status: int = 200) -> tup
     ), status
 
 
+@bp.app_template_filter("tip_source")
+def tip_source_filter(channel: str) -> str:
+    return tip_source(channel)
+
+
 @bp.route("/tips")
 @requires(Permission.TIP_TRIAGE)
 def tip_list() -> tuple[str, int]:
@@ -140,7 +145,8 @@ def _tip_row(tip: Tip) -> dict[str, Any]:
         "case": tip.case.number if tip.case else "general",
         "received": local_filter(tip.created_at),
         "created_at": tip.created_at.isoformat(),
-        "channel": tip.channel,
+        "channel": tip_source(tip.channel),
+        "comment": tip.origin == "comment",
         "status": tip.status,
         "priority": priority_name(tip),
         "version": tip.version,

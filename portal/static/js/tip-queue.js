@@ -54,7 +54,8 @@
     badge(number, "unread", "new");
     cell(row, tip["case"]);
     cell(row, tip.received);
-    cell(row, tip.channel);
+    var source = cell(row, tip.channel);
+    if (tip.comment) badge(source, "public comment", "comment");
     badge(cell(row), tip.status, tip.status);
     cell(row, tip.priority);
     cell(row, tip.excerpt, "tip-excerpt");
