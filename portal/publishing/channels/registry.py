@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import pkgutil
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from portal.publishing.channels.base import Channel
@@ -25,8 +25,10 @@ def register(cls: type[Channel]) -> type[Channel]:
     return cls
 
 
+@functools.cache
 def _load_all() -> None:
-    # Adapters are found, not listed: a module in this package is enough.
+    # Adapters are found, not listed: a module in this package is enough. Once per
+    # process: importing registers them, and the modules do not change while it runs.
     import portal.publishing.channels as package
 
     for module in pkgutil.iter_modules(package.__path__):
@@ -51,6 +53,3 @@ def adapter_for(row: ChannelRow) -> Channel:
     """The adapter of a stored channel, with its credentials decrypted."""
     credentials = json.loads(row.credentials or "{}")
     return adapter_class(row.network)(credentials, dict(row.settings or {}))
-
-
-AdapterFactory = Callable[["ChannelRow"], Channel]

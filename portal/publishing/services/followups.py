@@ -41,7 +41,8 @@ SOLVED_TEXT = "SOLVED — thank you. This case was solved; thank you to everyone
 SOLVING_KEY = "_solving"
 
 
-def _published(delivery: Delivery) -> Published:
+def published_of(delivery: Delivery) -> Published:
+    """Where a sent delivery is on its network, as its adapter takes it."""
     return Published(
         remote_id=delivery.remote_id, url=delivery.remote_url, extra=dict(delivery.remote_extra)
     )
@@ -105,7 +106,7 @@ def send_solved_update(delivery_id: int, ctx: JobContext) -> str:
             db.session.rollback()
             return "skipped"
         db.session.commit()
-    published = _published(delivery)
+    published = published_of(delivery)
     try:
         landed = call_keeping_credentials(
             adapter, channel.id, adapter.update, published, SOLVED_TEXT
@@ -168,7 +169,7 @@ def remove_delivery(delivery_id: int, reason: str = "") -> str:
         alert_coordinators(delivery.id, "remove", delivery.attempts)
         db.session.commit()
         return DeliveryStatus.NEEDS_ATTENTION.value
-    published = _published(delivery)
+    published = published_of(delivery)
     db.session.commit()
     try:
         call_keeping_credentials(adapter, delivery.channel_id, adapter.delete, published)

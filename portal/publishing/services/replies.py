@@ -70,6 +70,7 @@ from portal.publishing.models import (
     ReplyState,
 )
 from portal.publishing.services.deliveries import SYSTEM, call_keeping_credentials
+from portal.publishing.services.followups import channel_refused, published_of
 from portal.services.appeals import reply_channel
 from portal.services.audit import record_event
 from portal.services.authz import Permission, can
@@ -116,12 +117,6 @@ def _settings() -> Any:
 
 def listing_networks() -> list[str]:
     return [network for network in networks() if adapter_class(network).lists_replies]
-
-
-def _published(delivery: Delivery) -> Published:
-    return Published(
-        remote_id=delivery.remote_id, url=delivery.remote_url, extra=dict(delivery.remote_extra)
-    )
 
 
 def _live(now: datetime) -> Any:
@@ -298,7 +293,6 @@ def _stop(delivery_id: int, problem: str, *, wait_s: float | None = None) -> Non
 
 
 def _refused(delivery: Delivery, reason: str) -> None:
-    from portal.publishing.services.followups import channel_refused
 
     channel_id, delivery_id, runs = delivery.channel_id, delivery.id, delivery.replies_runs
     _stop(delivery_id, f"The network refused the channel's credentials: {reason}")
@@ -320,7 +314,7 @@ def fetch_replies(delivery_id: int, ctx: JobContext | None = None) -> int:
         return 0
     channel = delivery.channel
     name = channel.network.capitalize()
-    published = _published(delivery)
+    published = published_of(delivery)
     cursor = delivery.replies_cursor
     runs = delivery.replies_runs
     filed = 0
@@ -419,13 +413,17 @@ def recheck_replies(delivery: Delivery, adapter: Adapter, published: Published) 
 # -- what a detective does with a comment ----------------------------------------------
 
 
+#: Why a user who may not moderate the comment is refused (a PermissionDenied).
+NOT_YOURS = "You may not moderate this comment."
+
+
 def action_problem(user: User, tip: Tip, action: str) -> str | None:
     """Why ``user`` cannot ``action`` the comment of ``tip`` now (None: they can)."""
     row = tip.public_reply
     if row is None or action not in VERBS:
         return "This tip is not a public comment."
     if not (may_handle(user, tip) and can(user, Permission.COMMENT_MODERATE, tip.case)):
-        return "You may not moderate this comment."
+        return NOT_YOURS
     verb, flag = VERBS[action]
     network = row.channel.network
     if network not in networks() or not getattr(adapter_class(network), flag):
@@ -445,9 +443,9 @@ def request_action(user: User, tip: Tip, action: str) -> PublicReply:
     """Ask for the comment to be hidden, deleted or answered on the network (by a
     job, after the request commits)."""
     problem = action_problem(user, tip, action)
+    if problem == NOT_YOURS:
+        raise PermissionDenied(problem)
     if problem is not None:
-        if problem == "You may not moderate this comment.":
-            raise PermissionDenied(problem)
         raise ValidationFailed(problem, field="action")
     row = tip.public_reply
     assert row is not None
@@ -521,7 +519,7 @@ def run_action(reply_id: int, action: str, ctx: JobContext) -> str:
             return "failed"
         row.answered_at = utcnow()
         db.session.commit()
-    published = _published(row.delivery)
+    published = published_of(row.delivery)
     try:
         with closing(adapter_for(row.channel)) as adapter:
             if action == ReplyAction.HIDE.value:
@@ -547,7 +545,6 @@ def run_action(reply_id: int, action: str, ctx: JobContext) -> str:
         return "unknown"
     except CredentialError as exc:
         _finish(row, action, problem=f"The network refused the channel's credentials: {exc.reason}")
-        from portal.publishing.services.followups import channel_refused
 
         channel_refused(row.channel_id, row.delivery_id, exc.reason, f"reply-{row.id}")
         db.session.commit()
