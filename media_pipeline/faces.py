@@ -20,12 +20,13 @@ import hashlib
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from .errors import Cancelled, MediaPipelineError
+from .errors import Cancelled, MediaPipelineError, TimedOut
 from .plan import MAX_KEYFRAMES, MIN_BOX_PX, Keyframe, Track
 
 ProgressCallback = Callable[[float], None]
@@ -231,9 +232,17 @@ class _Frames:
         return int(self.cap.get(self._cv2.CAP_PROP_FRAME_COUNT) or 0)
 
 
-def _check_cancel(cancel: threading.Event | None) -> None:
+def time_limit_for(duration_s: float) -> float:
+    """How long a search or a follow may take: twice the clip's duration and a minute
+    (both run faster than the clip plays on a modest machine)."""
+    return 60.0 + 2.0 * duration_s
+
+
+def _check(cancel: threading.Event | None, deadline: float) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled")
+    if time.monotonic() > deadline:
+        raise TimedOut("it took longer than it may")
 
 
 # -- boxes --------------------------------------------------------------------------
@@ -450,13 +459,16 @@ def suggest_faces(
     duration_s: float,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    time_limit_s: float | None = None,
 ) -> Proposal:
     """Faces in the clip, as tracks in source pixels, for a person to review.
 
     ``source_size`` is the source's displayed width and height (what plan boxes are in);
     ``duration_s`` its duration. ``progress`` gets the fraction of the clip looked at.
-    A clip with no face gives a proposal with no tracks, not an error.
+    A clip with no face gives a proposal with no tracks, not an error. Raises
+    :class:`TimedOut` after ``time_limit_s`` (default :func:`time_limit_for`).
     """
+    deadline = time.monotonic() + (time_limit_s or time_limit_for(duration_s))
     detector = face_detector()
     net = _CenterFace()
     interval = 1.0 / detector.sample_fps
@@ -464,7 +476,7 @@ def suggest_faces(
     frame_size: tuple[int, int] | None = None
     count = 0
     for t, frame in _Frames(proxy_path, interval):
-        _check_cancel(cancel)
+        _check(cancel, deadline)
         frame_size = (frame.shape[1], frame.shape[0])
         found = [_Box(t, x, y, w, h, s) for x, y, w, h, s in net(frame, FACE_THRESHOLD)]
         samples.append((t, found))
@@ -527,21 +539,24 @@ def follow_box(
     end_s: float | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    time_limit_s: float | None = None,
 ) -> Proposal:
     """Follow what ``box`` (source pixels, at time ``box.t``) surrounds, forwards from
     that frame to ``end_s`` (the clip's end by default, at most :data:`MAX_FOLLOW_S`
-    later) or until the tracker loses it; propose the track."""
+    later) or until the tracker loses it; propose the track. Raises :class:`TimedOut`
+    after ``time_limit_s`` (default :func:`time_limit_for` the part followed)."""
     detector = box_tracker()
     cv2 = _cv2()
     interval = 1.0 / detector.sample_fps
     stop_at = min(duration_s, end_s if end_s is not None else duration_s, box.t + MAX_FOLLOW_S)
+    deadline = time.monotonic() + (time_limit_s or time_limit_for(stop_at - box.t))
     tracker = None
     scale = (1.0, 1.0)
     boxes: list[_Box] = []
     stopped = ""
     count = 0
     for t, frame in _Frames(proxy_path, interval, start_s=box.t):
-        _check_cancel(cancel)
+        _check(cancel, deadline)
         if t > stop_at + interval / 2:
             break
         count += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from media_pipeline.errors import Cancelled
+from media_pipeline.errors import Cancelled, TimedOut
 from media_pipeline.faces import (
     DetectorUnavailable,
     Proposal,
@@ -112,6 +112,8 @@ def propose_regions(ctx: JobContext, proposal_id: int) -> None:
         raise PermanentJobError(exc.reason) from None
     except Cancelled:
         raise PermanentJobError("it was cancelled") from None
+    except TimedOut:
+        raise PermanentJobError("it took longer than twice the clip's length") from None
     proposal.tracks = [track.to_dict() for track in result.tracks]
     proposal.scores = list(result.scores)
     proposal.detector = result.detector.to_dict()

@@ -282,3 +282,20 @@ def test_link_joins_boxes_of_one_person_and_splits_after_a_gap() -> None:
     tracks = link(samples, gap_s=1.0)
     paths = sorted([round(b.x) for b in track] for track in tracks)
     assert paths == [[10, 16, 22], [32], [290], [300, 294]]
+
+
+def test_faces_and_follow_stop_at_their_time_limit(face_clip: dict[str, Any]) -> None:
+    from media_pipeline.errors import TimedOut
+
+    with pytest.raises(TimedOut):
+        suggest_faces(
+            str(face_clip["proxy"]), source_size=(W, H), duration_s=SECONDS, time_limit_s=1e-6
+        )
+    with pytest.raises(TimedOut):
+        follow_box(
+            str(face_clip["proxy"]),
+            source_size=(W, H),
+            duration_s=SECONDS,
+            box=Keyframe(0.5, 100, 60, 50, 50),
+            time_limit_s=1e-6,
+        )

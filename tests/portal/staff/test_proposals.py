@@ -225,3 +225,20 @@ def test_a_detector_that_cannot_run_fails_the_proposal_with_a_reason(
     # The studio is still there for drawing by hand.
     page = client.get(f"/staff/clips/{ready_clip.public_id}").get_data(as_text=True)
     assert "data-studio" in page
+
+
+def test_a_search_that_takes_too_long_fails_with_a_reason(
+    ready_clip: Clip, users: dict[Role, User], signed_in: Login, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import media_pipeline.faces as faces
+
+    monkeypatch.setattr(faces, "time_limit_for", lambda duration_s: 1e-6)
+    client = signed_in(users[Role.OFFICER])
+    url = _post(client, ready_clip, {"kind": "faces"}).get_json()["proposal"]["url"]
+    assert run_jobs() == ["failed"]
+    proposal = client.get(url).get_json()["proposal"]
+    assert proposal["status"] == "failed"
+    assert proposal["message"] == (
+        "Finding faces failed: it took longer than twice the clip's length. "
+        "You can still draw regions by hand."
+    )
