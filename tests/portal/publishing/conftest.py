@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -431,3 +431,43 @@ def drain(app: Flask, workers: int = 2, timeout_s: float = 20.0) -> list[str]:
     assert time.monotonic() < deadline, "jobs were still pending when the time ran out"
     db.session.expire_all()
     return outcomes
+
+
+def sent_through(
+    app: Flask,
+    agency: Agency,
+    coordinator: User,
+    clock: Clock,
+    appeal: Appeal,
+    channel: Channel,
+    *,
+    at_slot: Callable[[datetime], None] | None = None,
+) -> tuple[Any, Any]:
+    """``appeal`` posted to ``channel`` at a slot an hour ahead, through the delivery
+    engine (``at_slot`` moves a fake's own clock there too): the post and its
+    delivery on the channel, sent."""
+    from portal.publishing.services.deliveries import publish_due
+    from portal.publishing.services.posts import create_post, schedule_post
+
+    db.session.add(channel)
+    db.session.commit()
+    slot = clock.now + timedelta(hours=1)
+    post = create_post(agency, coordinator, [appeal.public_id], slot, [channel.public_id])
+    schedule_post(post, coordinator)
+    db.session.commit()
+    clock.now = slot
+    if at_slot is not None:
+        at_slot(slot)
+    publish_due(clock.now)
+    drain(app)
+    delivery = next(d for d in post.deliveries if d.channel_id == channel.id)
+    db.session.refresh(delivery)
+    assert delivery.status == "sent", delivery.reason
+    return post, delivery
+
+
+def comment_tips() -> list[Any]:
+    """The tips filed from replies under posts, oldest first."""
+    from portal.models import Tip
+
+    return list(db.session.scalars(select(Tip).where(Tip.origin == "comment").order_by(Tip.id)))

@@ -15,11 +15,9 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Agency, Role, Tip, User
 from portal.publishing.models import Channel, Delivery, Post, PublicReply
-from portal.publishing.services.deliveries import publish_due
-from portal.publishing.services.posts import create_post, schedule_post
 from portal.publishing.services.replies import request_action, schedule_fetches
 from portal.services.errors import ValidationFailed
-from tests.portal.publishing.conftest import Clock, drain, stored_appeal
+from tests.portal.publishing.conftest import Clock, drain, sent_through, stored_appeal
 from tests.portal.publishing.fakes.bluesky import (
     APP_PASSWORD,
     DID,
@@ -55,18 +53,7 @@ def sent(
         settings={"pds_url": fake.url, "video_url": fake.url, "did": DID, "timeout_s": 1.5},
         credentials=json.dumps({"identifier": IDENTIFIER, "app_password": APP_PASSWORD}),
     )
-    db.session.add(channel)
-    db.session.commit()
-    slot = clock.now + timedelta(hours=1)
-    post = create_post(new_york, coordinator, [appeal.public_id], slot, [channel.public_id])
-    schedule_post(post, coordinator)
-    db.session.commit()
-    clock.now = slot
-    publish_due(clock.now)
-    drain(app)
-    delivery = next(d for d in post.deliveries if d.channel_id == channel.id)
-    db.session.refresh(delivery)
-    assert delivery.status == "sent", delivery.reason
+    post, delivery = sent_through(app, new_york, coordinator, clock, appeal, channel)
     assert delivery.remote_id.startswith(f"at://{DID}/{POST}/")
     return post, delivery
 

@@ -14,12 +14,10 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Agency, Role, Tip, User
+from portal.models import Agency, Role, User
 from portal.publishing.models import Channel, Delivery, Post, PublicReply
-from portal.publishing.services.deliveries import publish_due
-from portal.publishing.services.posts import create_post, schedule_post
 from portal.publishing.services.replies import request_action, schedule_fetches
-from tests.portal.publishing.conftest import Clock, drain, stored_appeal
+from tests.portal.publishing.conftest import Clock, comment_tips, drain, sent_through, stored_appeal
 from tests.portal.publishing.fakes.graph_fake import GraphFake, running_fake
 
 POLL = timedelta(seconds=300)  # TATTLETALE_REPLIES_POLL_SECONDS' default
@@ -49,18 +47,7 @@ def sent(
             {"page_access_token": graph.page_token, "user_access_token": graph.user_token}
         ),
     )
-    db.session.add(channel)
-    db.session.commit()
-    slot = clock.now + timedelta(hours=1)
-    post = create_post(new_york, coordinator, [appeal.public_id], slot, [channel.public_id])
-    schedule_post(post, coordinator)
-    db.session.commit()
-    clock.now = slot
-    publish_due(clock.now)
-    drain(app)
-    delivery = next(d for d in post.deliveries if d.channel_id == channel.id)
-    db.session.refresh(delivery)
-    assert delivery.status == "sent", delivery.reason
+    post, delivery = sent_through(app, new_york, coordinator, clock, appeal, channel)
     # The delivery stores the video's id: that is what the comments are under.
     assert delivery.remote_id in graph.videos
     return post, delivery
@@ -70,10 +57,6 @@ def _poll(app: Flask, clock: Clock, after: timedelta = POLL) -> None:
     clock.now += after
     schedule_fetches(clock.now)
     drain(app, timeout_s=120)
-
-
-def _comment_tips() -> list[Tip]:
-    return list(db.session.scalars(select(Tip).where(Tip.origin == "comment").order_by(Tip.id)))
 
 
 def _listings(graph: GraphFake) -> int:
@@ -98,7 +81,7 @@ def test_a_viral_videos_comments_are_filed_once_within_one_interval_and_moderate
 
     _poll(app, clock, timedelta(0))  # one polling interval: nothing else moves the clock
 
-    tips = _comment_tips()
+    tips = comment_tips()
     assert len(tips) == 2000
     assert db.session.scalar(select(func.count(func.distinct(PublicReply.remote_id)))) == 2000
     # 2,004 comments on pages of 100: 21 listings, 10 a fetch, in three fetches.
@@ -121,12 +104,12 @@ def test_a_viral_videos_comments_are_filed_once_within_one_interval_and_moderate
     graph.comment(video, "He drives a grey van")
     _poll(app, clock)
     assert _listings(graph) == calls + 1
-    assert len(_comment_tips()) == 2001
-    assert _comment_tips()[-1].body == "He drives a grey van"
+    assert len(comment_tips()) == 2001
+    assert comment_tips()[-1].body == "He drives a grey van"
 
     # A supervisor hides one, deletes another and answers a third, on Facebook.
     supervisor = users[Role.SUPERVISOR]
-    hide, delete, answer = _comment_tips()[7:10]
+    hide, delete, answer = comment_tips()[7:10]
     for tip, action in ((hide, "hide"), (delete, "delete"), (answer, "answer")):
         request_action(supervisor, tip, action)
         db.session.commit()
@@ -146,7 +129,7 @@ def test_a_viral_videos_comments_are_filed_once_within_one_interval_and_moderate
 
     # The Page's answer is not filed back as a tip.
     _poll(app, clock)
-    assert len(_comment_tips()) == 2001
+    assert len(comment_tips()) == 2001
 
 
 def test_comments_edited_or_deleted_on_facebook_are_marked_and_the_tip_keeps_its_text(
@@ -163,7 +146,7 @@ def test_comments_edited_or_deleted_on_facebook_are_marked_and_the_tip_keeps_its
     assert rows[ids[0]].state == "edited" and rows[ids[0]].edited_text == "sorry, wrong car"
     assert rows[ids[1]].state == "removed"
     assert rows[ids[2]].state == "live"
-    bodies = {tip.public_reply.remote_id: tip.body for tip in _comment_tips() if tip.public_reply}
+    bodies = {tip.public_reply.remote_id: tip.body for tip in comment_tips() if tip.public_reply}
     assert bodies[ids[0]] == "Plate starts with 0"
     assert "batch" in graph.ops()
 
@@ -176,8 +159,8 @@ def test_a_throttled_page_stops_the_fetch_until_the_usage_headers_time(
     graph.fail("fb_comments", "throttle_80001")
     _poll(app, clock, timedelta(0))
     db.session.refresh(delivery)
-    assert "rate limit" in delivery.replies_problem and _comment_tips() == []
+    assert "rate limit" in delivery.replies_problem and comment_tips() == []
     assert delivery.replies_next_at is not None
     assert delivery.replies_next_at >= clock.now + timedelta(minutes=3)
     _poll(app, clock, timedelta(minutes=5))
-    assert len(_comment_tips()) == 1
+    assert len(comment_tips()) == 1

@@ -15,12 +15,10 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Agency, Role, Tip, User
+from portal.models import Agency, Role, User
 from portal.publishing.models import Channel, Delivery, Post, PublicReply
-from portal.publishing.services.deliveries import publish_due
-from portal.publishing.services.posts import create_post, schedule_post
 from portal.publishing.services.replies import request_action, schedule_fetches
-from tests.portal.publishing.conftest import Clock, drain, stored_appeal
+from tests.portal.publishing.conftest import Clock, comment_tips, drain, sent_through, stored_appeal
 from tests.portal.publishing.fakes.graph_fake import GraphFake, running_fake
 
 POLL = timedelta(seconds=300)  # TATTLETALE_REPLIES_POLL_SECONDS' default
@@ -48,18 +46,7 @@ def sent(
         settings=graph.settings(ig_username=graph.ig_username),
         credentials=json.dumps({"user_access_token": graph.user_token}),
     )
-    db.session.add(channel)
-    db.session.commit()
-    slot = clock.now + timedelta(hours=1)
-    post = create_post(new_york, coordinator, [appeal.public_id], slot, [channel.public_id])
-    schedule_post(post, coordinator)
-    db.session.commit()
-    clock.now = slot
-    publish_due(clock.now)
-    drain(app)
-    delivery = next(d for d in post.deliveries if d.channel_id == channel.id)
-    db.session.refresh(delivery)
-    assert delivery.status == "sent", delivery.reason
+    post, delivery = sent_through(app, new_york, coordinator, clock, appeal, channel)
     # The delivery stores the media's id: that is what the comments are under.
     assert delivery.remote_id in graph.media
     return post, delivery
@@ -69,10 +56,6 @@ def _poll(app: Flask, clock: Clock, after: timedelta = POLL) -> None:
     clock.now += after
     schedule_fetches(clock.now)
     drain(app, timeout_s=120)
-
-
-def _comment_tips() -> list[Tip]:
-    return list(db.session.scalars(select(Tip).where(Tip.origin == "comment").order_by(Tip.id)))
 
 
 def _listings(graph: GraphFake) -> int:
@@ -100,7 +83,7 @@ def test_a_viral_reels_comments_are_filed_once_within_one_interval_and_moderated
 
     _poll(app, clock, timedelta(0))  # one polling interval: nothing else moves the clock
 
-    tips = _comment_tips()
+    tips = comment_tips()
     assert len(tips) == 2000
     assert db.session.scalar(select(func.count(func.distinct(PublicReply.remote_id)))) == 2000
     # 1,804 top-level comments on pages of 100: 19 listings, 10 a fetch, two fetches.
@@ -121,7 +104,7 @@ def test_a_viral_reels_comments_are_filed_once_within_one_interval_and_moderated
     graph.comment(media, "The scooter is blue")
     _poll(app, clock)
     assert _listings(graph) == calls + 1
-    assert len(_comment_tips()) == 2001
+    assert len(comment_tips()) == 2001
 
     # A supervisor hides one, deletes another and answers a third, on Instagram.
     supervisor = users[Role.SUPERVISOR]
@@ -145,7 +128,7 @@ def test_a_viral_reels_comments_are_filed_once_within_one_interval_and_moderated
 
     # The account's answer is not filed back as a tip.
     _poll(app, clock)
-    assert len(_comment_tips()) == 2001
+    assert len(comment_tips()) == 2001
 
 
 def test_comments_edited_or_deleted_on_instagram_are_marked_and_the_tip_keeps_its_text(
@@ -161,7 +144,7 @@ def test_comments_edited_or_deleted_on_instagram_are_marked_and_the_tip_keeps_it
     assert rows[ids[0]].state == "edited" and rows[ids[0]].edited_text == "sorry, wrong scooter"
     assert rows[ids[1]].state == "removed"
     assert rows[ids[2]].state == "live"
-    bodies = {tip.public_reply.remote_id: tip.body for tip in _comment_tips() if tip.public_reply}
+    bodies = {tip.public_reply.remote_id: tip.body for tip in comment_tips() if tip.public_reply}
     assert bodies[ids[0]] == "Plate starts with 0"
 
 
@@ -175,7 +158,7 @@ def test_answering_a_hidden_comment_is_refused_with_the_reason(
     _post, delivery = sent
     comment = graph.comment(delivery.remote_id, "It was my cousin")
     _poll(app, clock, timedelta(0))
-    [tip] = _comment_tips()
+    [tip] = comment_tips()
     comment.hidden = True  # hidden in the app meanwhile
     request_action(users[Role.SUPERVISOR], tip, "answer")
     db.session.commit()

@@ -13,13 +13,11 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Agency, Role, Tip, User
+from portal.models import Agency, Role, User
 from portal.publishing.models import Channel, Delivery, Post, PublicReply
-from portal.publishing.services.deliveries import publish_due
-from portal.publishing.services.posts import create_post, schedule_post
 from portal.publishing.services.replies import request_action, schedule_fetches
 from portal.services.errors import ValidationFailed
-from tests.portal.publishing.conftest import Clock, drain, stored_appeal
+from tests.portal.publishing.conftest import Clock, comment_tips, drain, sent_through, stored_appeal
 from tests.portal.publishing.fakes.mastodon import OWN, TOKEN, FakeMastodon
 
 POLL = timedelta(seconds=300)  # TATTLETALE_REPLIES_POLL_SECONDS' default
@@ -50,23 +48,9 @@ def sent(
         settings={"base_url": fake.url, "timeout_s": 5},
         credentials=json.dumps({"access_token": TOKEN}),
     )
-    db.session.add(channel)
-    db.session.commit()
-    slot = clock.now + timedelta(hours=1)
-    post = create_post(new_york, coordinator, [appeal.public_id], slot, [channel.public_id])
-    schedule_post(post, coordinator)
-    db.session.commit()
-    clock.now = slot
-    publish_due(clock.now)
-    drain(app)
-    delivery = next(d for d in post.deliveries if d.channel_id == channel.id)
-    db.session.refresh(delivery)
-    assert delivery.status == "sent" and delivery.remote_id in fake.statuses
+    post, delivery = sent_through(app, new_york, coordinator, clock, appeal, channel)
+    assert delivery.remote_id in fake.statuses
     return post, delivery
-
-
-def _comment_tips() -> list[Tip]:
-    return list(db.session.scalars(select(Tip).where(Tip.origin == "comment").order_by(Tip.id)))
 
 
 def test_a_viral_mastodon_posts_replies_are_each_filed_once_within_one_interval_and_answered(
@@ -91,7 +75,7 @@ def test_a_viral_mastodon_posts_replies_are_each_filed_once_within_one_interval_
     # One scheduler tick, no time passing: everything is filed before the next one.
     schedule_fetches(clock.now)
     drain(app, timeout_s=120)
-    tips = _comment_tips()
+    tips = comment_tips()
     assert len(tips) == VIRAL
     assert db.session.scalar(select(func.count(func.distinct(PublicReply.remote_id)))) == VIRAL
     # Pages of 100 cut from the context, ten a fetch: two fetches, one context call each.
@@ -115,7 +99,7 @@ def test_a_viral_mastodon_posts_replies_are_each_filed_once_within_one_interval_
     clock.now += POLL
     schedule_fetches(clock.now)
     drain(app, timeout_s=60)
-    tips = _comment_tips()
+    tips = comment_tips()
     assert len(tips) == VIRAL + 1 and len(fake.calls("context")) == 3
     assert tips[-1].public_reply is not None and tips[-1].public_reply.remote_id == late
 
@@ -145,7 +129,7 @@ def test_a_viral_mastodon_posts_replies_are_each_filed_once_within_one_interval_
     clock.now += POLL
     schedule_fetches(clock.now)
     drain(app, timeout_s=60)
-    assert len(_comment_tips()) == VIRAL + 1
+    assert len(comment_tips()) == VIRAL + 1
 
 
 def test_a_mastodon_reply_edited_or_deleted_after_filing_is_marked_and_the_tip_keeps_it(
@@ -164,7 +148,7 @@ def test_a_mastodon_reply_edited_or_deleted_after_filing_is_marked_and_the_tip_k
     assert rows[ids[0]].state == "edited" and rows[ids[0]].edited_text == "@tattletale never mind"
     assert rows[ids[1]].state == "removed"
     assert rows[ids[2]].state == "live"
-    bodies = {t.public_reply.remote_id: t.body for t in _comment_tips() if t.public_reply}
+    bodies = {t.public_reply.remote_id: t.body for t in comment_tips() if t.public_reply}
     assert bodies[ids[0]] == "@tattletale Reply 0"
 
 
@@ -178,5 +162,5 @@ def test_a_mastodon_rate_limit_while_fetching_waits_for_the_reset_and_says_so(
     drain(app)
     db.session.refresh(delivery)
     assert "Mastodon rate limit reached" in delivery.replies_problem
-    assert _comment_tips() == []
+    assert comment_tips() == []
     assert delivery.replies_next_at is not None

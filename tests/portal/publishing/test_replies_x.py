@@ -14,14 +14,12 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Agency, Role, Tip, User
+from portal.models import Agency, Role, User
 from portal.publishing.channels.x import X
 from portal.publishing.models import Channel, Delivery, Post, PublicReply
-from portal.publishing.services.deliveries import publish_due
-from portal.publishing.services.posts import create_post, schedule_post
 from portal.publishing.services.replies import request_action, schedule_fetches
 from portal.services.errors import ValidationFailed
-from tests.portal.publishing.conftest import Clock, drain, stored_appeal
+from tests.portal.publishing.conftest import Clock, comment_tips, drain, sent_through, stored_appeal
 from tests.portal.publishing.fakes import Clock as NetworkClock
 from tests.portal.publishing.fakes.x import TOKEN, FakeX
 
@@ -57,19 +55,15 @@ def sent(
         settings={"api_url": x_fake.url, "timeout_s": 1.5},
         credentials=json.dumps({"access_token": TOKEN}),
     )
-    db.session.add(channel)
-    db.session.commit()
-    slot = clock.now + timedelta(hours=1)
-    post = create_post(new_york, coordinator, [appeal.public_id], slot, [channel.public_id])
-    schedule_post(post, coordinator)
-    db.session.commit()
-    clock.now = slot
-    x_fake.clock.t = slot.timestamp()
-    publish_due(clock.now)
-    drain(app)
-    delivery = next(d for d in post.deliveries if d.channel_id == channel.id)
-    db.session.refresh(delivery)
-    assert delivery.status == "sent"
+    post, delivery = sent_through(
+        app,
+        new_york,
+        coordinator,
+        clock,
+        appeal,
+        channel,
+        at_slot=lambda slot: setattr(x_fake.clock, "t", slot.timestamp()),
+    )
     assert delivery.remote_id in x_fake.posts
     return post, delivery
 
@@ -79,10 +73,6 @@ def _poll(app: Flask, clock: Clock, x_fake: FakeX, after: timedelta = POLL) -> N
     x_fake.clock.t += after.total_seconds()
     schedule_fetches(clock.now)
     drain(app, timeout_s=120)
-
-
-def _comment_tips() -> list[Tip]:
-    return list(db.session.scalars(select(Tip).where(Tip.origin == "comment").order_by(Tip.id)))
 
 
 def test_a_viral_x_posts_replies_are_filed_once_within_one_interval_and_hidden_on_request(
@@ -96,7 +86,7 @@ def test_a_viral_x_posts_replies_are_filed_once_within_one_interval_and_hidden_o
 
     _poll(app, clock, x_fake, timedelta(0))  # the schedule's tick, nothing waited for
 
-    tips = _comment_tips()
+    tips = comment_tips()
     assert len(tips) == VIRAL
     assert db.session.scalar(select(func.count(func.distinct(PublicReply.remote_id)))) == VIRAL
     assert {t.public_reply.remote_id for t in tips if t.public_reply} == set(ids)
@@ -119,7 +109,7 @@ def test_a_viral_x_posts_replies_are_filed_once_within_one_interval_and_hidden_o
 
     # The next interval: one search since the newest, nothing filed again.
     _poll(app, clock, x_fake)
-    assert len(_comment_tips()) == VIRAL
+    assert len(comment_tips()) == VIRAL
     assert len(x_fake.calls("search")) == len(searches) + 1
     assert x_fake.calls("search")[-1].args["since_id"] == [ids[-1]]
 
@@ -144,7 +134,7 @@ def test_an_x_answer_links_the_tip_form_and_new_or_edited_replies_come_in_later(
     post, delivery = sent
     first = x_fake.add_reply(delivery.remote_id, "It was my neighbour's bike", "witness")
     _poll(app, clock, x_fake, timedelta(0))
-    [tip] = _comment_tips()
+    [tip] = comment_tips()
 
     request_action(users[Role.SUPERVISOR], tip, "answer")
     db.session.commit()
@@ -161,7 +151,7 @@ def test_an_x_answer_links_the_tip_form_and_new_or_edited_replies_come_in_later(
     x_fake.edit_reply(first, "It was the bike of the man at number 12")
     x_fake.add_reply(delivery.remote_id, "I have a photo of it", "other")
     _poll(app, clock, x_fake)
-    tips = _comment_tips()
+    tips = comment_tips()
     assert [t.body for t in tips] == ["It was my neighbour's bike", "I have a photo of it"]
     row = db.session.scalar(select(PublicReply).where(PublicReply.remote_id == first))
     assert row is not None and row.state == "edited"
@@ -176,7 +166,7 @@ def test_an_x_rate_limit_stops_the_fetch_until_the_reset(
     x_fake.search_limit = 0
     _poll(app, clock, x_fake, timedelta(0))
     db.session.refresh(delivery)
-    assert _comment_tips() == []
+    assert comment_tips() == []
     assert "rate limit" in delivery.replies_problem
     assert delivery.replies_next_at is not None
     assert delivery.replies_next_at.replace(tzinfo=None) == (
