@@ -158,6 +158,7 @@
     var chunk = Number(box.dataset.chunkBytes) || 8 * 1024 * 1024;
     var list = document.createElement("ul");
     list.className = "upload-refusals";
+    list.setAttribute("aria-live", "polite"); // why a file was refused is read out
     box.appendChild(list);
     form.addEventListener("submit", function (event) {
       if (!input.files || input.files.length === 0 || !draft || !draft.value) {
