@@ -318,10 +318,11 @@ TOO_MANY = _l("You can attach at most %(count)s files at once; the others were n
 
 # Why a file was refused is stored in English (the media pipeline knows no Flask, and
 # staff read the same row); the tipster's page translates it when it shows it
-# (portal/i18n.py: refusal_text). Listed here so the catalogs carry the reasons a
-# tipster meets most: the file's type told from its first bytes. A reason not listed
-# is shown as it is stored. tests/portal/public/test_i18n.py checks each is one the
-# pipeline gives.
+# (portal/services/refusals.py, which also gives each of the pipeline's reasons a
+# stable code and reads the values out of the parameterised ones: a codec, a
+# duration). Listed here, by their exact text, the reasons a tipster meets most: the
+# file's type told from its first bytes, and the portal's own.
+# tests/portal/public/test_i18n.py checks each is one the pipeline gives.
 REFUSAL_REASONS = (
     _l("the file is empty"),
     _l("this is a GIF image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
