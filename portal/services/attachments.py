@@ -715,8 +715,13 @@ def append_to_file(row: TipAttachment, *, offset: int, stream: Any) -> int:
                     at=at,
                 )
             )
+        row_id, size = row.id, row.size
+        # No transaction (nor pooled connection) is held while the body arrives: the
+        # lock keeps other writers out, and what happened to the row meanwhile is read
+        # afresh below.
+        db.session.commit()
         file.seek(at)
-        written, too_long, error = _copy(stream, file, row.size - at)
+        written, too_long, error = _copy(stream, file, size - at)
         if too_long:
             file.truncate(at)
             raise UploadTooLarge(_("More bytes were sent than the file's declared length."))
@@ -727,7 +732,13 @@ def append_to_file(row: TipAttachment, *, offset: int, stream: Any) -> int:
             if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise InsufficientStorage(str(NO_ROOM))
             raise InsufficientStorage(_("The server could not save this file. Try again later."))
-        if not row.format and (new_offset >= _SNIFF_BYTES or new_offset == row.size):
+        still_here = select(TipAttachment.id).where(
+            TipAttachment.id == row_id, TipAttachment.status == AttachmentStatus.RECEIVING.value
+        )
+        if db.session.scalar(still_here) is None:
+            # Removed meanwhile to make room for newer files (oldest unsent first).
+            raise UploadGone(_("This file is not on the server (any more). Choose it again."))
+        if not row.format and (new_offset >= _SNIFF_BYTES or new_offset == size):
             file.seek(0)
             try:
                 row.format = sniff_format(file.read(_SNIFF_BYTES))
@@ -740,7 +751,7 @@ def append_to_file(row: TipAttachment, *, offset: int, stream: Any) -> int:
                 db.session.commit()
                 raise FileRefused(exc.reason) from None
             row.kind = KIND_OF_FORMAT[row.format]
-        if new_offset == row.size:
+        if new_offset == size:
             row.sha256 = _hash_path(path)
             row.status = AttachmentStatus.DRAFT.value
         db.session.flush()
