@@ -14,6 +14,8 @@
 
   var TUS = "1.0.0";
   var RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
+  // About two minutes of retries before the page gives the button back.
+  var MAX_ATTEMPTS = 12;
 
   function percent(loaded, total) {
     return total ? Math.min(100, Math.floor((100 * loaded) / total)) : 0;
@@ -60,8 +62,9 @@
      server error is retried after a pause, from the offset HEAD reports. Calls
      done(null) when the server has every byte, done(reason) when it refused the file. */
   function sendFile(file, options, done) {
-    var location = null;
+    var location = options.location || null;
     var attempt = 0;
+    var restarted = false;
 
     function headers(xhr) {
       xhr.setRequestHeader("Tus-Resumable", TUS);
@@ -73,6 +76,11 @@
       // server has not noticed yet), 423/429/5xx: later. Other 4xx: the file is refused.
       var status = xhr.status;
       if (status === 0 || status === 409 || status === 423 || status === 429 || status >= 500) {
+        if (attempt >= MAX_ATTEMPTS) {
+          // The tipster may send the form again later: it resumes this same upload.
+          options.gaveUp();
+          return;
+        }
         options.lost();
         var delay = RETRY_DELAYS_MS[Math.min(attempt, RETRY_DELAYS_MS.length - 1)];
         attempt += 1;
@@ -90,6 +98,7 @@
       xhr.onload = function () {
         if (xhr.status === 201 && xhr.getResponseHeader("Location")) {
           location = withLanguage(xhr.getResponseHeader("Location"));
+          options.created(location);
           patch(0);
         } else {
           refusedOrRetry(xhr, create);
@@ -110,10 +119,31 @@
         if (xhr.status === 200 && offset >= 0) {
           patch(offset);
         } else if (xhr.status === 422) {
-          done(options.refusedUnknown);
+          reasonOfRefusal();
+        } else if ((xhr.status === 404 || xhr.status === 410) && options.location && !restarted) {
+          // An upload of an earlier try that the server no longer has: start it again.
+          restarted = true;
+          location = null;
+          create();
         } else {
           refusedOrRetry(xhr, resume);
         }
+      };
+      xhr.onerror = function () {
+        refusedOrRetry(xhr, resume);
+      };
+      xhr.send(null);
+    }
+
+    // Refused while its answer was lost: a PATCH of nothing is answered with the reason.
+    function reasonOfRefusal() {
+      var xhr = new XMLHttpRequest();
+      xhr.open("PATCH", location);
+      headers(xhr);
+      xhr.setRequestHeader("Upload-Offset", "0");
+      xhr.setRequestHeader("Content-Type", "application/offset+octet-stream");
+      xhr.onload = function () {
+        done(problemText(xhr) || String(xhr.status));
       };
       xhr.onerror = function () {
         refusedOrRetry(xhr, resume);
@@ -150,12 +180,18 @@
       xhr.send(file.slice(offset, Math.min(file.size, offset + options.chunk)));
     }
 
-    create();
+    if (location) {
+      resume(); // started by an earlier try of this form: go on from the server's offset
+    } else {
+      create();
+    }
   }
 
   function bindResumable(form, input, box, bar, status, button, text) {
     var draft = form.querySelector("input[name=draft]");
     var chunk = Number(box.dataset.chunkBytes) || 8 * 1024 * 1024;
+    // Uploads this page started, by file: a form sent again goes on with them.
+    var started = {};
     var list = document.createElement("ul");
     list.className = "upload-refusals";
     list.setAttribute("aria-live", "polite"); // why a file was refused is read out
@@ -186,13 +222,23 @@
           return;
         }
         var file = files[index];
+        var key = [file.name, file.size, file.lastModified].join("|");
         sendFile(
           file,
           {
+            location: started[key],
+            created: function (location) {
+              started[key] = location;
+            },
+            gaveUp: function () {
+              status.textContent = text.lost;
+              if (button) {
+                button.disabled = false;
+              }
+            },
             url: box.dataset.filesUrl,
             draft: draft.value,
             chunk: chunk,
-            refusedUnknown: text.lost,
             progress: function (sent) {
               var value = percent(before + sent, total);
               bar.value = value;
