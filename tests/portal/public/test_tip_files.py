@@ -421,3 +421,20 @@ def test_a_flood_of_unfinished_files_makes_room_oldest_first(
         assert client.head(mine.headers["Location"], headers=headers_for(page)).status_code == 200
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("storage_location", ["s3"], indirect=True)
+def test_with_a_store_that_holds_no_files_the_page_sends_files_with_the_form(
+    app: Flask, client: FlaskClient, agency: Agency, storage_location: tuple[str, str | None]
+) -> None:
+    # The part files are then this machine's only: a resumed chunk may reach another.
+    page = client.get(FORM).get_data(as_text=True)
+    assert "data-files-url" not in page
+    assert 'enctype="multipart/form-data"' in page  # the one-request path, as before
+    draft = re.search(r'name="draft" type="hidden" value="([^"]+)"', page)
+    assert draft
+    answer = client.post(
+        "/agencies/springfield/tip/files",
+        headers={**TUS, "Tip-Draft": draft.group(1), "Upload-Length": "1000"},
+    )
+    assert answer.status_code == 404
