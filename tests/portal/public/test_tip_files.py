@@ -10,6 +10,7 @@ offset; an offset that is not the server's is 409."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import json
@@ -438,3 +439,32 @@ def test_with_a_store_that_holds_no_files_the_page_sends_files_with_the_form(
         headers={**TUS, "Tip-Draft": draft.group(1), "Upload-Length": "1000"},
     )
     assert answer.status_code == 404
+
+
+def test_one_request_writes_a_file_at_a_time(
+    app: Flask, client: FlaskClient, agency: Agency, server: Server
+) -> None:
+    page = tip_page(client)
+    location = start(server, page, 1000)
+    row = db.session.scalar(sa.select(TipAttachment))
+    assert row is not None
+    # Another request receiving this file holds its lock (as a cut connection's
+    # request does until the server notices): this one is told to try again.
+    with staging_path(row.public_id).open("rb") as busy:
+        fcntl.flock(busy.fileno(), fcntl.LOCK_EX)
+        status, _, _ = patch(server, page, location, 0, MP4_HEAD)
+        assert status == 409
+    status, headers, _ = patch(server, page, location, 0, MP4_HEAD)
+    assert (status, headers["Upload-Offset"]) == (204, str(len(MP4_HEAD)))
+
+
+def test_a_file_refused_before_a_byte_is_explained_in_spanish(
+    app: Flask, client: FlaskClient, agency: Agency, server: Server
+) -> None:
+    page = tip_page(client, FORM + "?lang=es")
+    largest = app.config["TATTLETALE"].tip_attachment_max_bytes
+    status, _, body = server.request(
+        "POST", page["files_url"], headers_for(page, **{"Upload-Length": str(largest + 1)})
+    )
+    assert status == 413
+    assert "el máximo admitido es" in json.loads(body)["title"]
