@@ -107,6 +107,9 @@ class Settings:
     # without JavaScript), per client, on top of the limits above: a flood script that
     # skips the puzzle gets this few.
     rate_limit_unproven: str = "3 per minute;12 per hour"
+    # Files started by the tip form's resumable uploader, per client: a tip takes at
+    # most tip_attachments_max of them, and a tipster may choose again a few times.
+    rate_limit_tip_uploads: str = "30 per minute;120 per hour"
     rate_limit_key_prefix: str = "tattletale"
     # Proof of work on tips and tipster replies: leading zero bits of SHA-256 a
     # solution must have (each bit doubles the work; 16 is about a second in a
@@ -476,6 +479,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         rate_limit_unproven=_rate_limit(
             env_map, "TATTLETALE_RATELIMIT_UNPROVEN", Settings.rate_limit_unproven
+        ),
+        rate_limit_tip_uploads=_rate_limit(
+            env_map, "TATTLETALE_RATELIMIT_TIP_UPLOADS", Settings.rate_limit_tip_uploads
         ),
         rate_limit_key_prefix=env_map.get("TATTLETALE_RATELIMIT_KEY_PREFIX") or "tattletale",
         proof_of_work_bits=proof_of_work_bits,

@@ -111,12 +111,10 @@ def language_links() -> list[LanguageLink]:
 
 
 def refusal_text(reason: str) -> str:
-    """Why a file was refused, in the page's language when the catalog has the
-    reason (the portal's own); the media pipeline's reasons are stored in English,
-    and are shown as they are when no translation names them."""
-    from flask_babel import gettext
+    """Why a file was refused, in the page's language (portal/services/refusals.py)."""
+    from portal.services.refusals import refusal_text as translate
 
-    return gettext(reason) if reason else ""
+    return translate(reason)
 
 
 def _carry_language(endpoint: str, values: dict[str, Any]) -> None:

@@ -71,6 +71,7 @@ def init_app(app: Flask) -> None:
         "tips": parse_many(settings.rate_limit_tips),
         "receipts": parse_many(settings.rate_limit_receipts),
         "unproven": parse_many(settings.rate_limit_unproven),
+        "tip_uploads": parse_many(settings.rate_limit_tip_uploads),
     }
     limiter.init_app(app)
 
@@ -148,7 +149,8 @@ def count_token_request(token_id: str) -> int | None:
 
 def count_public(kind: str) -> int | None:
     """Count one public form submission (``tips``, ``receipts``, or ``unproven``: a
-    tip or reply sent without a proof of work) of this client;
+    tip or reply sent without a proof of work), or a file started by the tip form's
+    uploader (``tip_uploads``), of this client;
     seconds to wait when over its limit. The form view answers with its own page, so
     what the visitor typed is shown again rather than lost."""
     return _hit(_limits(kind), _identifiers(f"public-{kind}", client_key()))

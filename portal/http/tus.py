@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from email.utils import format_datetime
 from typing import BinaryIO
 
 from flask import Response, current_app, request, url_for
+from flask_babel import gettext as _
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from portal.http import ratelimit
 from portal.http.edge import problem
-from portal.models import Upload, User
+from portal.models import Agency, Upload, User
+from portal.services.attachments import (
+    append_to_file,
+    cancel_file,
+    file_offset,
+    get_file,
+    start_file,
+)
 from portal.services.authz import Permission, can
 from portal.services.cases import get_case_for
 from portal.services.errors import DomainError, PermissionDenied
@@ -255,4 +265,122 @@ def delete(user: User, upload_id: str) -> Response:
         terminate_upload(get_upload_for(user, upload_id), user)
     except DomainError as error:
         return _error(error)
+    return _tus_headers(Response(status=204))
+
+
+# -- a tip's files (public, anonymous) ---------------------------------------------------
+#
+# The same protocol for the tip form's files (portal/services/attachments.py:
+# "resumable files"). No account: a file belongs to the form whose draft secret the
+# page sends in ``Tip-Draft`` with every request, as the form itself does when it is
+# sent; another secret, or none, finds no file. Nothing about the client is read or
+# kept: no address, no user agent, and no file name or type (Upload-Metadata is
+# ignored). Starting a file is counted against the client's limit of tip uploads
+# (keyed on the daily keyed hash of its address, portal/http/ratelimit.py); the bytes
+# count against the pending-files quota from the first request; the tip that takes the
+# files is sent with the form and its proof of work.
+
+TIP_DRAFT_HEADER = "Tip-Draft"
+TIP_EXTENSIONS = "creation,termination"
+
+
+def _tip_draft() -> str:
+    return request.headers.get(TIP_DRAFT_HEADER, "")
+
+
+def _tip_error(error: DomainError) -> Response:
+    response = _error(error)
+    if (code := getattr(error, "code", None)) is not None:
+        data = response.get_json()
+        data["code"] = code
+        response.set_data(json.dumps(data))
+    return response
+
+
+def tip_options() -> Response:
+    response = Response(status=204)
+    response.headers["Tus-Version"] = TUS_VERSION
+    response.headers["Tus-Extension"] = TIP_EXTENSIONS
+    response.headers["Tus-Max-Size"] = str(
+        current_app.config["TATTLETALE"].tip_attachment_max_bytes
+    )
+    return _tus_headers(response)
+
+
+def tip_create(agency: Agency, file_endpoint: str) -> Response:
+    if (refused := _check_version()) is not None:
+        return refused
+    if (wait := ratelimit.count_public("tip_uploads")) is not None:
+        response = _tus_headers(
+            problem(
+                429, _("Too many files from here. Please wait %(seconds)s seconds.", seconds=wait)
+            )
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    try:
+        if request.headers.get("Upload-Defer-Length") is not None:
+            raise MalformedHeader(
+                "Deferred length is not supported: send Upload-Length.",
+                field="Upload-Defer-Length",
+            )
+        length = parse_byte_count("Upload-Length", request.headers.get("Upload-Length"))
+        row = start_file(agency, _tip_draft(), length)
+    except DomainError as error:
+        return _tip_error(error)
+    response = Response(status=201)
+    response.headers["Location"] = url_for(file_endpoint, file_id=row.public_id)
+    return _tus_headers(response)
+
+
+def tip_head(file_id: str) -> Response:
+    try:
+        row = get_file(_tip_draft(), file_id)
+        offset = file_offset(row)
+    except DomainError as error:
+        response = _tip_error(error)
+        response.set_data(b"")  # HEAD answers carry no body
+        return response
+    response = Response(status=200)
+    response.headers["Upload-Offset"] = str(offset)
+    response.headers["Upload-Length"] = str(row.size)
+    return _tus_headers(response)
+
+
+def tip_patch(file_id: str) -> Response:
+    if (refused := _check_version()) is not None:
+        return refused
+    if request.mimetype != "application/offset+octet-stream":
+        return _tus_headers(
+            problem(415, "PATCH needs Content-Type: application/offset+octet-stream.")
+        )
+    try:
+        offset = parse_byte_count("Upload-Offset", request.headers.get("Upload-Offset"))
+        if (content_length := request.headers.get("Content-Length")) is not None:
+            parse_byte_count("Content-Length", content_length)
+        row = get_file(_tip_draft(), file_id)
+        request.max_content_length = row.size
+        new_offset = append_to_file(
+            row,
+            offset=offset,
+            stream=_DisconnectAsOSError(request.stream),  # type: ignore[arg-type]
+        )
+    except DomainError as error:
+        return _tip_error(error)
+    except RequestEntityTooLarge:
+        return _tus_headers(
+            problem(413, _("More bytes were sent than the file's declared length."))
+        )
+    response = Response(status=204)
+    response.headers["Upload-Offset"] = str(new_offset)
+    return _tus_headers(response)
+
+
+def tip_delete(file_id: str) -> Response:
+    if (refused := _check_version()) is not None:
+        return refused
+    try:
+        cancel_file(get_file(_tip_draft(), file_id))
+    except DomainError as error:
+        return _tip_error(error)
     return _tus_headers(Response(status=204))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 class AttachmentStatus(enum.StrEnum):
+    RECEIVING = "receiving"  # bytes arriving by a resumable upload (tus); not yet a draft
     DRAFT = "draft"  # bytes staged, no tip yet
     QUEUED = "queued"  # part of a tip, waiting for its job
     READY = "ready"  # derivative stored
@@ -30,8 +31,13 @@ class AttachmentStatus(enum.StrEnum):
     FAILED = "failed"  # the job gave up: staff may retry
 
 
-#: States whose bytes wait on the staging disk (counted against the pending quota).
-PENDING_STATUSES = (AttachmentStatus.DRAFT.value, AttachmentStatus.QUEUED.value)
+#: States whose bytes wait on the staging disk (counted against the pending quota; a
+#: file still arriving counts with the length it declared).
+PENDING_STATUSES = (
+    AttachmentStatus.RECEIVING.value,
+    AttachmentStatus.DRAFT.value,
+    AttachmentStatus.QUEUED.value,
+)
 
 
 class TipAttachment(PublicIdMixin, Base):

@@ -18,8 +18,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from portal.extensions import csrf, db
-from portal.http import ratelimit
-from portal.http.bodies import accepts_files
+from portal.http import ratelimit, tus
+from portal.http.bodies import accepts_files, streams_body
 from portal.http.media import published_media_url, serve_published_rendition
 from portal.http.proof import check_proof
 from portal.models import Agency, Appeal, Rendition, Tip
@@ -204,6 +204,13 @@ def _tip_form_page(
     form: TipForm, *, agency: Agency, appeal: Appeal | None, status: int = 200
 ) -> BaseResponse:
     _with_challenge(form, "tip")
+    files_url = None
+    if attachments.resumable_files_offered():
+        files_url = (
+            url_for("public.appeal_tip_files", appeal_id=appeal.public_id)
+            if appeal is not None
+            else url_for("public.agency_tip_files", slug=agency.slug)
+        )
     return _private(
         render_template(
             "public/tip_form.html",
@@ -211,6 +218,8 @@ def _tip_form_page(
             agency=agency,
             appeal=appeal,
             drafts=attachments.list_drafts(form.draft.data or ""),
+            files_url=files_url,
+            chunk_bytes=attachments.RESUMABLE_CHUNK_BYTES,
         ),
         status,
     )
@@ -360,6 +369,48 @@ def agency_tip(slug: str) -> BaseResponse:
     except RequestEntityTooLarge:
         return _too_large(agency, None)
     return _take_tip(form, agency=agency, appeal=None)
+
+
+# -- a tip form's files, one by one and resumable (tus; with JavaScript) -----------------
+#
+# Exempt from the CSRF check like the forms: each request carries the form's draft
+# secret in a header (portal/http/tus.py), which another site can neither read nor
+# send without a CORS preflight this site never grants.
+
+
+@bp.route("/appeals/<appeal_id>/tip/files", methods=["OPTIONS", "POST"])
+@csrf.exempt
+def appeal_tip_files(appeal_id: str) -> BaseResponse:
+    if request.method == "OPTIONS":
+        return tus.tip_options()
+    try:
+        appeal = get_public_appeal(appeal_id)
+    except NotFound:
+        abort(404)
+    return tus.tip_create(appeal.agency, "public.tip_file")
+
+
+@bp.route("/agencies/<slug>/tip/files", methods=["OPTIONS", "POST"])
+@csrf.exempt
+def agency_tip_files(slug: str) -> BaseResponse:
+    if request.method == "OPTIONS":
+        return tus.tip_options()
+    try:
+        agency = get_public_agency(slug)
+    except NotFound:
+        abort(404)
+    return tus.tip_create(agency, "public.tip_file")
+
+
+@bp.route("/tip-files/<file_id>", methods=["HEAD", "PATCH", "DELETE"])
+@csrf.exempt
+@streams_body(["PATCH"])
+def tip_file(file_id: str) -> BaseResponse:
+    if request.method == "PATCH":
+        return tus.tip_patch(file_id)
+    if request.method == "DELETE":
+        return tus.tip_delete(file_id)
+    return tus.tip_head(file_id)
 
 
 def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:

@@ -27,6 +27,8 @@ form (its files are kept for the next try) say so.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import io
 import logging
@@ -62,7 +64,16 @@ from portal.models import (
 )
 from portal.models.base import new_public_id, utcnow
 from portal.services.audit import record_event
-from portal.services.errors import Conflict, NotFound, PermissionDenied
+from portal.services.errors import (
+    Conflict,
+    InsufficientStorage,
+    NotFound,
+    PermissionDenied,
+    UploadGone,
+    UploadTooLarge,
+    ValidationFailed,
+)
+from portal.services.refusals import refusal_code, refusal_text
 from portal.services.storage import get_staging, get_store, work_dir
 from portal.services.tips import get_tip_for, may_handle
 
@@ -276,10 +287,15 @@ def _make_room(needed: int) -> bool:
     answers."""
     if _room_left(needed):
         return True
+    if needed > _settings().tip_attachments_pending_bytes:
+        return False  # would not fit even alone: nobody's draft goes for it
     removed = False
+    # Files still arriving by a resumable upload are unsent drafts too: a flood of
+    # upload starts that never send a byte must not hold the room.
+    unsent = (AttachmentStatus.DRAFT.value, AttachmentStatus.RECEIVING.value)
     oldest_first = (
         select(TipAttachment)
-        .where(TipAttachment.status == AttachmentStatus.DRAFT.value)
+        .where(TipAttachment.status.in_(unsent), TipAttachment.tip_id.is_(None))
         .order_by(TipAttachment.created_at, TipAttachment.id)
     )
     for draft in db.session.scalars(oldest_first.limit(200)).all():
@@ -302,10 +318,11 @@ TOO_MANY = _l("You can attach at most %(count)s files at once; the others were n
 
 # Why a file was refused is stored in English (the media pipeline knows no Flask, and
 # staff read the same row); the tipster's page translates it when it shows it
-# (portal/i18n.py: refusal_text). Listed here so the catalogs carry the reasons a
-# tipster meets most: the file's type told from its first bytes. A reason not listed
-# is shown as it is stored. tests/portal/public/test_i18n.py checks each is one the
-# pipeline gives.
+# (portal/services/refusals.py, which also gives each of the pipeline's reasons a
+# stable code and reads the values out of the parameterised ones: a codec, a
+# duration). Listed here, by their exact text, the reasons a tipster meets most: the
+# file's type told from its first bytes, and the portal's own.
+# tests/portal/public/test_i18n.py checks each is one the pipeline gives.
 REFUSAL_REASONS = (
     _l("the file is empty"),
     _l("this is a GIF image; we accept photos (JPEG, PNG, HEIC) and videos (MP4, MOV)"),
@@ -452,7 +469,11 @@ def list_drafts(draft_secret: str) -> list[TipAttachment]:
     return list(
         db.session.scalars(
             select(TipAttachment)
-            .where(TipAttachment.draft_hash == digest, TipAttachment.tip_id.is_(None))
+            .where(
+                TipAttachment.draft_hash == digest,
+                TipAttachment.tip_id.is_(None),
+                TipAttachment.status != AttachmentStatus.RECEIVING.value,
+            )
             .order_by(TipAttachment.id)
         )
     )
@@ -480,7 +501,12 @@ def take_drafts(
     db.session.flush()
     taken_ids = db.session.scalars(
         update(TipAttachment)
-        .where(TipAttachment.draft_hash == digest, TipAttachment.tip_id.is_(None))
+        .where(
+            TipAttachment.draft_hash == digest,
+            TipAttachment.tip_id.is_(None),
+            # A file whose upload never finished stays behind, swept with the drafts.
+            TipAttachment.status != AttachmentStatus.RECEIVING.value,
+        )
         .values(
             tip_id=tip.id,
             message_id=message.id if message is not None else None,
@@ -514,8 +540,227 @@ def take_drafts(
 
 
 def discard_drafts(draft_secret: str) -> None:
-    for row in list_drafts(draft_secret):
+    digest = draft_hash(draft_secret)
+    if digest is None:
+        return
+    unsent = select(TipAttachment).where(
+        TipAttachment.draft_hash == digest, TipAttachment.tip_id.is_(None)
+    )
+    for row in db.session.scalars(unsent).all():
         _remove_draft(row)
+    db.session.flush()
+
+
+# -- resumable files (tus) --------------------------------------------------------------
+#
+# With JavaScript, the tip form's files come one by one through the tus protocol
+# (portal/http/tus.py) before the form is sent, so a connection cut in the middle of
+# a large video resumes from what the server has instead of starting over. Each file
+# is a RECEIVING row of the form's draft, whose ``size`` is the declared length (the
+# whole of it counted against the pending quota from the first request), and whose
+# bytes grow in the same part file a multipart part is written to. The offset is that
+# file's length, fsynced at the end of every request: nothing about the upload lives
+# in a process between requests, and nothing about the sender is kept (no name, no
+# type, no address: the row is the same as a multipart draft's). When the last byte
+# is in, the file is a draft like any other, taken by the tip that sends the form.
+#
+# One request writes at a time: it holds an exclusive flock on the part file, which
+# the kernel releases if the process dies. Offered only where every machine sees the
+# part files (a local store); with S3 the page sends the form's files in one request
+# (portal/static/js/tip-upload.js), as before.
+
+#: The page's chunk size: each PATCH carries at most this much (tip-upload.js reads it
+#: from the page), so a dropped connection loses at most one chunk's progress.
+RESUMABLE_CHUNK_BYTES = 8 * 1024**2
+_COPY_BYTES = 1024**2
+
+
+def resumable_files_offered() -> bool:
+    return _parts_are_shared() and _settings().tip_attachments_max > 0
+
+
+def start_file(agency: Agency, draft_secret: str, length: int) -> TipAttachment:
+    """A file of ``length`` bytes about to arrive for the form of ``draft_secret``.
+    Refused, with a message for the tipster, when it is empty or too large, when the
+    form has its files already, or when there is no room (oldest unsent drafts go
+    first, as for a multipart part)."""
+    digest = draft_hash(draft_secret)
+    if digest is None or not resumable_files_offered():
+        raise NotFound(_("This form has expired. Load the page again to attach files."))
+    settings = _settings()
+    if length <= 0:
+        raise ValidationFailed(_("the file is empty"), field="Upload-Length")
+    if length > settings.tip_attachment_max_bytes:
+        raise UploadTooLarge(
+            _(
+                "This file is %(size)s; the largest accepted is %(largest)s.",
+                size=_human(length),
+                largest=_human(settings.tip_attachment_max_bytes),
+            )
+        )
+    existing = db.session.scalar(
+        select(func.count(TipAttachment.id)).where(TipAttachment.draft_hash == digest)
+    )
+    if (existing or 0) >= settings.tip_attachments_max:
+        raise ValidationFailed(str(TOO_MANY) % {"count": settings.tip_attachments_max})
+    if not _make_room(length):
+        raise InsufficientStorage(str(NO_ROOM))
+    row = TipAttachment(
+        public_id=new_public_id(),
+        agency_id=agency.id,
+        draft_hash=digest,
+        size=length,
+        status=AttachmentStatus.RECEIVING.value,
+    )
+    # O_EXCL: a fresh random name, never someone else's file.
+    os.close(os.open(staging_path(row.public_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def get_file(draft_secret: str, public_id: str) -> TipAttachment:
+    """A file of the form of ``draft_secret`` not yet sent with a tip; NotFound for
+    any other (whether it exists or not)."""
+    digest = draft_hash(draft_secret)
+    row = (
+        db.session.scalar(
+            select(TipAttachment).where(
+                TipAttachment.public_id == public_id,
+                TipAttachment.draft_hash == digest,
+                TipAttachment.tip_id.is_(None),
+            )
+        )
+        if digest
+        else None
+    )
+    if row is None:
+        raise NotFound(_("This file is not on the server (any more). Choose it again."))
+    return row
+
+
+class FileRefused(ValidationFailed):
+    """The file's bytes are not a photo or video we accept; ``code`` names why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(refusal_text(reason), field="file")
+        self.code = refusal_code(reason)
+
+
+def file_offset(row: TipAttachment) -> int:
+    """How many bytes of the file the server has."""
+    if row.status == AttachmentStatus.REFUSED.value:
+        raise FileRefused(row.reason)
+    if row.status != AttachmentStatus.RECEIVING.value:
+        return row.size
+    try:
+        return staging_path(row.public_id).stat().st_size
+    except FileNotFoundError:
+        raise UploadGone(_("This file is not on the server (any more). Choose it again.")) from None
+
+
+def _copy(stream: Any, file: io.FileIO, remaining: int) -> tuple[int, bool, OSError | None]:
+    """Copy the body into ``file`` until it ends, passes ``remaining`` bytes, the
+    client goes away (what arrived is kept) or a write fails. Returns the bytes
+    written, whether the body was too long, and the write error."""
+    written = 0
+    while True:
+        try:
+            block = stream.read(min(_COPY_BYTES, remaining - written + 1))
+        except OSError:
+            return written, False, None  # the client went away: keep what arrived
+        if not block:
+            return written, False, None
+        if len(block) > remaining - written:
+            return written, True, None
+        try:
+            view = memoryview(block)
+            done = 0
+            while done < len(view):
+                done += file.write(view[done:]) or 0
+        except OSError as exc:
+            return written, False, exc
+        written += len(block)
+
+
+def append_to_file(row: TipAttachment, *, offset: int, stream: Any) -> int:
+    """Write what ``stream`` yields at ``offset`` of a receiving file; returns the new
+    offset. A dropped connection keeps every byte that arrived. Once the first bytes
+    are in, the file is told by them: one that is not a photo or video we accept is
+    refused there (:class:`FileRefused`, its bytes removed), not after the whole of it
+    arrived. The last byte makes it a draft, hashed, that the tip will take."""
+    if row.status == AttachmentStatus.REFUSED.value:
+        raise FileRefused(row.reason)
+    if row.status != AttachmentStatus.RECEIVING.value:
+        raise Conflict(_("This file has arrived already."))
+    path = staging_path(row.public_id)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        raise UploadGone(_("This file is not on the server (any more). Choose it again.")) from None
+    with io.FileIO(fd, "r+") as file:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(_("This file is being received in another request.")) from None
+        db.session.refresh(row)  # what the last writer recorded, under the lock
+        if row.status != AttachmentStatus.RECEIVING.value:
+            raise Conflict(_("This file has arrived already."))
+        at = os.fstat(fd).st_size
+        if offset != at:
+            raise Conflict(
+                _(
+                    "Upload-Offset is %(offset)s, but the server has %(at)s bytes of this file.",
+                    offset=offset,
+                    at=at,
+                )
+            )
+        row_id, size = row.id, row.size
+        # No transaction (nor pooled connection) is held while the body arrives: the
+        # lock keeps other writers out, and what happened to the row meanwhile is read
+        # afresh below.
+        db.session.commit()
+        file.seek(at)
+        written, too_long, error = _copy(stream, file, size - at)
+        if too_long:
+            file.truncate(at)
+            raise UploadTooLarge(_("More bytes were sent than the file's declared length."))
+        os.fsync(fd)
+        new_offset = at + written
+        if error is not None:
+            log.warning("tip file write failed", extra={"errno": error.errno, "kept": new_offset})
+            if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise InsufficientStorage(str(NO_ROOM))
+            raise InsufficientStorage(_("The server could not save this file. Try again later."))
+        still_here = select(TipAttachment.id).where(
+            TipAttachment.id == row_id, TipAttachment.status == AttachmentStatus.RECEIVING.value
+        )
+        if db.session.scalar(still_here) is None:
+            # Removed meanwhile to make room for newer files (oldest unsent first).
+            raise UploadGone(_("This file is not on the server (any more). Choose it again."))
+        if not row.format and (new_offset >= _SNIFF_BYTES or new_offset == size):
+            file.seek(0)
+            try:
+                row.format = sniff_format(file.read(_SNIFF_BYTES))
+            except Rejected as exc:
+                row.status = AttachmentStatus.REFUSED.value
+                row.reason = exc.reason
+                path.unlink(missing_ok=True)
+                # Committed here: the refusal is answered 422 (which rolls back), and the
+                # receipt must still say why this file was not kept.
+                db.session.commit()
+                raise FileRefused(exc.reason) from None
+            row.kind = KIND_OF_FORMAT[row.format]
+        if new_offset == size:
+            row.sha256 = _hash_path(path)
+            row.status = AttachmentStatus.DRAFT.value
+        db.session.flush()
+    return new_offset
+
+
+def cancel_file(row: TipAttachment) -> None:
+    """The tipster removed the file before sending the form."""
+    _remove_draft(row)
     db.session.flush()
 
 
@@ -743,6 +988,8 @@ def retry_attachment(row: TipAttachment, user: User) -> None:
 
 __all__ = [
     "DRAFT_LIFETIME",
+    "RESUMABLE_CHUNK_BYTES",
+    "FileRefused",
     "MediaPipelineError",
     "ReceivedPart",
     "Staged",
@@ -755,6 +1002,12 @@ __all__ = [
     "new_draft_secret",
     "open_part",
     "process_attachment",
+    "append_to_file",
+    "cancel_file",
+    "file_offset",
+    "get_file",
+    "resumable_files_offered",
+    "start_file",
     "record_original_download",
     "retry_attachment",
     "stage_parts",
