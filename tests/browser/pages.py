@@ -168,6 +168,16 @@ class ClipPage(BasePage):
     def suggestions(self) -> Locator:
         return self.page.locator("[data-suggestion-list] .suggestion-item")
 
+    def audio_ranges(self) -> Locator:
+        return self.page.locator("[data-range-list] .range-item")
+
+    def add_audio_range(self) -> Locator:
+        """A range from the playhead; returns its item in the Audio panel."""
+        count = self.audio_ranges().count()
+        self.page.get_by_role("button", name="Add range at playhead").click()
+        expect(self.audio_ranges()).to_have_count(count + 1)
+        return self.audio_ranges().nth(count)
+
     def save_version(self) -> int:
         self.page.get_by_role("button", name="Save as new version").click()
         message = self.page.locator("[data-save-message]")

@@ -9,6 +9,7 @@ detector propose can be checked against where the face really is.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -239,6 +240,80 @@ def test_studio_on_a_phone_shows_suggestions_and_a_moving_region(
     page.locator("[data-studio]").screenshot(path=str(screenshot_dir / "87-phone-studio.png"))
     # Nothing of the studio is wider than the phone.
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+
+
+def test_studio_bleeps_a_range_of_the_audio_and_starts_from_it_next_time(
+    page: Page, live_server: LiveServer, tmp_path: Path, screenshot_dir: Path
+) -> None:
+    case_id = new_case(live_server, "24-0606", "Threats at the front desk")
+    source = make_clip(tmp_path / "front-desk.mp4", seconds=4, size="640x360")
+    footage = ready_footage(live_server, case_id, source)
+    clip = _officer_studio(page, live_server, footage)
+    expect(clip.audio_ranges()).to_have_count(0)
+
+    clip.seek(1.0)
+    first = clip.add_audio_range()
+    expect(first.get_by_label("Start", exact=True)).to_have_value("1.00")
+    expect(first.get_by_label("End", exact=True)).to_have_value("3.00")  # two seconds by default
+    clip.seek(2.5)
+    first.get_by_role("button", name="Set range 1 end to the current time").click()
+    expect(first.get_by_label("End", exact=True)).to_have_value("2.50")
+    first.get_by_label("Effect", exact=True).select_option("bleep")
+    span = page.locator("[data-track] [data-audio-span]")
+    expect(span).to_have_count(1)
+    expect(span).to_have_class(re.compile(r"\bis-bleep\b"))
+    # 1.00 to 2.50 of a 4 s clip.
+    assert span.evaluate("s => [s.style.left, s.style.width]") == ["25%", "37.5%"]
+
+    # A second one at the very end is clamped to the clip, then deleted.
+    duration = float(page.locator("[data-studio]").get_attribute("data-duration") or 0)
+    clip.seek(duration - 0.05)
+    second = clip.add_audio_range()
+    expect(second.get_by_label("End", exact=True)).to_have_value(f"{duration:.2f}")
+    expect(span).to_have_count(2)
+    second.get_by_role("button", name="Delete range 2").click()
+    expect(clip.audio_ranges()).to_have_count(1)
+    clip.screenshot(screenshot_dir, "92-studio-audio-range-bleeped")
+
+    # A refusal that names a range's field appears at that range.
+    page.route(
+        "**/versions",
+        lambda route: route.fulfill(
+            status=422,
+            content_type="application/problem+json",
+            body=json.dumps(
+                {"title": "is after the end of the edited clip", "field": "audio_ranges[0].start"}
+            ),
+        ),
+    )
+    page.get_by_role("button", name="Save as new version").click()
+    expect(first.locator("[data-range-error]")).to_have_text(
+        "start: is after the end of the edited clip"
+    )
+    page.unroute("**/versions")
+
+    assert clip.save_version() == 2
+    plan = _plan(live_server, footage.clip_id, 2)
+    assert plan["audio"] == "keep"
+    assert plan["audio_ranges"] == [{"start": 1.0, "end": 2.5, "effect": "bleep"}]
+    version = clip.wait_version_ready(2)
+    expect(version.locator(".plan-summary")).to_contain_text("Kept, 1 range muted or bleeped")
+
+    # The next edit starts from it; muting the whole clip leaves the range aside.
+    clip.wait_until_ready()
+    expect(clip.audio_ranges()).to_have_count(1)
+    loaded = clip.audio_ranges().first
+    expect(loaded.get_by_label("Start", exact=True)).to_have_value("1.00")
+    expect(loaded.get_by_label("End", exact=True)).to_have_value("2.50")
+    expect(loaded.get_by_label("Effect", exact=True)).to_have_value("bleep")
+    page.get_by_label("Mute", exact=True).check()
+    expect(page.get_by_text("Ranges apply only while the audio is kept.")).to_be_visible()
+    expect(page.get_by_role("button", name="Add range at playhead")).to_be_disabled()
+    with page.expect_request("**/versions") as sent:
+        page.get_by_role("button", name="Save as new version").click()
+    body = json.loads(sent.value.post_data or "{}")
+    assert body["plan"]["audio"] == "mute" and body["plan"]["audio_ranges"] == []
+    clip.screenshot(screenshot_dir, "93-studio-audio-muted-ranges-aside")
 
 
 def _clip_lost_with_its_worker(live: LiveServer, case_id: str, source: Path) -> str:

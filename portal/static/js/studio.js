@@ -1,6 +1,7 @@
 /*
  * The edit studio: trims, regions (blur, pixelate or solid box; still, or moving by
- * keyframes from the plan), audio, caption, watermark and poster frame of
+ * keyframes from the plan), audio (the whole clip, or muted or bleeped ranges), caption,
+ * watermark and poster frame of
  * one clip, previewed live over the editing proxy and saved as an EditPlan (see
  * media_pipeline/plan.py) that the server renders into a new version.
  *
@@ -19,6 +20,9 @@
   var MAX_REGIONS = 32; // media_pipeline.plan.MAX_REGIONS
   var MAX_KEYFRAMES = 120; // media_pipeline.plan.MAX_KEYFRAMES
   var EFFECTS = [["blur", "Blur"], ["pixelate", "Pixelate"], ["box", "Solid box"]];
+  var MAX_AUDIO_RANGES = 32; // media_pipeline.plan.MAX_AUDIO_RANGES
+  var AUDIO_EFFECTS = [["mute", "Mute"], ["bleep", "Bleep"]];
+  var AUDIO_RANGE_S = 2; // a new range's length: a name or two
 
   /* A keyframed region's box at time t, linear between keyframes and held before the
    * first and after the last: the interpolation the render does (media_pipeline/graph.py). */
@@ -133,6 +137,15 @@
     this.proposalMessage = $(root, "[data-proposal-message]");
     this.suggestPanel = $(root, "[data-suggestions]");
     this.suggestList = $(root, "[data-suggestion-list]");
+    // Audio ranges (source seconds), muted or bleeped while the clip's audio is kept.
+    this.audioRanges = [];
+    this.hasAudio = root.dataset.hasAudio !== "no";
+    this.rangeBox = $(root, "[data-audio-ranges]");
+    this.rangeList = $(root, "[data-range-list]");
+    this.rangeEmpty = $(root, "[data-range-empty]");
+    this.rangeOff = $(root, "[data-range-off]");
+    this.addRangeBtn = $(root, "[data-add-range]");
+    this.audioSpans = $(root, "[data-audio-spans]");
     this.keyTicks = el("div", "timeline-keys");
     if (this.track) this.track.insertBefore(this.keyTicks, this.playhead);
     this.bind();
@@ -168,6 +181,11 @@
     });
     var audio = this.root.querySelector('input[name="audio"][value="' + (plan.audio || "keep") + '"]');
     if (audio) audio.checked = true;
+    (Array.isArray(plan.audio_ranges) ? plan.audio_ranges : []).forEach(function (a) {
+      if (!a || typeof a.start !== "number" || typeof a.end !== "number") return;
+      self.audioRanges.push({ start: a.start, end: a.end, effect: a.effect === "bleep" ? "bleep" : "mute" });
+    });
+    this.renderAudioRanges();
     var lines = plan.caption && Array.isArray(plan.caption.lines) ? plan.caption.lines : null;
     if (lines) {
       this.captionToggle.checked = true;
@@ -260,8 +278,16 @@
     this.bindOverlay();
 
     $$(this.root, 'input[name="audio"]').forEach(function (r) {
-      r.addEventListener("change", function () { self.touch(); self.clearError("audio"); });
+      r.addEventListener("change", function () {
+        self.touch();
+        self.clearError("audio");
+        self.updateAudioRangesState();
+      });
     });
+    if (this.rangeBox) {
+      this.rangeBox.hidden = !this.hasAudio;
+      this.addRangeBtn.addEventListener("click", function () { self.addAudioRange(v.currentTime || 0); });
+    }
     this.captionToggle.addEventListener("change", function () {
       self.touch();
       self.updateCaption();
@@ -540,6 +566,7 @@
     } else {
       this.posterMarker.hidden = true;
     }
+    this.renderAudioSpans();
     var r = this.regions[this.selected];
     if (r) {
       var s = r.start === null ? 0 : r.start;
@@ -1101,6 +1128,156 @@
     });
   };
 
+  /* ------------------------------------------------------------ audio ranges */
+
+  /* A range from the playhead, AUDIO_RANGE_S long (shorter at the clip's end; moved
+   * back when the playhead is at the very end). */
+  Studio.prototype.addAudioRange = function (t) {
+    this.clearError("audio_ranges");
+    if (this.audioRanges.length >= MAX_AUDIO_RANGES) {
+      this.showError("audio_ranges", "At most " + MAX_AUDIO_RANGES + " ranges: widen one to cover two.");
+      return;
+    }
+    var d = this.duration;
+    var start = clamp(t, 0, d);
+    var end = Math.min(d, start + AUDIO_RANGE_S);
+    if (end - start < 0.1) start = Math.max(0, end - AUDIO_RANGE_S);
+    this.audioRanges.push({ start: r3(start), end: r3(end), effect: "mute" });
+    this.touch();
+    this.renderAudioRanges();
+    var items = $$(this.rangeList, "[data-range-start]");
+    if (items.length) items[items.length - 1].focus();
+  };
+
+  Studio.prototype.deleteAudioRange = function (i) {
+    this.audioRanges.splice(i, 1);
+    this.touch();
+    this.clearError("audio_ranges");
+    this.renderAudioRanges();
+  };
+
+  Studio.prototype.renderAudioRanges = function () {
+    var self = this;
+    if (!this.rangeList) return;
+    this.rangeList.replaceChildren();
+    this.audioRanges.forEach(function (a, i) { self.rangeList.appendChild(self.audioRangeItem(a, i)); });
+    this.rangeEmpty.hidden = this.audioRanges.length > 0;
+    this.updateAudioRangesState();
+    this.renderAudioSpans();
+  };
+
+  Studio.prototype.audioRangeItem = function (a, i) {
+    var self = this;
+    var n = i + 1;
+    var li = el("li", "range-item");
+    li.dataset.rangeIndex = String(i);
+    var head = el("div", "region-head");
+    var go = el("button", "region-select", "Range " + n);
+    go.type = "button";
+    go.title = "Go to its start";
+    go.addEventListener("click", function () { self.video.pause(); self.seek(a.start); });
+    head.appendChild(go);
+    var del = el("button", "btn btn-small btn-ghost region-delete", "Delete");
+    del.type = "button";
+    del.setAttribute("aria-label", "Delete range " + n);
+    del.addEventListener("click", function () { self.deleteAudioRange(i); });
+    head.appendChild(del);
+    li.appendChild(head);
+
+    var fields = el("div", "region-fields");
+    var mkTime = function (key, labelText) {
+      var id = "range-" + i + "-" + key;
+      var lab = el("label", "small-label", labelText);
+      lab.htmlFor = id;
+      var input = el("input", "num");
+      input.type = "number";
+      input.step = "0.01";
+      input.min = "0";
+      input.max = String(r3(self.duration));
+      input.id = id;
+      input.value = a[key].toFixed(2);
+      input.setAttribute("data-range-" + key, "");
+      input.addEventListener("change", function () {
+        var v = num(input.value);
+        if (v !== null) a[key] = r3(clamp(v, 0, self.duration));
+        input.value = a[key].toFixed(2);
+        self.touch();
+        li.querySelector("[data-range-error]").textContent = "";
+        li.classList.remove("has-error");
+        self.renderAudioSpans();
+      });
+      var now = el("button", "btn btn-tiny", "now");
+      now.type = "button";
+      now.setAttribute("aria-label", "Set range " + n + " " + key + " to the current time");
+      now.addEventListener("click", function () {
+        input.value = (self.video.currentTime || 0).toFixed(2);
+        input.dispatchEvent(new Event("change"));
+      });
+      var wrap = el("div", "time-field");
+      wrap.appendChild(lab);
+      wrap.appendChild(input);
+      wrap.appendChild(now);
+      return wrap;
+    };
+    fields.appendChild(mkTime("start", "Start"));
+    fields.appendChild(mkTime("end", "End"));
+    var effectId = "range-" + i + "-effect";
+    var effectLabel = el("label", "small-label", "Effect");
+    effectLabel.htmlFor = effectId;
+    var effect = el("select");
+    effect.id = effectId;
+    effect.setAttribute("data-range-effect", "");
+    AUDIO_EFFECTS.forEach(function (e) {
+      var option = el("option", null, e[1]);
+      option.value = e[0];
+      option.selected = a.effect === e[0];
+      effect.appendChild(option);
+    });
+    effect.addEventListener("change", function () {
+      a.effect = effect.value;
+      self.touch();
+      self.renderAudioSpans();
+    });
+    var effectWrap = el("div", "time-field");
+    effectWrap.appendChild(effectLabel);
+    effectWrap.appendChild(effect);
+    fields.appendChild(effectWrap);
+    li.appendChild(fields);
+    var err = el("p", "field-error");
+    err.setAttribute("data-range-error", "");
+    li.appendChild(err);
+    a.item = li;
+    return li;
+  };
+
+  /* Ranges are kept while the whole clip is muted or removed, but not used (nor sent). */
+  Studio.prototype.updateAudioRangesState = function () {
+    if (!this.rangeBox) return;
+    var audio = $(this.root, 'input[name="audio"]:checked');
+    var on = !audio || audio.value === "keep";
+    this.rangeOff.hidden = on || this.audioRanges.length === 0;
+    this.rangeBox.classList.toggle("is-disabled", !on);
+    this.addRangeBtn.disabled = !on;
+    $$(this.rangeList, "input, select").forEach(function (n) { n.disabled = !on; });
+    if (this.audioSpans) this.audioSpans.hidden = !on;
+  };
+
+  /* The ranges on the timeline, as bars along its top edge. */
+  Studio.prototype.renderAudioSpans = function () {
+    var self = this;
+    if (!this.audioSpans || !this.duration) return;
+    this.audioSpans.replaceChildren();
+    this.audioRanges.forEach(function (a, i) {
+      var bar = el("div", "timeline-audio-range is-" + a.effect);
+      bar.setAttribute("data-audio-span", "");
+      bar.title = "Range " + (i + 1) + ": " + (a.effect === "bleep" ? "bleeped" : "muted") + " " +
+        formatTime(a.start) + "–" + formatTime(a.end);
+      bar.style.left = (a.start / self.duration) * 100 + "%";
+      bar.style.width = (Math.max(0, a.end - a.start) / self.duration) * 100 + "%";
+      self.audioSpans.appendChild(bar);
+    });
+  };
+
   /* ------------------------------------------------------------ caption, watermark, poster */
 
   Studio.prototype.captionText = function () {
@@ -1191,6 +1368,15 @@
       item.scrollIntoView({ block: "nearest" });
       return;
     }
+    var a = /^audio_ranges\[(\d+)\]/.exec(field);
+    if (a && this.audioRanges[parseInt(a[1], 10)]) {
+      var range = this.audioRanges[parseInt(a[1], 10)];
+      var part = field.slice(a[0].length).replace(/^\./, "");
+      range.item.querySelector("[data-range-error]").textContent = (part ? part + ": " : "") + message;
+      range.item.classList.add("has-error");
+      range.item.scrollIntoView({ block: "nearest" });
+      return;
+    }
     var name = field.split(/[.[]/)[0];
     if (name === "trim_start" || name === "trim_end") name = "trim";
     if (!this.showError(name, message)) {
@@ -1225,6 +1411,10 @@
         };
       }),
       audio: audio ? audio.value : "keep",
+      // Only while the audio is kept: muting or removing it covers every range already.
+      audio_ranges: (!audio || audio.value === "keep") && this.hasAudio ? this.audioRanges.map(function (a) {
+        return { start: r3(a.start), end: r3(a.end), effect: a.effect };
+      }) : [],
       caption: this.captionToggle.checked ? { lines: lines } : null,
       poster_time: this.posterSource === null ? null : r3(Math.max(0, this.posterSource - self.inPt)),
       watermark: !!(this.watermark && this.watermark.checked),
@@ -1239,6 +1429,12 @@
       if (b.start !== null && b.end !== null && b.end <= b.start) return ["regions[" + i + "].end", "must be after the start"];
       if (b.start !== null && b.start >= this.outPt) return ["regions[" + i + "].start", "is after the end of the edited clip"];
       if (b.end !== null && b.end <= this.inPt) return ["regions[" + i + "].end", "is before the start of the edited clip"];
+    }
+    for (var j = 0; j < plan.audio_ranges.length; j++) {
+      var a = plan.audio_ranges[j];
+      if (a.end <= a.start) return ["audio_ranges[" + j + "].end", "must be after the start"];
+      if (a.start >= this.outPt) return ["audio_ranges[" + j + "].start", "is after the end of the edited clip"];
+      if (a.end <= this.inPt) return ["audio_ranges[" + j + "].end", "is before the start of the edited clip"];
     }
     if (plan.caption && plan.caption.lines.length === 0) return ["caption", "Write at least one line, or untick the caption."];
     if (this.posterSource !== null && (this.posterSource < this.inPt || this.posterSource >= this.outPt)) {
