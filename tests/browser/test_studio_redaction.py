@@ -10,6 +10,7 @@ detector propose can be checked against where the face really is.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -314,6 +315,37 @@ def test_studio_bleeps_a_range_of_the_audio_and_starts_from_it_next_time(
     body = json.loads(sent.value.post_data or "{}")
     assert body["plan"]["audio"] == "mute" and body["plan"]["audio_ranges"] == []
     clip.screenshot(screenshot_dir, "93-studio-audio-muted-ranges-aside")
+
+
+def test_studio_timeline_shows_thumbnails_of_the_source(
+    page: Page, live_server: LiveServer, tmp_path: Path, screenshot_dir: Path
+) -> None:
+    """Version 1's sprite: a 4 s 640x360 clip has a thumbnail every 2 s, 160x90 each,
+    side by side (0:00-0:02 at x=0, 0:02-0:04 at x=160); the timeline shows as many
+    as fit its width at its height, each the frame under its middle."""
+    case_id = new_case(live_server, "24-0607", "Bicycle taken from the rack")
+    source = make_clip(tmp_path / "bike-rack.mp4", seconds=4, size="640x360")
+    footage = ready_footage(live_server, case_id, source)
+    clip = _officer_studio(page, live_server, footage)
+    thumbs = page.locator("[data-thumbs] .timeline-thumb")
+    expect(thumbs.first).to_be_visible()
+    width, height = page.locator("[data-track]").evaluate("t => [t.clientWidth, t.clientHeight]")
+    scale = height / 90
+    slot = 160 * scale
+    expect(thumbs).to_have_count(math.ceil(width / slot))
+    sprite = f"/staff/versions/{footage.version_id}/media/sprite"
+    styles = thumbs.evaluate_all(
+        "ts => ts.map(t => [t.style.backgroundImage, t.style.backgroundPosition])"
+    )
+    for i, (image, position) in enumerate(styles):
+        assert sprite in image, image
+        middle = (i + 0.5) * slot / width * 4
+        x = float(position.split("px")[0])
+        assert abs(x - (0 if middle < 2 else -160 * scale)) < 0.5, (i, middle, position)
+    page.locator("[data-timeline]").screenshot(
+        path=str(screenshot_dir / "94-timeline-thumbnails.png")
+    )
+    clip.screenshot(screenshot_dir, "94-studio-timeline-thumbnails")
 
 
 def _clip_lost_with_its_worker(live: LiveServer, case_id: str, source: Path) -> str:

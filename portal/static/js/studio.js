@@ -146,12 +146,16 @@
     this.rangeOff = $(root, "[data-range-off]");
     this.addRangeBtn = $(root, "[data-add-range]");
     this.audioSpans = $(root, "[data-audio-spans]");
+    // Thumbnails behind the timeline: version 1's sprite sheet, placed by its index.
+    this.thumbs = $(root, "[data-thumbs]");
+    this.spriteCues = null;
     this.keyTicks = el("div", "timeline-keys");
     if (this.track) this.track.insertBefore(this.keyTicks, this.playhead);
     this.bind();
 
     var proxy = root.dataset.proxyUrl;
     if (proxy) this.enable(proxy);
+    if (this.thumbs && root.dataset.spriteUrl && root.dataset.spriteIndexUrl) this.loadSprite();
   }
 
   Studio.prototype.isDirty = function () { return this.dirty; };
@@ -257,6 +261,7 @@
     v.addEventListener("ended", function () { self.updatePlayButton(); });
 
     if (window.ResizeObserver) new ResizeObserver(function () { self.layout(); }).observe(this.stage);
+    if (window.ResizeObserver) new ResizeObserver(function () { self.renderThumbs(); }).observe(this.track);
     window.addEventListener("resize", function () { self.layout(); });
 
     $(this.root, "[data-play]").addEventListener("click", function () { self.togglePlay(); });
@@ -1126,6 +1131,80 @@
       st.width = (b.w / self.W) * 100 + "%";
       st.height = (b.h / self.H) * 100 + "%";
     });
+  };
+
+  /* ------------------------------------------------------------ timeline thumbnails */
+
+  /* The sprite's WebVTT index (media_pipeline.graph.SpriteLayout.to_vtt): one cue per
+   * thumbnail, "start --> end" then "sprite.jpg#xywh=x,y,w,h" in sheet pixels. */
+  function parseSpriteIndex(text) {
+    var cues = [];
+    var stamp = function (s) {
+      var p = s.trim().split(":").map(parseFloat);
+      return p.reduce(function (acc, v) { return acc * 60 + v; }, 0);
+    };
+    var lines = text.split(/\r?\n/);
+    for (var i = 0; i + 1 < lines.length; i++) {
+      var times = lines[i].split("-->");
+      var box = /#xywh=(\d+),(\d+),(\d+),(\d+)\s*$/.exec(lines[i + 1]);
+      if (times.length !== 2 || !box) continue;
+      cues.push({
+        start: stamp(times[0]), end: stamp(times[1]),
+        x: +box[1], y: +box[2], w: +box[3], h: +box[4],
+      });
+    }
+    return cues.filter(function (c) { return isFinite(c.start) && isFinite(c.end) && c.w > 0 && c.h > 0; });
+  }
+
+  /* Without the sheet or its index (an old version, a failed fetch) the timeline stays
+   * plain: the thumbnails only help find the moment. */
+  Studio.prototype.loadSprite = function () {
+    var self = this;
+    var sheet = new Image();
+    var index = fetch(this.root.dataset.spriteIndexUrl, { credentials: "same-origin" })
+      .then(function (res) { return res.ok ? res.text() : ""; });
+    var loaded = new Promise(function (done) {
+      sheet.onload = function () { done(true); };
+      sheet.onerror = function () { done(false); };
+    });
+    sheet.src = this.root.dataset.spriteUrl;
+    Promise.all([index, loaded]).then(function (out) {
+      var cues = out[1] ? parseSpriteIndex(out[0] || "") : [];
+      if (!cues.length) return;
+      self.spriteCues = cues;
+      self.spriteSize = { w: sheet.naturalWidth, h: sheet.naturalHeight };
+      self.renderThumbs();
+    }).catch(function () {});
+  };
+
+  /* As many thumbnails as fit the track's width at its height, each showing the
+   * frame at the middle of the stretch of timeline it covers. */
+  Studio.prototype.renderThumbs = function () {
+    var cues = this.spriteCues;
+    if (!cues || !this.thumbs) return;
+    var d = this.duration || cues[cues.length - 1].end;
+    var tw = this.track.clientWidth, th = this.track.clientHeight;
+    if (!tw || !th || !d) return;
+    var k = th / cues[0].h;
+    var slot = cues[0].w * k;
+    var n = Math.max(1, Math.ceil(tw / slot));
+    var url = 'url("' + this.root.dataset.spriteUrl.replace(/["\\]/g, "\\$&") + '")';
+    var size = this.spriteSize.w * k + "px " + this.spriteSize.h * k + "px";
+    this.thumbs.replaceChildren();
+    for (var i = 0; i < n; i++) {
+      var t = Math.min(d, ((i + 0.5) * slot / tw) * d);
+      var cue = cues[cues.length - 1];
+      for (var j = 0; j < cues.length; j++) if (t < cues[j].end) { cue = cues[j]; break; }
+      var tile = el("div", "timeline-thumb");
+      tile.style.left = i * slot + "px";
+      tile.style.width = slot + "px";
+      tile.style.backgroundImage = url;
+      tile.style.backgroundSize = size;
+      tile.style.backgroundPosition = -cue.x * k + "px " + -cue.y * k + "px";
+      this.thumbs.appendChild(tile);
+    }
+    this.thumbs.hidden = false;
+    this.track.classList.add("has-thumbs");
   };
 
   /* ------------------------------------------------------------ audio ranges */
