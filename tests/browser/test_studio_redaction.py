@@ -317,6 +317,30 @@ def test_studio_bleeps_a_range_of_the_audio_and_starts_from_it_next_time(
     clip.screenshot(screenshot_dir, "93-studio-audio-muted-ranges-aside")
 
 
+def test_studio_on_a_phone_lists_audio_ranges_and_thumbnails_within_the_screen(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    live_server: LiveServer,
+    tmp_path: Path,
+    screenshot_dir: Path,
+) -> None:
+    case_id = new_case(live_server, "24-0608", "Graffiti on the underpass")
+    source = make_clip(tmp_path / "underpass.mp4", seconds=4, size="640x360")
+    footage = ready_footage(live_server, case_id, source)
+    context = browser.new_context(**PHONE)
+    contexts.append(context)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    clip = _officer_studio(page, live_server, footage)
+    expect(page.locator("[data-thumbs] .timeline-thumb").first).to_be_visible()
+    clip.seek(0.5)
+    item = clip.add_audio_range()
+    item.get_by_label("Effect", exact=True).select_option("bleep")
+    expect(page.locator("[data-track] [data-audio-span]")).to_have_count(1)
+    page.locator("[data-studio]").screenshot(path=str(screenshot_dir / "95-phone-audio-range.png"))
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+
+
 def test_studio_timeline_shows_thumbnails_of_the_source(
     page: Page, live_server: LiveServer, tmp_path: Path, screenshot_dir: Path
 ) -> None:
@@ -346,6 +370,21 @@ def test_studio_timeline_shows_thumbnails_of_the_source(
         path=str(screenshot_dir / "94-timeline-thumbnails.png")
     )
     clip.screenshot(screenshot_dir, "94-studio-timeline-thumbnails")
+
+    # A version 1 without its sprite's index (as before sprites were made): no thumbnails.
+    with in_app(live_server):
+        version = db.session.scalar(
+            select(ClipVersion).where(ClipVersion.public_id == footage.version_id)
+        )
+        assert version is not None
+        for rendition in [r for r in version.renditions if r.name == "sprite_index"]:
+            db.session.delete(rendition)
+        db.session.commit()
+    page.reload()
+    clip.wait_until_ready()
+    expect(page.locator("[data-thumbs]")).to_be_hidden()
+    expect(thumbs).to_have_count(0)
+    expect(page.locator("[data-track]")).not_to_have_class(re.compile(r"\bhas-thumbs\b"))
 
 
 def _clip_lost_with_its_worker(live: LiveServer, case_id: str, source: Path) -> str:

@@ -1224,8 +1224,10 @@
     this.audioRanges.push({ start: r3(start), end: r3(end), effect: "mute" });
     this.touch();
     this.renderAudioRanges();
-    var items = $$(this.rangeList, "[data-range-start]");
-    if (items.length) items[items.length - 1].focus();
+    // Focus on the new range's name, not its start field: on a phone a focused field
+    // would open the keyboard over the picture.
+    var names = $$(this.rangeList, ".region-select");
+    if (names.length) names[names.length - 1].focus();
   };
 
   Studio.prototype.deleteAudioRange = function (i) {
