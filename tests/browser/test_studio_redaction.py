@@ -265,6 +265,12 @@ def test_studio_bleeps_a_range_of_the_audio_and_starts_from_it_next_time(
     expect(span).to_have_class(re.compile(r"\bis-bleep\b"))
     # 1.00 to 2.50 of a 4 s clip.
     assert span.evaluate("s => [s.style.left, s.style.width]") == ["25%", "37.5%"]
+    # The preview is silent inside the range only.
+    muted = page.locator("[data-video]")
+    clip.seek(1.5)
+    assert muted.evaluate("v => v.muted") is True
+    clip.seek(3.0)
+    assert muted.evaluate("v => v.muted") is False
 
     # A second one at the very end is clamped to the clip, then deleted.
     duration = float(page.locator("[data-studio]").get_attribute("data-duration") or 0)
@@ -310,6 +316,7 @@ def test_studio_bleeps_a_range_of_the_audio_and_starts_from_it_next_time(
     page.get_by_label("Mute", exact=True).check()
     expect(page.get_by_text("Ranges apply only while the audio is kept.")).to_be_visible()
     expect(page.get_by_role("button", name="Add range at playhead")).to_be_disabled()
+    assert muted.evaluate("v => v.muted") is True  # the whole clip now
     with page.expect_request("**/versions") as sent:
         page.get_by_role("button", name="Save as new version").click()
     body = json.loads(sent.value.post_data or "{}")

@@ -427,6 +427,7 @@
     $(this.root, "[data-frame]").textContent = String(Math.floor(t * this.fps + 1e-6));
     if (this.duration) this.playhead.style.left = (t / this.duration) * 100 + "%";
     this.updateRegionVisibility(t);
+    this.updateAudioPreview(t);
   };
 
   /* ------------------------------------------------------------ layout */
@@ -1286,6 +1287,7 @@
         li.querySelector("[data-range-error]").textContent = "";
         li.classList.remove("has-error");
         self.renderAudioSpans();
+        self.updateAudioPreview(self.video.currentTime || 0);
       });
       var now = el("button", "btn btn-tiny", "now");
       now.type = "button";
@@ -1337,13 +1339,23 @@
     var audio = $(this.root, 'input[name="audio"]:checked');
     var on = !audio || audio.value === "keep";
     this.rangeOff.hidden = on || this.audioRanges.length === 0;
+    this.updateAudioPreview(this.video.currentTime || 0);
     this.rangeBox.classList.toggle("is-disabled", !on);
     this.addRangeBtn.disabled = !on;
     $$(this.rangeList, "input, select").forEach(function (n) { n.disabled = !on; });
     if (this.audioSpans) this.audioSpans.hidden = !on;
   };
 
-  /* The ranges on the timeline, as bars along its top edge. */
+  /* The preview is silent where the render will be: the whole clip when its audio is
+   * muted or removed, inside a range otherwise (a bleep is previewed as silence). */
+  Studio.prototype.updateAudioPreview = function (t) {
+    var audio = $(this.root, 'input[name="audio"]:checked');
+    var keep = !audio || audio.value === "keep";
+    var covered = !keep || this.audioRanges.some(function (a) { return t >= a.start - 1e-3 && t < a.end; });
+    if (this.video.muted !== covered) this.video.muted = covered;
+  };
+
+  /* The ranges on the timeline, as bars above the region span. */
   Studio.prototype.renderAudioSpans = function () {
     var self = this;
     if (!this.audioSpans || !this.duration) return;
