@@ -1,6 +1,7 @@
 """Redaction in the studio, in a real browser against the real app, ffmpeg, tracker and
 face detector: a drawn box followed and corrected, face suggestions accepted and
-rejected, and the Retry button and the revoking of an approval on the clip page.
+rejected, muted and bleeped audio ranges, the timeline of thumbnails, and the Retry
+button and the revoking of an approval on the clip page.
 
 The footage is a generated clip in which a photograph of a face moves along a known
 path (the recipe of tests/media_pipeline/test_faces.py), so what the tracker and the
@@ -172,6 +173,8 @@ def test_studio_suggests_the_moving_face_and_covers_it_only_once_accepted(
     expect(clip.suggestions().first).to_contain_text("Face 1")
     expect(clip.overlay.locator(".suggest-box")).to_have_count(1)
     expect(clip.regions()).to_have_count(0)  # nothing covered yet
+    # The face clip has no sound: no audio ranges to offer.
+    expect(page.get_by_role("button", name="Add range at playhead")).to_be_hidden()
     clip.seek(1.5)
     clip.screenshot(screenshot_dir, "83-studio-face-suggested")
 

@@ -1,14 +1,16 @@
 /*
  * The edit studio: trims, regions (blur, pixelate or solid box; still, or moving by
  * keyframes from the plan), audio (the whole clip, or muted or bleeped ranges), caption,
- * watermark and poster frame of
- * one clip, previewed live over the editing proxy and saved as an EditPlan (see
- * media_pipeline/plan.py) that the server renders into a new version.
+ * watermark and poster frame of one clip, previewed live over the editing proxy and
+ * saved as an EditPlan (see media_pipeline/plan.py) that the server renders into a new
+ * version.
  *
  * Coordinates: the plan speaks source display pixels (clip width x height, rotation
  * applied) and seconds on the source timeline; the proxy is a smaller copy of the
  * same picture. The overlay sits exactly over the displayed picture (letterboxing
- * removed) and regions are kept in source pixels, drawn as percentages of it.
+ * removed) and regions are kept in source pixels, drawn as percentages of it. Behind
+ * the timeline, thumbnails from version 1's sprite sheet (the whole source) help find
+ * the moment.
  *
  * Styles are set through element.style (allowed by the CSP), never style attributes.
  */
