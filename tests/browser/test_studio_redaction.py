@@ -27,6 +27,7 @@ from portal.jobs.execution import LOST_WORKER_REASON, requeue_stale_jobs
 from portal.models import Clip, ClipVersion, JobStatus
 from portal.models.base import utcnow
 from portal.services.clips import attach_upload
+from tests.browser.axe import assert_accessible
 from tests.browser.conftest import PHONE, LiveServer, make_clip
 from tests.browser.pages import ClipPage, LoginPage
 from tests.browser.seed import (
@@ -128,6 +129,7 @@ def test_studio_follows_a_drawn_box_and_keeps_the_correction_dragged_at_another_
     expect(ticks.first).to_be_visible()
     before = ticks.count()
     clip.screenshot(screenshot_dir, "80-studio-box-followed")
+    assert_accessible(page, "studio with a followed box")
 
     # The officer corrects it at 2.25 s: 10% of the picture to the right.
     clip.seek(2.25)
@@ -177,6 +179,7 @@ def test_studio_suggests_the_moving_face_and_covers_it_only_once_accepted(
     expect(page.get_by_role("button", name="Add range at playhead")).to_be_hidden()
     clip.seek(1.5)
     clip.screenshot(screenshot_dir, "83-studio-face-suggested")
+    assert_accessible(page, "studio with a suggested face")
 
     # Reject all: nothing suggested, nothing covered, and the save says so.
     page.get_by_role("button", name="Reject all").click()
@@ -260,7 +263,7 @@ def test_studio_bleeps_a_range_of_the_audio_and_starts_from_it_next_time(
     expect(first.get_by_label("Start", exact=True)).to_have_value("1.00")
     expect(first.get_by_label("End", exact=True)).to_have_value("3.00")  # two seconds by default
     clip.seek(2.5)
-    first.get_by_role("button", name="Set range 1 end to the current time").click()
+    first.get_by_role("button", name="Set range 1 end to now (the playhead)").click()
     expect(first.get_by_label("End", exact=True)).to_have_value("2.50")
     first.get_by_label("Effect", exact=True).select_option("bleep")
     span = page.locator("[data-track] [data-audio-span]")
@@ -284,6 +287,7 @@ def test_studio_bleeps_a_range_of_the_audio_and_starts_from_it_next_time(
     second.get_by_role("button", name="Delete range 2").click()
     expect(clip.audio_ranges()).to_have_count(1)
     clip.screenshot(screenshot_dir, "92-studio-audio-range-bleeped")
+    assert_accessible(page, "studio with an audio range and thumbnails")
 
     # A refusal that names a range's field appears at that range.
     page.route(

@@ -1027,7 +1027,7 @@
       });
       var now = el("button", "btn btn-tiny", "now");
       now.type = "button";
-      now.setAttribute("aria-label", "Set region " + (i + 1) + " " + key + " to the current time");
+      now.setAttribute("aria-label", "Set region " + (i + 1) + " " + key + " to now (the playhead)");
       now.addEventListener("click", function () {
         input.value = (self.video.currentTime || 0).toFixed(2);
         input.dispatchEvent(new Event("change"));
@@ -1293,7 +1293,7 @@
       });
       var now = el("button", "btn btn-tiny", "now");
       now.type = "button";
-      now.setAttribute("aria-label", "Set range " + n + " " + key + " to the current time");
+      now.setAttribute("aria-label", "Set range " + n + " " + key + " to now (the playhead)");
       now.addEventListener("click", function () {
         input.value = (self.video.currentTime || 0).toFixed(2);
         input.dispatchEvent(new Event("change"));
