@@ -380,6 +380,15 @@ def test_studio_timeline_shows_thumbnails_of_the_source(
         middle = (i + 0.5) * slot / width * 4
         x = float(position.split("px")[0])
         assert abs(x - (0 if middle < 2 else -160 * scale)) < 0.5, (i, middle, position)
+    # What a trim leaves out is shaded over the thumbnails: 0-1 s and 3-4 s of 4 s.
+    page.get_by_label("In", exact=True).fill("1.00")
+    page.get_by_label("In", exact=True).press("Enter")
+    clip.set_out(3.0)
+    cuts = page.locator("[data-thumbs] [data-cut]")
+    assert cuts.evaluate_all("cs => cs.map(c => [c.style.width, c.style.left])") == [
+        ["25%", ""],
+        ["", "75%"],
+    ]
     page.locator("[data-timeline]").screenshot(
         path=str(screenshot_dir / "94-timeline-thumbnails.png")
     )

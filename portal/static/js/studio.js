@@ -560,6 +560,11 @@
     this.rangeEl.style.left = pct(this.inPt, d);
     this.rangeEl.style.width = pct(this.outPt - this.inPt, d);
     this.handleIn.style.left = pct(this.inPt, d);
+    // Over the thumbnails, what the trim leaves out is shaded.
+    if (this.thumbs) {
+      $(this.thumbs, '[data-cut="before"]').style.width = pct(this.inPt, d);
+      $(this.thumbs, '[data-cut="after"]').style.left = pct(this.outPt, d);
+    }
     this.handleOut.style.left = pct(this.outPt, d);
     this.handleIn.setAttribute("aria-valuemax", String(r3(d)));
     this.handleOut.setAttribute("aria-valuemax", String(r3(d)));
@@ -1193,7 +1198,8 @@
     var n = Math.max(1, Math.ceil(tw / slot));
     var url = 'url("' + this.root.dataset.spriteUrl.replace(/["\\]/g, "\\$&") + '")';
     var size = this.spriteSize.w * k + "px " + this.spriteSize.h * k + "px";
-    this.thumbs.replaceChildren();
+    $$(this.thumbs, ".timeline-thumb").forEach(function (t) { t.remove(); });
+    var before = $(this.thumbs, '[data-cut="before"]');
     for (var i = 0; i < n; i++) {
       var t = Math.min(d, ((i + 0.5) * slot / tw) * d);
       var cue = cues[cues.length - 1];
@@ -1204,7 +1210,7 @@
       tile.style.backgroundImage = url;
       tile.style.backgroundSize = size;
       tile.style.backgroundPosition = -cue.x * k + "px " + -cue.y * k + "px";
-      this.thumbs.appendChild(tile);
+      this.thumbs.insertBefore(tile, before);
     }
     this.thumbs.hidden = false;
     this.track.classList.add("has-thumbs");
