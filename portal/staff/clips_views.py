@@ -131,9 +131,24 @@ def clip_attach(case_id: str):
 # -- the clip page ------------------------------------------------------------------
 
 
+def _timeline_sprite(clip: Clip) -> dict[str, str | None]:
+    """Version 1's sprite sheet and its WebVTT index, for the studio's timeline of
+    thumbnails: version 1 renders the whole unedited source, so its thumbnails sit
+    on the source timeline the studio edits (later versions are trimmed)."""
+    first = clip.versions[0] if clip.versions else None
+    names = {r.name for r in first.renditions} if first and first.status == "ready" else set()
+    if first is None or not {"sprite", "sprite_index"} <= names:
+        return {"sprite": None, "sprite_index": None}
+    return {
+        "sprite": rendition_url(first, "sprite"),
+        "sprite_index": rendition_url(first, "sprite_index"),
+    }
+
+
 def _clip_urls(clip: Clip) -> dict[str, str | None]:
     can_edit = can(current_user, Permission.CLIP_EDIT, clip.case)
     return {
+        **_timeline_sprite(clip),
         "status": url_for("staff.clip_status_json", clip_id=clip.public_id),
         "proxy": url_for("staff.clip_proxy", clip_id=clip.public_id) if clip.proxy_key else None,
         "save_version": url_for("staff.version_create", clip_id=clip.public_id),

@@ -137,6 +137,47 @@ class ClipPage(BasePage):
     def regions(self) -> Locator:
         return self.page.locator("[data-region-list] .region-item")
 
+    def region_box(self, index: int) -> Locator:
+        return self.overlay.locator(f'[data-region="{index}"]')
+
+    def drag_region(self, index: int, dx: float, dy: float) -> None:
+        """Drag region ``index``'s box on the picture by fractions of the picture."""
+        box = self.region_box(index).bounding_box()
+        picture = self.overlay.bounding_box()
+        assert box is not None and picture is not None, "the region's box is not laid out"
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        mouse = self.page.mouse
+        mouse.move(x, y)
+        mouse.down()
+        mouse.move(x + dx * picture["width"], y + dy * picture["height"], steps=8)
+        mouse.up()
+
+    def keyframe_ticks(self) -> Locator:
+        return self.page.locator("[data-track] .timeline-key")
+
+    def follow_selected_box(self) -> None:
+        self.page.get_by_role("button", name="Follow selected box").click()
+
+    def find_faces(self) -> None:
+        self.page.get_by_role("button", name="Find faces").click()
+
+    @property
+    def proposal_message(self) -> Locator:
+        return self.page.locator("[data-proposal-message]")
+
+    def suggestions(self) -> Locator:
+        return self.page.locator("[data-suggestion-list] .suggestion-item")
+
+    def audio_ranges(self) -> Locator:
+        return self.page.locator("[data-range-list] .range-item")
+
+    def add_audio_range(self) -> Locator:
+        """A range from the playhead; returns its item in the Audio panel."""
+        count = self.audio_ranges().count()
+        self.page.get_by_role("button", name="Add range at playhead").click()
+        expect(self.audio_ranges()).to_have_count(count + 1)
+        return self.audio_ranges().nth(count)
+
     def save_version(self) -> int:
         self.page.get_by_role("button", name="Save as new version").click()
         message = self.page.locator("[data-save-message]")

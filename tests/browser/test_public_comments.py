@@ -107,7 +107,7 @@ def test_supervisor_hides_a_comment_that_names_someone_and_answers_another(
     expect(page.locator("#tip-queue .badge-comment")).to_have_count(2)
     expect(rows.first).to_contain_text("Facebook public comment")
     assert_no_serious_violations(page, "queue with comments")
-    page.screenshot(path=str(screenshot_dir / "80-comment-queue.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir / "96-comment-queue.png"), full_page=True)
 
     page.get_by_role("link", name=numbers[NAMING]).click()
     panel = page.locator("section[aria-labelledby=comment-heading]")
@@ -116,7 +116,7 @@ def test_supervisor_hides_a_comment_that_names_someone_and_answers_another(
     # A comment has no conversation with a tipster: there is nobody to write back to.
     expect(page.locator("#thread-heading")).to_have_count(0)
     assert_no_serious_violations(page, "comment tip")
-    page.screenshot(path=str(screenshot_dir / "81-comment-tip.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir / "97-comment-tip.png"), full_page=True)
 
     panel.get_by_role("button", name="Hide it on the network").click()
     hidden = next(c for c in graph.comments if c.text == NAMING)
@@ -128,7 +128,7 @@ def test_supervisor_hides_a_comment_that_names_someone_and_answers_another(
     assert hidden.hidden
     reload_until(page, page.url, "Hidden on the network")
     expect(panel.get_by_role("heading")).to_contain_text("hidden")
-    page.screenshot(path=str(screenshot_dir / "82-comment-hidden.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir / "98-comment-hidden.png"), full_page=True)
 
     # The other comment gets the public answer, on a phone.
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
@@ -152,5 +152,5 @@ def test_supervisor_hides_a_comment_that_names_someone_and_answers_another(
     reload_until(mobile, tip_page, "Answered publicly")
     expect(mobile.get_by_role("link", name="see the answer")).to_be_visible()
     assert bool(mobile.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
-    mobile.screenshot(path=str(screenshot_dir / "83-comment-answered-phone.png"), full_page=True)
+    mobile.screenshot(path=str(screenshot_dir / "99-comment-answered-phone.png"), full_page=True)
     phone.close()

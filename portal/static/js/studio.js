@@ -1,13 +1,16 @@
 /*
  * The edit studio: trims, regions (blur, pixelate or solid box; still, or moving by
- * keyframes from the plan), audio, caption, watermark and poster frame of
- * one clip, previewed live over the editing proxy and saved as an EditPlan (see
- * media_pipeline/plan.py) that the server renders into a new version.
+ * keyframes from the plan), audio (the whole clip, or muted or bleeped ranges), caption,
+ * watermark and poster frame of one clip, previewed live over the editing proxy and
+ * saved as an EditPlan (see media_pipeline/plan.py) that the server renders into a new
+ * version.
  *
  * Coordinates: the plan speaks source display pixels (clip width x height, rotation
  * applied) and seconds on the source timeline; the proxy is a smaller copy of the
  * same picture. The overlay sits exactly over the displayed picture (letterboxing
- * removed) and regions are kept in source pixels, drawn as percentages of it.
+ * removed) and regions are kept in source pixels, drawn as percentages of it. Behind
+ * the timeline, thumbnails from version 1's sprite sheet (the whole source) help find
+ * the moment.
  *
  * Styles are set through element.style (allowed by the CSP), never style attributes.
  */
@@ -19,6 +22,9 @@
   var MAX_REGIONS = 32; // media_pipeline.plan.MAX_REGIONS
   var MAX_KEYFRAMES = 120; // media_pipeline.plan.MAX_KEYFRAMES
   var EFFECTS = [["blur", "Blur"], ["pixelate", "Pixelate"], ["box", "Solid box"]];
+  var MAX_AUDIO_RANGES = 32; // media_pipeline.plan.MAX_AUDIO_RANGES
+  var AUDIO_EFFECTS = [["mute", "Mute"], ["bleep", "Bleep"]];
+  var AUDIO_RANGE_S = 2; // a new range's length: a name or two
 
   /* A keyframed region's box at time t, linear between keyframes and held before the
    * first and after the last: the interpolation the render does (media_pipeline/graph.py). */
@@ -133,12 +139,25 @@
     this.proposalMessage = $(root, "[data-proposal-message]");
     this.suggestPanel = $(root, "[data-suggestions]");
     this.suggestList = $(root, "[data-suggestion-list]");
+    // Audio ranges (source seconds), muted or bleeped while the clip's audio is kept.
+    this.audioRanges = [];
+    this.hasAudio = root.dataset.hasAudio !== "no";
+    this.rangeBox = $(root, "[data-audio-ranges]");
+    this.rangeList = $(root, "[data-range-list]");
+    this.rangeEmpty = $(root, "[data-range-empty]");
+    this.rangeOff = $(root, "[data-range-off]");
+    this.addRangeBtn = $(root, "[data-add-range]");
+    this.audioSpans = $(root, "[data-audio-spans]");
+    // Thumbnails behind the timeline: version 1's sprite sheet, placed by its index.
+    this.thumbs = $(root, "[data-thumbs]");
+    this.spriteCues = null;
     this.keyTicks = el("div", "timeline-keys");
     if (this.track) this.track.insertBefore(this.keyTicks, this.playhead);
     this.bind();
 
     var proxy = root.dataset.proxyUrl;
     if (proxy) this.enable(proxy);
+    if (this.thumbs && root.dataset.spriteUrl && root.dataset.spriteIndexUrl) this.loadSprite();
   }
 
   Studio.prototype.isDirty = function () { return this.dirty; };
@@ -168,6 +187,11 @@
     });
     var audio = this.root.querySelector('input[name="audio"][value="' + (plan.audio || "keep") + '"]');
     if (audio) audio.checked = true;
+    (Array.isArray(plan.audio_ranges) ? plan.audio_ranges : []).forEach(function (a) {
+      if (!a || typeof a.start !== "number" || typeof a.end !== "number") return;
+      self.audioRanges.push({ start: a.start, end: a.end, effect: a.effect === "bleep" ? "bleep" : "mute" });
+    });
+    this.renderAudioRanges();
     var lines = plan.caption && Array.isArray(plan.caption.lines) ? plan.caption.lines : null;
     if (lines) {
       this.captionToggle.checked = true;
@@ -239,6 +263,7 @@
     v.addEventListener("ended", function () { self.updatePlayButton(); });
 
     if (window.ResizeObserver) new ResizeObserver(function () { self.layout(); }).observe(this.stage);
+    if (window.ResizeObserver) new ResizeObserver(function () { self.renderThumbs(); }).observe(this.track);
     window.addEventListener("resize", function () { self.layout(); });
 
     $(this.root, "[data-play]").addEventListener("click", function () { self.togglePlay(); });
@@ -260,8 +285,16 @@
     this.bindOverlay();
 
     $$(this.root, 'input[name="audio"]').forEach(function (r) {
-      r.addEventListener("change", function () { self.touch(); self.clearError("audio"); });
+      r.addEventListener("change", function () {
+        self.touch();
+        self.clearError("audio");
+        self.updateAudioRangesState();
+      });
     });
+    if (this.rangeBox) {
+      this.rangeBox.hidden = !this.hasAudio;
+      this.addRangeBtn.addEventListener("click", function () { self.addAudioRange(v.currentTime || 0); });
+    }
     this.captionToggle.addEventListener("change", function () {
       self.touch();
       self.updateCaption();
@@ -396,6 +429,7 @@
     $(this.root, "[data-frame]").textContent = String(Math.floor(t * this.fps + 1e-6));
     if (this.duration) this.playhead.style.left = (t / this.duration) * 100 + "%";
     this.updateRegionVisibility(t);
+    this.updateAudioPreview(t);
   };
 
   /* ------------------------------------------------------------ layout */
@@ -526,6 +560,11 @@
     this.rangeEl.style.left = pct(this.inPt, d);
     this.rangeEl.style.width = pct(this.outPt - this.inPt, d);
     this.handleIn.style.left = pct(this.inPt, d);
+    // Over the thumbnails, what the trim leaves out is shaded.
+    if (this.thumbs) {
+      $(this.thumbs, '[data-cut="before"]').style.width = pct(this.inPt, d);
+      $(this.thumbs, '[data-cut="after"]').style.left = pct(this.outPt, d);
+    }
     this.handleOut.style.left = pct(this.outPt, d);
     this.handleIn.setAttribute("aria-valuemax", String(r3(d)));
     this.handleOut.setAttribute("aria-valuemax", String(r3(d)));
@@ -540,6 +579,7 @@
     } else {
       this.posterMarker.hidden = true;
     }
+    this.renderAudioSpans();
     var r = this.regions[this.selected];
     if (r) {
       var s = r.start === null ? 0 : r.start;
@@ -992,7 +1032,7 @@
       });
       var now = el("button", "btn btn-tiny", "now");
       now.type = "button";
-      now.setAttribute("aria-label", "Set region " + (i + 1) + " " + key + " to the current time");
+      now.setAttribute("aria-label", "Set region " + (i + 1) + " " + key + " to now (the playhead)");
       now.addEventListener("click", function () {
         input.value = (self.video.currentTime || 0).toFixed(2);
         input.dispatchEvent(new Event("change"));
@@ -1101,6 +1141,244 @@
     });
   };
 
+  /* ------------------------------------------------------------ timeline thumbnails */
+
+  /* The sprite's WebVTT index (media_pipeline.graph.SpriteLayout.to_vtt): one cue per
+   * thumbnail, "start --> end" then "sprite.jpg#xywh=x,y,w,h" in sheet pixels. */
+  function parseSpriteIndex(text) {
+    var cues = [];
+    var stamp = function (s) {
+      var p = s.trim().split(":").map(parseFloat);
+      return p.reduce(function (acc, v) { return acc * 60 + v; }, 0);
+    };
+    var lines = text.split(/\r?\n/);
+    for (var i = 0; i + 1 < lines.length; i++) {
+      var times = lines[i].split("-->");
+      var box = /#xywh=(\d+),(\d+),(\d+),(\d+)\s*$/.exec(lines[i + 1]);
+      if (times.length !== 2 || !box) continue;
+      cues.push({
+        start: stamp(times[0]), end: stamp(times[1]),
+        x: +box[1], y: +box[2], w: +box[3], h: +box[4],
+      });
+    }
+    return cues.filter(function (c) { return isFinite(c.start) && isFinite(c.end) && c.w > 0 && c.h > 0; });
+  }
+
+  /* Without the sheet or its index (an old version, a failed fetch) the timeline stays
+   * plain: the thumbnails only help find the moment. */
+  Studio.prototype.loadSprite = function () {
+    var self = this;
+    var sheet = new Image();
+    var index = fetch(this.root.dataset.spriteIndexUrl, { credentials: "same-origin" })
+      .then(function (res) { return res.ok ? res.text() : ""; });
+    var loaded = new Promise(function (done) {
+      sheet.onload = function () { done(true); };
+      sheet.onerror = function () { done(false); };
+    });
+    sheet.src = this.root.dataset.spriteUrl;
+    Promise.all([index, loaded]).then(function (out) {
+      var cues = out[1] ? parseSpriteIndex(out[0] || "") : [];
+      if (!cues.length) return;
+      self.spriteCues = cues;
+      self.spriteSize = { w: sheet.naturalWidth, h: sheet.naturalHeight };
+      self.renderThumbs();
+    }).catch(function () {});
+  };
+
+  /* As many thumbnails as fit the track's width at its height, each showing the
+   * frame at the middle of the stretch of timeline it covers. */
+  Studio.prototype.renderThumbs = function () {
+    var cues = this.spriteCues;
+    if (!cues || !this.thumbs) return;
+    var d = this.duration || cues[cues.length - 1].end;
+    var tw = this.track.clientWidth, th = this.track.clientHeight;
+    if (!tw || !th || !d) return;
+    var k = th / cues[0].h;
+    var slot = cues[0].w * k;
+    var n = Math.max(1, Math.ceil(tw / slot));
+    var url = 'url("' + this.root.dataset.spriteUrl.replace(/["\\]/g, "\\$&") + '")';
+    var size = this.spriteSize.w * k + "px " + this.spriteSize.h * k + "px";
+    $$(this.thumbs, ".timeline-thumb").forEach(function (t) { t.remove(); });
+    var before = $(this.thumbs, '[data-cut="before"]');
+    for (var i = 0; i < n; i++) {
+      var t = Math.min(d, ((i + 0.5) * slot / tw) * d);
+      var cue = cues[cues.length - 1];
+      for (var j = 0; j < cues.length; j++) if (t < cues[j].end) { cue = cues[j]; break; }
+      var tile = el("div", "timeline-thumb");
+      tile.style.left = i * slot + "px";
+      tile.style.width = slot + "px";
+      tile.style.backgroundImage = url;
+      tile.style.backgroundSize = size;
+      tile.style.backgroundPosition = -cue.x * k + "px " + -cue.y * k + "px";
+      this.thumbs.insertBefore(tile, before);
+    }
+    this.thumbs.hidden = false;
+    this.track.classList.add("has-thumbs");
+  };
+
+  /* ------------------------------------------------------------ audio ranges */
+
+  /* A range from the playhead, AUDIO_RANGE_S long (shorter at the clip's end; moved
+   * back when the playhead is at the very end). */
+  Studio.prototype.addAudioRange = function (t) {
+    this.clearError("audio_ranges");
+    if (this.audioRanges.length >= MAX_AUDIO_RANGES) {
+      this.showError("audio_ranges", "At most " + MAX_AUDIO_RANGES + " ranges: widen one to cover two.");
+      return;
+    }
+    var d = this.duration;
+    var start = clamp(t, 0, d);
+    var end = Math.min(d, start + AUDIO_RANGE_S);
+    if (end - start < 0.1) start = Math.max(0, end - AUDIO_RANGE_S);
+    this.audioRanges.push({ start: r3(start), end: r3(end), effect: "mute" });
+    this.touch();
+    this.renderAudioRanges();
+    // Focus on the new range's name, not its start field: on a phone a focused field
+    // would open the keyboard over the picture.
+    var names = $$(this.rangeList, ".region-select");
+    if (names.length) names[names.length - 1].focus();
+  };
+
+  Studio.prototype.deleteAudioRange = function (i) {
+    this.audioRanges.splice(i, 1);
+    this.touch();
+    this.clearError("audio_ranges");
+    this.renderAudioRanges();
+  };
+
+  Studio.prototype.renderAudioRanges = function () {
+    var self = this;
+    if (!this.rangeList) return;
+    this.rangeList.replaceChildren();
+    this.audioRanges.forEach(function (a, i) { self.rangeList.appendChild(self.audioRangeItem(a, i)); });
+    this.rangeEmpty.hidden = this.audioRanges.length > 0;
+    this.updateAudioRangesState();
+    this.renderAudioSpans();
+  };
+
+  Studio.prototype.audioRangeItem = function (a, i) {
+    var self = this;
+    var n = i + 1;
+    var li = el("li", "range-item");
+    li.dataset.rangeIndex = String(i);
+    var head = el("div", "region-head");
+    var go = el("button", "region-select", "Range " + n);
+    go.type = "button";
+    go.title = "Go to its start";
+    go.addEventListener("click", function () { self.video.pause(); self.seek(a.start); });
+    head.appendChild(go);
+    var del = el("button", "btn btn-small btn-ghost region-delete", "Delete");
+    del.type = "button";
+    del.setAttribute("aria-label", "Delete range " + n);
+    del.addEventListener("click", function () { self.deleteAudioRange(i); });
+    head.appendChild(del);
+    li.appendChild(head);
+
+    var fields = el("div", "region-fields");
+    var mkTime = function (key, labelText) {
+      var id = "range-" + i + "-" + key;
+      var lab = el("label", "small-label", labelText);
+      lab.htmlFor = id;
+      var input = el("input", "num");
+      input.type = "number";
+      input.step = "0.01";
+      input.min = "0";
+      input.max = String(r3(self.duration));
+      input.id = id;
+      input.value = a[key].toFixed(2);
+      input.setAttribute("data-range-" + key, "");
+      input.addEventListener("change", function () {
+        var v = num(input.value);
+        if (v !== null) a[key] = r3(clamp(v, 0, self.duration));
+        input.value = a[key].toFixed(2);
+        self.touch();
+        li.querySelector("[data-range-error]").textContent = "";
+        li.classList.remove("has-error");
+        self.renderAudioSpans();
+        self.updateAudioPreview(self.video.currentTime || 0);
+      });
+      var now = el("button", "btn btn-tiny", "now");
+      now.type = "button";
+      now.setAttribute("aria-label", "Set range " + n + " " + key + " to now (the playhead)");
+      now.addEventListener("click", function () {
+        input.value = (self.video.currentTime || 0).toFixed(2);
+        input.dispatchEvent(new Event("change"));
+      });
+      var wrap = el("div", "time-field");
+      wrap.appendChild(lab);
+      wrap.appendChild(input);
+      wrap.appendChild(now);
+      return wrap;
+    };
+    fields.appendChild(mkTime("start", "Start"));
+    fields.appendChild(mkTime("end", "End"));
+    var effectId = "range-" + i + "-effect";
+    var effectLabel = el("label", "small-label", "Effect");
+    effectLabel.htmlFor = effectId;
+    var effect = el("select");
+    effect.id = effectId;
+    effect.setAttribute("data-range-effect", "");
+    AUDIO_EFFECTS.forEach(function (e) {
+      var option = el("option", null, e[1]);
+      option.value = e[0];
+      option.selected = a.effect === e[0];
+      effect.appendChild(option);
+    });
+    effect.addEventListener("change", function () {
+      a.effect = effect.value;
+      self.touch();
+      self.renderAudioSpans();
+    });
+    var effectWrap = el("div", "time-field");
+    effectWrap.appendChild(effectLabel);
+    effectWrap.appendChild(effect);
+    fields.appendChild(effectWrap);
+    li.appendChild(fields);
+    var err = el("p", "field-error");
+    err.setAttribute("data-range-error", "");
+    li.appendChild(err);
+    a.item = li;
+    return li;
+  };
+
+  /* Ranges are kept while the whole clip is muted or removed, but not used (nor sent). */
+  Studio.prototype.updateAudioRangesState = function () {
+    if (!this.rangeBox) return;
+    var audio = $(this.root, 'input[name="audio"]:checked');
+    var on = !audio || audio.value === "keep";
+    this.rangeOff.hidden = on || this.audioRanges.length === 0;
+    this.updateAudioPreview(this.video.currentTime || 0);
+    this.rangeBox.classList.toggle("is-disabled", !on);
+    this.addRangeBtn.disabled = !on;
+    $$(this.rangeList, "input, select").forEach(function (n) { n.disabled = !on; });
+    if (this.audioSpans) this.audioSpans.hidden = !on;
+  };
+
+  /* The preview is silent where the render will be: the whole clip when its audio is
+   * muted or removed, inside a range otherwise (a bleep is previewed as silence). */
+  Studio.prototype.updateAudioPreview = function (t) {
+    var audio = $(this.root, 'input[name="audio"]:checked');
+    var keep = !audio || audio.value === "keep";
+    var covered = !keep || this.audioRanges.some(function (a) { return t >= a.start - 1e-3 && t < a.end; });
+    if (this.video.muted !== covered) this.video.muted = covered;
+  };
+
+  /* The ranges on the timeline, as bars above the region span. */
+  Studio.prototype.renderAudioSpans = function () {
+    var self = this;
+    if (!this.audioSpans || !this.duration) return;
+    this.audioSpans.replaceChildren();
+    this.audioRanges.forEach(function (a, i) {
+      var bar = el("div", "timeline-audio-range is-" + a.effect);
+      bar.setAttribute("data-audio-span", "");
+      bar.title = "Range " + (i + 1) + ": " + (a.effect === "bleep" ? "bleeped" : "muted") + " " +
+        formatTime(a.start) + "–" + formatTime(a.end);
+      bar.style.left = (a.start / self.duration) * 100 + "%";
+      bar.style.width = (Math.max(0, a.end - a.start) / self.duration) * 100 + "%";
+      self.audioSpans.appendChild(bar);
+    });
+  };
+
   /* ------------------------------------------------------------ caption, watermark, poster */
 
   Studio.prototype.captionText = function () {
@@ -1191,6 +1469,15 @@
       item.scrollIntoView({ block: "nearest" });
       return;
     }
+    var a = /^audio_ranges\[(\d+)\]/.exec(field);
+    if (a && this.audioRanges[parseInt(a[1], 10)]) {
+      var range = this.audioRanges[parseInt(a[1], 10)];
+      var part = field.slice(a[0].length).replace(/^\./, "");
+      range.item.querySelector("[data-range-error]").textContent = (part ? part + ": " : "") + message;
+      range.item.classList.add("has-error");
+      range.item.scrollIntoView({ block: "nearest" });
+      return;
+    }
     var name = field.split(/[.[]/)[0];
     if (name === "trim_start" || name === "trim_end") name = "trim";
     if (!this.showError(name, message)) {
@@ -1225,6 +1512,10 @@
         };
       }),
       audio: audio ? audio.value : "keep",
+      // Only while the audio is kept: muting or removing it covers every range already.
+      audio_ranges: (!audio || audio.value === "keep") && this.hasAudio ? this.audioRanges.map(function (a) {
+        return { start: r3(a.start), end: r3(a.end), effect: a.effect };
+      }) : [],
       caption: this.captionToggle.checked ? { lines: lines } : null,
       poster_time: this.posterSource === null ? null : r3(Math.max(0, this.posterSource - self.inPt)),
       watermark: !!(this.watermark && this.watermark.checked),
@@ -1239,6 +1530,12 @@
       if (b.start !== null && b.end !== null && b.end <= b.start) return ["regions[" + i + "].end", "must be after the start"];
       if (b.start !== null && b.start >= this.outPt) return ["regions[" + i + "].start", "is after the end of the edited clip"];
       if (b.end !== null && b.end <= this.inPt) return ["regions[" + i + "].end", "is before the start of the edited clip"];
+    }
+    for (var j = 0; j < plan.audio_ranges.length; j++) {
+      var a = plan.audio_ranges[j];
+      if (a.end <= a.start) return ["audio_ranges[" + j + "].end", "must be after the start"];
+      if (a.start >= this.outPt) return ["audio_ranges[" + j + "].start", "is after the end of the edited clip"];
+      if (a.end <= this.inPt) return ["audio_ranges[" + j + "].end", "is before the start of the edited clip"];
     }
     if (plan.caption && plan.caption.lines.length === 0) return ["caption", "Write at least one line, or untick the caption."];
     if (this.posterSource !== null && (this.posterSource < this.inPt || this.posterSource >= this.outPt)) {
