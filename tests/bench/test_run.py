@@ -116,12 +116,30 @@ def test_redaction_bench_exits_1_when_tracks_cost_more_than_the_target(
     figures = {"tracked_render_vs_still_render": 1.16}
     monkeypatch.setattr(bench, "make_source", lambda path, seconds: None)
     monkeypatch.setattr(bench, "measure", lambda *a: figures)
+    monkeypatch.setattr(bench, "measure_faces", lambda *a: {"face_suggest_vs_duration": 0.5})
     assert bench.main(["--quick"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert "target tracked_render_vs_still_render <= 1.15: NOT MET" in lines
     assert all(run.TARGET_LINE.match(line) for line in lines if line.startswith("target "))
     figures["tracked_render_vs_still_render"] = 1.15
     assert bench.main(["--quick"]) == 0
+
+
+def test_redaction_bench_exits_1_when_face_suggestions_are_slower_than_the_clip(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load("redaction_bench")
+    figures = {"face_suggest_vs_duration": 1.01}
+    monkeypatch.setattr(bench, "measure_faces", lambda *a: figures)
+    assert bench.main(["--quick", "--only", "faces"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "target face_suggest_vs_duration <= 1: NOT MET" in lines
+    # Only the measurement that ran is judged; a missing figure of it is a miss.
+    assert not any("tracked_render" in line for line in lines)
+    figures.clear()
+    assert bench.main(["--quick", "--only", "faces"]) == 1
+    figures["face_suggest_vs_duration"] = 1.0
+    assert bench.main(["--quick", "--only", "faces"]) == 0
 
 
 def test_redaction_bench_moving_tracks_stay_inside_the_picture() -> None:
