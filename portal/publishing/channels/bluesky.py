@@ -46,6 +46,7 @@ import httpx
 import regex
 
 from portal.publishing.channels.base import (
+    CapReached,
     Channel,
     ChannelError,
     CredentialError,
@@ -762,7 +763,15 @@ class Bluesky(Channel):
         )
         if limits.get("canUpload") is False:
             reason = limits.get("message") or limits.get("error") or "no uploads left today"
-            raise RejectedError(f"Bluesky will not take a video from this account now: {reason}")
+            text = f"Bluesky will not take a video from this account now: {reason}"
+            # The daily allowance (videos or bytes, getUploadLimits' remainingDaily*)
+            # frees again; anything else (an unverified e-mail, a suspended account)
+            # needs a person. The answer gives no reset time: the engine looks again.
+            if limits.get("error") == "DailyLimitExceeded" or any(
+                limits.get(key) == 0 for key in ("remainingDailyVideos", "remainingDailyBytes")
+            ):
+                raise CapReached(text)
+            raise RejectedError(text)
 
     @staticmethod
     def _job(body: dict[str, Any]) -> dict[str, Any]:

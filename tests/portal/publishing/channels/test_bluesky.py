@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from portal.publishing.channels.base import (
+    CapReached,
     CredentialError,
     Draft,
     OutcomeUnknown,
@@ -183,13 +184,14 @@ def test_bluesky_processing_failure_rejects_with_the_failure_code(
     assert fake.records == {}
 
 
-def test_bluesky_daily_upload_limit_is_a_clear_refusal(
+def test_bluesky_daily_upload_limit_waits_for_the_cap_without_uploading(
     fake: FakeBluesky, adapter: Bluesky, draft: Draft
 ) -> None:
     fake.can_upload = False
-    with pytest.raises(RejectedError, match="daily upload limit"):
+    with pytest.raises(CapReached, match="reached your daily upload limit"):
         adapter.publish(draft, MemorySteps())
     assert fake.calls("upload_video") == []
+    assert fake.records == {}
 
 
 def test_bluesky_video_already_processed_is_reused(
