@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -24,6 +24,7 @@ from portal.publishing.planning import (
     CAPTION_NETWORKS,
     SlotSettings,
     check_template,
+    describe_preview,
     preview_caption,
     save_caption_template,
     update_slot_settings,
@@ -377,6 +378,30 @@ def caption_template_edit(network: str) -> Response | tuple[str, int]:
         form=form,
         network=network,
         limits=limits_for(network),
-        preview=preview,
+        preview=describe_preview(preview),
         preview_appeal=backlog[0] if backlog else None,
     ), status
+
+
+@bp.route("/schedule/captions/<network>/preview", methods=["POST"])
+@requires(SETTINGS)
+def caption_template_preview(network: str) -> tuple[Response, int]:
+    """The live preview of the caption editor: the template as typed so far, written
+    out, cut and counted by the same code as the page's Preview button and as
+    preflight (the browser counts nothing). Saves nothing; the form's CSRF token is
+    checked like any POST."""
+    if network not in CAPTION_NETWORKS:
+        abort(404)
+    agency = current_user.agency
+    form = CaptionTemplateForm()
+    if not form.validate_on_submit():
+        errors = {name: list(found) for name, found in form.errors.items()}
+        return jsonify(problems=errors), 400
+    shown = Template(
+        item=form.item.data or "",
+        closing=form.closing.data or "",
+        hashtags=form.hashtags.data or "",
+    )
+    backlog = slot_plans.backlog(agency)
+    preview = preview_caption(agency, network, shown, backlog[0] if backlog else None)
+    return jsonify(problems=check_template(shown), **describe_preview(preview)), 200
