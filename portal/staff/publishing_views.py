@@ -105,11 +105,16 @@ def schedule_fill() -> Response | tuple[str, int]:
     now = utcnow()
     plans = slot_plans.plan_slots(agency, now, CALENDAR_WEEKS)
     form = _fill_form([p.slot_at for p in plans])
+    dropped: list[str] = []
     if request.method == "GET":
         wanted = request.args.get("slot", "")
         plan = next((p for p in plans if p.slot_at.isoformat() == wanted), plans[0])
         form.slot.data = plan.slot_at.isoformat()
-        form.appeals.data = [a.public_id for a in plan.suggestion]
+        # Appeals dropped on the slot in the calendar (schedule-drag.js) come ticked in
+        # place of the suggestion; one that cannot be picked is ignored.
+        pickable = {choice.value for choice in form.appeals.choices}
+        dropped = [a for a in request.args.getlist("appeal") if a in pickable]
+        form.appeals.data = dropped or [a.public_id for a in plan.suggestion]
         form.channels.data = [choice.value for choice in form.channels.choices]
     problems: list[str] = []
     if form.validate_on_submit():
@@ -130,7 +135,9 @@ def schedule_fill() -> Response | tuple[str, int]:
             flash("Posting now." if form.post_now.data else "Scheduled.", "info")
             return redirect(url_for("staff.post_detail", post_id=post.public_id))
     status = 422 if problems else (400 if request.method == "POST" else 200)
-    return render_template("staff/schedule_fill.html", form=form, problems=problems), status
+    return render_template(
+        "staff/schedule_fill.html", form=form, problems=problems, dropped=bool(dropped)
+    ), status
 
 
 def _rendition(delivery: Delivery) -> Rendition | None:
