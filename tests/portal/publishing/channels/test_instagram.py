@@ -89,6 +89,21 @@ def test_daily_cap_reached_waits_before_publishing_and_keeps_the_container(
     assert graph.ops().count("ig_publish") == 1
 
 
+def test_cap_reached_between_the_quota_and_the_publish_waits_and_keeps_the_container(
+    graph: GraphFake, reel_draft: Draft, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = instagram(graph)
+    # The quota was read with room left; a post made in the app took the last one.
+    monkeypatch.setattr(adapter, "check_quota", lambda: None)
+    graph.quota_usage = graph.quota_total
+    steps = MemorySteps()
+    with pytest.raises(CapReached, match=r"daily publishing cap is reached \(9\)"):
+        adapter.publish(reel_draft, steps)
+    (made,) = graph.containers.values()
+    assert made.status_code == "FINISHED" and made.media_id == ""
+    assert steps.state["container_id"] == made.id
+
+
 def test_processing_error_is_rejected(graph: GraphFake, reel_draft: Draft) -> None:
     graph.processing_outcome = "error"
     with pytest.raises(RejectedError, match="could not process.*2207026"):
