@@ -723,7 +723,7 @@ class Bluesky(Channel):
         job_id = state.get("bluesky_job_id")
         if not job_id:
             if self.settings.get("check_upload_limits", True):
-                self._check_upload_limits()
+                self._check_upload_limits(draft.media.size)
             token = self._service_token(self._pds_aud(), "com.atproto.repo.uploadBlob")
             response = self.video.call(
                 "POST",
@@ -749,7 +749,7 @@ class Bluesky(Channel):
             steps.save("video_processing", bluesky_job_id=str(job_id))
         return self._wait_for_job(str(job_id), steps)
 
-    def _check_upload_limits(self) -> None:
+    def _check_upload_limits(self, size: int) -> None:
         token = self._service_token(
             str(self.settings.get("video_aud") or DEFAULT_VIDEO_AUD),
             "app.bsky.video.getUploadLimits",
@@ -772,6 +772,12 @@ class Bluesky(Channel):
             ):
                 raise CapReached(text)
             raise RejectedError(text)
+        left = limits.get("remainingDailyBytes")
+        if isinstance(left, int) and left < size:
+            # It would be refused part way: it waits for the allowance instead.
+            raise CapReached(
+                f"Bluesky allows {left} more bytes of video today and this one is {size}"
+            )
 
     @staticmethod
     def _job(body: dict[str, Any]) -> dict[str, Any]:

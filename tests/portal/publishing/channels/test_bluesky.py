@@ -194,6 +194,16 @@ def test_bluesky_daily_upload_limit_waits_for_the_cap_without_uploading(
     assert fake.records == {}
 
 
+def test_bluesky_video_larger_than_the_bytes_left_today_waits_without_uploading(
+    fake: FakeBluesky, adapter: Bluesky, draft: Draft
+) -> None:
+    assert draft.media is not None
+    fake.remaining_daily_bytes = draft.media.size - 1
+    with pytest.raises(CapReached, match=f"allows {draft.media.size - 1} more bytes"):
+        adapter.publish(draft, MemorySteps())
+    assert fake.calls("upload_video") == []
+
+
 def test_bluesky_video_already_processed_is_reused(
     fake: FakeBluesky, adapter: Bluesky, draft: Draft, clock: Clock
 ) -> None:
