@@ -188,7 +188,7 @@ def _caption_editable(post: Post, delivery: Delivery) -> bool:
     return (
         post.status == PostStatus.SCHEDULED.value
         and delivery.status == DeliveryStatus.QUEUED.value
-        and delivery.channel.network in LIMITS
+        and delivery.channel.network in CAPTION_NETWORKS  # the portal's pages show the appeal
     )
 
 
@@ -303,7 +303,7 @@ def delivery_caption_preview(post_id: str, delivery_id: str) -> tuple[Response, 
     from portal.publishing.preflight import caption_problems
 
     delivery = _delivery_of(post_id, delivery_id)
-    if delivery.channel.network not in LIMITS:
+    if delivery.channel.network not in CAPTION_NETWORKS:
         abort(404)
     form = CaptionEditForm()
     if not form.validate_on_submit():

@@ -437,6 +437,9 @@ def edit_caption(delivery: Delivery, actor: User, text: str) -> Delivery:
     _require(actor, post.agency_id)
     text = clean_text(text, field="text", max_length=CAPTION_MAX_CHARS, multiline=True)
     network = delivery.channel.network
+    if network == PORTAL_NETWORK:
+        # Its pages and feed show the appeal itself; the caption is never shown.
+        raise Conflict("The portal's own pages show the appeal itself: there is no caption.")
     _, problems = caption_problems(network, text)
     if problems:
         message = "; ".join(problems)

@@ -90,6 +90,15 @@ def test_edit_caption_is_refused_once_the_post_is_being_sent(
         edit_caption(delivery, users[Role.COORDINATOR], "Too late")
 
 
+def test_edit_caption_of_the_portals_own_pages_is_refused(
+    app: Flask, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, _ = scheduled
+    portal = next(d for d in post.deliveries if d.channel.network == "portal")
+    with pytest.raises(Conflict, match="no caption"):
+        edit_caption(portal, users[Role.COORDINATOR], "Words nobody would see")
+
+
 def _post_page(client: FlaskClient, post: Post) -> str:
     return client.get(f"/staff/posts/{post.public_id}").get_data(as_text=True)
 
@@ -102,6 +111,7 @@ def test_post_page_saves_a_rewritten_caption_and_shows_a_refused_one_as_written(
     page = _post_page(client, post)
     action = f"/staff/posts/{post.public_id}/deliveries/{delivery.public_id}/caption"
     assert f'action="{action}"' in page
+    assert page.count('class="caption-edit"') == 1  # Mastodon's; not the portal's pages
     token = csrf_token(client, f"/staff/posts/{post.public_id}")
     saved = client.post(action, data={"csrf_token": token, "text": "Have you seen this bike?"})
     assert saved.status_code == 302
