@@ -120,6 +120,7 @@ ALERTS = {
     "rejected": "A post could not go out on {channel}",
     "attention": "A post on {channel} needs a look",
     "remove": "A post on {channel} must be removed by hand",
+    "cap": "A post on {channel} waits for {network}'s daily cap",
 }
 
 

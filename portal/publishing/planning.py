@@ -168,3 +168,35 @@ def preview_caption(
     ``network`` will."""
     items = [fields_for(appeal, network, agency) if appeal is not None else sample_fields(network)]
     return fit_caption(template, items, limits_for(network))
+
+
+def describe_preview(caption: Caption) -> dict[str, object]:
+    """What the caption editor shows of a preview, worded once for the page and for the
+    live preview's JSON (the browser only places these words, it counts nothing)."""
+    if caption.limit:
+        count = f"{caption.length} / {caption.limit}"
+        if caption.byte_limit:
+            count += f", {caption.byte_length} / {caption.byte_limit} bytes"
+    else:
+        count = "No length limit"
+    if caption.cut and caption.fits:  # otherwise the warning says it was cut in vain
+        count += " · shortened to fit"
+    warning = ""
+    if not caption.fits:
+        over = (
+            f"{caption.over_by}"
+            if caption.over_by
+            else f"{caption.byte_length - caption.byte_limit} bytes"
+        )
+        warning = f"Too long by {over} even with the summary and title cut: shorten the template."
+    return {
+        "text": caption.text,
+        "count": count,
+        "length": caption.length,
+        "limit": caption.limit,
+        "byte_length": caption.byte_length,
+        "byte_limit": caption.byte_limit,
+        "cut": caption.cut,
+        "fits": caption.fits,
+        "warning": warning,
+    }

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from media_pipeline.profiles import DEFAULT_PROFILES, VideoProfile
 from portal.extensions import db
 from portal.models import Agency, Appeal, ClipVersion, Rendition
-from portal.publishing.captions import caption_for
+from portal.publishing.captions import Caption, caption_for, measure
 from portal.publishing.limits import LIMITS, Limit, NetworkLimits
 from portal.publishing.models import Channel, Delivery, DeliveryStatus, Post
 from portal.services.clips import approval_is_intact
@@ -237,6 +237,35 @@ def prepare_delivery(network: str, appeals: list[Appeal], agency: Agency) -> Pre
         counted_length=caption.length,
         limit=caption.limit,
     )
+
+
+def caption_problems(network: str, text: str) -> tuple[Caption, list[str]]:
+    """A caption a person wrote for ``network``, counted as the network counts it, and
+    what must change before it can be sent: nothing of it is cut, so what is too long
+    is refused with by how much."""
+    limits = LIMITS[network]
+    caption = measure(text, limits)
+    problems: list[str] = []
+    if not text.strip():
+        problems.append("write a caption")
+    if caption.limit and caption.length > caption.limit:
+        problems.append(
+            f"the caption is {caption.length} long as {limits.label} counts it, over its "
+            f"{caption.limit}: shorten it by {caption.over_by}"
+        )
+    if caption.byte_limit and caption.byte_length > caption.byte_limit:
+        problems.append(
+            f"the caption is {caption.byte_length} bytes, over {limits.label}'s "
+            f"{caption.byte_limit}: shorten it by {caption.byte_length - caption.byte_limit} bytes"
+        )
+    if limits.hashtags_max is not None:
+        tags = len(HASHTAG.findall(text))
+        if tags > limits.hashtags_max.value:
+            problems.append(
+                f"the caption has {tags} hashtags; {limits.label} takes at most "
+                f"{limits.hashtags_max.value}: remove {tags - limits.hashtags_max.value}"
+            )
+    return caption, problems
 
 
 #: Deliveries that took (or will take) one of the account's daily posts.

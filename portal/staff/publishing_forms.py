@@ -104,3 +104,15 @@ class MarkSentForm(FlaskForm):
             Regexp(r"^https://\S+$", message="Give the post's https:// address."),
         ],
     )
+
+
+class CaptionEditForm(FlaskForm):
+    """A scheduled post's caption on one channel, as a person rewrote it."""
+
+    text = TextAreaField(
+        "Caption",
+        validators=[
+            DataRequired(message="Write a caption."),
+            TextValidator(max_length=70000, multiline=True),
+        ],
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
@@ -16,7 +16,7 @@ from portal.http.edge import staff_client_addr
 from portal.models import Rendition
 from portal.models.base import utcnow
 from portal.publishing import slots as slot_plans
-from portal.publishing.captions import Template, template_for
+from portal.publishing.captions import Template, measure, template_for
 from portal.publishing.counting import count_length
 from portal.publishing.limits import LIMITS, limits_for
 from portal.publishing.models import ChannelStatus, Delivery, DeliveryStatus, Post, PostStatus
@@ -24,6 +24,7 @@ from portal.publishing.planning import (
     CAPTION_NETWORKS,
     SlotSettings,
     check_template,
+    describe_preview,
     preview_caption,
     save_caption_template,
     update_slot_settings,
@@ -31,6 +32,7 @@ from portal.publishing.planning import (
 from portal.publishing.services.posts import (
     cancel_post,
     create_post,
+    edit_caption,
     get_post_for,
     list_channels,
     mark_delivery_sent,
@@ -44,6 +46,7 @@ from portal.staff import bp
 from portal.staff.authz import requires
 from portal.staff.localtime_filters import local_filter
 from portal.staff.publishing_forms import (
+    CaptionEditForm,
     CaptionTemplateForm,
     FillSlotForm,
     MarkSentForm,
@@ -104,11 +107,16 @@ def schedule_fill() -> Response | tuple[str, int]:
     now = utcnow()
     plans = slot_plans.plan_slots(agency, now, CALENDAR_WEEKS)
     form = _fill_form([p.slot_at for p in plans])
+    dropped: list[str] = []
     if request.method == "GET":
         wanted = request.args.get("slot", "")
         plan = next((p for p in plans if p.slot_at.isoformat() == wanted), plans[0])
         form.slot.data = plan.slot_at.isoformat()
-        form.appeals.data = [a.public_id for a in plan.suggestion]
+        # Appeals dropped on the slot in the calendar (schedule-drag.js) come ticked in
+        # place of the suggestion; one that cannot be picked is ignored.
+        pickable = {choice.value for choice in form.appeals.choices}
+        dropped = [a for a in request.args.getlist("appeal") if a in pickable]
+        form.appeals.data = dropped or [a.public_id for a in plan.suggestion]
         form.channels.data = [choice.value for choice in form.channels.choices]
     problems: list[str] = []
     if form.validate_on_submit():
@@ -129,7 +137,9 @@ def schedule_fill() -> Response | tuple[str, int]:
             flash("Posting now." if form.post_now.data else "Scheduled.", "info")
             return redirect(url_for("staff.post_detail", post_id=post.public_id))
     status = 422 if problems else (400 if request.method == "POST" else 200)
-    return render_template("staff/schedule_fill.html", form=form, problems=problems), status
+    return render_template(
+        "staff/schedule_fill.html", form=form, problems=problems, dropped=bool(dropped)
+    ), status
 
 
 def _rendition(delivery: Delivery) -> Rendition | None:
@@ -165,17 +175,31 @@ def _delivery_view(post: Post, delivery: Delivery) -> dict[str, object]:
         "network": limits.label if limits is not None else network,
         "text": text,
         "counted": counted,
+        "count": describe_preview(measure(text, limits))["count"] if limits else "",
         "limit": limit,
         "rendition": rendition,
         "problems": problems,
+        "editable": _caption_editable(post, delivery),
     }
 
 
+def _caption_editable(post: Post, delivery: Delivery) -> bool:
+    """A scheduled post's caption may be rewritten per channel until it is sent."""
+    return (
+        post.status == PostStatus.SCHEDULED.value
+        and delivery.status == DeliveryStatus.QUEUED.value
+        and delivery.channel.network in CAPTION_NETWORKS  # the portal's pages show the appeal
+    )
+
+
 def _render_post(
-    post: Post, refused: tuple[Delivery, MarkSentForm] | None = None
+    post: Post,
+    refused: tuple[Delivery, MarkSentForm] | None = None,
+    caption: tuple[Delivery, CaptionEditForm] | None = None,
 ) -> tuple[str, int]:
     """The post page; ``refused`` is a "found it" address that did not pass, shown
-    with its message beside its delivery (the others' forms stay empty)."""
+    with its message beside its delivery (the others' forms stay empty); ``caption``
+    a rewritten caption that was refused, shown as written with why."""
     sent_forms = {
         d.public_id: MarkSentForm(formdata=None)
         for d in post.deliveries
@@ -183,13 +207,21 @@ def _render_post(
     }
     if refused is not None:
         sent_forms[refused[0].public_id] = refused[1]
+    caption_forms = {
+        d.public_id: CaptionEditForm(formdata=None, text=d.text)
+        for d in post.deliveries
+        if _caption_editable(post, d)
+    }
+    if caption is not None:
+        caption_forms[caption[0].public_id] = caption[1]
     return render_template(
         "staff/post_detail.html",
         post=post,
         deliveries=[_delivery_view(post, d) for d in post.deliveries],
         action_form=PostActionForm(),
         sent_forms=sent_forms,
-    ), (422 if refused else 200)
+        caption_forms=caption_forms,
+    ), (422 if refused or caption else 200)
 
 
 @bp.route("/posts/<post_id>")
@@ -235,10 +267,59 @@ def post_cancel(post_id: str) -> Response:
     return _post_action(post_id, "cancel")
 
 
+# -- a scheduled post's captions, rewritten per channel ----------------------------------
+
+
+@bp.route("/posts/<post_id>/deliveries/<delivery_id>/caption", methods=["POST"])
+@requires(PLAN)
+def delivery_caption(post_id: str, delivery_id: str) -> Response | tuple[str, int]:
+    delivery = _delivery_of(post_id, delivery_id)
+    form = CaptionEditForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _render_post(delivery.post, caption=(delivery, form))
+    name = delivery.channel.name
+    try:
+        edit_caption(delivery, current_user, form.text.data or "")
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        if exc.field != "text":
+            flash(exc.message, "error")
+            return redirect(url_for("staff.post_detail", post_id=post_id))
+        form.text.errors = [exc.message]
+        return _render_post(delivery.post, caption=(delivery, form))
+    flash(f"The caption for {name} is saved.", "info")
+    return redirect(url_for("staff.post_detail", post_id=post_id))
+
+
+@bp.route("/posts/<post_id>/deliveries/<delivery_id>/caption/preview", methods=["POST"])
+@requires(PLAN)
+def delivery_caption_preview(post_id: str, delivery_id: str) -> tuple[Response, int]:
+    """The live preview of a caption being rewritten: counted by the server as the
+    network counts it and checked as saving it would be (the browser counts nothing).
+    Saves nothing; the form's CSRF token is checked like any POST."""
+    from portal.publishing.preflight import caption_problems
+
+    delivery = _delivery_of(post_id, delivery_id)
+    if delivery.channel.network not in CAPTION_NETWORKS:
+        abort(404)
+    form = CaptionEditForm()
+    if not form.validate_on_submit():
+        return jsonify(problems={k: list(v) for k, v in form.errors.items()}), 400
+    caption, problems = caption_problems(delivery.channel.network, form.text.data or "")
+    shown = describe_preview(caption)
+    if problems:
+        message = "; ".join(problems)
+        shown["warning"] = message[0].upper() + message[1:] + "."
+    return jsonify(problems={"text": problems} if problems else {}, **shown), 200
+
+
 # -- a person's decisions on a delivery that stopped ------------------------------------
 
 
-def _stopped_delivery(post_id: str, delivery_id: str) -> Delivery:
+def _delivery_of(post_id: str, delivery_id: str) -> Delivery:
     """A delivery of a post of the user's agency; another agency's is not found."""
     try:
         post = get_post_for(current_user, post_id)
@@ -253,7 +334,7 @@ def _stopped_delivery(post_id: str, delivery_id: str) -> Delivery:
 @bp.route("/posts/<post_id>/deliveries/<delivery_id>/retry", methods=["POST"])
 @requires(PLAN)
 def delivery_retry(post_id: str, delivery_id: str) -> Response:
-    delivery = _stopped_delivery(post_id, delivery_id)
+    delivery = _delivery_of(post_id, delivery_id)
     if not PostActionForm().validate_on_submit():
         abort(400)
     name = delivery.channel.name
@@ -271,7 +352,7 @@ def delivery_retry(post_id: str, delivery_id: str) -> Response:
 @bp.route("/posts/<post_id>/deliveries/<delivery_id>/sent", methods=["POST"])
 @requires(PLAN)
 def delivery_mark_sent(post_id: str, delivery_id: str) -> Response | tuple[str, int]:
-    delivery = _stopped_delivery(post_id, delivery_id)
+    delivery = _delivery_of(post_id, delivery_id)
     form = MarkSentForm()
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
@@ -377,6 +458,30 @@ def caption_template_edit(network: str) -> Response | tuple[str, int]:
         form=form,
         network=network,
         limits=limits_for(network),
-        preview=preview,
+        preview=describe_preview(preview),
         preview_appeal=backlog[0] if backlog else None,
     ), status
+
+
+@bp.route("/schedule/captions/<network>/preview", methods=["POST"])
+@requires(SETTINGS)
+def caption_template_preview(network: str) -> tuple[Response, int]:
+    """The live preview of the caption editor: the template as typed so far, written
+    out, cut and counted by the same code as the page's Preview button and as
+    preflight (the browser counts nothing). Saves nothing; the form's CSRF token is
+    checked like any POST."""
+    if network not in CAPTION_NETWORKS:
+        abort(404)
+    agency = current_user.agency
+    form = CaptionTemplateForm()
+    if not form.validate_on_submit():
+        errors = {name: list(found) for name, found in form.errors.items()}
+        return jsonify(problems=errors), 400
+    shown = Template(
+        item=form.item.data or "",
+        closing=form.closing.data or "",
+        hashtags=form.hashtags.data or "",
+    )
+    backlog = slot_plans.backlog(agency)
+    preview = preview_caption(agency, network, shown, backlog[0] if backlog else None)
+    return jsonify(problems=check_template(shown), **describe_preview(preview)), 200

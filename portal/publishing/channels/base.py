@@ -19,7 +19,10 @@ Errors say what should happen next, not what went wrong inside the adapter:
 * :class:`CredentialError` — the network refused the credentials (expired, revoked):
   the coordinator is asked to reconnect and nothing is retried in a loop;
 * :class:`RejectedError` — the network refused this post for good (over a limit,
-  a processing failure, a daily cap): the reason is shown on the post.
+  a processing failure): the reason is shown on the post;
+* :class:`CapReached` — the account has used its daily posts (or videos) on the
+  network, counted by the network itself (manual posts included): nothing was posted,
+  and the same post goes once the cap frees.
 """
 
 from __future__ import annotations
@@ -59,6 +62,16 @@ class CredentialError(ChannelError):
 
 class RejectedError(ChannelError):
     """The network refused this post for good; retrying the same post cannot help."""
+
+
+class CapReached(ChannelError):
+    """The account reached the network's daily cap before the call that posts: nothing
+    was posted. The post waits until the cap frees, not before ``retry_after`` seconds
+    where the network says when (otherwise the engine decides when to look again)."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

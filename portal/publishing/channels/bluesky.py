@@ -46,6 +46,7 @@ import httpx
 import regex
 
 from portal.publishing.channels.base import (
+    CapReached,
     Channel,
     ChannelError,
     CredentialError,
@@ -722,7 +723,7 @@ class Bluesky(Channel):
         job_id = state.get("bluesky_job_id")
         if not job_id:
             if self.settings.get("check_upload_limits", True):
-                self._check_upload_limits()
+                self._check_upload_limits(draft.media.size)
             token = self._service_token(self._pds_aud(), "com.atproto.repo.uploadBlob")
             response = self.video.call(
                 "POST",
@@ -748,7 +749,7 @@ class Bluesky(Channel):
             steps.save("video_processing", bluesky_job_id=str(job_id))
         return self._wait_for_job(str(job_id), steps)
 
-    def _check_upload_limits(self) -> None:
+    def _check_upload_limits(self, size: int) -> None:
         token = self._service_token(
             str(self.settings.get("video_aud") or DEFAULT_VIDEO_AUD),
             "app.bsky.video.getUploadLimits",
@@ -762,7 +763,21 @@ class Bluesky(Channel):
         )
         if limits.get("canUpload") is False:
             reason = limits.get("message") or limits.get("error") or "no uploads left today"
-            raise RejectedError(f"Bluesky will not take a video from this account now: {reason}")
+            text = f"Bluesky will not take a video from this account now: {reason}"
+            # The daily allowance (videos or bytes, getUploadLimits' remainingDaily*)
+            # frees again; anything else (an unverified e-mail, a suspended account)
+            # needs a person. The answer gives no reset time: the engine looks again.
+            if limits.get("error") == "DailyLimitExceeded" or any(
+                limits.get(key) == 0 for key in ("remainingDailyVideos", "remainingDailyBytes")
+            ):
+                raise CapReached(text)
+            raise RejectedError(text)
+        left = limits.get("remainingDailyBytes")
+        if isinstance(left, int) and left < size:
+            # It would be refused part way: it waits for the allowance instead.
+            raise CapReached(
+                f"Bluesky allows {left} more bytes of video today and this one is {size}"
+            )
 
     @staticmethod
     def _job(body: dict[str, Any]) -> dict[str, Any]:

@@ -37,10 +37,16 @@ Exactly once: Facebook documents no idempotency key. The video id is stored the 
 it is known (the Reel's start phase returns it before anything is published, so one
 Reel per delivery is certain: finishing the same video twice cannot make two). The
 regular video's id only comes back from the call that posts it; when that answer is
-lost, :meth:`FacebookVideo.find` looks for the caption among the Page's videos and
-otherwise leaves it to a person.
+lost, :meth:`FacebookVideo.find` looks for it among the Page's videos posted since the
+moment before the call (stored before it was made): newest first, page by page
+(``paging.cursors.after``, graph-api/results), a bounded number of pages, the caption
+matched only among videos created since then, so a busy Page, or an older video with
+the same caption, neither hides it nor is taken for it. Two matches, a listing that
+ends before reaching that moment, or none at all leave it to a person.
 
-**Unverified** (settings, with the defaults below): the ``status.video_status`` values
+**Unverified** (settings, with the defaults below): that ``/{page-id}/videos`` lists
+newest first (what it shows; the reference does not say), and its largest ``limit``
+(``find_page_size``); the ``status.video_status`` values
 (``ready_states``, ``error_states``), the names of the Reel phases' states, and that
 ``uploading_phase.bytes_transferred`` tells where an interrupted Reel upload stopped.
 For comments: the edge's largest ``limit`` (``replies_page_size``); what Graph answers
@@ -53,6 +59,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -76,8 +83,13 @@ WEB_URL = "https://www.facebook.com"
 DEFAULT_READY_STATES = ("ready", "published")
 DEFAULT_ERROR_STATES = ("error", "expired")
 CHUNK_BYTES = 1024 * 1024
-# How many of the Page's latest videos find() reads looking for a lost post.
-FIND_LIMIT = 25
+# find(): videos a listing page asks for, and the most pages read looking for a lost
+# post (a Page posting a thousand videos in the minutes since is left to a person).
+FIND_PAGE_SIZE = 50
+FIND_PAGES = 10
+# Facebook's clock and ours may differ: a video created this long before the moment we
+# stored is still looked at.
+FIND_CLOCK_SKEW = timedelta(minutes=10)
 COMMENT_FIELDS = "id,message,from{id,name},created_time,permalink_url,is_hidden,parent{id}"
 
 
@@ -98,6 +110,21 @@ def file_chunks(path: Path, offset: int) -> Iterator[bytes]:
 def mapping(value: object) -> Mapping[str, Any]:
     """A JSON object of an answer, or an empty one where the answer has none."""
     return value if isinstance(value, dict) else {}
+
+
+def _moment(value: object) -> datetime | None:
+    """A stored ISO time or a Graph ``created_time``; None when absent or unreadable."""
+    if not value:
+        return None
+    text = str(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+        except ValueError:
+            return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def web_url(permalink: object, fallback: str) -> str:
@@ -310,6 +337,12 @@ class FacebookVideo(FacebookPage):
         video_id = state.get("video_id")
         if not video_id:
             handle = state.get("file_handle") or self.upload(media, draft, steps, state)
+            if not state.get("posting_since"):
+                # Stored before the call: a video this post made cannot be older, which
+                # is what find() looks back to. The first call's moment is kept.
+                posting_since = datetime.now(UTC).isoformat()
+                steps.save("posting", posting_since=posting_since)
+                state["posting_since"] = posting_since
             body = self.http.json(
                 self.http.call(
                     "POST",
@@ -393,23 +426,78 @@ class FacebookVideo(FacebookPage):
         video_id = steps.state.get("video_id")
         if video_id:
             return self.wait_until_ready(str(video_id))
-        body = self.http.json(
-            self.http.call(
-                "GET",
-                self.graph_path(f"{self.page_id}/videos"),
-                params={"fields": "id,description,permalink_url", "limit": FIND_LIMIT},
-                headers=self.page_auth(),
+        if not steps.state.get("file_handle"):
+            return None  # the bytes never reached Facebook: nothing can have been posted
+        since = _moment(steps.state.get("posting_since"))
+        matches, complete = self.videos_since(since, draft.text)
+        if len(matches) > 1:
+            ids = ", ".join(str(v.get("id")) for v in matches)
+            raise OutcomeUnknown(
+                f"{self.network}: {len(matches)} videos with this caption were posted since "
+                f"({ids}); check which is this post"
             )
-        )
-        for video in body.get("data") or []:
-            if isinstance(video, dict) and video.get("description") == draft.text:
-                found = str(video.get("id") or "")
-                steps.save("posted", video_id=found)
-                fallback = f"{WEB_URL}/{self.page_id}/videos/{found}"
-                return Published(found, web_url(video.get("permalink_url"), fallback))
+        if matches:
+            (video,) = matches
+            found = str(video.get("id") or "")
+            steps.save("posted", video_id=found)
+            fallback = f"{WEB_URL}/{self.page_id}/videos/{found}"
+            return Published(found, web_url(video.get("permalink_url"), fallback))
+        if not complete:
+            raise OutcomeUnknown(
+                f"{self.network}: the video is not among the Page's latest "
+                f"{self.find_page_size * self.find_pages} videos; check the Page"
+            )
         # Not listed (yet?): a video still processing may not be; posting again could
         # double it, so a person decides.
         raise OutcomeUnknown(f"{self.network}: the video is not on the Page (yet); check it")
+
+    @property
+    def find_page_size(self) -> int:
+        return int(self.settings.get("find_page_size") or FIND_PAGE_SIZE)
+
+    @property
+    def find_pages(self) -> int:
+        return int(self.settings.get("find_pages") or FIND_PAGES)
+
+    def videos_since(
+        self, since: datetime | None, text: str
+    ) -> tuple[list[Mapping[str, Any]], bool]:
+        """The Page's videos with the caption ``text`` created since ``since`` (any
+        age when it is not known), and whether the listing was read back that far (or
+        to its end) within the bounded pages."""
+        oldest = since - FIND_CLOCK_SKEW if since is not None else None
+        matches: list[Mapping[str, Any]] = []
+        after = ""
+        for _ in range(max(self.find_pages, 1)):
+            params: dict[str, Any] = {
+                "fields": "id,description,permalink_url,created_time",
+                "limit": self.find_page_size,
+            }
+            if after:
+                params["after"] = after
+            body = self.http.json(
+                self.http.call(
+                    "GET",
+                    self.graph_path(f"{self.page_id}/videos"),
+                    params=params,
+                    headers=self.page_auth(),
+                )
+            )
+            reached = False
+            for video in body.get("data") or []:
+                if not isinstance(video, dict):
+                    continue
+                created = _moment(video.get("created_time"))
+                if oldest is not None and created is not None and created < oldest:
+                    reached = True  # newest first: what follows is older still
+                    continue
+                if video.get("description") == text and video.get("id"):
+                    matches.append(video)
+            paging = mapping(body.get("paging"))
+            after = str(mapping(paging.get("cursors")).get("after") or "")
+            if reached or not paging.get("next") or not after:
+                return matches, True
+        return matches, False
 
 
 @register

@@ -35,6 +35,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from portal.publishing.channels.base import (
+    CapReached,
     Channel,
     ChannelError,
     CredentialError,
@@ -63,6 +64,10 @@ CREDENTIAL_CODES = frozenset({190, 102})
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80001, 80002})
 # "Unsupported get/delete request: object does not exist" (code 100, subcode 33).
 MISSING_OBJECT = (100, 33)
+# Instagram's publishing cap reached at media_publish (a post made in the app since the
+# quota was read): code 9, subcode 2207042 is what client libraries report; the error
+# codes reference does not list it (networks.md: unverified).
+PUBLISH_CAP_SUBCODE = 2207042
 # "(#803) Some of the aliases you requested do not exist" (an id that names nothing).
 UNKNOWN_ALIAS = 803
 # Comments asked for per listing call (the pagination guide's ``limit``: "the maximum
@@ -332,6 +337,8 @@ def classify_error(error: Mapping[str, Any], network: str, wait_s: float | None)
         )
     if (code, subcode) == MISSING_OBJECT:
         return MissingObject(f"{network}: {message}")
+    if subcode == PUBLISH_CAP_SUBCODE:
+        return CapReached(f"{network}'s daily publishing cap is reached ({code}): {message}")
     return RejectedError(f"{network} refused the request ({code}): {message}")
 
 

@@ -54,6 +54,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from portal.publishing.channels.base import (
+    CapReached,
     CredentialError,
     Draft,
     OutcomeUnknown,
@@ -217,7 +218,8 @@ class InstagramReels(GraphChannel):
         usage, total = entry.get("quota_usage"), config.get("quota_total")
         if isinstance(usage, int) and isinstance(total, int) and usage >= total:
             hours = int(config.get("quota_duration") or 86400) // 3600
-            raise RejectedError(
+            # A rolling window (the answer gives no reset time): the engine looks again.
+            raise CapReached(
                 f"instagram's daily cap is reached: {usage} of {total} posts by the API "
                 f"in {hours} hours"
             )

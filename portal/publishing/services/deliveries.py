@@ -19,7 +19,13 @@ What the adapter raises decides what happens next (see channels.base):
 * :class:`CredentialError`: failed, the channel marked for reconnecting, the
   coordinators told; the other deliveries of that channel fail at their claim without
   a call, so nothing loops against a refused token;
-* :class:`RejectedError`: failed with the network's reason, the coordinators told.
+* :class:`RejectedError`: failed with the network's reason, the coordinators told;
+* a daily cap reached at send time, by the portal's own count of what the channel sent
+  in the last 24 hours (:func:`cap_reached`, before the adapter posts) or by the
+  network's (:class:`CapReached`: Instagram's publishing quota, Bluesky's daily video
+  uploads, which count posts made outside the portal too): nothing is sent, the
+  delivery waits until the cap frees, the coordinators are told once. Those waits are
+  not attempts: a post that waited a day still has all its retries.
 
 Retries are not delayed jobs: the minute's ``publishing.publish_due`` enqueues the
 deliveries whose ``next_attempt_at`` has come, each with a key of its own (delivery
@@ -49,8 +55,8 @@ from portal.jobs.errors import ClaimLost, TransientJobError, classify_error, des
 from portal.jobs.registry import JobContext, enqueue
 from portal.models import Appeal, Job, JobStatus, Rendition
 from portal.models.base import utcnow
-from portal.publishing.channels.base import Channel as Adapter
 from portal.publishing.channels.base import (
+    CapReached,
     CredentialError,
     Draft,
     Media,
@@ -59,7 +65,9 @@ from portal.publishing.channels.base import (
     RejectedError,
     TransientError,
 )
+from portal.publishing.channels.base import Channel as Adapter
 from portal.publishing.channels.registry import adapter_for
+from portal.publishing.limits import LIMITS
 from portal.publishing.models import (
     Channel,
     ChannelStatus,
@@ -105,6 +113,17 @@ BACKOFF_CAP_S = 3600.0
 #: State key (reserved: adapters' keys never start with "_") holding why the last
 #: attempt's outcome is unknown. While set, the next attempt calls ``find`` first.
 UNKNOWN_KEY = "_outcome_unknown"
+#: State keys of a wait for the daily cap: how many attempts ended waiting for it (they
+#: do not count against MAX_ATTEMPTS), and when the current wait began.
+CAP_WAITS_KEY = "_cap_waits"
+CAP_SINCE_KEY = "_cap_since"
+
+#: When nobody can say when the cap frees (the network gives no reset time, or the
+#: channel's other posts are still being sent), look again after this long.
+CAP_RECHECK_S = 3600.0
+#: A rolling 24-hour cap frees within a day of the last post; a delivery that still
+#: cannot go after this long (the account keeps posting by hand) fails for a person.
+CAP_WAIT_MAX = timedelta(hours=72)
 
 SYSTEM = "publishing"
 
@@ -406,11 +425,18 @@ def _call(attempt: _Attempt, adapter: Adapter, draft: Draft, steps: RowSteps, no
             steps.forget(UNKNOWN_KEY)
             steps.save("found nothing")
             finding = False
+        capped = cap_reached(attempt.channel_id, attempt.network, attempt.delivery_id, now)
+        if capped is not None:
+            return _cap_wait(attempt, capped[0], capped[1], now=now, steps=steps)
         published = call_keeping_credentials(
             adapter, attempt.channel_id, adapter.publish, draft, steps
         )
     except ClaimLost:
         raise
+    except CapReached as exc:
+        wait = exc.retry_after if exc.retry_after is not None else CAP_RECHECK_S
+        at = now + timedelta(seconds=max(wait, BACKOFF_BASE_S))
+        return _cap_wait(attempt, exc.reason, at, now=now, steps=steps)
     except TransientError as exc:
         # A transient failure of ``find`` leaves the outcome as unknown as before.
         unknown = steps.state.get(UNKNOWN_KEY) if finding else None
@@ -584,7 +610,9 @@ def _retry(
         state[UNKNOWN_KEY] = unknown
     else:
         state.pop(UNKNOWN_KEY, None)
-    if attempt.attempts >= MAX_ATTEMPTS:
+    state.pop(CAP_SINCE_KEY, None)  # a wait for the cap, if there was one, is over
+    tries = attempt.attempts - int(state.get(CAP_WAITS_KEY) or 0)
+    if tries >= MAX_ATTEMPTS:
         if unknown:
             text = (
                 f"Gave up after {attempt.attempts} attempts, and it is not known whether the "
@@ -593,9 +621,107 @@ def _retry(
             return _end(attempt, NEEDS_ATTENTION, text, now=now, alert="attention", state=state)
         text = f"Gave up after {attempt.attempts} attempts: {reason}"
         return _end(attempt, FAILED, text, now=now, alert="rejected", state=state)
-    at = now + timedelta(seconds=backoff_s(attempt.attempts, retry_after))
+    at = now + timedelta(seconds=backoff_s(tries, retry_after))
     _write(attempt, status=RETRYING, reason=reason[:4000], next_attempt_at=at, state=state)
     _audit(attempt, "delivery.retrying", {"reason": reason, "at": at.isoformat()})
+    db.session.commit()
+    return RETRYING
+
+
+#: Deliveries that took one of the channel's daily posts, by when they were sent (a post
+#: taken down since still counted against the day it went out).
+_SENT_COUNTED = (SENT, REMOVED)
+
+
+def cap_reached(
+    channel_id: int, network: str, delivery_id: int, now: datetime
+) -> tuple[str, datetime] | None:
+    """Whether sending ``delivery_id`` now would pass the network's daily cap (its
+    posts in any 24 hours, portal/publishing/limits.py ``daily_cap``), counting what the
+    channel sent in the 24 hours before ``now`` and what it is sending at this moment;
+    ``(reason, when it frees)``, or None when it may go.
+
+    Preflight checked the cap against the slots when the post was scheduled; since
+    then a "post now", a retry that slid into another post's day or a second post the
+    same day may have used the day's posts. Of two deliveries of one channel being
+    sent at once, the one made first goes, the other counts it (so both never wait
+    for each other)."""
+    limits = LIMITS.get(network)
+    if limits is None or limits.daily_cap is None:
+        return None
+    cap = limits.daily_cap.value
+    day = timedelta(hours=24)
+    sent_at: list[datetime] = [
+        at
+        for at in db.session.scalars(
+            select(Delivery.sent_at)
+            .where(
+                Delivery.channel_id == channel_id,
+                Delivery.id != delivery_id,
+                Delivery.status.in_(_SENT_COUNTED),
+                Delivery.sent_at > now - day,
+            )
+            .order_by(Delivery.sent_at)
+        )
+        if at is not None
+    ]
+    in_flight = (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.channel_id == channel_id,
+                Delivery.id < delivery_id,
+                Delivery.status == SENDING,
+            )
+        )
+        or 0
+    )
+    db.session.commit()
+    taken = len(sent_at) + in_flight
+    if taken < cap:
+        return None
+    # The day's posts free one by one as each leaves the 24 hours: the post goes when
+    # one fewer than the cap remain.
+    index = taken - cap
+    frees = sent_at[index] + day if index < len(sent_at) else now + timedelta(seconds=CAP_RECHECK_S)
+    reason = (
+        f"{limits.label} takes {cap} posts from one account in 24 hours and this account "
+        f"has {taken} in the last 24 hours"
+    )
+    return reason, frees
+
+
+def _cap_wait(
+    attempt: _Attempt,
+    reason: str,
+    at: datetime,
+    *,
+    now: datetime,
+    steps: RowSteps | None = None,
+) -> str:
+    """Nothing was sent because the daily cap is reached: wait until ``at`` (when it
+    frees), keeping every stored step; the coordinators are told when the wait begins.
+    A wait that outlasts :data:`CAP_WAIT_MAX` fails for a person."""
+    state = _state_of(attempt, steps)
+    began = state.get(CAP_SINCE_KEY)
+    since = datetime.fromisoformat(began) if isinstance(began, str) else now
+    state[CAP_SINCE_KEY] = since.isoformat()
+    state[CAP_WAITS_KEY] = int(state.get(CAP_WAITS_KEY) or 0) + 1
+    if now - since >= CAP_WAIT_MAX:
+        hours = int(CAP_WAIT_MAX.total_seconds() // 3600)
+        text = (
+            f"The daily cap is still reached after waiting {hours} hours ({reason}); "
+            "nothing was sent. Post fewer times a day on this account, then try again."
+        )
+        return _end(attempt, FAILED, text, now=now, alert="rejected", state=state)
+    at = max(at, now + timedelta(seconds=BACKOFF_BASE_S))
+    text = f"The daily cap is reached: {reason}. Nothing was sent; it goes when the cap frees."
+    _write(attempt, status=RETRYING, reason=text[:4000], next_attempt_at=at, state=state)
+    _audit(attempt, "delivery.cap_wait", {"reason": reason, "at": at.isoformat()})
+    if began is None:
+        # Once a wait: the key names the wait's start, not the attempt.
+        alert_coordinators(attempt.delivery_id, "cap", state[CAP_SINCE_KEY])
     db.session.commit()
     return RETRYING
 

@@ -421,6 +421,61 @@ def retry_delivery(delivery: Delivery, actor: User, *, now: datetime | None = No
     return delivery
 
 
+#: The longest caption a person may write (every network's limit is far below).
+CAPTION_MAX_CHARS = 70000
+
+
+def edit_caption(delivery: Delivery, actor: User, text: str) -> Delivery:
+    """Replace the caption a scheduled post sends to one channel by what a person
+    wrote, counted as the network counts it (portal/publishing/preflight.py
+    ``caption_problems``) and refused when it would not be taken. Only before anything
+    was sent: once the slot came and the post is publishing, its captions are fixed."""
+    from portal.publishing.preflight import caption_problems
+
+    post = db.session.get(Post, delivery.post_id)
+    assert post is not None
+    _require(actor, post.agency_id)
+    text = clean_text(text, field="text", max_length=CAPTION_MAX_CHARS, multiline=True)
+    network = delivery.channel.network
+    if network == PORTAL_NETWORK:
+        # Its pages and feed show the appeal itself; the caption is never shown.
+        raise Conflict("The portal's own pages show the appeal itself: there is no caption.")
+    _, problems = caption_problems(network, text)
+    if problems:
+        message = "; ".join(problems)
+        raise ValidationFailed(message[0].upper() + message[1:] + ".", field="text")
+    scheduled = select(Post.id).where(
+        Post.id == delivery.post_id, Post.status == PostStatus.SCHEDULED.value
+    )
+    before = delivery.text
+    moved = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery.id,
+            Delivery.status == DeliveryStatus.QUEUED.value,
+            Delivery.post_id.in_(scheduled),
+        )
+        .values(text=text, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            "Only a scheduled post's captions can change, before it is sent; look again."
+        )
+    db.session.flush()
+    db.session.refresh(delivery)
+    _audit(
+        post,
+        actor,
+        "post.caption",
+        delivery=delivery.public_id,
+        network=network,
+        before=before,
+        after=text,
+    )
+    return delivery
+
+
 def mark_delivery_sent(delivery: Delivery, actor: User, url: str) -> Delivery:
     """The person found the post on the network (an unknown outcome that did land):
     record where, so it is never sent again and its updates reach it."""

@@ -27,9 +27,7 @@ from portal.jobs.execution import execute_job
 from portal.models import Agency, Appeal, Job, JobStatus, Rendition, Role, User
 from portal.models.base import utcnow
 from portal.publishing.channels.base import (
-    Channel as Adapter,
-)
-from portal.publishing.channels.base import (
+    CapReached,
     CredentialError,
     Draft,
     OutcomeUnknown,
@@ -39,6 +37,9 @@ from portal.publishing.channels.base import (
     ReplyPage,
     Steps,
     TransientError,
+)
+from portal.publishing.channels.base import (
+    Channel as Adapter,
 )
 from portal.publishing.channels.registry import register
 from portal.publishing.models import Channel
@@ -140,6 +141,9 @@ class FakeNetwork(Adapter):
             steps.save("uploaded", media_id=f"m{world.uploads}", media_sha=digest)
         if fault == "transient_after_upload":
             raise TransientError("fake answered 502 to the post")
+        if fault == "cap":
+            # The network's own count (posts made in its app included), before posting.
+            raise CapReached("fake says the account posted 25 of 25 today")
         if fault == "crash_before":
             raise RuntimeError("the adapter has a bug")
         with world.lock:

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from portal.publishing.channels.base import (
+    CapReached,
     CredentialError,
     Draft,
     OutcomeUnknown,
@@ -183,11 +184,22 @@ def test_bluesky_processing_failure_rejects_with_the_failure_code(
     assert fake.records == {}
 
 
-def test_bluesky_daily_upload_limit_is_a_clear_refusal(
+def test_bluesky_daily_upload_limit_waits_for_the_cap_without_uploading(
     fake: FakeBluesky, adapter: Bluesky, draft: Draft
 ) -> None:
     fake.can_upload = False
-    with pytest.raises(RejectedError, match="daily upload limit"):
+    with pytest.raises(CapReached, match="reached your daily upload limit"):
+        adapter.publish(draft, MemorySteps())
+    assert fake.calls("upload_video") == []
+    assert fake.records == {}
+
+
+def test_bluesky_video_larger_than_the_bytes_left_today_waits_without_uploading(
+    fake: FakeBluesky, adapter: Bluesky, draft: Draft
+) -> None:
+    assert draft.media is not None
+    fake.remaining_daily_bytes = draft.media.size - 1
+    with pytest.raises(CapReached, match=f"allows {draft.media.size - 1} more bytes"):
         adapter.publish(draft, MemorySteps())
     assert fake.calls("upload_video") == []
 

@@ -4,6 +4,7 @@ fakes/graph_fake.py): the documented calls, every documented failure, and resumi
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -67,7 +68,7 @@ def test_video_publish_sends_the_documented_requests(graph: GraphFake, reel_draf
     (only,) = graph.videos.values()
     assert only.description == reel_draft.text
     assert published == Published(only.id, f"https://www.facebook.com/1001/videos/{only.id}/")
-    assert steps.saved == ["upload_session", "uploaded", "posted"]
+    assert steps.saved == ["upload_session", "uploaded", "posting", "posted"]
     assert steps.state["video_id"] == only.id
 
 
@@ -111,6 +112,8 @@ def test_video_timeout_after_accept_is_found_and_not_posted_again(
     with pytest.raises(OutcomeUnknown):
         video(graph).publish(reel_draft, steps)
     (accepted,) = graph.videos.values()
+    # The moment before the call was stored first: what find() looks back to.
+    assert steps.saved == ["upload_session", "uploaded", "posting"]
 
     found = video(graph).find(reel_draft, steps)
     assert found is not None and found.remote_id == accepted.id
@@ -119,6 +122,81 @@ def test_video_timeout_after_accept_is_found_and_not_posted_again(
     again = video(graph).publish(reel_draft, steps)
     assert again.remote_id == accepted.id
     assert graph.ops().count("videos") == 1 and len(graph.videos) == 1
+
+
+def _lost_answer(graph: GraphFake, draft: Draft) -> tuple[MemorySteps, str]:
+    """The call that posts timed out after Facebook took it: (steps, the video's id)."""
+    steps = MemorySteps()
+    graph.fail("videos", "timeout_after_accept")
+    with pytest.raises(OutcomeUnknown):
+        video(graph).publish(draft, steps)
+    (accepted,) = graph.videos.values()
+    return steps, accepted.id
+
+
+def test_video_lost_answer_is_found_on_a_busy_page_by_reading_further_pages(
+    graph: GraphFake, reel_draft: Draft
+) -> None:
+    steps, accepted = _lost_answer(graph, reel_draft)
+    # The Page's other tools posted 120 videos since: ours is on the third page.
+    before = datetime.now(UTC)
+    for n in range(120):
+        graph.add_video(f"Other video {n}", before + timedelta(seconds=n + 1))
+    found = video(graph, find_page_size=50).find(reel_draft, steps)
+    assert found is not None and found.remote_id == accepted
+    listings = [r for r in graph.requests if r.op == "page_videos"]
+    assert [r.params.get("after") is None for r in listings] == [True, False, False]
+    assert all(r.params["limit"] == "50" for r in listings)
+    assert "created_time" in listings[0].params["fields"]
+
+
+def test_video_lost_answer_is_not_taken_for_an_older_video_with_the_same_caption(
+    graph: GraphFake, reel_draft: Draft
+) -> None:
+    old = graph.add_video(reel_draft.text, datetime.now(UTC) - timedelta(days=7))
+    graph.fail("videos", "server_error")  # it may have posted, and in fact did not
+    steps = MemorySteps()
+    with pytest.raises(OutcomeUnknown):
+        video(graph).publish(reel_draft, steps)
+    assert list(graph.videos) == [old.id]
+    with pytest.raises(OutcomeUnknown, match="not on the Page"):
+        video(graph).find(reel_draft, steps)
+    assert "video_id" not in steps.state
+    # The listing stopped at the first video older than the call: one page read.
+    assert graph.ops().count("page_videos") == 1
+
+
+def test_video_lost_answer_with_two_matching_videos_is_left_to_a_person(
+    graph: GraphFake, reel_draft: Draft
+) -> None:
+    steps, accepted = _lost_answer(graph, reel_draft)
+    twin = graph.add_video(reel_draft.text, datetime.now(UTC) + timedelta(seconds=1))
+    with pytest.raises(OutcomeUnknown, match=f"2 videos with this caption.*{twin.id}"):
+        video(graph).find(reel_draft, steps)
+    assert "video_id" not in steps.state and accepted in graph.videos
+
+
+def test_video_lost_answer_beyond_the_bounded_pages_is_left_to_a_person(
+    graph: GraphFake, reel_draft: Draft
+) -> None:
+    steps, _ = _lost_answer(graph, reel_draft)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    for n in range(30):
+        graph.add_video(f"Other video {n}", later + timedelta(seconds=n))
+    with pytest.raises(OutcomeUnknown, match="not among the Page's latest 20 videos"):
+        video(graph, find_page_size=10, find_pages=2).find(reel_draft, steps)
+    assert graph.ops().count("page_videos") == 2
+
+
+def test_video_find_before_the_upload_finished_knows_nothing_was_posted(
+    graph: GraphFake, reel_draft: Draft
+) -> None:
+    graph.fail("upload", "server_error")
+    steps = MemorySteps()
+    with pytest.raises(TransientError):
+        video(graph).publish(reel_draft, steps)
+    assert video(graph).find(reel_draft, steps) is None
+    assert "page_videos" not in graph.ops()
 
 
 def test_video_lost_answer_never_listed_is_left_to_a_person(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from portal.publishing.channels.base import (
+    CapReached,
     CredentialError,
     Draft,
     OutcomeUnknown,
@@ -72,13 +73,35 @@ def test_publish_sends_the_documented_requests(graph: GraphFake, reel_draft: Dra
     assert steps.saved == ["container", "uploaded", "published"]
 
 
-def test_daily_cap_reached_is_rejected_before_publishing(
+def test_daily_cap_reached_waits_before_publishing_and_keeps_the_container(
     graph: GraphFake, reel_draft: Draft
 ) -> None:
     graph.quota_usage = graph.quota_total = 50
-    with pytest.raises(RejectedError, match="daily cap is reached: 50 of 50"):
-        instagram(graph).publish(reel_draft, MemorySteps())
+    steps = MemorySteps()
+    with pytest.raises(CapReached, match="daily cap is reached: 50 of 50 posts by the API in 24"):
+        instagram(graph).publish(reel_draft, steps)
     assert "ig_publish" not in graph.ops()
+    # The window moved on: the same container is published, none made again.
+    graph.quota_usage = 49
+    published = instagram(graph).publish(reel_draft, steps)
+    (made,) = graph.containers.values()
+    assert made.status_code == "PUBLISHED" and published.remote_id == made.media_id
+    assert graph.ops().count("ig_publish") == 1
+
+
+def test_cap_reached_between_the_quota_and_the_publish_waits_and_keeps_the_container(
+    graph: GraphFake, reel_draft: Draft, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = instagram(graph)
+    # The quota was read with room left; a post made in the app took the last one.
+    monkeypatch.setattr(adapter, "check_quota", lambda: None)
+    graph.quota_usage = graph.quota_total
+    steps = MemorySteps()
+    with pytest.raises(CapReached, match=r"daily publishing cap is reached \(9\)"):
+        adapter.publish(reel_draft, steps)
+    (made,) = graph.containers.values()
+    assert made.status_code == "FINISHED" and made.media_id == ""
+    assert steps.state["container_id"] == made.id
 
 
 def test_processing_error_is_rejected(graph: GraphFake, reel_draft: Draft) -> None:

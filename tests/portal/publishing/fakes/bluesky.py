@@ -137,6 +137,7 @@ class FakeBluesky(FakeServer):
     #: (failureCode, message) a job fails with, when set.
     processing_failure: tuple[str, str] | None = None
     can_upload: bool = True
+    remaining_daily_bytes: int = 10**10
     #: Answer a rate limit with Retry-After only (the client honours it too).
     retry_after_only: bool = False
     access_tokens: set[str] = field(default_factory=set)
@@ -281,7 +282,11 @@ class FakeBluesky(FakeServer):
                 }
             )
         return json_response(
-            {"canUpload": True, "remainingDailyVideos": 25, "remainingDailyBytes": 10**10}
+            {
+                "canUpload": True,
+                "remainingDailyVideos": 25,
+                "remainingDailyBytes": self.remaining_daily_bytes,
+            }
         )
 
     def on_upload_video(self, request: Request) -> Response:

@@ -9,7 +9,8 @@ It follows the documentation summarised in ../shared/networks.md sections 1 and 
 * Page videos (video-api/guides/publishing, video-api/reference): ``POST
   /{page-id}/videos`` with ``description`` and ``fbuploader_video_file_chunk``,
   ``GET /{video-id}?fields=status``, ``POST /{video-id}`` (edit), ``DELETE
-  /{video-id}``, ``GET /{page-id}/videos``;
+  /{video-id}``, ``GET /{page-id}/videos`` (newest first, with ``created_time``,
+  paged by ``after`` like every Graph edge: graph-api/results);
 * Page Reels (video-api/guides/reels-publishing): ``POST /{page-id}/video_reels``
   ``upload_phase=start|finish``, ``POST rupload /video-upload/{v}/{video-id}`` with
   ``offset`` and ``file_size``, the status with its three phases (the shape from
@@ -121,6 +122,7 @@ class Video:
     size: int = 0
     published: bool = False
     polls: int = 0
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -526,19 +528,49 @@ class GraphFake:
         self.videos[video.id] = video
         return 200, {"id": video.id}
 
+    def add_video(self, description: str, created: datetime) -> Video:
+        """A video posted on the Page some other way (by hand, another tool)."""
+        video = Video(self.new_id(), "video", description, 1, 1, published=True, created=created)
+        self.videos[video.id] = video
+        return video
+
     def op_page_videos(
         self, target: str, p: dict[str, str], r: Recorded, body: bytes
     ) -> tuple[int, Any]:
-        data = [
-            {
-                "id": v.id,
-                "description": v.description,
-                "permalink_url": f"/{self.page_id}/videos/{v.id}/",
+        listed = sorted(
+            (v for v in self.videos.values() if v.kind == "video"),
+            key=lambda v: (v.created, int(v.id)),
+            reverse=True,
+        )
+        start = 0
+        after = p.get("after", "")
+        if after:
+            ids = [v.id for v in listed]
+            named = base64.urlsafe_b64decode(after.encode()).decode()
+            if named not in ids:
+                return 400, error(100, "Invalid cursor")
+            start = ids.index(named) + 1
+        limit = min(int(p.get("limit") or 25), self.max_page_size)
+        shown = listed[start : start + limit]
+        answer: dict[str, Any] = {
+            "data": [
+                {
+                    "id": v.id,
+                    "description": v.description,
+                    "permalink_url": f"/{self.page_id}/videos/{v.id}/",
+                    "created_time": graph_time(v.created),
+                }
+                for v in shown
+            ]
+        }
+        if shown:
+            answer["paging"] = {
+                "cursors": {"before": cursor_of(shown[0].id), "after": cursor_of(shown[-1].id)}
             }
-            for v in reversed(list(self.videos.values()))
-            if v.kind == "video"
-        ]
-        return 200, {"data": data[: int(p.get("limit", "25"))]}
+            if start + limit < len(listed):
+                path = f"/{VERSION}/{self.page_id}/videos"
+                answer["paging"]["next"] = f"{self.url}{path}?after={cursor_of(shown[-1].id)}"
+        return 200, answer
 
     def op_reels_start(
         self, target: str, p: dict[str, str], r: Recorded, body: bytes
