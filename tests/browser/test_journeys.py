@@ -131,7 +131,7 @@ def test_citizen_on_a_phone_tips_and_answers_the_detective(
     queue = TipQueue(staff, base).open()
     row = queue.row(receipt.number)
     expect(row).to_contain_text("24-0410")
-    expect(row).to_contain_text("facebook")
+    expect(row).to_contain_text("Facebook")
     expect(row).to_contain_text(f"({mode})")
     queue.screenshot(screenshot_dir, f"{shot}-4-detective-queue")
     tip = queue.open_tip(receipt.number)
