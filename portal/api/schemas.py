@@ -761,11 +761,27 @@ class MonthOutcomeSchema(ma.Schema):
     solved_with_tips = fields.Integer(required=True)
 
 
+class PostOutcomeSchema(ma.Schema):
+    post = fields.String(required=True)
+    sent_at = Moment(required=True)
+    appeals = fields.List(fields.String(), required=True)
+    networks = fields.List(fields.String(), required=True)
+    page_views = fields.Integer(required=True)
+    tips = fields.Integer(required=True)
+    tips_by_channel = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    leads = fields.Integer(required=True)
+    solved = fields.Integer(required=True, metadata={"description": "Its appeals' cases solved."})
+    hours_to_first_tip = fields.Float(allow_none=True, required=True)
+    hours_to_first_lead = fields.Float(allow_none=True, required=True)
+
+
 class OutcomesSchema(ma.Schema):
-    """The agency's outcomes per appeal (per weekly post: with publishing)."""
+    """The agency's outcomes per appeal and per weekly post (what the post's appeals
+    led to in the week after it first went out)."""
 
     period = fields.String(required=True)
     appeals = fields.List(fields.Nested(AppealOutcomeSchema), required=True)
+    posts = fields.List(fields.Nested(PostOutcomeSchema), required=True)
     months = fields.List(fields.Nested(MonthOutcomeSchema), required=True)
 
 

@@ -20,8 +20,9 @@ When a tip became a lead: :func:`mark_lead` records it as it happens (for the tr
 code to call); a periodic pass also records, at the time it runs, every actionable
 tip not yet recorded, so a lead is never missed whoever set the status.
 
-The per weekly post funnel comes with publishing to social networks (its own tables):
-``channel`` already counts the tips that came through each network's links.
+Per weekly post (:func:`post_outcomes`): what a post's appeals led to in the week
+after it went out (page views, tips by channel, leads), and whether their cases were
+solved.
 """
 
 from __future__ import annotations
@@ -463,3 +464,131 @@ def chart_data(outcomes: Outcomes) -> dict[str, Any]:
             "with_tips": [t for _, t in outcomes.solved_by_month.values()],
         },
     }
+
+
+# -- per weekly post -------------------------------------------------------------------
+
+#: What a post is credited with: what happened to its appeals in the week after it went
+#: out (the next week's post takes over from there).
+POST_WINDOW = timedelta(days=7)
+
+
+@dataclass
+class PostOutcome:
+    """What one weekly post led to: its appeals' page views, tips (by channel) and
+    leads in the week after it was first sent, and whether their cases were solved."""
+
+    post_id: str
+    sent_at: datetime
+    appeals: list[str]
+    networks: list[str]
+    page_views: int = 0
+    tips_by_channel: dict[str, int] = field(default_factory=dict)
+    leads: int = 0
+    solved: int = 0
+    first_tip_at: datetime | None = None
+    first_lead_at: datetime | None = None
+
+    @property
+    def tips(self) -> int:
+        return sum(self.tips_by_channel.values())
+
+    def _hours(self, moment: datetime | None) -> float | None:
+        if moment is None:
+            return None
+        return round(max(0.0, (moment - self.sent_at).total_seconds()) / 3600, 1)
+
+    @property
+    def hours_to_first_tip(self) -> float | None:
+        return self._hours(self.first_tip_at)
+
+    @property
+    def hours_to_first_lead(self) -> float | None:
+        return self._hours(self.first_lead_at)
+
+
+def post_outcomes(agency_id: int, period: Period) -> list[PostOutcome]:
+    """Every post of the agency first sent in the period, newest first, with what its
+    appeals led to in the :data:`POST_WINDOW` after. A few statements a post: an agency
+    posts weekly, so a quarter is a dozen."""
+    # Publishing builds on the services, not the other way round: imported here.
+    from portal.publishing.models import Channel, Delivery, Post, PostAppeal
+
+    sent = func.min(Delivery.sent_at)
+    query = (
+        select(Post.id, Post.public_id, sent)
+        .join(Delivery, Delivery.post_id == Post.id)
+        .where(Post.agency_id == agency_id, Delivery.sent_at.is_not(None))
+        .group_by(Post.id, Post.public_id)
+        .order_by(sent.desc(), Post.id.desc())
+    )
+    if period.start is not None:
+        query = query.having(sent >= period.start)
+    if period.end is not None:
+        query = query.having(sent < period.end)
+    outcomes = []
+    for post_id, public_id, sent_at in db.session.execute(query).all():
+        sent_at = sent_at if sent_at.tzinfo else sent_at.replace(tzinfo=UTC)
+        until = sent_at + POST_WINDOW
+        appeals = db.session.execute(
+            select(Appeal.id, Appeal.title, Appeal.case_id)
+            .join(PostAppeal, PostAppeal.appeal_id == Appeal.id)
+            .where(PostAppeal.post_id == post_id)
+            .order_by(PostAppeal.position)
+        ).all()
+        networks = db.session.scalars(
+            select(Channel.network)
+            .join(Delivery, Delivery.channel_id == Channel.id)
+            .where(Delivery.post_id == post_id, Delivery.sent_at.is_not(None))
+            .distinct()
+        ).all()
+        outcome = PostOutcome(
+            post_id=public_id,
+            sent_at=sent_at,
+            appeals=[title for _, title, _ in appeals],
+            networks=sorted(networks),
+        )
+        outcomes.append(outcome)
+        ids = [appeal_id for appeal_id, _, _ in appeals]
+        if not ids:
+            continue
+        in_window = (
+            Tip.agency_id == agency_id,
+            Tip.appeal_id.in_(ids),
+            Tip.created_at >= sent_at,
+            Tip.created_at < until,
+        )
+        for channel, count, first in db.session.execute(
+            select(Tip.channel, func.count(), func.min(Tip.created_at))
+            .where(*in_window)
+            .group_by(Tip.channel)
+        ):
+            outcome.tips_by_channel[channel] = count
+            if outcome.first_tip_at is None or first < outcome.first_tip_at:
+                outcome.first_tip_at = first
+        leads, first_lead = db.session.execute(
+            select(func.count(), func.min(TipLead.marked_at))
+            .join(Tip, Tip.id == TipLead.tip_id)
+            .where(*in_window)
+        ).one()
+        outcome.leads, outcome.first_lead_at = int(leads or 0), first_lead
+        outcome.page_views = int(
+            db.session.scalar(
+                select(func.sum(AppealDailyViews.views)).where(
+                    AppealDailyViews.appeal_id.in_(ids),
+                    AppealDailyViews.day >= sent_at.date(),
+                    AppealDailyViews.day < until.date(),
+                )
+            )
+            or 0
+        )
+        outcome.solved = int(
+            db.session.scalar(
+                select(func.count(func.distinct(Case.id))).where(
+                    Case.id.in_({case_id for _, _, case_id in appeals}),
+                    Case.status == CaseStatus.SOLVED.value,
+                )
+            )
+            or 0
+        )
+    return outcomes

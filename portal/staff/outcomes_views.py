@@ -17,6 +17,7 @@ from portal.services.outcomes import (
     agency_outcomes,
     channel_label,
     chart_data,
+    post_outcomes,
     quarter,
 )
 from portal.staff import bp
@@ -62,6 +63,7 @@ def outcomes() -> str:
     return render_template(
         "staff/outcomes.html",
         outcomes=result,
+        posts=post_outcomes(current_user.agency_id, result.period),
         chart=chart_data(result),
         channel_label=channel_label,
         quarter_value=request.args.get("quarter") or "all",
@@ -99,6 +101,7 @@ def outcomes_report() -> str:
     return render_template(
         "staff/outcomes_report.html",
         outcomes=result,
+        posts=post_outcomes(current_user.agency_id, result.period),
         agency=current_user.agency,
         channel_label=channel_label,
     )

@@ -190,3 +190,80 @@ def test_outcomes_period_keeps_appeals_published_in_it(app: Flask, appeals, agen
     assert [a.title for a in agency_outcomes(agency.id, quarter("2026-Q4")).appeals] == ["Second"]
     assert [a.title for a in agency_outcomes(agency.id, quarter("2026-Q3")).appeals] == ["First"]
     assert db.session.scalar(select(TipLead.tip_id)) is None
+
+
+def test_post_outcomes_credit_each_post_with_its_appeals_week_by_hand(
+    app: Flask, appeals, users: dict[Role, User], agency: Agency, other_agency: Agency
+) -> None:  # type: ignore[no-untyped-def]
+    from portal.publishing.models import Channel, Delivery, Post, PostAppeal
+    from portal.services.outcomes import post_outcomes
+
+    first, second = appeals
+    coordinator = users[Role.SUPERVISOR]
+    assert first.published_at is not None
+    # Post A carried both appeals, sent to Facebook and Mastodon a day after the first
+    # was published (the Mastodon delivery an hour later); post B carried the second
+    # a week after A; a third post was never sent.
+    facebook = Channel(agency_id=agency.id, network="facebook", name="Page")
+    mastodon = Channel(agency_id=agency.id, network="mastodon", name="Toots")
+    sent_a = first.published_at + timedelta(days=1)
+    sent_b = sent_a + timedelta(days=7)
+    a = Post(agency_id=agency.id, slot_at=sent_a, created_by_id=coordinator.id)
+    a.appeals = [PostAppeal(appeal=first, position=0), PostAppeal(appeal=second, position=1)]
+    a.deliveries = [
+        Delivery(channel=facebook, status="sent", sent_at=sent_a),
+        Delivery(channel=mastodon, status="sent", sent_at=sent_a + timedelta(hours=1)),
+    ]
+    b = Post(agency_id=agency.id, slot_at=sent_b, created_by_id=coordinator.id)
+    b.appeals = [PostAppeal(appeal=second, position=0)]
+    b.deliveries = [Delivery(channel=facebook, status="sent", sent_at=sent_b)]
+    never = Post(agency_id=agency.id, slot_at=sent_b, created_by_id=coordinator.id)
+    never.appeals = [PostAppeal(appeal=first, position=0)]
+    never.deliveries = [Delivery(channel=facebook, status="failed")]
+    db.session.add_all([facebook, mastodon, a, b, never])
+    db.session.flush()
+    # Tips (hours after the first appeal was published; post A went out at hour 24).
+    tip(first, "facebook", 10)  # before any post: nobody's
+    lead = tip(first, "facebook", 26)  # A's, a lead at hour 30
+    tip(first, "mastodon", 30)  # A's
+    comment = tip(first, "", 40)  # A's: a comment under it, filed by the replies engine
+    comment.channel, comment.origin = "reply:facebook", "comment"
+    tip(first, "qr", 24 + 7 * 24 + 1)  # after A's week, and the first is not in B
+    assert second.published_at is not None
+    late = tip(second, "facebook", 0)
+    late.created_at = sent_b + timedelta(hours=3)  # B's (second, in B's week)
+    mark_lead(lead, first.published_at + timedelta(hours=30))
+    # Page views: the first appeal on A's first day and on the day before it.
+    db.session.add_all(
+        [
+            AppealDailyViews(appeal_id=first.id, day=sent_a.date(), views=120),
+            AppealDailyViews(appeal_id=first.id, day=sent_a.date() - timedelta(days=1), views=7),
+            AppealDailyViews(appeal_id=second.id, day=sent_b.date(), views=30),
+        ]
+    )
+    solve_case(
+        second.case,
+        users[Role.OFFICER],
+        reason="Named by a tipster",
+        solution=Solution(tips_led=True, tip_ids=(late.public_id,)),
+    )
+    db.session.commit()
+
+    posts = post_outcomes(agency.id, Period("all"))
+    assert [p.post_id for p in posts] == [b.public_id, a.public_id]  # newest first; never: none
+    one_b, one_a = posts
+    assert one_a.appeals == ["First", "Second"]
+    assert one_a.networks == ["facebook", "mastodon"]
+    assert one_a.sent_at == sent_a
+    assert one_a.tips_by_channel == {"facebook": 1, "mastodon": 1, "reply:facebook": 1}
+    assert (one_a.tips, one_a.leads, one_a.page_views, one_a.solved) == (3, 1, 120, 1)
+    assert (one_a.hours_to_first_tip, one_a.hours_to_first_lead) == (2.0, 6.0)
+    assert one_b.appeals == ["Second"] and one_b.networks == ["facebook"]
+    assert one_b.tips_by_channel == {"facebook": 1}
+    assert (one_b.tips, one_b.leads, one_b.page_views, one_b.solved) == (1, 0, 30, 1)
+    assert (one_b.hours_to_first_tip, one_b.hours_to_first_lead) == (3.0, None)
+    # A period keeps the posts first sent in it; another agency sees none of them.
+    assert [p.post_id for p in post_outcomes(agency.id, Period("A", sent_a, sent_b))] == [
+        a.public_id
+    ]
+    assert post_outcomes(other_agency.id, Period("all")) == []

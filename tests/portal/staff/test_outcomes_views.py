@@ -157,3 +157,35 @@ def test_api_outcomes_per_appeal(
     assert client.get("/api/v1/outcomes", headers=headers[Role.DETECTIVE]).status_code == 403
     bad = client.get("/api/v1/outcomes?quarter=2026-Q7", headers=headers[Role.SUPERVISOR])
     assert bad.status_code == 422 and bad.json["field"] == "quarter"
+
+
+def test_a_sent_post_has_its_row_on_the_page_in_the_report_and_in_the_api(
+    app: Flask, client: FlaskClient, users: dict[Role, User], agency: Agency, appeal_with_tips
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from portal.publishing.models import Channel, Delivery, Post, PostAppeal
+
+    assert appeal_with_tips.published_at is not None
+    sent = appeal_with_tips.published_at - timedelta(minutes=1)  # the tips came after it
+    channel = Channel(agency_id=agency.id, network="facebook", name="Page")
+    post = Post(agency_id=agency.id, slot_at=sent, created_by_id=users[Role.SUPERVISOR].id)
+    post.appeals = [PostAppeal(appeal=appeal_with_tips, position=0)]
+    post.deliveries = [Delivery(channel=channel, status="sent", sent_at=sent)]
+    db.session.add_all([channel, post])
+    db.session.commit()
+    staff = client_for(app, users[Role.SUPERVISOR])
+    for path in ("/staff/outcomes", "/staff/outcomes/report?quarter=all"):
+        html = staff.get(path).get_data(as_text=True)
+        section = html[html.index("Per weekly post") :]
+        row = section[section.index("<tbody>") : section.index("</tbody>")]
+        assert "@SUM(A1)" in row and "Facebook" in row, path
+        assert re.search(r'<td class="num">3</td>', row), path  # its three tips
+    _, secret = create_api_token(users[Role.SUPERVISOR])
+    db.session.commit()
+    body = client.get("/api/v1/outcomes", headers={"Authorization": f"Bearer {secret}"}).json
+    [row] = body["posts"]
+    assert row["post"] == post.public_id and row["appeals"] == ["@SUM(A1)"]
+    assert row["networks"] == ["facebook"]
+    assert row["tips"] == 3 and row["tips_by_channel"] == {"facebook": 1, "qr": 1, "web": 1}
+    assert "secret-tipster" not in str(body)
