@@ -5,7 +5,8 @@ targets and verdicts. Exits 1 when a target is missed.
 
 An agency with 500 published appeals and 1,000,000 tips (100,000 with --quick) over
 them, 90 days of page-view totals per appeal, 5% of the tips leads, a tenth of the
-cases solved. The data is written into a private database (created here, dropped at
+cases solved, and 13 weekly posts of three appeals each sent to three networks (the
+page's per-post table). The data is written into a private database (created here, dropped at
 the end) by SQL, then the page is fetched through the app, signed in as a
 supervisor, like a browser: ``outcomes_page_p95_ms`` is the 95th percentile of the
 whole request (query, template, JSON for the charts). The tips and page views per
@@ -42,6 +43,7 @@ SERVER_URL = normalise_database_url(
 )
 TARGETS = {"outcomes_page_p95_ms": ("<", 300.0)}
 APPEALS = 500
+POSTS = 13  # a quarter of weekly posts
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway database's
 
 
@@ -88,6 +90,30 @@ def seed_statements(tips: int) -> list[str]:
         "INSERT INTO appeal_daily_views (appeal_id, day, views) "
         "SELECT a.id, current_date - d, 50 + mod(a.id * d, 500) "
         "FROM appeals a, generate_series(0, 89) d"
+    )
+    # A weekly post for each of the last 13 weeks, three appeals each, sent to three
+    # networks: what the page's per-post table reads.
+    run(
+        "INSERT INTO channels (agency_id, network, name, settings, credentials, status, "
+        "status_reason, public_id, created_at, updated_at) SELECT 1, n, 'Bench ' || n, '{}', "
+        "'', 'connected', '', 'channel-' || n, now(), now() "
+        "FROM unnest(ARRAY['facebook', 'x', 'mastodon']) n"
+    )
+    run(
+        f"INSERT INTO posts (agency_id, slot_at, status, status_reason, created_by_id, "  # noqa: S608
+        f"public_id, created_at, updated_at) SELECT 1, now() - (w * 7 || ' days')::interval, "
+        f"'done', '', 1, 'post-' || w, now(), now() FROM generate_series(0, {POSTS - 1}) w"
+    )
+    run(
+        f"INSERT INTO post_appeals (post_id, appeal_id, position) "  # noqa: S608
+        f"SELECT p.id, 1 + mod(p.id * 3 + k, {APPEALS}), k FROM posts p, generate_series(0, 2) k"
+    )
+    run(
+        "INSERT INTO deliveries (post_id, channel_id, status, text, step, state, attempts, "
+        "reason, remote_id, remote_url, remote_extra, sent_at, public_id, created_at, "
+        "updated_at) SELECT p.id, c.id, 'sent', '', '', '{}', 1, '', 'r-' || p.id || c.id, '', "
+        "'{}', p.slot_at, 'delivery-' || p.id || '-' || c.id, now(), now() "
+        "FROM posts p, channels c"
     )
     run(
         "INSERT INTO case_status_changes (agency_id, case_id, from_status, to_status, reason, "
