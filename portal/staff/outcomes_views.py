@@ -36,6 +36,18 @@ OUTCOME_COLUMNS = (
     "hours to first tip",
     "hours to first lead",
 )
+POST_COLUMNS = (
+    "sent (UTC)",
+    "appeals",
+    "networks",
+    "page views",
+    "tips",
+    "tips by channel",
+    "actionable leads",
+    "cases solved",
+    "hours to first tip",
+    "hours to first lead",
+)
 
 
 def _period(default: str = "all") -> Period:
@@ -92,6 +104,30 @@ def outcomes_csv() -> Response:
     ]
     label = result.period.label.replace(" ", "-")
     return _attachment(to_csv(OUTCOME_COLUMNS, rows), f"outcomes-{label}.csv")
+
+
+@bp.route("/outcomes/posts.csv")
+@requires(Permission.OUTCOME_VIEW)
+def outcomes_posts_csv() -> Response:
+    """Per weekly post: what its appeals led to in the week after it went out."""
+    period = _period()
+    rows = [
+        (
+            p.sent_at.strftime("%Y-%m-%d %H:%M"),
+            "; ".join(p.appeals),
+            "; ".join(channel_label(n) for n in p.networks),
+            p.page_views,
+            p.tips,
+            "; ".join(f"{channel_label(c)}: {n}" for c, n in sorted(p.tips_by_channel.items())),
+            p.leads,
+            p.solved,
+            "" if p.hours_to_first_tip is None else p.hours_to_first_tip,
+            "" if p.hours_to_first_lead is None else p.hours_to_first_lead,
+        )
+        for p in post_outcomes(current_user.agency_id, period)
+    ]
+    label = period.label.replace(" ", "-")
+    return _attachment(to_csv(POST_COLUMNS, rows), f"outcomes-posts-{label}.csv")
 
 
 @bp.route("/outcomes/report")

@@ -112,15 +112,16 @@ def test_case_tips_export_is_formula_safe_audited_and_leaves_out_contacts(
 def test_outcomes_and_export_routes_authorization_by_hand(
     app: Flask, users: dict[Role, User], case: Case, make_user, other_agency: Agency
 ) -> None:  # type: ignore[no-untyped-def]
-    # who -> (outcomes page, outcomes CSV, report, case tips CSV, case tips report)
+    # who -> (outcomes page, outcomes CSV, per-post CSV, report, case tips CSV, case
+    # tips report)
     expected = {
-        Role.OFFICER: (403, 403, 403, 403, 403),
-        Role.DETECTIVE: (403, 403, 403, 200, 200),  # assigned to the case
-        Role.SUPERVISOR: (200, 200, 200, 200, 200),  # oversees every case
-        Role.COORDINATOR: (200, 200, 200, 403, 403),
-        Role.ADMIN: (200, 200, 200, 403, 403),
-        "outsider detective": (403, 403, 403, 404, 404),
-        "other agency's supervisor": (200, 200, 200, 404, 404),
+        Role.OFFICER: (403, 403, 403, 403, 403, 403),
+        Role.DETECTIVE: (403, 403, 403, 403, 200, 200),  # assigned to the case
+        Role.SUPERVISOR: (200, 200, 200, 200, 200, 200),  # oversees every case
+        Role.COORDINATOR: (200, 200, 200, 200, 403, 403),
+        Role.ADMIN: (200, 200, 200, 200, 403, 403),
+        "outsider detective": (403, 403, 403, 403, 404, 404),
+        "other agency's supervisor": (200, 200, 200, 200, 404, 404),
     }
     people = {
         **users,
@@ -130,6 +131,7 @@ def test_outcomes_and_export_routes_authorization_by_hand(
     paths = (
         "/staff/outcomes",
         "/staff/outcomes.csv",
+        "/staff/outcomes/posts.csv",
         "/staff/outcomes/report",
         f"/staff/cases/{case.public_id}/tips.csv",
         f"/staff/cases/{case.public_id}/tips/report",
@@ -181,6 +183,10 @@ def test_a_sent_post_has_its_row_on_the_page_in_the_report_and_in_the_api(
         row = section[section.index("<tbody>") : section.index("</tbody>")]
         assert "@SUM(A1)" in row and "Facebook" in row, path
         assert re.search(r'<td class="num">3</td>', row), path  # its three tips
+    rows = list(csv.reader(io.StringIO(staff.get("/staff/outcomes/posts.csv").get_data(True))))
+    assert rows[0][:3] == ["sent (UTC)", "appeals", "networks"]
+    # Formula-safe like the appeal CSV: the title starting with @ is quoted away.
+    assert rows[1][1] == "'@SUM(A1)" and rows[1][2] == "Facebook" and rows[1][4] == "3"
     _, secret = create_api_token(users[Role.SUPERVISOR])
     db.session.commit()
     body = client.get("/api/v1/outcomes", headers={"Authorization": f"Bearer {secret}"}).json
