@@ -122,7 +122,9 @@ def measure(tree: Path, runs: int, profile: bool) -> dict[str, Any]:
             one()
         profiler.disable()
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(25)
         print(out.getvalue(), file=sys.stderr)
         with engine.connect() as conn:
             for statement, params in per_request:
