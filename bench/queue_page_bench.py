@@ -56,8 +56,11 @@ def measure(tree: Path, runs: int, profile: bool) -> dict[str, Any]:
     sys.path.insert(0, str(tree))
     import sqlalchemy as sa
 
+    import portal
     from portal import create_app, keyring
     from portal.extensions import db
+
+    assert Path(portal.__file__).resolve().is_relative_to(tree.resolve()), portal.__file__
 
     app = create_app()
     statements: list[tuple[str, Any]] = []
@@ -241,10 +244,6 @@ def checkout(rev: str, into: Path) -> Path:
 
 
 def main() -> int:
-    sys.path.insert(0, str(HERE))
-    import psycopg
-    from stack import PG_ADMIN, Stack
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests")
     parser.add_argument("--before", help="a git revision to compare this tree with")
@@ -254,8 +253,13 @@ def main() -> int:
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
+        # Before anything imports the portal: the tree measured is the one on the path.
         print(json.dumps(measure(Path(args.measure), args.runs, args.profile)))
         return 0
+    sys.path.insert(0, str(HERE))
+    import psycopg
+    from stack import PG_ADMIN, Stack
+
     runs = args.runs or (20 if args.quick else 60)
     rounds = 2 if args.quick else 4
     stack = Stack(appeals=APPEALS)
