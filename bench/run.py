@@ -24,6 +24,7 @@ BENCHMARKS = [
     "upload_bench.py",
     "scaleout_bench.py",  # issue 9: worker loss, stalls, two workers
     "queue_bench.py",  # issue 11: the tip queue at a million tips
+    "queue_page_bench.py",  # issue 9: one request of the queue page, its queries
     "outcomes_bench.py",  # issue 11: the outcomes page
     "redaction_bench.py",  # issue 14: moving redaction regions
 ]

@@ -4,7 +4,10 @@
 the run), an instance directory, private Redis key prefixes (rate limits and the
 Celery queue, as the README's scale-out configures them; deleted after), seeds it
 (bench/portal_seed.py, its own process), and serves it with gunicorn under
-config/gunicorn.py (bench/portal_wsgi.py adds only the bare baselines). The load
+config/gunicorn.py (bench/portal_wsgi.py adds only the bare baselines) as the
+README's scale-out has a web machine run it: the pool for every path on ``port``,
+and the staff pool (``TATTLETALE_WEB_POOL=staff``) on ``staff_port``, where the
+benchmarks send ``/staff/`` and ``/api/`` as the load balancer's rule does. The load
 comes from bench/load.py processes: none of it shares a GIL with the server.
 
 The machine is shared, so every figure is a ratio against a baseline measured in the
@@ -35,12 +38,17 @@ import redis
 from targets import report as targets_report
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from portal.http.server import pool_for  # noqa: E402  (this checkout's, not an installed one)
+
 BENCH = REPO / "bench"
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379"
 # One gunicorn process per core, config/gunicorn.py's threads: what sizing starts from.
 WEB_WORKERS = "2"
+# The staff pool: one process (config/gunicorn.py's staff threads).
+STAFF_WORKERS = "1"
 
 
 def free_port() -> int:
@@ -94,9 +102,11 @@ class Stack:
         self.clip_seconds = clip_seconds
         self.tmp = Path(tempfile.mkdtemp(prefix="portal-bench-"))
         self.port = free_port()
+        self.staff_port = free_port()
         self.database = self.run_id
         self.redis_db = 14
         self.server: subprocess.Popen[bytes] | None = None
+        self.staff_server: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
         fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()
         self.env = {
@@ -120,6 +130,8 @@ class Stack:
             "TATTLETALE_LOG_LEVEL": "WARNING",
             "TATTLETALE_BIND": f"127.0.0.1:{self.port}",
             "TATTLETALE_WEB_WORKERS": WEB_WORKERS,
+            "TATTLETALE_STAFF_BIND": f"127.0.0.1:{self.staff_port}",
+            "TATTLETALE_STAFF_WORKERS": STAFF_WORKERS,
         }
 
     # -- lifetime ------------------------------------------------------------------------
@@ -160,8 +172,8 @@ class Stack:
         ]:
             self.measure(scenario, concurrency=16, duration=4.0, **cfg)
 
-    def start_server(self) -> None:
-        self.server = subprocess.Popen(
+    def gunicorn(self, pool: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 str(VENV_BIN / "gunicorn"),
                 "-c",
@@ -170,15 +182,25 @@ class Stack:
                 str(BENCH),
                 "portal_wsgi:app",
             ],  # fmt: skip
-            env=self.env,
+            env={**self.env, "TATTLETALE_WEB_POOL": pool},
             cwd=REPO,
         )
+
+    def start_server(self) -> None:
+        self.server = self.gunicorn("all")
+        self.staff_server = self.gunicorn("staff")
+        for server, port in [(self.server, self.port), (self.staff_server, self.staff_port)]:
+            self.wait_for(server, port)
+
+    def wait_for(self, server: subprocess.Popen[bytes], port: int) -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {self.server.returncode}")
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {server.returncode}")
             try:
-                with urllib.request.urlopen(self.url("/bench/bare-page"), timeout=5) as answer:  # noqa: S310
+                with urllib.request.urlopen(  # noqa: S310
+                    f"http://127.0.0.1:{port}/bench/bare-page", timeout=5
+                ) as answer:
                     if answer.status == 200:
                         return
             except OSError:
@@ -186,12 +208,13 @@ class Stack:
         raise RuntimeError("gunicorn did not answer within 240 s")
 
     def close(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(30)
-            except subprocess.TimeoutExpired:
-                kill_tree(self.server)
+        for server in (self.server, self.staff_server):
+            if server is not None and server.poll() is None:
+                server.terminate()
+                try:
+                    server.wait(30)
+                except subprocess.TimeoutExpired:
+                    kill_tree(server)
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         client = redis.Redis.from_url(f"{REDIS_URL}/{self.redis_db}")
@@ -204,6 +227,10 @@ class Stack:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def port_for(self, path: str) -> int:
+        """The load balancer's rule (README, "Scale-out"): staff paths to the staff pool."""
+        return self.staff_port if pool_for(path) == "staff" else self.port
 
     def sql(self, query: str) -> Any:
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{self.database}") as conn:

@@ -5,7 +5,8 @@ from separate processes.
     python bench/tip_load_bench.py [--quick] [--only NAME ...]
 
 - ``tip_flood_staff_p95_ms``: the p95 of the detective's tip queue (``/staff/tips``,
-  signed in) while tips arrive at 200/s; ``tip_flood_tips_lost``: tips sent and not
+  signed in, from the staff pool as the README's load-balancer rule sends it) while
+  tips arrive at 200/s at the pool for every path; ``tip_flood_tips_lost``: tips sent and not
   in the database (refused, failed, or answered and missing), must be 0.
 - ``tip_intake_during_transcode``: tip intake while a render runs on this machine
   through the real job path (bench/portal_render.py: the job's claim, supervision,
@@ -78,8 +79,10 @@ class Bench:
         )
         try:
             time.sleep(2.0)
+            # To the staff pool, as the load balancer sends it (README, "Scale-out").
             staff = self.stack.measure(
                 "get",
+                port=self.stack.port_for("/staff/tips"),
                 paths=["/staff/tips"],
                 staff={
                     "email": self.stack.info["detective"],

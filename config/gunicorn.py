@@ -2,6 +2,11 @@
 
 The same settings ``flask serve`` uses (``portal/http/server.py``), read from the
 ``TATTLETALE_WEB_*`` variables; bind with ``TATTLETALE_BIND`` (e.g. ``0.0.0.0:8000``).
+
+With ``TATTLETALE_WEB_POOL=staff`` it is the staff pool instead: workers of their own
+for ``/staff/`` and ``/api/`` (the load balancer's rule, README "Scale-out"), bound to
+``TATTLETALE_STAFF_BIND``, sized by ``TATTLETALE_STAFF_WORKERS`` and
+``TATTLETALE_STAFF_THREADS``.
 """
 
 import sys

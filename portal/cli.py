@@ -326,7 +326,13 @@ def jobs_retry(ref: str) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, help="Default: TATTLETALE_PORT or 5000.")
-def serve(host: str, port: int | None) -> None:
+@click.option(
+    "--staff-port",
+    type=int,
+    envvar="TATTLETALE_STAFF_PORT",
+    help="Also serve staff pages from workers of their own on this port (TATTLETALE_STAFF_PORT).",
+)
+def serve(host: str, port: int | None, staff_port: int | None) -> None:
     """Serve the portal with gunicorn; in the embedded mode one of its processes also
     runs the local job runner (see portal/jobs/lease.py)."""
     from portal.http.server import serve as serve_portal
@@ -334,7 +340,9 @@ def serve(host: str, port: int | None) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     port = port or app.config["TATTLETALE"].port
     click.echo(f"Tattletale is serving on http://{host}:{port}/ (staff: /staff/)")
-    serve_portal(app, host=host, port=port)
+    if staff_port:
+        click.echo(f"Staff pages from workers of their own: http://{host}:{staff_port}/staff/")
+    serve_portal(app, host=host, port=port, staff_port=staff_port or None)
 
 
 def init_app(app: Flask) -> None:

@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.http.server import server_options
+from portal.http.server import pool_for, server_options
 from portal.jobs.lease import LOCK_NAME, RunnerLease
 from portal.models import Job, JobStatus
 
@@ -63,6 +63,63 @@ def test_server_options_are_a_threaded_gunicorn_without_access_log() -> None:
 def test_server_options_refuse_a_bad_worker_count(value: str) -> None:
     with pytest.raises(ValueError, match="TATTLETALE_WEB_WORKERS"):
         server_options({"TATTLETALE_WEB_WORKERS": value})
+
+
+def test_staff_pool_options_are_its_own() -> None:
+    options = server_options({"TATTLETALE_PORT": "5123", "TATTLETALE_WEB_POOL": "staff"})
+    assert options["bind"] == "127.0.0.1:5124"
+    assert (options["workers"], options["threads"]) == (1, 8)
+    assert options["proc_name"] == "tattletale-staff"
+    options = server_options(
+        {
+            "TATTLETALE_BIND": "0.0.0.0:8000",
+            "TATTLETALE_STAFF_BIND": "0.0.0.0:8001",
+            "TATTLETALE_WEB_WORKERS": "4",
+            "TATTLETALE_STAFF_WORKERS": "2",
+            "TATTLETALE_STAFF_THREADS": "4",
+        },
+        pool="staff",
+    )
+    assert options["bind"] == "0.0.0.0:8001"
+    assert (options["workers"], options["threads"]) == (2, 4)
+    # The pool for every path keeps its own settings.
+    options = server_options({"TATTLETALE_BIND": "0.0.0.0:8000", "TATTLETALE_STAFF_WORKERS": "2"})
+    assert (options["bind"], options["workers"]) == ("0.0.0.0:8000", 1)
+    assert options["proc_name"] == "tattletale-web"
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"TATTLETALE_WEB_POOL": "public"}, "TATTLETALE_WEB_POOL"),
+        ({"TATTLETALE_WEB_POOL": "staff", "TATTLETALE_STAFF_WORKERS": "0"}, "STAFF_WORKERS"),
+        ({"TATTLETALE_WEB_POOL": "staff", "TATTLETALE_STAFF_PORT": "x"}, "STAFF_PORT"),
+    ],
+)
+def test_staff_pool_refuses_bad_settings(environ: dict[str, str], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        server_options(environ)
+
+
+@pytest.mark.parametrize(
+    ("path", "pool"),
+    [
+        ("/staff/tips", "staff"),
+        ("/staff/login", "staff"),
+        ("/api/v1/tips", "staff"),
+        ("/api/v1/uploads", "all"),
+        ("/api/v1/uploads/abc", "all"),
+        ("/staff/uploads/", "all"),
+        ("/staff/uploads/abc", "all"),
+        ("/api/v1/public/appeals", "all"),
+        ("/tips", "all"),
+        ("/appeals/x", "all"),
+        ("/staffroom", "all"),
+        ("/", "all"),
+    ],
+)
+def test_the_load_balancer_rule_sends_staff_paths_to_the_staff_pool(path: str, pool: str) -> None:
+    assert pool_for(path) == pool
 
 
 def _free_port() -> int:
@@ -146,3 +203,50 @@ def test_serve_runs_jobs_in_one_of_several_web_processes_and_fails_over(  # type
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
+
+
+@pytest.mark.slow
+def test_serve_with_a_staff_port_runs_a_staff_pool_stopped_with_it(  # type: ignore[no-untyped-def]
+    app: Flask, settings
+) -> None:
+    port, staff_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "TATTLETALE_ENV": "testing",
+        "TATTLETALE_DATABASE_URL": settings.database_url,
+        "TATTLETALE_INSTANCE_PATH": str(settings.instance_path),
+        "TATTLETALE_STORAGE_URL": settings.storage_url,
+        "TATTLETALE_PORT": str(port),
+        "TATTLETALE_STAFF_PORT": str(staff_port),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def answers(on: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{on}/healthz", timeout=2) as r:  # noqa: S310
+                return r.status == 200
+        except OSError:
+            assert server.poll() is None, "the server exited"
+            return False
+
+    try:
+        assert _wait_for(lambda: answers(port) and answers(staff_port), 60, "both pools")
+        ids = _enqueue_pings(3)
+        # Two pools on one instance directory: still one job runner.
+        workers = _wait_for(lambda: _finished_workers(ids), 60, "the pings")
+        assert len(workers) == 1
+    finally:
+        server.send_signal(signal.SIGTERM)  # what a service manager sends the command
+        server.wait(30)
+
+    def closed(on: int) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", on)) != 0
+
+    assert _wait_for(lambda: closed(port) and closed(staff_port), 30, "both pools to stop")
