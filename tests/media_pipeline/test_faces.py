@@ -299,3 +299,88 @@ def test_faces_and_follow_stop_at_their_time_limit(face_clip: dict[str, Any]) ->
             box=Keyframe(0.5, 100, 60, 50, 50),
             time_limit_s=1e-6,
         )
+
+
+#: The default renditions of a 1280x720 source, as the profiles document them: the
+#: web sizes no larger than the source (so no 1080p), and the square and vertical cuts
+#: with the whole picture, scaled to the canvas' width, centred on a blurred copy.
+#: name -> (size, x scale, y scale, x offset, y offset)
+DEFAULT_PLACEMENT = {
+    "web_720": ((1280, 720), 1.0, 1.0, 0, 0),
+    "web_480": ((854, 480), 854 / 1280, 480 / 720, 0, 0),
+    "square": ((1080, 1080), 0.84375, 608 / 720, 0, 236),
+    "vertical": ((1080, 1920), 0.84375, 608 / 720, 0, 656),
+}
+
+
+def _placed(
+    name: str, box: tuple[float, float, float, float], grow: float
+) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1 in source pixels) in the rendition's pixels, grown by
+    ``grow``, kept inside it."""
+    (width, height), sx, sy, ox, oy = DEFAULT_PLACEMENT[name]
+    x0, y0, x1, y1 = box
+    return (
+        max(0, int(ox + x0 * sx - grow)),
+        max(0, int(oy + y0 * sy - grow)),
+        min(width, int(ox + x1 * sx + grow + 1)),
+        min(height, int(oy + y1 * sy + grow + 1)),
+    )
+
+
+def _gray_frames(path: Path, width: int, height: int) -> Any:
+    import subprocess
+
+    import numpy as np
+
+    from .conftest import FFMPEG
+
+    raw = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width).astype(np.int16)
+
+
+def test_faces_accepted_blur_the_face_in_every_frame_of_every_default_rendition(
+    tmp_path: Path,
+) -> None:
+    """The real default profiles (at the fastest x264 preset) of a 1280x720 clip."""
+    import numpy as np
+
+    from media_pipeline import process
+
+    from .conftest import FAST_PROFILES
+
+    clip = make_face_clip(tmp_path / "face720.mp4", size=(1280, 720))
+    info = probe(str(clip), DEFAULT_LIMITS)
+    proxy = tmp_path / "proxy.mp4"
+    make_proxy(str(clip), str(proxy), DEFAULT_LIMITS, info=info)
+    (track,) = suggest_faces(str(proxy), source_size=(1280, 720), duration_s=SECONDS).tracks
+    plain = process(clip, tmp_path / "plain", EditPlan(), FAST_PROFILES)
+    blurred = process(clip, tmp_path / "blurred", EditPlan(regions=(track,)), FAST_PROFILES)
+    videos = sorted(o.name for o in blurred.outputs if o.role == "video")
+    assert videos == sorted(DEFAULT_PLACEMENT)
+    assert sorted(o.name for o in plain.outputs if o.role == "video") == videos
+    for name, ((width, height), *_) in DEFAULT_PLACEMENT.items():
+        output = blurred.output(name)
+        assert (output.width, output.height) == (width, height), name
+        before = _gray_frames(tmp_path / "plain" / f"{name}.mp4", width, height)
+        after = _gray_frames(tmp_path / "blurred" / f"{name}.mp4", width, height)
+        assert len(before) == len(after) == FPS * SECONDS, name
+
+        for n in range(len(before)):
+            t = n / FPS
+            fx0, fy0, fx1, fy1 = (2 * v for v in face_at(t))
+            x0, y0, x1, y1 = _placed(name, (fx0, fy0, fx1, fy1), -1)
+            sharp = np.abs(np.diff(before[n, y0:y1, x0:x1], axis=1)).mean()
+            left = np.abs(np.diff(after[n, y0:y1, x0:x1], axis=1)).mean()
+            assert sharp > 2, (name, n, sharp)  # the face is there, with its detail
+            assert left < 0.25 * sharp, (name, n, sharp, left)
+            # Outside the track's box (grown by the scalers' reach), nothing changed.
+            cx0, cy0, cx1, cy1 = _placed(name, _box_at(track, t), 6)
+            mask = np.ones((height, width), dtype=bool)
+            mask[cy0:cy1, cx0:cx1] = False
+            outside = np.abs(before[n] - after[n])[mask].mean()
+            assert outside < 1.0, (name, n, outside)
