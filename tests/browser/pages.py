@@ -282,6 +282,12 @@ class PublicSite(BasePage):
             self.page.get_by_label("When did you see them? (optional)").fill(seen_when)
         self.page.get_by_role("button", name="Send the tip").click()
 
+    def refusal(self) -> Locator:
+        """The form's error after a refused send (held back until the proof of work is solved)."""
+        alert = self.page.get_by_role("alert").first
+        expect(alert).to_be_visible(timeout=60_000)
+        return alert
+
     def receipt(self) -> Receipt:
         expect(
             self.page.get_by_role("heading", name="Thank you. Your tip was received.")
@@ -307,6 +313,10 @@ class PublicSite(BasePage):
     def answer(self, text: str) -> None:
         self.page.get_by_label("Your answer or more information").fill(text)
         self.page.get_by_role("button", name="Send", exact=True).click()
+        # Held back until the proof of work is solved, which takes longer on a busy machine.
+        expect(
+            self.page.get_by_role("list", name="Conversation").locator("li").last
+        ).to_contain_text(text, timeout=60_000)
 
 
 # -- staff: appeals and tips -------------------------------------------------------------

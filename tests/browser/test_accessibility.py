@@ -109,7 +109,7 @@ def test_public_pages_have_no_serious_accessibility_violation(
     site.open_tip_form(world.appeal_id)
     audit.check(page, "appeal tip form")
     site.send_tip("")  # nothing written: the form comes back with its error
-    expect(page.get_by_role("alert").first).to_be_visible()
+    site.refusal()
     audit.check(page, "tip form with an error")
     site.send_tip("The man in the video delivers for the pizza place.")
     assert site.receipt().passphrase
