@@ -145,6 +145,8 @@ class FacebookPage(GraphChannel):
     can_hide_replies: ClassVar[bool] = True
     can_delete_replies: ClassVar[bool] = True
     can_answer_replies: ClassVar[bool] = True
+    moderated_with: ClassVar[str] = "page_access_token"
+    hide_field: ClassVar[str] = "is_hidden"
     scopes: ClassVar[tuple[str, ...]] = (
         "pages_show_list",
         "pages_read_engagement",
@@ -266,27 +268,6 @@ class FacebookPage(GraphChannel):
             remote_id: self.comment_reply({**comment, "id": remote_id})
             for remote_id, comment in found.items()
         }
-
-    def hide_reply(self, published: Published, remote_id: str) -> None:
-        try:
-            body = self.http.json(
-                self.http.call(
-                    "POST",
-                    self.graph_path(remote_id),
-                    data={"is_hidden": "true"},
-                    headers=self.page_auth(),
-                )
-            )
-        except MissingObject:
-            return  # gone already: nobody sees it
-        if body.get("success") is False:
-            raise RejectedError(f"{self.network} did not hide the comment")
-
-    def delete_reply(self, published: Published, remote_id: str) -> None:
-        try:
-            self.http.call("DELETE", self.graph_path(remote_id), headers=self.page_auth())
-        except MissingObject:
-            return  # already gone
 
     def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
         body = self.http.json(

@@ -39,6 +39,7 @@ from portal.publishing.channels.base import (
     Channel,
     ChannelError,
     CredentialError,
+    Published,
     RejectedError,
     Reply,
     ReplyPage,
@@ -259,6 +260,34 @@ class GraphChannel(Channel):
                 raise classify_error(error, self.network, wait)
             found[remote_id] = body
         return found
+
+    #: The credential (its key) comments are moderated with, and the field that hides one
+    #: (a Page's comment takes ``is_hidden``, an Instagram comment ``hide``).
+    moderated_with: ClassVar[str] = ""
+    hide_field: ClassVar[str] = ""
+
+    def hide_reply(self, published: Published, remote_id: str) -> None:
+        try:
+            body = self.http.json(
+                self.http.call(
+                    "POST",
+                    self.graph_path(remote_id),
+                    data={self.hide_field: "true"},
+                    headers=self.auth(self.moderated_with),
+                )
+            )
+        except MissingObject:
+            return  # gone already: nobody sees it
+        if body.get("success") is False:
+            raise RejectedError(f"{self.network} did not hide the comment")
+
+    def delete_reply(self, published: Published, remote_id: str) -> None:
+        try:
+            self.http.call(
+                "DELETE", self.graph_path(remote_id), headers=self.auth(self.moderated_with)
+            )
+        except MissingObject:
+            return  # already gone
 
     # -- OAuth (Facebook Login, authorization code) ----------------------------------
 

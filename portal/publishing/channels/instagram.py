@@ -67,7 +67,7 @@ from portal.publishing.channels.base import (
 )
 from portal.publishing.channels.connect import Connection, OAuthApp
 from portal.publishing.channels.facebook import file_chunks, mapping, require_media
-from portal.publishing.channels.graph import GraphChannel, MissingObject, graph_time, page_lookup
+from portal.publishing.channels.graph import GraphChannel, graph_time, page_lookup
 from portal.publishing.channels.registry import register
 
 FIND_LIMIT = 25
@@ -81,6 +81,8 @@ class InstagramReels(GraphChannel):
     edits_in_place: ClassVar[bool] = False
     can_delete: ClassVar[bool] = False
     account_label: ClassVar[str] = "Facebook Page id (the Page the Instagram account is linked to)"
+    moderated_with: ClassVar[str] = "user_access_token"
+    hide_field: ClassVar[str] = "hide"
     scopes: ClassVar[tuple[str, ...]] = (
         "instagram_basic",
         "instagram_content_publish",
@@ -330,27 +332,6 @@ class InstagramReels(GraphChannel):
             remote_id: self.comment_reply({**comment, "id": remote_id}, published)
             for remote_id, comment in found.items()
         }
-
-    def hide_reply(self, published: Published, remote_id: str) -> None:
-        try:
-            body = self.http.json(
-                self.http.call(
-                    "POST",
-                    self.graph_path(remote_id),
-                    data={"hide": "true"},
-                    headers=self.user_auth(),
-                )
-            )
-        except MissingObject:
-            return  # gone already
-        if body.get("success") is False:
-            raise RejectedError("instagram did not hide the comment")
-
-    def delete_reply(self, published: Published, remote_id: str) -> None:
-        try:
-            self.http.call("DELETE", self.graph_path(remote_id), headers=self.user_auth())
-        except MissingObject:
-            return  # already gone
 
     def answer_reply(self, published: Published, remote_id: str, text: str) -> Published:
         comment = self.get(remote_id, fields="id,hidden,parent_id")
