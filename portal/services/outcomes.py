@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import Date, Integer, and_, func, insert, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from portal.extensions import db
@@ -509,8 +509,8 @@ class PostOutcome:
 
 def post_outcomes(agency_id: int, period: Period) -> list[PostOutcome]:
     """Every post of the agency first sent in the period, newest first, with what its
-    appeals led to in the :data:`POST_WINDOW` after. A few statements a post: an agency
-    posts weekly, so a quarter is a dozen."""
+    appeals led to in the :data:`POST_WINDOW` after. Six statements however many posts:
+    each post's window is a row of a common table expression the counts join."""
     # Publishing builds on the services, not the other way round: imported here.
     from portal.publishing.models import Channel, Delivery, Post, PostAppeal
 
@@ -526,69 +526,90 @@ def post_outcomes(agency_id: int, period: Period) -> list[PostOutcome]:
         query = query.having(sent >= period.start)
     if period.end is not None:
         query = query.having(sent < period.end)
-    outcomes = []
+    outcomes: dict[int, PostOutcome] = {}
     for post_id, public_id, sent_at in db.session.execute(query).all():
         sent_at = sent_at if sent_at.tzinfo else sent_at.replace(tzinfo=UTC)
-        until = sent_at + POST_WINDOW
-        appeals = db.session.execute(
-            select(Appeal.id, Appeal.title, Appeal.case_id)
-            .join(PostAppeal, PostAppeal.appeal_id == Appeal.id)
-            .where(PostAppeal.post_id == post_id)
-            .order_by(PostAppeal.position)
-        ).all()
-        networks = db.session.scalars(
-            select(Channel.network)
-            .join(Delivery, Delivery.channel_id == Channel.id)
-            .where(Delivery.post_id == post_id, Delivery.sent_at.is_not(None))
-            .distinct()
-        ).all()
-        outcome = PostOutcome(
-            post_id=public_id,
-            sent_at=sent_at,
-            appeals=[title for _, title, _ in appeals],
-            networks=sorted(networks),
+        outcomes[post_id] = PostOutcome(post_id=public_id, sent_at=sent_at, appeals=[], networks=[])
+    if not outcomes:
+        return []
+
+    solved_cases: dict[int, set[int]] = defaultdict(set)
+    for post_id, title, case_id, status in db.session.execute(
+        select(PostAppeal.post_id, Appeal.title, Case.id, Case.status)
+        .join(Appeal, Appeal.id == PostAppeal.appeal_id)
+        .join(Case, Case.id == Appeal.case_id)
+        .where(PostAppeal.post_id.in_(outcomes))
+        .order_by(PostAppeal.post_id, PostAppeal.position)
+    ):
+        outcomes[post_id].appeals.append(title)
+        if status == CaseStatus.SOLVED.value:
+            solved_cases[post_id].add(case_id)
+    for post_id, network in db.session.execute(
+        select(Delivery.post_id, Channel.network)
+        .join(Channel, Channel.id == Delivery.channel_id)
+        .where(Delivery.post_id.in_(outcomes), Delivery.sent_at.is_not(None))
+        .distinct()
+    ):
+        outcomes[post_id].networks.append(network)
+
+    windows = _post_windows(outcomes)
+    in_window = (
+        Tip.appeal_id == PostAppeal.appeal_id,
+        Tip.agency_id == agency_id,
+        Tip.created_at >= windows.c.start,
+        Tip.created_at < windows.c.until,
+    )
+    posts_appeals = select(windows.c.post_id).join(
+        PostAppeal, PostAppeal.post_id == windows.c.post_id
+    )
+    for post_id, channel, count, first in db.session.execute(
+        posts_appeals.add_columns(Tip.channel, func.count(), func.min(Tip.created_at))
+        .join(Tip, and_(*in_window))
+        .group_by(windows.c.post_id, Tip.channel)
+    ):
+        outcome = outcomes[post_id]
+        outcome.tips_by_channel[channel] = count
+        if outcome.first_tip_at is None or first < outcome.first_tip_at:
+            outcome.first_tip_at = first
+    for post_id, leads, first_lead in db.session.execute(
+        posts_appeals.add_columns(func.count(), func.min(TipLead.marked_at))
+        .join(Tip, and_(*in_window))
+        .join(TipLead, TipLead.tip_id == Tip.id)
+        .group_by(windows.c.post_id)
+    ):
+        outcomes[post_id].leads, outcomes[post_id].first_lead_at = int(leads), first_lead
+    for post_id, views in db.session.execute(
+        posts_appeals.add_columns(func.sum(AppealDailyViews.views))
+        .join(
+            AppealDailyViews,
+            and_(
+                AppealDailyViews.appeal_id == PostAppeal.appeal_id,
+                AppealDailyViews.day >= windows.c.first_day,
+                AppealDailyViews.day < windows.c.end_day,
+            ),
         )
-        outcomes.append(outcome)
-        ids = [appeal_id for appeal_id, _, _ in appeals]
-        if not ids:
-            continue
-        in_window = (
-            Tip.agency_id == agency_id,
-            Tip.appeal_id.in_(ids),
-            Tip.created_at >= sent_at,
-            Tip.created_at < until,
-        )
-        for channel, count, first in db.session.execute(
-            select(Tip.channel, func.count(), func.min(Tip.created_at))
-            .where(*in_window)
-            .group_by(Tip.channel)
-        ):
-            outcome.tips_by_channel[channel] = count
-            if outcome.first_tip_at is None or first < outcome.first_tip_at:
-                outcome.first_tip_at = first
-        leads, first_lead = db.session.execute(
-            select(func.count(), func.min(TipLead.marked_at))
-            .join(Tip, Tip.id == TipLead.tip_id)
-            .where(*in_window)
-        ).one()
-        outcome.leads, outcome.first_lead_at = int(leads or 0), first_lead
-        outcome.page_views = int(
-            db.session.scalar(
-                select(func.sum(AppealDailyViews.views)).where(
-                    AppealDailyViews.appeal_id.in_(ids),
-                    AppealDailyViews.day >= sent_at.date(),
-                    AppealDailyViews.day < until.date(),
-                )
+        .group_by(windows.c.post_id)
+    ):
+        outcomes[post_id].page_views = int(views or 0)
+    for post_id, outcome in outcomes.items():
+        outcome.networks.sort()
+        outcome.solved = len(solved_cases[post_id])
+    return list(outcomes.values())
+
+
+def _post_windows(outcomes: dict[int, PostOutcome]) -> Any:
+    """One row per post: its id, the moments its window starts and ends, and the days
+    of page views it covers (literal rows: the same SQL on SQLite and PostgreSQL)."""
+    rows = []
+    for post_id, outcome in outcomes.items():
+        until = outcome.sent_at + POST_WINDOW
+        rows.append(
+            select(
+                literal(post_id, type_=Integer()).label("post_id"),
+                literal(outcome.sent_at, type_=UTCDateTime()).label("start"),
+                literal(until, type_=UTCDateTime()).label("until"),
+                literal(outcome.sent_at.date(), type_=Date()).label("first_day"),
+                literal(until.date(), type_=Date()).label("end_day"),
             )
-            or 0
         )
-        outcome.solved = int(
-            db.session.scalar(
-                select(func.count(func.distinct(Case.id))).where(
-                    Case.id.in_({case_id for _, _, case_id in appeals}),
-                    Case.status == CaseStatus.SOLVED.value,
-                )
-            )
-            or 0
-        )
-    return outcomes
+    return (rows[0] if len(rows) == 1 else union_all(*rows)).cte("post_windows")

@@ -5,10 +5,13 @@ nothing that identifies a tipster."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -192,6 +195,20 @@ def test_outcomes_period_keeps_appeals_published_in_it(app: Flask, appeals, agen
     assert db.session.scalar(select(TipLead.tip_id)) is None
 
 
+@contextmanager
+def counted_statements() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
 def test_post_outcomes_credit_each_post_with_its_appeals_week_by_hand(
     app: Flask, appeals, users: dict[Role, User], agency: Agency, other_agency: Agency
 ) -> None:  # type: ignore[no-untyped-def]
@@ -249,7 +266,12 @@ def test_post_outcomes_credit_each_post_with_its_appeals_week_by_hand(
     )
     db.session.commit()
 
-    posts = post_outcomes(agency.id, Period("all"))
+    agency_id = agency.id  # loaded now: not one of the statements counted
+    with counted_statements() as statements:
+        posts = post_outcomes(agency_id, Period("all"))
+    # The posts, their appeals (with their cases), networks, tips, leads, page views:
+    # six round trips for the two posts, as for one (below) or for a year of them.
+    assert len(statements) == 6
     assert [p.post_id for p in posts] == [b.public_id, a.public_id]  # newest first; never: none
     one_b, one_a = posts
     assert one_a.appeals == ["First", "Second"]
@@ -263,7 +285,9 @@ def test_post_outcomes_credit_each_post_with_its_appeals_week_by_hand(
     assert (one_b.tips, one_b.leads, one_b.page_views, one_b.solved) == (1, 0, 30, 1)
     assert (one_b.hours_to_first_tip, one_b.hours_to_first_lead) == (3.0, None)
     # A period keeps the posts first sent in it; another agency sees none of them.
-    assert [p.post_id for p in post_outcomes(agency.id, Period("A", sent_a, sent_b))] == [
-        a.public_id
-    ]
+    with counted_statements() as statements:
+        period_a = post_outcomes(agency_id, Period("A", sent_a, sent_b))
+    assert [p.post_id for p in period_a] == [a.public_id]
+    assert len(statements) == 6
+    assert (period_a[0].tips, period_a[0].leads, period_a[0].page_views) == (3, 1, 120)
     assert post_outcomes(other_agency.id, Period("all")) == []
