@@ -85,6 +85,58 @@
     return m + ":" + str;
   }
 
+  /* A labelled time field with a "now" button that takes the playhead. o: id, label,
+     attr (its data attribute), value (null: empty), placeholder, max, nowLabel,
+     video, and onChange(typed number or null) returning the value to show. */
+  function timeField(o) {
+    var lab = el("label", "small-label", o.label);
+    lab.htmlFor = o.id;
+    var input = el("input", "num");
+    input.type = "number";
+    input.step = "0.01";
+    input.min = "0";
+    if (o.max !== undefined) input.max = o.max;
+    input.id = o.id;
+    if (o.placeholder) input.placeholder = o.placeholder;
+    var show = function (v) { input.value = v === null ? "" : v.toFixed(2); };
+    show(o.value);
+    input.setAttribute(o.attr, "");
+    input.addEventListener("change", function () { show(o.onChange(num(input.value))); });
+    var now = el("button", "btn btn-tiny", "now");
+    now.type = "button";
+    now.setAttribute("aria-label", o.nowLabel);
+    now.addEventListener("click", function () {
+      input.value = (o.video.currentTime || 0).toFixed(2);
+      input.dispatchEvent(new Event("change"));
+    });
+    var wrap = el("div", "time-field");
+    wrap.appendChild(lab);
+    wrap.appendChild(input);
+    wrap.appendChild(now);
+    return wrap;
+  }
+
+  /* A labelled select of [value, text] options. o: id, label, attr, options, value,
+     onChange(chosen value). */
+  function selectField(o) {
+    var lab = el("label", "small-label", o.label);
+    lab.htmlFor = o.id;
+    var select = el("select");
+    select.id = o.id;
+    select.setAttribute(o.attr, "");
+    o.options.forEach(function (e) {
+      var option = el("option", null, e[1]);
+      option.value = e[0];
+      option.selected = o.value === e[0];
+      select.appendChild(option);
+    });
+    select.addEventListener("change", function () { o.onChange(select.value); });
+    var wrap = el("div", "time-field");
+    wrap.appendChild(lab);
+    wrap.appendChild(select);
+    return wrap;
+  }
+
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute("content") : "";
@@ -1009,42 +1061,25 @@
     li.appendChild(head);
 
     var fields = el("div", "region-fields");
-    var mkTime = function (key, labelText) {
-      var id = "region-" + i + "-" + key;
-      var lab = el("label", "small-label", labelText);
-      lab.htmlFor = id;
-      var input = el("input", "num");
-      input.type = "number";
-      input.step = "0.01";
-      input.min = "0";
-      input.id = id;
-      input.placeholder = key === "start" ? "clip start" : "clip end";
-      input.value = r[key] === null ? "" : r[key].toFixed(2);
-      input.setAttribute("data-region-" + key, "");
-      input.addEventListener("change", function () {
-        var n = num(input.value);
-        r[key] = n === null ? null : r3(clamp(n, 0, self.duration));
-        input.value = r[key] === null ? "" : r[key].toFixed(2);
-        self.touch();
-        self.clearRegionError(i);
-        self.updateTimeline();
-        self.updateRegionVisibility(self.video.currentTime || 0);
-      });
-      var now = el("button", "btn btn-tiny", "now");
-      now.type = "button";
-      now.setAttribute("aria-label", "Set region " + (i + 1) + " " + key + " to now (the playhead)");
-      now.addEventListener("click", function () {
-        input.value = (self.video.currentTime || 0).toFixed(2);
-        input.dispatchEvent(new Event("change"));
-      });
-      var wrap = el("div", "time-field");
-      wrap.appendChild(lab);
-      wrap.appendChild(input);
-      wrap.appendChild(now);
-      return wrap;
-    };
-    fields.appendChild(mkTime("start", "Start"));
-    fields.appendChild(mkTime("end", "End"));
+    ["start", "end"].forEach(function (key) {
+      fields.appendChild(timeField({
+        id: "region-" + i + "-" + key,
+        label: key === "start" ? "Start" : "End",
+        attr: "data-region-" + key,
+        value: r[key],
+        placeholder: key === "start" ? "clip start" : "clip end",
+        nowLabel: "Set region " + (i + 1) + " " + key + " to now (the playhead)",
+        video: self.video,
+        onChange: function (n) {
+          r[key] = n === null ? null : r3(clamp(n, 0, self.duration));
+          self.touch();
+          self.clearRegionError(i);
+          self.updateTimeline();
+          self.updateRegionVisibility(self.video.currentTime || 0);
+          return r[key];
+        }
+      }));
+    });
     var wholeLabel = el("label", "check");
     var whole = el("input");
     whole.type = "checkbox";
@@ -1059,27 +1094,18 @@
     wholeLabel.appendChild(whole);
     wholeLabel.appendChild(document.createTextNode(" Whole frame"));
     fields.appendChild(wholeLabel);
-    var effectId = "region-" + i + "-effect";
-    var effectLabel = el("label", "small-label", "Effect");
-    effectLabel.htmlFor = effectId;
-    var effect = el("select");
-    effect.id = effectId;
-    effect.setAttribute("data-region-effect", "");
-    EFFECTS.forEach(function (e) {
-      var option = el("option", null, e[1]);
-      option.value = e[0];
-      option.selected = r.effect === e[0];
-      effect.appendChild(option);
-    });
-    effect.addEventListener("change", function () {
-      r.effect = effect.value;
-      self.touch();
-      self.clearRegionError(i);
-    });
-    var effectWrap = el("div", "time-field");
-    effectWrap.appendChild(effectLabel);
-    effectWrap.appendChild(effect);
-    fields.appendChild(effectWrap);
+    fields.appendChild(selectField({
+      id: "region-" + i + "-effect",
+      label: "Effect",
+      attr: "data-region-effect",
+      options: EFFECTS,
+      value: r.effect,
+      onChange: function (value) {
+        r.effect = value;
+        self.touch();
+        self.clearRegionError(i);
+      }
+    }));
     li.appendChild(fields);
     var err = el("p", "field-error");
     err.setAttribute("data-region-error", "");
@@ -1275,64 +1301,38 @@
     li.appendChild(head);
 
     var fields = el("div", "region-fields");
-    var mkTime = function (key, labelText) {
-      var id = "range-" + i + "-" + key;
-      var lab = el("label", "small-label", labelText);
-      lab.htmlFor = id;
-      var input = el("input", "num");
-      input.type = "number";
-      input.step = "0.01";
-      input.min = "0";
-      input.max = String(r3(self.duration));
-      input.id = id;
-      input.value = a[key].toFixed(2);
-      input.setAttribute("data-range-" + key, "");
-      input.addEventListener("change", function () {
-        var v = num(input.value);
-        if (v !== null) a[key] = r3(clamp(v, 0, self.duration));
-        input.value = a[key].toFixed(2);
+    ["start", "end"].forEach(function (key) {
+      fields.appendChild(timeField({
+        id: "range-" + i + "-" + key,
+        label: key === "start" ? "Start" : "End",
+        attr: "data-range-" + key,
+        value: a[key],
+        max: String(r3(self.duration)),
+        nowLabel: "Set range " + n + " " + key + " to now (the playhead)",
+        video: self.video,
+        onChange: function (v) {
+          if (v !== null) a[key] = r3(clamp(v, 0, self.duration));
+          self.touch();
+          li.querySelector("[data-range-error]").textContent = "";
+          li.classList.remove("has-error");
+          self.renderAudioSpans();
+          self.updateAudioPreview(self.video.currentTime || 0);
+          return a[key];
+        }
+      }));
+    });
+    fields.appendChild(selectField({
+      id: "range-" + i + "-effect",
+      label: "Effect",
+      attr: "data-range-effect",
+      options: AUDIO_EFFECTS,
+      value: a.effect,
+      onChange: function (value) {
+        a.effect = value;
         self.touch();
-        li.querySelector("[data-range-error]").textContent = "";
-        li.classList.remove("has-error");
         self.renderAudioSpans();
-        self.updateAudioPreview(self.video.currentTime || 0);
-      });
-      var now = el("button", "btn btn-tiny", "now");
-      now.type = "button";
-      now.setAttribute("aria-label", "Set range " + n + " " + key + " to now (the playhead)");
-      now.addEventListener("click", function () {
-        input.value = (self.video.currentTime || 0).toFixed(2);
-        input.dispatchEvent(new Event("change"));
-      });
-      var wrap = el("div", "time-field");
-      wrap.appendChild(lab);
-      wrap.appendChild(input);
-      wrap.appendChild(now);
-      return wrap;
-    };
-    fields.appendChild(mkTime("start", "Start"));
-    fields.appendChild(mkTime("end", "End"));
-    var effectId = "range-" + i + "-effect";
-    var effectLabel = el("label", "small-label", "Effect");
-    effectLabel.htmlFor = effectId;
-    var effect = el("select");
-    effect.id = effectId;
-    effect.setAttribute("data-range-effect", "");
-    AUDIO_EFFECTS.forEach(function (e) {
-      var option = el("option", null, e[1]);
-      option.value = e[0];
-      option.selected = a.effect === e[0];
-      effect.appendChild(option);
-    });
-    effect.addEventListener("change", function () {
-      a.effect = effect.value;
-      self.touch();
-      self.renderAudioSpans();
-    });
-    var effectWrap = el("div", "time-field");
-    effectWrap.appendChild(effectLabel);
-    effectWrap.appendChild(effect);
-    fields.appendChild(effectWrap);
+      }
+    }));
     li.appendChild(fields);
     var err = el("p", "field-error");
     err.setAttribute("data-range-error", "");
