@@ -170,10 +170,24 @@ LIMITS: dict[str, NetworkLimits] = {
         fps_max=Limit(60.0, "developers.facebook.com/docs/video-api/guides/reels-publishing"),
         width_min=Limit(540, "developers.facebook.com/docs/video-api/guides/reels-publishing"),
         height_min=Limit(960, "developers.facebook.com/docs/video-api/guides/reels-publishing"),
+        # Only the portal's own count of what it sent stands behind this cap (preflight's
+        # daily_cap_problem when a post is scheduled, services/deliveries.py cap_reached
+        # at send time). Facebook documents no way to read a Page's current Reels usage:
+        # the reels-publishing guide's "Rate Limit" section gives the 30 per 24-hour
+        # moving period, says it "is enforced on the POST /{page_id}/video_reels
+        # endpoint", and "recommends that your app also enforces the publishing rate
+        # limit"; neither the guide nor the networks notes (read 2026-12-02) name a Page
+        # counterpart of Instagram's content_publishing_limit, which is an IG user's
+        # edge only. Reels the Page published by other means are therefore not counted;
+        # Facebook's own refusal on video_reels is the backstop (channels/graph.py
+        # classify_error: its error code is not documented, so it reaches the post as a
+        # refusal with Facebook's message).
         daily_cap=Limit(
             30,
             "developers.facebook.com/docs/video-api/guides/reels-publishing (per Page, 24-hour "
             "moving window)",
+            note="counted by the portal: Facebook documents no endpoint that reads a "
+            "Page's Reels usage",
         ),
     ),
     "instagram": NetworkLimits(
