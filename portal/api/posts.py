@@ -25,6 +25,7 @@ from portal.publishing.models import Channel, Delivery, Post
 from portal.publishing.services.posts import (
     cancel_post,
     create_post,
+    edit_caption,
     get_post_for,
     list_channels,
     list_posts,
@@ -34,6 +35,7 @@ from portal.publishing.services.posts import (
     upcoming_posts,
 )
 from portal.services.authz import Permission
+from portal.services.errors import DomainError, ValidationFailed
 
 Body = Any
 
@@ -135,17 +137,43 @@ def get_post(post_id: str):
 @bp.response(200, PostSchema)
 @problems(400, 404, 409, 422)
 def patch_post(read: Body, post_id: str):
-    """Move a post that has not gone out, schedule it, or send it now."""
+    """Move a post that has not gone out, schedule it, rewrite its captions per
+    channel while it is scheduled, or send it now."""
     post = get_post_for(g.api_user, post_id)
     fields = read()
-    if "slot_at" in fields:
-        reschedule_post(post, g.api_user, fields["slot_at"])
-    if fields.get("action") == "schedule":
-        schedule_post(post, g.api_user)
-    elif fields.get("action") == "now":
-        post_now(post, g.api_user)
+    try:
+        if "slot_at" in fields:
+            reschedule_post(post, g.api_user, fields["slot_at"])
+        if fields.get("action") == "schedule":
+            schedule_post(post, g.api_user)
+        for index, caption in enumerate(fields.get("captions", [])):
+            _edit_caption(post, index, caption["channel"], caption["text"])
+        if fields.get("action") == "now":
+            post_now(post, g.api_user)
+    except DomainError:
+        # All or nothing: a caption refused after another was saved saves neither.
+        db.session.rollback()
+        raise
     db.session.commit()
     return _post(post)
+
+
+def _edit_caption(post: Post, index: int, channel_id: str, text: str) -> None:
+    """The staff page's caption edit (``edit_caption``: the network's count, the
+    post's state, the audit record), on the post's delivery to that channel; a
+    refusal names the item of ``captions`` it is about."""
+    delivery = next((d for d in post.deliveries if d.channel.public_id == channel_id), None)
+    if delivery is None:
+        raise ValidationFailed(
+            "This post is not sent to that channel.", field=f"captions.{index}.channel"
+        )
+    try:
+        edit_caption(delivery, g.api_user, text)
+    except DomainError as exc:
+        if exc.field is None:
+            raise
+        exc.field = f"captions.{index}.{exc.field}"
+        raise
 
 
 @bp.route("/posts/<id:post_id>", methods=["DELETE"])

@@ -26,6 +26,7 @@ from media_pipeline.plan import (
     SOURCE_PATTERN,
 )
 from portal.models import Case, CaseStatus, Role, TipPriority, TipStatus
+from portal.publishing.services.posts import CAPTION_MAX_CHARS
 from portal.services.clips import APPROVAL_CHECKLIST
 from portal.services.errors import ValidationFailed
 from portal.services.text import clean_text
@@ -821,12 +822,46 @@ class PostCreateSchema(Strict):
     now = Flag(load_default=False)
 
 
+class CaptionPatchSchema(Strict):
+    """A caption a person wrote for one of the post's channels. Checked when saved as
+    the staff post page's caption edit is: counted as that network counts it."""
+
+    channel = fields.String(
+        required=True,
+        metadata={"description": "The channel's id, as in the post's ``deliveries[].channel``."},
+    )
+    text = fields.String(
+        required=True,
+        metadata={
+            "maxLength": CAPTION_MAX_CHARS,
+            "description": "The whole caption, sent as written (never cut). Refused (422, "
+            "``field`` ``captions.<n>.text``) when the network would not take it, with "
+            "by how much.",
+        },
+    )
+
+
 class PostPatchSchema(Strict):
     """Move a draft or scheduled post (``slot_at``), or ``action`` it: ``schedule``
-    (pass preflight) or ``now`` (send at once)."""
+    (pass preflight) or ``now`` (send at once); rewrite a scheduled post's caption on
+    some of its channels (``captions``). Done in that order (``slot_at``, ``schedule``,
+    ``captions``, ``now``) and all or nothing: a refusal saves none of it.
+
+    A caption changes only while the post is scheduled and that channel's delivery
+    has not started: once it is sending or sent, 409. The portal's own pages show the
+    appeal itself and have no caption (409)."""
 
     slot_at = Moment()
     action = fields.String(validate=validate.OneOf(["schedule", "now"]))
+    captions = fields.List(
+        fields.Nested(CaptionPatchSchema), validate=validate.Length(min=1, max=20)
+    )
+
+    @ma.validates("captions")
+    def _one_caption_per_channel(self, value: list[dict[str, str]], **kwargs: Any) -> None:
+        channels = [item["channel"] for item in value]
+        if len(set(channels)) != len(channels):
+            raise ma.ValidationError("Give each channel at most one caption.")
 
 
 class DeliverySchema(ma.Schema):

@@ -1,4 +1,7 @@
-"""A scheduled post's caption rewritten for one channel on the post page: counted as
+# Test responses' .json is "Any | None" to mypy; each test checks the status first.
+# mypy: disable-error-code="index"
+"""A scheduled post's caption rewritten for one channel on the post page (and through
+``PATCH /api/v1/posts/{id}``, the same service): counted as
 the network counts it (a Mastodon link is 23 characters however long), refused with
 by how much when it would not be taken, audited, and fixed once the post is being
 sent; and the live count the page asks for as the caption is typed says the same."""
@@ -15,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from portal.extensions import db
 from portal.models import Agency, AuditEvent, Role, User
@@ -22,6 +26,7 @@ from portal.models.base import utcnow
 from portal.publishing.models import Channel, Delivery, Post, PostStatus
 from portal.publishing.services.posts import create_post, edit_caption, schedule_post
 from portal.services.errors import Conflict, ValidationFailed
+from portal.services.users import create_api_token
 from tests.portal.conftest import csrf_token
 from tests.portal.publishing.conftest import stored_appeal
 
@@ -159,3 +164,187 @@ def test_post_page_offers_no_caption_edit_once_sent(
     db.session.commit()
     page = _post_page(signed_in(users[Role.COORDINATOR]), post)
     assert "/caption" not in page and "caption-preview.js" not in page
+
+
+# -- the same edit through PATCH /api/v1/posts/{id} ---------------------------------------
+
+
+def _bearer(user: User, scopes: list[Role] | None = None) -> dict[str, str]:
+    _, secret = create_api_token(user, scopes=scopes)
+    db.session.commit()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def _patch_captions(
+    client: FlaskClient, post: Post, auth: dict[str, str], *captions: tuple[str, str]
+) -> TestResponse:
+    return client.patch(
+        f"/api/v1/posts/{post.public_id}",
+        json={"captions": [{"channel": c, "text": t} for c, t in captions]},
+        headers=auth,
+    )
+
+
+def test_api_patch_rewrites_a_scheduled_posts_caption_as_the_page_does(
+    app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, delivery = scheduled
+    coordinator = users[Role.COORDINATOR]
+    before = delivery.text
+    text = "y" * 476 + " " + LONG_LINK  # 500 as Mastodon counts it: exactly its limit
+    answer = _patch_captions(client, post, _bearer(coordinator), (delivery.channel.public_id, text))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    shown = next(d for d in answer.json["deliveries"] if d["network"] == "mastodon")
+    assert (shown["id"], shown["text"], shown["status"]) == (delivery.public_id, text, "queued")
+    assert answer.json["status"] == "scheduled"
+    db.session.refresh(delivery)
+    assert delivery.text == text
+    event = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "post.caption")
+    ).one()
+    assert (event.object_id, event.actor_id) == (post.public_id, coordinator.id)
+    assert event.details == {
+        "delivery": delivery.public_id,
+        "network": "mastodon",
+        "before": before,
+        "after": text,
+    }
+
+
+def test_api_patch_refuses_a_caption_too_long_for_the_network_saving_nothing(
+    app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, delivery = scheduled
+    before = delivery.text
+    answer = _patch_captions(
+        client, post, _bearer(users[Role.COORDINATOR]), (delivery.channel.public_id, TOO_LONG)
+    )
+    assert answer.status_code == 422 and answer.mimetype == "application/problem+json"
+    assert answer.json == {
+        "type": "about:blank",
+        "title": "The caption is 514 long as Mastodon counts it, over its 500: shorten it by 14.",
+        "status": 422,
+        "field": "captions.0.text",
+    }
+    db.session.refresh(delivery)
+    assert delivery.text == before
+    assert not db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "post.caption")
+    ).all()
+
+
+def test_api_patch_saves_no_caption_when_a_later_one_is_refused(
+    app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, delivery = scheduled
+    before = delivery.text
+    channel = delivery.channel.public_id
+    answer = _patch_captions(
+        client, post, _bearer(users[Role.COORDINATOR]), (channel, "Seen it?"), ("nope", "Hm")
+    )
+    assert answer.status_code == 422
+    assert answer.json == {
+        "type": "about:blank",
+        "title": "This post is not sent to that channel.",
+        "status": 422,
+        "field": "captions.1.channel",
+    }
+    db.session.refresh(delivery)
+    assert delivery.text == before
+    twice = _patch_captions(
+        client, post, _bearer(users[Role.COORDINATOR]), (channel, "One"), (channel, "Two")
+    )
+    assert twice.status_code == 422
+    assert (twice.json["title"], twice.json["field"]) == (
+        "Give each channel at most one caption.",
+        "captions",
+    )
+
+
+SENT_ALREADY = {
+    "type": "about:blank",
+    "title": "Only a scheduled post's captions can change, before it is sent; look again.",
+    "status": 409,
+}
+
+
+def test_api_patch_refuses_the_caption_of_a_post_being_sent(
+    app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, delivery = scheduled
+    before = delivery.text
+    post.status = PostStatus.PUBLISHING.value
+    delivery.status = "sending"
+    db.session.commit()
+    answer = _patch_captions(
+        client, post, _bearer(users[Role.COORDINATOR]), (delivery.channel.public_id, "Late")
+    )
+    assert answer.status_code == 409 and answer.json == SENT_ALREADY
+    db.session.refresh(delivery)
+    assert delivery.text == before
+
+
+def test_api_patch_refuses_the_caption_of_a_post_already_sent(
+    app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, delivery = scheduled
+    before = delivery.text
+    post.status = PostStatus.DONE.value
+    delivery.status = "sent"
+    db.session.commit()
+    answer = _patch_captions(
+        client, post, _bearer(users[Role.COORDINATOR]), (delivery.channel.public_id, "Late")
+    )
+    assert answer.status_code == 409 and answer.json == SENT_ALREADY
+    db.session.refresh(delivery)
+    assert delivery.text == before
+
+
+def test_api_patch_refuses_a_caption_for_the_portals_own_pages(
+    app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, _ = scheduled
+    portal = next(d for d in post.deliveries if d.channel.network == "portal")
+    answer = _patch_captions(
+        client, post, _bearer(users[Role.COORDINATOR]), (portal.channel.public_id, "Unseen")
+    )
+    assert answer.status_code == 409
+    assert answer.json == {
+        "type": "about:blank",
+        "title": "The portal's own pages show the appeal itself: there is no caption.",
+        "status": 409,
+    }
+
+
+def test_api_patch_caption_needs_a_token_that_may_manage_posts(
+    app: Flask,
+    client: FlaskClient,
+    users: dict[Role, User],
+    make_user: Callable[..., User],
+    other_agency: Agency,
+    scheduled: tuple[Post, Delivery],
+) -> None:
+    post, delivery = scheduled
+    before = delivery.text
+    channel = delivery.channel.public_id
+    both = make_user(Role.COORDINATOR, Role.OFFICER)
+    refused = {"type": "about:blank", "title": "This token may not do that.", "status": 403}
+    for auth in (_bearer(users[Role.OFFICER]), _bearer(both, scopes=[Role.OFFICER])):
+        answer = _patch_captions(client, post, auth, (channel, "Not mine to say"))
+        assert answer.status_code == 403 and answer.json == refused
+    outsider = _bearer(make_user(Role.COORDINATOR, agency_=other_agency))
+    assert _patch_captions(client, post, outsider, (channel, "Nor mine")).status_code == 404
+    db.session.refresh(delivery)
+    assert delivery.text == before
+
+
+def test_api_openapi_documents_the_caption_patch(app: Flask, client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    operation = document["paths"]["/posts/{post_id}"]["patch"]
+    assert {"200", "409", "422"} <= set(operation["responses"])
+    schemas = document["components"]["schemas"]
+    captions = schemas["PostPatch"]["properties"]["captions"]
+    assert captions["type"] == "array" and captions["maxItems"] == 20
+    item = schemas["CaptionPatch"]
+    assert sorted(item["required"]) == ["channel", "text"]
+    assert item["properties"]["text"]["maxLength"] == 70000
