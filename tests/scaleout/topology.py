@@ -34,7 +34,8 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-ROLES = ("officer", "supervisor", "detective")
+#: One account per role the tests act as; the admin connects the agency's channels.
+ROLES = ("officer", "supervisor", "detective", "admin")
 PASSWORD_LINE = re.compile(r"password[^:]*:\s*(\S+)", re.IGNORECASE)
 
 
