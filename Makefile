@@ -9,6 +9,8 @@ FLASK := $(VENV)/bin/flask --app wsgi
 PYTEST_WORKERS ?= 2
 # Branch coverage of every run, printed after it; no threshold (a measurement, not a gate).
 COV_ARGS := --cov=portal --cov=media_pipeline --cov=config --cov-branch --cov-report=term:skip-covered
+# The slowest tests of each run, printed after it: where the suite's time goes.
+DURATIONS := --durations=25
 
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
@@ -62,10 +64,10 @@ test: lint ## Lint, then the whole suite on SQLite, and on PostgreSQL when TATTL
 	else echo "TATTLETALE_TEST_DATABASE_URL is not set: the PostgreSQL run is skipped"; fi
 
 test-sqlite: $(TEST_STAMP) ## The whole suite on SQLite, with branch coverage
-	env -u TATTLETALE_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider $(COV_ARGS)
+	env -u TATTLETALE_TEST_DATABASE_URL $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -p no:cacheprovider $(DURATIONS) $(COV_ARGS)
 
 test-postgres: $(TEST_STAMP) ## The database-backed tests again, on PostgreSQL
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider $(COV_ARGS) $(COV_APPEND) tests/portal tests/config
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -p no:cacheprovider $(DURATIONS) $(COV_ARGS) $(COV_APPEND) tests/portal tests/config
 
 # The portal benchmarks need PostgreSQL on 127.0.0.1:5432 (user postgres; each run
 # makes and drops its own database) and Redis on 127.0.0.1:6379.
