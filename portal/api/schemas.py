@@ -830,10 +830,12 @@ class CaptionPatchSchema(Strict):
         required=True,
         metadata={"description": "The channel's id, as in the post's ``deliveries[].channel``."},
     )
-    text = fields.String(
+    text = Text(
+        max_length=CAPTION_MAX_CHARS,
+        multiline=True,
+        blank=False,
         required=True,
         metadata={
-            "maxLength": CAPTION_MAX_CHARS,
             "description": "The whole caption, sent as written (never cut). Refused (422, "
             "``field`` ``captions.<n>.text``) when the network would not take it, with "
             "by how much.",

@@ -233,6 +233,21 @@ def test_api_patch_refuses_a_caption_too_long_for_the_network_saving_nothing(
     ).all()
 
 
+def test_api_patch_refuses_an_empty_caption_as_the_page_does(
+    app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
+) -> None:
+    post, delivery = scheduled
+    before = delivery.text
+    for blank in ("", "  \n\t "):
+        answer = _patch_captions(
+            client, post, _bearer(users[Role.COORDINATOR]), (delivery.channel.public_id, blank)
+        )
+        assert answer.status_code == 422, blank
+        assert answer.json["field"] == "captions.0.text"
+    db.session.refresh(delivery)
+    assert delivery.text == before
+
+
 def test_api_patch_saves_no_caption_when_a_later_one_is_refused(
     app: Flask, client: FlaskClient, users: dict[Role, User], scheduled: tuple[Post, Delivery]
 ) -> None:
