@@ -250,6 +250,11 @@ def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
     if attachments.draft_hash(form.draft.data or "") is None:
         form.draft.data = attachments.new_draft_secret()
     parts = [f.stream for f in request.files.getlist("files")]
+    if all(part.is_empty_field for part in parts):  # type: ignore[attr-defined]
+        # No file in this request (none chosen, or sent ahead by the uploader): nothing
+        # to stage, and no commit that would make the rest of the request load the
+        # appeal again.
+        return attachments.Staged([])
     staged = attachments.stage_parts(
         parts,  # type: ignore[arg-type]
         agency=agency,
