@@ -450,6 +450,9 @@ def test_officer_retries_a_clip_whose_storing_failed(
     alert = page.get_by_role("alert").filter(has_text="Processing failed.")
     expect(alert).to_contain_text(LOST_WORKER_REASON)
     expect(page.locator("[data-studio]")).to_have_count(0)  # nothing to edit yet
+    # The failed job is listed with its reason, and the one Retry is the alert's.
+    expect(page.locator("[data-job-list] li .error")).to_contain_text(LOST_WORKER_REASON)
+    expect(page.get_by_role("button", name="Retry")).to_have_count(1)
     clip.screenshot(screenshot_dir, "88-clip-storing-failed")
     alert.get_by_role("button", name="Retry").click()
     expect(clip.flash()).to_have_text("Processing was started again.")
