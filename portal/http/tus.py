@@ -31,10 +31,9 @@ from portal.services.attachments import (
 from portal.services.authz import Permission, can
 from portal.services.cases import get_case_for
 from portal.services.errors import DomainError, PermissionDenied
+from portal.services.receiving import CHECKSUM_ALGORITHMS, Checksum
 from portal.services.text import clean_text
 from portal.services.uploads import (
-    CHECKSUM_ALGORITHMS,
-    Checksum,
     append_to_upload,
     create_upload,
     get_upload_for,
