@@ -122,6 +122,19 @@ def draft_hash(secret: str) -> str | None:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def reply_draft_secret(tip: Tip, draft_secret: str) -> str:
+    """The draft secret of the files of an answer to ``tip``: the reply form's own
+    secret bound to the tip. The page sends both the form's secret and the tip's
+    receipt session (its thread token, which names the tip); only with that session
+    do they reach, add to or send these files: the same secret under another tip's
+    session, or without one, finds nothing (and the tip form's files are never an
+    answer's). "" for a secret that is no draft secret at all."""
+    if draft_hash(draft_secret) is None:
+        return ""
+    bound = f"reply\0{tip.public_id}\0{draft_secret.strip()}"
+    return hashlib.sha256(bound.encode()).hexdigest()
+
+
 # -- receiving file parts ---------------------------------------------------------------
 
 
@@ -1067,6 +1080,7 @@ __all__ = [
     "new_draft_secret",
     "open_part",
     "process_attachment",
+    "reply_draft_secret",
     "append_to_file",
     "cancel_file",
     "file_offset",
