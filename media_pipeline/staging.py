@@ -116,6 +116,12 @@ class Staging(abc.ABC):
         persisted and raises if this request may no longer write (its lease is lost)."""
 
     @abc.abstractmethod
+    def read_start(self, name: str, state: dict[str, Any], size: int) -> bytes:
+        """The first ``size`` bytes staged, while they are all within the first part
+        (what a file is told by: its first bytes, which may have come in an earlier
+        request than the ones that follow)."""
+
+    @abc.abstractmethod
     def rollback(self, name: str, state: dict[str, Any], offset: int) -> None:
         """Drop staged bytes past ``offset`` (local files only: after a reboot)."""
 
@@ -260,6 +266,16 @@ class LocalStaging(Staging):
                 hasher.update(block)
                 remaining -= len(block)
         return hasher
+
+    def read_start(self, name: str, state: dict[str, Any], size: int) -> bytes:
+        try:
+            with open(self.path(name), "rb") as partial:
+                start = partial.read(size)
+        except FileNotFoundError:
+            raise self._missing(name) from None
+        if len(start) != size:
+            raise StagedBytesMissing(f"{self.path(name)} is shorter than {size} bytes")
+        return start
 
     def rollback(self, name: str, state: dict[str, Any], offset: int) -> None:
         with open(self.path(name), "r+b") as partial:
@@ -516,6 +532,14 @@ class S3Staging(Staging):
         if filled != size or body.read(1):
             raise StagedBytesMissing(f"{key} does not hold the {size} recorded bytes")
         return filled
+
+    def read_start(self, name: str, state: dict[str, Any], size: int) -> bytes:
+        tail = state.get("tail")
+        if state.get("parts") or not tail or int(tail["size"]) < size:
+            raise StagedBytesMissing(f"upload {name}: its first {size} bytes are not in its tail")
+        buffer = bytearray(int(tail["size"]))
+        self.read_tail(tail["key"], buffer, len(buffer))
+        return bytes(buffer[:size])
 
     def rollback(self, name: str, state: dict[str, Any], offset: int) -> None:
         return None  # nothing is recorded before it is stored

@@ -31,10 +31,9 @@ from portal.services.attachments import (
 from portal.services.authz import Permission, can
 from portal.services.cases import get_case_for
 from portal.services.errors import DomainError, PermissionDenied
+from portal.services.receiving import CHECKSUM_ALGORITHMS, Checksum
 from portal.services.text import clean_text
 from portal.services.uploads import (
-    CHECKSUM_ALGORITHMS,
-    Checksum,
     append_to_upload,
     create_upload,
     get_upload_for,
@@ -279,13 +278,28 @@ def delete(user: User, upload_id: str) -> Response:
 # (keyed on the daily keyed hash of its address, portal/http/ratelimit.py); the bytes
 # count against the pending-files quota from the first request; the tip that takes the
 # files is sent with the form and its proof of work.
+#
+# An answer's files (the reply form of a tip's thread) go the same way, with the tip's
+# receipt session (the reply form's thread token) in ``Tip-Thread`` beside the form's
+# draft secret: the view resolves the session to its tip and passes the draft secret
+# bound to that tip (``reply_draft_secret``) as ``draft``.
 
 TIP_DRAFT_HEADER = "Tip-Draft"
+TIP_THREAD_HEADER = "Tip-Thread"
 TIP_EXTENSIONS = "creation,termination"
 
 
 def _tip_draft() -> str:
     return request.headers.get(TIP_DRAFT_HEADER, "")
+
+
+def tip_refused(error: DomainError, *, head: bool = False) -> Response:
+    """A tip file request refused before it reached the file (a receipt session that
+    expired): a problem with the tus headers, without a body for HEAD."""
+    response = _tip_error(error)
+    if head:
+        response.set_data(b"")
+    return response
 
 
 def _tip_error(error: DomainError) -> Response:
@@ -307,7 +321,7 @@ def tip_options() -> Response:
     return _tus_headers(response)
 
 
-def tip_create(agency: Agency, file_endpoint: str) -> Response:
+def tip_create(agency: Agency, file_endpoint: str, draft: str | None = None) -> Response:
     if (refused := _check_version()) is not None:
         return refused
     if (wait := ratelimit.count_public("tip_uploads")) is not None:
@@ -325,7 +339,7 @@ def tip_create(agency: Agency, file_endpoint: str) -> Response:
                 field="Upload-Defer-Length",
             )
         length = parse_byte_count("Upload-Length", request.headers.get("Upload-Length"))
-        row = start_file(agency, _tip_draft(), length)
+        row = start_file(agency, _tip_draft() if draft is None else draft, length)
     except DomainError as error:
         return _tip_error(error)
     response = Response(status=201)
@@ -333,9 +347,9 @@ def tip_create(agency: Agency, file_endpoint: str) -> Response:
     return _tus_headers(response)
 
 
-def tip_head(file_id: str) -> Response:
+def tip_head(file_id: str, draft: str | None = None) -> Response:
     try:
-        row = get_file(_tip_draft(), file_id)
+        row = get_file(_tip_draft() if draft is None else draft, file_id)
         offset = file_offset(row)
     except DomainError as error:
         response = _tip_error(error)
@@ -347,7 +361,7 @@ def tip_head(file_id: str) -> Response:
     return _tus_headers(response)
 
 
-def tip_patch(file_id: str) -> Response:
+def tip_patch(file_id: str, draft: str | None = None) -> Response:
     if (refused := _check_version()) is not None:
         return refused
     if request.mimetype != "application/offset+octet-stream":
@@ -358,7 +372,7 @@ def tip_patch(file_id: str) -> Response:
         offset = parse_byte_count("Upload-Offset", request.headers.get("Upload-Offset"))
         if (content_length := request.headers.get("Content-Length")) is not None:
             parse_byte_count("Content-Length", content_length)
-        row = get_file(_tip_draft(), file_id)
+        row = get_file(_tip_draft() if draft is None else draft, file_id)
         request.max_content_length = row.size
         new_offset = append_to_file(
             row,
@@ -376,11 +390,11 @@ def tip_patch(file_id: str) -> Response:
     return _tus_headers(response)
 
 
-def tip_delete(file_id: str) -> Response:
+def tip_delete(file_id: str, draft: str | None = None) -> Response:
     if (refused := _check_version()) is not None:
         return refused
     try:
-        cancel_file(get_file(_tip_draft(), file_id))
+        cancel_file(get_file(_tip_draft() if draft is None else draft, file_id))
     except DomainError as error:
         return _tip_error(error)
     return _tus_headers(Response(status=204))

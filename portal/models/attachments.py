@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, PublicIdMixin, UTCDateTime, utcnow
@@ -63,6 +63,15 @@ class TipAttachment(PublicIdMixin, Base):
     kind: Mapped[str] = mapped_column(String(8), default="")  # image | video
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     sha256: Mapped[str] = mapped_column(String(64), default="")
+    # A file sent resumably (tus), as portal/services/receiving.py writes it: the
+    # bytes received, the store's staging state at that offset (for S3: the multipart
+    # upload, its parts and incomplete part, where the bytes stay until the job takes
+    # them), the SHA-256 state of those bytes, and the lease of the request writing.
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    staging: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sha256_state: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    writer_token: Mapped[str] = mapped_column(String(32), default="")
+    writer_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     original_key: Mapped[str] = mapped_column(String(300), default="")
     derivative_key: Mapped[str] = mapped_column(String(300), default="")
     derivative_type: Mapped[str] = mapped_column(String(64), default="")

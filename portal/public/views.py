@@ -243,10 +243,13 @@ def _too_large(agency: Agency, appeal: Appeal | None) -> BaseResponse:
     return _tip_form_page(form, agency=agency, appeal=appeal, status=413)
 
 
-def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
+def _stage_files(
+    form: AttachmentFields, agency: Agency, reply_to: Tip | None = None
+) -> attachments.Staged:
     """Keep this request's files as drafts of the form, whatever it answers: a form
     shown again (expired, refused, rate limited) still has them, and sending it takes
-    them. Committed here for that reason."""
+    them. Committed here for that reason. An answer's (``reply_to``) are bound to its
+    tip, as those its page sends resumably are."""
     if attachments.draft_hash(form.draft.data or "") is None:
         form.draft.data = attachments.new_draft_secret()
     parts = [f.stream for f in request.files.getlist("files")]
@@ -258,10 +261,17 @@ def _stage_files(form: AttachmentFields, agency: Agency) -> attachments.Staged:
     staged = attachments.stage_parts(
         parts,  # type: ignore[arg-type]
         agency=agency,
-        draft_secret=form.draft.data or "",
+        draft_secret=_draft_of(form, reply_to),
     )
     attachments.keep_drafts()
     return staged
+
+
+def _draft_of(form: AttachmentFields, reply_to: Tip | None) -> str:
+    """The secret the form's files are drafts of: the form's own, or for an answer,
+    the form's bound to the tip its receipt session opened."""
+    secret = form.draft.data or ""
+    return attachments.reply_draft_secret(reply_to, secret) if reply_to is not None else secret
 
 
 def _slow_down(form: FlaskForm, wait: int) -> None:
@@ -407,15 +417,41 @@ def agency_tip_files(slug: str) -> BaseResponse:
     return tus.tip_create(agency, "public.tip_file")
 
 
+@bp.route("/tips/reply/files", methods=["OPTIONS", "POST"])
+@csrf.exempt
+def tip_reply_files() -> BaseResponse:
+    """An answer's files, one by one (the thread's reply form, with JavaScript): only
+    with the tip's receipt session, whose tip they are bound to."""
+    if request.method == "OPTIONS":
+        return tus.tip_options()
+    try:
+        tip, draft = _reply_files_draft()
+    except NotFound as exc:
+        return tus.tip_refused(exc)
+    return tus.tip_create(tip.agency, "public.tip_file", draft)
+
+
+def _reply_files_draft() -> tuple[Tip, str]:
+    tip = tip_from_thread_token(request.headers.get(tus.TIP_THREAD_HEADER, ""))
+    secret = request.headers.get(tus.TIP_DRAFT_HEADER, "")
+    return tip, attachments.reply_draft_secret(tip, secret)
+
+
 @bp.route("/tip-files/<file_id>", methods=["HEAD", "PATCH", "DELETE"])
 @csrf.exempt
 @streams_body(["PATCH"])
 def tip_file(file_id: str) -> BaseResponse:
+    draft = None  # a tip form's file: its draft secret is the header's
+    if tus.TIP_THREAD_HEADER in request.headers:
+        try:
+            draft = _reply_files_draft()[1]
+        except NotFound as exc:
+            return tus.tip_refused(exc, head=request.method == "HEAD")
     if request.method == "PATCH":
-        return tus.tip_patch(file_id)
+        return tus.tip_patch(file_id, draft)
     if request.method == "DELETE":
-        return tus.tip_delete(file_id)
-    return tus.tip_head(file_id)
+        return tus.tip_delete(file_id, draft)
+    return tus.tip_head(file_id, draft)
 
 
 def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> BaseResponse:
@@ -424,11 +460,14 @@ def _thread_page(tip: Tip, form: ReplyForm | None = None, status: int = 200) -> 
     _with_challenge(form, "reply")
     if attachments.draft_hash(form.draft.data or "") is None:
         form.draft.data = attachments.new_draft_secret()
+    files_url = url_for("public.tip_reply_files") if attachments.resumable_files_offered() else None
     body = render_template(
         "public/tip_thread.html",
         tip=tip,
         form=form,
-        drafts=attachments.list_drafts(form.draft.data or ""),
+        drafts=attachments.list_drafts(_draft_of(form, tip)),
+        files_url=files_url,
+        chunk_bytes=attachments.RESUMABLE_CHUNK_BYTES,
     )
     return _private(body, status)
 
@@ -468,7 +507,7 @@ def tip_reply() -> BaseResponse:
         check = ReceiptCheckForm(formdata=None)
         check.form_errors.append(exc.message)
         return _private(render_template("public/tip_check.html", form=check), 400)
-    staged = _stage_files(form, tip.agency)
+    staged = _stage_files(form, tip.agency, reply_to=tip)
     if wait is not None:
         _slow_down(form, wait)
         return _retry_after(_thread_page(tip, form, 429), wait)
@@ -481,7 +520,7 @@ def tip_reply() -> BaseResponse:
         return refused
     try:
         message = add_tipster_message(tip, form.body.data or "")
-        attachments.take_drafts(tip, form.draft.data or "", message)
+        attachments.take_drafts(tip, _draft_of(form, tip), message)
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()

@@ -27,8 +27,6 @@ form (its files are kept for the next try) say so.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import io
 import logging
@@ -49,9 +47,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, delete, func, or_, select, update
 
-from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected
+from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected, StorageError
 from media_pipeline.attachments import KIND_OF_FORMAT, sniff_format, strip_image, strip_video
-from media_pipeline.staging import LocalStaging
+from media_pipeline.staging import Checkpoint, LocalStaging, StagedBytesMissing
 from portal.extensions import db
 from portal.models import (
     PENDING_STATUSES,
@@ -69,9 +67,19 @@ from portal.services.errors import (
     InsufficientStorage,
     NotFound,
     PermissionDenied,
+    StorageFailed,
     UploadGone,
     UploadTooLarge,
     ValidationFailed,
+)
+from portal.services.receiving import (
+    BodyTooLong,
+    NoRoomWhileWriting,
+    StagedBytesLost,
+    StagedTable,
+    WriterBusy,
+    WriterDisplaced,
+    receive,
 )
 from portal.services.refusals import refusal_code, refusal_text
 from portal.services.storage import get_staging, get_store, work_dir
@@ -112,6 +120,19 @@ def draft_hash(secret: str) -> str | None:
     if not 16 <= len(secret) <= 64:
         return None
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def reply_draft_secret(tip: Tip, draft_secret: str) -> str:
+    """The draft secret of the files of an answer to ``tip``: the reply form's own
+    secret bound to the tip. The page sends both the form's secret and the tip's
+    receipt session (its thread token, which names the tip); only with that session
+    do they reach, add to or send these files: the same secret under another tip's
+    session, or without one, finds nothing (and the tip form's files are never an
+    answer's). "" for a secret that is no draft secret at all."""
+    if draft_hash(draft_secret) is None:
+        return ""
+    bound = f"reply\0{tip.public_id}\0{draft_secret.strip()}"
+    return hashlib.sha256(bound.encode()).hexdigest()
 
 
 # -- receiving file parts ---------------------------------------------------------------
@@ -557,26 +578,36 @@ def discard_drafts(draft_secret: str) -> None:
 # (portal/http/tus.py) before the form is sent, so a connection cut in the middle of
 # a large video resumes from what the server has instead of starting over. Each file
 # is a RECEIVING row of the form's draft, whose ``size`` is the declared length (the
-# whole of it counted against the pending quota from the first request), and whose
-# bytes grow in the same part file a multipart part is written to. The offset is that
-# file's length, fsynced at the end of every request: nothing about the upload lives
-# in a process between requests, and nothing about the sender is kept (no name, no
-# type, no address: the row is the same as a multipart draft's). When the last byte
-# is in, the file is a draft like any other, taken by the tip that sends the form.
-#
-# One request writes at a time: it holds an exclusive flock on the part file, which
-# the kernel releases if the process dies. Offered only where every machine sees the
-# part files (a local store); with S3 the page sends the form's files in one request
-# (portal/static/js/tip-upload.js), as before.
+# whole of it counted against the pending quota from the first request). Its bytes are
+# received as a clip upload's are (portal/services/receiving.py), into the store's
+# staging: a partial file inside the local store (the very part file a multipart part
+# is written to), or an S3 multipart upload. The row holds the offset, the staging's
+# state and the SHA-256 state, and one request writes at a time (a lease on the row):
+# any web machine takes any request of a file, and any worker processes it, reading
+# the bytes from the staging. Nothing about the sender is kept (no name, no type, no
+# address, not even the machine that received the bytes). When the last byte is in,
+# the file is a draft like any other, taken by the tip that sends the form.
 
 #: The page's chunk size: each PATCH carries at most this much (tip-upload.js reads it
 #: from the page), so a dropped connection loses at most one chunk's progress.
 RESUMABLE_CHUNK_BYTES = 8 * 1024**2
-_COPY_BYTES = 1024**2
+
+#: Tip files, as portal/services/receiving.py writes them.
+TIP_FILES = StagedTable(TipAttachment, AttachmentStatus.RECEIVING.value, "size")
+
+
+#: Where :class:`media_pipeline.staging.S3Staging` keeps what it stages, by name.
+STAGED_PREFIX = "uploads/"
+
+
+def staged_name(public_id: str) -> str:
+    """The name a file is staged under. With a local store the staging's partial file
+    is then :func:`staging_path` itself, where a multipart part is kept too."""
+    return f"{_PART_PREFIX}{public_id}"
 
 
 def resumable_files_offered() -> bool:
-    return _parts_are_shared() and _settings().tip_attachments_max > 0
+    return _settings().tip_attachments_max > 0
 
 
 def start_file(agency: Agency, draft_secret: str, length: int) -> TipAttachment:
@@ -612,8 +643,11 @@ def start_file(agency: Agency, draft_secret: str, length: int) -> TipAttachment:
         size=length,
         status=AttachmentStatus.RECEIVING.value,
     )
-    # O_EXCL: a fresh random name, never someone else's file.
-    os.close(os.open(staging_path(row.public_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        row.staging = get_staging().create(staged_name(row.public_id), length)
+    except StorageError as exc:
+        log.warning("staging a tip file failed", extra={"error": str(exc)})
+        raise StorageFailed(_("The server could not save this file. Try again later.")) from None
     db.session.add(row)
     db.session.flush()
     return row
@@ -653,34 +687,33 @@ def file_offset(row: TipAttachment) -> int:
         raise FileRefused(row.reason)
     if row.status != AttachmentStatus.RECEIVING.value:
         return row.size
-    try:
-        return staging_path(row.public_id).stat().st_size
-    except FileNotFoundError:
-        raise UploadGone(_("This file is not on the server (any more). Choose it again.")) from None
+    return row.offset
 
 
-def _copy(stream: Any, file: io.FileIO, remaining: int) -> tuple[int, bool, OSError | None]:
-    """Copy the body into ``file`` until it ends, passes ``remaining`` bytes, the
-    client goes away (what arrived is kept) or a write fails. Returns the bytes
-    written, whether the body was too long, and the write error."""
-    written = 0
-    while True:
-        try:
-            block = stream.read(min(_COPY_BYTES, remaining - written + 1))
-        except OSError:
-            return written, False, None  # the client went away: keep what arrived
-        if not block:
-            return written, False, None
-        if len(block) > remaining - written:
-            return written, True, None
-        try:
-            view = memoryview(block)
-            done = 0
-            while done < len(view):
-                done += file.write(view[done:]) or 0
-        except OSError as exc:
-            return written, False, exc
-        written += len(block)
+class _Start(io.RawIOBase):
+    """The request body, keeping a copy of the file's first bytes as they pass (what
+    the file is told by), after ``before``: those an earlier request stored."""
+
+    def __init__(self, stream: Any, before: bytes, wanted: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self.head = bytearray(before)
+        self._wanted = wanted
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:
+            count = readinto(buffer) or 0
+        else:
+            block = self._stream.read(len(buffer))
+            count = len(block)
+            buffer[:count] = block
+        if len(self.head) < self._wanted:
+            self.head += bytes(memoryview(buffer)[: min(count, self._wanted - len(self.head))])
+        return count
 
 
 def append_to_file(row: TipAttachment, *, offset: int, stream: Any) -> int:
@@ -693,69 +726,82 @@ def append_to_file(row: TipAttachment, *, offset: int, stream: Any) -> int:
         raise FileRefused(row.reason)
     if row.status != AttachmentStatus.RECEIVING.value:
         raise Conflict(_("This file has arrived already."))
-    path = staging_path(row.public_id)
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        raise UploadGone(_("This file is not on the server (any more). Choose it again.")) from None
-    with io.FileIO(fd, "r+") as file:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(_("This file is being received in another request.")) from None
-        db.session.refresh(row)  # what the last writer recorded, under the lock
-        if row.status != AttachmentStatus.RECEIVING.value:
-            raise Conflict(_("This file has arrived already."))
-        at = os.fstat(fd).st_size
-        if offset != at:
-            raise Conflict(
-                _(
-                    "Upload-Offset is %(offset)s, but the server has %(at)s bytes of this file.",
-                    offset=offset,
-                    at=at,
-                )
+    if offset != row.offset:
+        raise Conflict(
+            _(
+                "Upload-Offset is %(offset)s, but the server has %(at)s bytes of this file.",
+                offset=offset,
+                at=row.offset,
             )
-        row_id, size = row.id, row.size
-        # No transaction (nor pooled connection) is held while the body arrives: the
-        # lock keeps other writers out, and what happened to the row meanwhile is read
-        # afresh below.
-        db.session.commit()
-        file.seek(at)
-        written, too_long, error = _copy(stream, file, size - at)
-        if too_long:
-            file.truncate(at)
-            raise UploadTooLarge(_("More bytes were sent than the file's declared length."))
-        os.fsync(fd)
-        new_offset = at + written
-        if error is not None:
-            log.warning("tip file write failed", extra={"errno": error.errno, "kept": new_offset})
-            if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                raise InsufficientStorage(str(NO_ROOM))
-            raise InsufficientStorage(_("The server could not save this file. Try again later."))
-        still_here = select(TipAttachment.id).where(
-            TipAttachment.id == row_id, TipAttachment.status == AttachmentStatus.RECEIVING.value
         )
+    name, row_id = staged_name(row.public_id), row.id
+    body = _Start(stream, b"", _SNIFF_BYTES)
+
+    def told(point: Checkpoint, complete: bool) -> dict[str, Any]:
+        """What the file is, once enough of it is in (under the lease)."""
+        values: dict[str, Any] = {}
+        if complete:
+            values["status"] = AttachmentStatus.DRAFT.value
+        if row.format or not (point.offset >= _SNIFF_BYTES or complete):
+            return values
+        before = get_staging().read_start(name, row.staging, offset) if offset else b""
+        try:
+            values["format"] = sniff_format((before + bytes(body.head))[:_SNIFF_BYTES])
+        except Rejected as exc:
+            return {"status": AttachmentStatus.REFUSED.value, "reason": exc.reason}
+        values["kind"] = KIND_OF_FORMAT[values["format"]]
+        return values
+
+    try:
+        receive(
+            TIP_FILES,
+            row,
+            name=name,
+            offset=offset,
+            stream=body,  # type: ignore[arg-type]
+            # fsynced at every request's end: a tip file is small, and its offset is
+            # then one the tipster can always resume from.
+            durable=lambda new_offset, complete: True,
+            extra_values=told,
+        )
+    except (WriterBusy, WriterDisplaced):
+        still_here = select(TipAttachment.id).where(TipAttachment.id == row_id)
         if db.session.scalar(still_here) is None:
             # Removed meanwhile to make room for newer files (oldest unsent first).
-            raise UploadGone(_("This file is not on the server (any more). Choose it again."))
-        if not row.format and (new_offset >= _SNIFF_BYTES or new_offset == size):
-            file.seek(0)
-            try:
-                row.format = sniff_format(file.read(_SNIFF_BYTES))
-            except Rejected as exc:
-                row.status = AttachmentStatus.REFUSED.value
-                row.reason = exc.reason
-                path.unlink(missing_ok=True)
-                # Committed here: the refusal is answered 422 (which rolls back), and the
-                # receipt must still say why this file was not kept.
-                db.session.commit()
-                raise FileRefused(exc.reason) from None
-            row.kind = KIND_OF_FORMAT[row.format]
-        if new_offset == size:
-            row.sha256 = _hash_path(path)
-            row.status = AttachmentStatus.DRAFT.value
-        db.session.flush()
-    return new_offset
+            raise UploadGone(
+                _("This file is not on the server (any more). Choose it again.")
+            ) from None
+        raise Conflict(_("This file is being received in another request.")) from None
+    except BodyTooLong:
+        raise UploadTooLarge(_("More bytes were sent than the file's declared length.")) from None
+    except StagedBytesLost:
+        raise UploadGone(_("This file is not on the server (any more). Choose it again.")) from None
+    except NoRoomWhileWriting:
+        raise InsufficientStorage(str(NO_ROOM)) from None
+    except StorageFailed:
+        raise InsufficientStorage(
+            _("The server could not save this file. Try again later.")
+        ) from None
+    if row.status == AttachmentStatus.REFUSED.value:
+        _discard_staged(row.public_id, row.staging)
+        row.offset, row.staging = 0, {}
+        # Committed here: the refusal is answered 422 (which rolls back), and the
+        # receipt must still say why this file was not kept.
+        db.session.commit()
+        raise FileRefused(row.reason)
+    return row.offset
+
+
+def _discard_staged(public_id: str, state: dict[str, Any]) -> None:
+    """Remove a file's staged bytes, wherever they are. Best effort with S3: what the
+    store refuses now is aborted when the file's row goes (sweep, or by its job)."""
+    with contextlib.suppress(FileNotFoundError):
+        staging_path(public_id).unlink()
+    if state:
+        try:
+            get_staging().discard(staged_name(public_id), state)
+        except StorageError as exc:
+            log.warning("removing a staged tip file failed", extra={"error": str(exc)})
 
 
 def cancel_file(row: TipAttachment) -> None:
@@ -768,16 +814,20 @@ def _remove_draft(row: TipAttachment) -> None:
     """Remove a draft and its bytes, only if it is still a draft: a conditional
     DELETE, so one taken by a tip meanwhile stays (on PostgreSQL the DELETE waits for
     the taking transaction and then finds nothing to remove)."""
-    public_id = row.public_id
+    public_id, state = row.public_id, dict(row.staging or {})
     result = db.session.execute(
         delete(TipAttachment)
-        .where(TipAttachment.id == row.id, TipAttachment.tip_id.is_(None))
+        .where(
+            TipAttachment.id == row.id,
+            TipAttachment.tip_id.is_(None),
+            # Not while a request writes to it: its bytes would be staged again.
+            or_(TipAttachment.writer_token == "", TipAttachment.writer_until < utcnow()),
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount == 1:  # type: ignore[attr-defined]
         db.session.expunge(row)
-        with contextlib.suppress(FileNotFoundError):
-            staging_path(public_id).unlink()
+        _discard_staged(public_id, state)
         if not _parts_are_shared():
             get_store().delete(draft_key(public_id))
 
@@ -823,6 +873,17 @@ def sweep_drafts(now_s: float | None = None) -> int:
             with contextlib.suppress(ObjectNotFound):
                 if store.stat(key).last_modified.timestamp() < oldest:
                     store.delete(key)
+        # Objects of resumable files no row claims (the store refused their removal
+        # when their draft went); their unfinished multipart uploads are aborted by
+        # the bucket's lifecycle rule (docs/operations.md).
+        staged_prefix = f"{STAGED_PREFIX}{_PART_PREFIX}"
+        for key in list(store.iter_keys(staged_prefix)):
+            public_id = key[len(staged_prefix) :].split("/", 1)[0]
+            if public_id in known or public_id in failed:
+                continue
+            with contextlib.suppress(ObjectNotFound):
+                if store.stat(key).last_modified.timestamp() < oldest:
+                    store.delete(key)
     return len(stale)
 
 
@@ -863,7 +924,24 @@ def process_attachment(
     key = original_key(row, tip)
     in_drafts = not _parts_are_shared() and store.exists(draft_key(row.public_id))
     with contextlib.ExitStack() as stack:
-        if staged.exists():
+        if row.staging:
+            # Sent resumably to a store that holds no files (S3): the staged upload
+            # becomes the original at once (idempotent: a repeat finds it there), and
+            # the job reads it from there like any stored original.
+            try:
+                get_staging().adopt(
+                    staged_name(row.public_id), row.staging, key, row.sha256, row.size
+                )
+            except StagedBytesMissing:
+                row.status = AttachmentStatus.FAILED.value
+                row.reason = "The file was lost before it was processed."
+                db.session.flush()
+                return
+            row.staging = {}
+            row.original_key = key
+            db.session.flush()
+            source = stack.enter_context(store.local_path_or_copy(key, work_dir()))
+        elif staged.exists():
             source = str(staged)
         elif in_drafts:
             scratch = stack.enter_context(
@@ -1002,6 +1080,7 @@ __all__ = [
     "new_draft_secret",
     "open_part",
     "process_attachment",
+    "reply_draft_secret",
     "append_to_file",
     "cancel_file",
     "file_offset",

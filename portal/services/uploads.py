@@ -1,44 +1,32 @@
-"""Resumable uploads (the tus 1.0 protocol's server side, without the HTTP).
+"""Resumable uploads of footage (the tus 1.0 protocol's server side, without the HTTP).
 
-The bytes go straight from the request stream to the staging of the evidence store
-(:mod:`media_pipeline.staging`: a partial file inside the local store, or an S3
-multipart upload), hashed on the way, in fixed-size chunks: memory stays flat whatever
-the size, and the SHA-256 of the original exists the moment the last byte arrives.
-
-Nothing about an upload lives in a process between requests: the database row holds
-the offset, the staging's state and the SHA-256 state at that offset, so any web
-machine can take any request of any upload (consecutive PATCHes of one upload may
-reach different machines), and any worker can ingest it. One request writes at a
-time: it takes a lease on the row (a conditional UPDATE), renews it while it receives,
-and records its new offset only while it still holds it; another request meanwhile is
-answered 409.
+The bytes go straight from the request stream to the staging of the evidence store,
+hashed on the way, and any web machine can take any request of any upload: see
+:mod:`portal.services.receiving`, which writes them (and a tipster's files the same
+way). This module holds what is particular to staff uploads: the per-user quota, the
+room on a local staging disk, a machine restart's unsynced bytes, the audit trail,
+and handing the finished upload to the ingest job.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
-import secrets
-import time
 import unicodedata
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
 from media_pipeline import HashMismatch, StorageError
-from media_pipeline.staging import Checkpoint, StagedBytesMissing, StagedWriter, Staging
+from media_pipeline.staging import Checkpoint
 from portal.extensions import db
 from portal.models import Case, Upload, UploadStatus, User
 from portal.models.base import utcnow
 from portal.services.audit import record_event
 from portal.services.errors import (
-    ChecksumMismatch,
     Conflict,
     InsufficientStorage,
     NotFound,
@@ -49,13 +37,11 @@ from portal.services.errors import (
     UploadTooLarge,
     ValidationFailed,
 )
+from portal.services.receiving import Checksum, StagedTable, receive
 from portal.services.storage import get_staging
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 4 * 1024 * 1024
-# Errors of a write that mean "no room": answered 507, the upload kept resumable.
-_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # fsync a receiving upload (local staging) at least this often: a checkpoint the
 # client can resume from after a machine crash. Not after every request, and not at
 # the end: that ties the upload's speed to the disk's write-back rate. The finished
@@ -65,16 +51,9 @@ DURABLE_EVERY_BYTES = 1024 * 1024 * 1024
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _MACHINE_ID_FILES = (Path("/etc/machine-id"), Path("/var/lib/dbus/machine-id"))
 UPLOAD_LIFETIME = timedelta(hours=24)
-# The writing request's lease on its upload: renewed every RENEW_AFTER_S while bytes
-# arrive, so that it stays WRITER_LEASE ahead of anything the request stores (an S3
-# part is sent within seconds). A request whose process died frees the upload when
-# its lease lapses; until then a resume is answered 409, which tus clients retry.
-WRITER_LEASE = timedelta(seconds=60)
-RENEW_AFTER_S = 10.0
 # Part of the staging filesystem that uploads never promise away: the database, logs
 # and ingest's work files may share it.
 STAGING_RESERVE_FRACTION = 0.01
-CHECKSUM_ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 
 
 @dataclass(frozen=True)
@@ -87,39 +66,6 @@ class UploadQuota:
     @classmethod
     def from_settings(cls, settings: Any) -> UploadQuota:
         return cls(settings.max_open_uploads_per_user, settings.max_open_upload_bytes_per_user)
-
-
-class Checksum(NamedTuple):
-    """The digest a client says one request's body has (tus checksum extension)."""
-
-    algorithm: str
-    digest: bytes
-
-
-def _fill(stream: BinaryIO, buffer: bytearray, limit: int) -> tuple[int, bool]:
-    """Read into ``buffer`` until it holds ``limit`` bytes or the stream ends.
-
-    Returns the bytes read and whether the client went away (reading raised
-    ``OSError``, which the HTTP layer makes of a closed connection); what arrived
-    before that is in the buffer and counted.
-    """
-    readinto = getattr(stream, "readinto", None)
-    filled = 0
-    with memoryview(buffer) as view:
-        try:
-            while filled < limit:
-                if readinto is not None:
-                    count = readinto(view[filled:limit])
-                else:
-                    block = stream.read(limit - filled)
-                    count = len(block)
-                    view[filled : filled + count] = block
-                if not count:
-                    break
-                filled += count
-        except OSError:
-            return filled, True
-    return filled, False
 
 
 def clean_filename(name: str) -> str:
@@ -321,142 +267,8 @@ def get_upload_for(user: User, public_id: str) -> Upload:
     return upload
 
 
-class _Lease:
-    """This request's right to write to one upload: taken with a conditional UPDATE
-    (only if no live lease is held and the offset is what the client says), renewed
-    while bytes arrive, released when the request records its offset or gives up."""
-
-    def __init__(self, upload_id: int, token: str) -> None:
-        self.upload_id = upload_id
-        self.token = token
-        self._renewed = time.monotonic()
-        self._lost = False
-
-    @classmethod
-    def take(cls, upload: Upload, offset: int) -> _Lease:
-        token = secrets.token_hex(16)
-        now = utcnow()
-        result = db.session.execute(
-            update(Upload)
-            .where(
-                Upload.id == upload.id,
-                Upload.offset == offset,
-                Upload.status == UploadStatus.RECEIVING.value,
-                or_(Upload.writer_token == "", Upload.writer_until < now),
-            )
-            .values(writer_token=token, writer_until=now + WRITER_LEASE)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            db.session.rollback()
-            raise Conflict("Another request is writing to this upload.")
-        # Committed at once: the other machines must see the lease while this one
-        # receives (see portal/http/transactions.py).
-        db.session.commit()
-        return cls(upload.id, token)
-
-    def hold(self) -> None:
-        """Renew the lease when it is due; raise :class:`Conflict` if it was lost."""
-        if time.monotonic() - self._renewed < RENEW_AFTER_S:
-            return
-        result = db.session.execute(
-            update(Upload)
-            .where(Upload.id == self.upload_id, Upload.writer_token == self.token)
-            .values(writer_until=utcnow() + WRITER_LEASE)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            self._lost = True
-            raise Conflict("This upload was taken over by another request.")
-        self._renewed = time.monotonic()
-
-    def check(self) -> None:
-        """From any thread, without the database: raise :class:`Conflict` unless the
-        lease is held with at least half its length to run (the receiving thread
-        renews it every RENEW_AFTER_S). Called before anything is persisted."""
-        if self._lost or time.monotonic() - self._renewed > WRITER_LEASE.total_seconds() / 2:
-            raise Conflict("This upload was taken over by another request.")
-
-    def release(self) -> None:
-        db.session.rollback()
-        db.session.execute(
-            update(Upload)
-            .where(Upload.id == self.upload_id, Upload.writer_token == self.token)
-            .values(writer_token="", writer_until=None)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-
-
-@dataclass
-class _Received:
-    """What one request's body loop ended with."""
-
-    written: int = 0
-    too_long: bool = False
-    disconnected: bool = False
-    write_error: OSError | StorageError | None = None
-
-
-def _receive(
-    stream: BinaryIO,
-    writer: StagedWriter,
-    remaining: int,
-    body_hasher: Any,
-    lease: _Lease,
-) -> _Received:
-    """Copy the body into the writer until it ends, the client goes away, it passes
-    the declared length, or a write fails.
-
-    Two buffers, and one thread that stores and hashes (``writer.write``) the block
-    this one has just read while this one reads the next: receiving from the socket
-    and storing overlap. Measured on 1 GiB (bench/upload_bench.py, two busy cores):
-    one thread doing read, write and hash in turn reached 0.63-0.75 of the bare hashed
-    copy, the write (page-cache copy, dirty-page throttling) being the largest part.
-    Memory: two CHUNK_BYTES buffers per request, whatever the size of the upload.
-    """
-    received = _Received()
-    buffers = (bytearray(CHUNK_BYTES), bytearray(CHUNK_BYTES))
-    taken = 0  # handed to the writer, stored or not yet
-    pending: Future[None] | None = None
-    pending_count = 0
-    with ThreadPoolExecutor(1, thread_name_prefix="upload-store") as pool:
-        try:
-            turn = 0
-            while True:
-                buffer = buffers[turn]
-                turn ^= 1
-                count = 0
-                if not received.disconnected:
-                    # One byte past what is still expected: enough to tell a too-long body.
-                    count, received.disconnected = _fill(
-                        stream, buffer, min(CHUNK_BYTES, remaining - taken + 1)
-                    )
-                if pending is not None:
-                    error = pending.exception()
-                    pending = None
-                    if error is not None:
-                        if not isinstance(error, OSError | StorageError):
-                            raise error
-                        received.write_error = error  # the hashes never saw that block
-                        break
-                    received.written += pending_count
-                if not count:
-                    break
-                if count > remaining - taken:
-                    received.too_long = True
-                    break
-                lease.hold()
-                view = memoryview(buffer)[:count]
-                if body_hasher is not None:
-                    body_hasher.update(view)
-                pending, pending_count = pool.submit(writer.write, view), count
-                taken += count
-        finally:
-            if pending is not None:
-                pending.exception()  # never leave the writer running past the request
-    return received
+#: Clip uploads, as :mod:`portal.services.receiving` writes them.
+UPLOADS = StagedTable(Upload, UploadStatus.RECEIVING.value, "length")
 
 
 def append_to_upload(
@@ -476,153 +288,45 @@ def append_to_upload(
         raise UploadGone("This upload has expired.")
     if offset != upload.offset:
         raise Conflict(f"Upload-Offset is {offset}, but the upload is at {upload.offset}.")
-    lease = _Lease.take(upload, offset)
-    try:
-        # Read again under the lease: the state the last writer recorded.
-        db.session.refresh(upload)
-        staging = get_staging()
-        writer = _open_writer(staging, upload, lease)
-        remaining = upload.length - offset
-        # No transaction (nor pooled connection) is held while the body arrives, which
-        # may take minutes: the lease is what keeps other writers out.
-        db.session.commit()
-        try:
-            body_hasher = CHECKSUM_ALGORITHMS[checksum.algorithm]() if checksum else None
-            received = _receive(stream, writer, remaining, body_hasher, lease)
-            # On refusal this request's bytes are dropped: nothing it stored is
-            # referenced by the recorded state, which stays as it was.
-            if received.too_long:
-                raise UploadTooLarge("More bytes were sent than the declared Upload-Length.")
-            if received.write_error is not None:
-                # A body cut short by the failure cannot be checked against its checksum.
-                kept = writer.salvage() if checksum is None else None
-                _keep_after_write_error(upload, staging, lease, kept, received.write_error)
-            if checksum and body_hasher is not None and body_hasher.digest() != checksum.digest:
-                raise ChecksumMismatch("The chunk does not match its Upload-Checksum.")
-            new_offset = offset + received.written
-            complete = new_offset == upload.length
-            wants_durable = (
-                not complete and new_offset - upload.durable_offset >= DURABLE_EVERY_BYTES
+
+    def wants_durable(new_offset: int, complete: bool) -> bool:
+        # ``upload`` as the last writer left it: refreshed under the lease.
+        return not complete and new_offset - upload.durable_offset >= DURABLE_EVERY_BYTES
+
+    def extra_values(point: Checkpoint, complete: bool) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "durable_offset": point.offset if point.durable else upload.durable_offset,
+            "boot_id": current_boot_id(),
+            "machine_id": current_machine_id(),
+            "updated_at": utcnow(),
+        }
+        if complete:
+            values["status"] = UploadStatus.COMPLETE.value
+        return values
+
+    def on_recorded(values: dict[str, Any], complete: bool) -> None:
+        if complete:
+            record_event(
+                "upload.complete",
+                agency_id=upload.created_by.agency_id,
+                actor=upload.created_by,
+                object_type="upload",
+                object_id=upload.public_id,
+                details={"sha256": values["sha256"], "length": upload.length},
             )
-            try:
-                lease.hold()
-                point = writer.checkpoint(final=complete, durable=wants_durable)
-            except (OSError, StorageError) as exc:
-                _keep_after_write_error(upload, staging, lease, writer.salvage(), exc)
-        finally:
-            writer.close()
-        _record(upload, staging, lease, point, complete=complete)
-    except BaseException:
-        lease.release()
-        raise
+
+    receive(
+        UPLOADS,
+        upload,
+        name=upload.public_id,
+        offset=offset,
+        stream=stream,
+        checksum=checksum,
+        durable=wants_durable,
+        extra_values=extra_values,
+        on_recorded=on_recorded,
+    )
     return upload
-
-
-def _open_writer(staging: Staging, upload: Upload, lease: _Lease) -> StagedWriter:
-    try:
-        return staging.open_writer(
-            upload.public_id,
-            upload.staging,
-            offset=upload.offset,
-            durable_offset=upload.durable_offset,
-            hash_state=upload.sha256_state,
-            guard=lease.check,
-        )
-    except StagedBytesMissing as exc:
-        log.error("staged upload missing", extra={"upload": upload.public_id, "error": str(exc)})
-        raise StorageFailed(
-            "The bytes received so far for this upload cannot be found on the server. "
-            "Cancel it and upload the file again."
-        ) from None
-    except StorageError as exc:
-        log.warning(
-            "staged upload unreachable", extra={"upload": upload.public_id, "error": str(exc)}
-        )
-        raise StorageFailed(
-            "The server could not reach this upload's storage. Try again to continue it."
-        ) from None
-
-
-def _keep_after_write_error(
-    upload: Upload,
-    staging: Staging,
-    lease: _Lease,
-    kept: Checkpoint | None,
-    error: OSError | StorageError,
-) -> None:
-    """After a failed write: record what the writer could keep (``kept``; None keeps
-    nothing of this request), and raise the error the client is answered with.
-    Never returns."""
-    public_id = upload.public_id
-    at = upload.offset
-    if kept is not None and kept.offset != upload.offset:
-        _record(upload, staging, lease, kept, complete=False)
-        at = kept.offset
-    errno_ = error.errno if isinstance(error, OSError) else None
-    log.warning("upload write failed", extra={"upload": public_id, "errno": errno_, "kept": at})
-    if errno_ in _NO_ROOM:
-        raise InsufficientStorage(
-            "The server ran out of room while saving this upload. What arrived before "
-            f"is kept ({at:,} bytes): continue the upload once there is room again."
-        )
-    raise StorageFailed(
-        "The server could not save this upload (a storage error). What arrived before "
-        f"is kept ({at:,} bytes): try again to continue it."
-    )
-
-
-def _record(
-    upload: Upload, staging: Staging, lease: _Lease, point: Checkpoint, *, complete: bool
-) -> None:
-    """Move the row to the checkpoint, only while this request holds the lease; with
-    ``complete`` the upload's last byte is in and its SHA-256 is final. The lease is
-    released by the same UPDATE."""
-    old_offset = upload.offset
-    sha256 = ""
-    values: dict[str, Any] = {
-        "offset": point.offset,
-        "durable_offset": point.offset if point.durable else upload.durable_offset,
-        "staging": point.state if point.state else upload.staging,
-        "sha256_state": point.hash_state,
-        "boot_id": current_boot_id(),
-        "machine_id": current_machine_id(),
-        "writer_token": "",
-        "writer_until": None,
-        "updated_at": utcnow(),
-    }
-    if complete:
-        from media_pipeline.hashing import ResumableSha256
-
-        sha256 = ResumableSha256(point.hash_state).hexdigest()
-        values.update(status=UploadStatus.COMPLETE.value, sha256=sha256, sha256_state=b"")
-    result = db.session.execute(
-        update(Upload)
-        .where(
-            Upload.id == upload.id,
-            Upload.offset == old_offset,
-            Upload.writer_token == lease.token,
-            Upload.status == UploadStatus.RECEIVING.value,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        db.session.rollback()
-        raise Conflict("The upload moved on in another request.")
-    if complete:
-        record_event(
-            "upload.complete",
-            agency_id=upload.created_by.agency_id,
-            actor=upload.created_by,
-            object_type="upload",
-            object_id=upload.public_id,
-            details={"sha256": sha256, "length": upload.length},
-        )
-    # Committed here, not by the request: it must outlive what follows (see
-    # portal/http/transactions.py).
-    db.session.commit()
-    db.session.refresh(upload)
-    staging.remove_objects(point.obsolete)
 
 
 def upload_from_stream(user: User, stream: BinaryIO, *, filename: str, case: Case | None) -> Upload:

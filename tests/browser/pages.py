@@ -308,14 +308,19 @@ class PublicSite(BasePage):
 
     def thread(self) -> Locator:
         expect(self.page.get_by_role("heading", name=re.compile("^Your tip "))).to_be_visible()
-        return self.page.get_by_role("list", name="Conversation").locator("li")
+        # The messages, not the lists of files inside them.
+        return self.page.get_by_role("list", name="Conversation").locator(":scope > li")
 
-    def answer(self, text: str) -> None:
+    def answer(self, text: str, files: list[Path] | None = None) -> None:
         self.page.get_by_label("Your answer or more information").fill(text)
+        if files:
+            self.page.get_by_label("Photos or videos (optional)").set_input_files(
+                [str(path) for path in files]
+            )
         self.page.get_by_role("button", name="Send", exact=True).click()
         # Held back until the proof of work is solved, which takes longer on a busy machine.
         expect(
-            self.page.get_by_role("list", name="Conversation").locator("li").last
+            self.page.get_by_role("list", name="Conversation").locator(":scope > li").last
         ).to_contain_text(text, timeout=60_000)
 
 

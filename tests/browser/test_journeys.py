@@ -29,6 +29,7 @@ from tests.browser.seed import (
     ready_footage,
     version_lost_with_its_worker,
 )
+from tests.media_pipeline.test_attachments import phone_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -84,6 +85,7 @@ def test_citizen_on_a_phone_tips_and_answers_the_detective(
     live_server: LiveServer,
     appeal: tuple[Footage, str],
     screenshot_dir: Path,
+    tmp_path: Path,
 ) -> None:
     base = live_server.url
     _, appeal_id = appeal
@@ -153,14 +155,33 @@ def test_citizen_on_a_phone_tips_and_answers_the_detective(
     expect(messages.nth(1)).to_contain_text("A detective wrote")
     expect(messages.nth(1)).to_contain_text(question)
     site.screenshot(screenshot_dir, f"{shot}-5-thread-question")
+    # The answer comes with a photo of the bicycle: with JavaScript through the
+    # page's resumable uploader (tus, the tip's receipt session with every request),
+    # without it in the form's one request.
+    sent_files: list[tuple[str, str, bool]] = []
+    page.on(
+        "request",
+        lambda r: (
+            sent_files.append((r.method, r.url, "tip-thread" in r.headers))
+            if "/tips/reply/files" in r.url or "/tip-files/" in r.url
+            else None
+        ),
+    )
     answer = "The blue house at 1214, he rides a red bicycle."
-    site.answer(answer)
+    site.answer(answer, files=[phone_photo(tmp_path / "IMG_2041.jpg")])
     messages = site.thread()
     expect(messages).to_have_count(3)
     expect(messages.nth(2)).to_contain_text("You wrote")
     expect(messages.nth(2)).to_contain_text(answer)
+    expect(messages.nth(2)).to_contain_text("Photo 1")
     site.screenshot(screenshot_dir, f"{shot}-6-thread-answered")
     assert outside_later == [], f"requests left the site: {outside_later}"
+    if javascript:
+        methods = [method for method, _, _ in sent_files]
+        assert methods[0] == "POST" and "PATCH" in methods, sent_files
+        assert all(with_session for _, _, with_session in sent_files), sent_files
+    else:
+        assert sent_files == []
 
     # -- the detective sees the answer ----------------------------------------------
     queue.open()

@@ -103,10 +103,8 @@ def auth(users: dict[Role, User]) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}", **TUS}
 
 
-@pytest.fixture(scope="module")
-def noisy_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_noisy_clip(path: Path) -> Path:
     """A real video of about 13 MB (lossless noise): more than one 8 MiB S3 part."""
-    path = tmp_path_factory.mktemp("clips") / "noise.mp4"
     subprocess.run(
         [
             shutil.which("ffmpeg") or "ffmpeg",
@@ -138,6 +136,11 @@ def noisy_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert path.stat().st_size > 10 * MIB
     return path
+
+
+@pytest.fixture(scope="module")
+def noisy_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_noisy_clip(tmp_path_factory.mktemp("clips") / "noise.mp4")
 
 
 def b64(text: str) -> str:

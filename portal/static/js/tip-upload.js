@@ -5,7 +5,9 @@
    HEAD) instead of starting over. The files become drafts of the form (its draft
    secret goes with every request), and the form is then sent without them, the way a
    form without files is: the tip takes its drafts. A file the server refuses says
-   why, and the tipster can send the tip with the others or choose another.
+   why, and the tipster can send the tip with the others or choose another. The reply
+   form of a tip's thread does the same, its files bound to the tip by the receipt
+   session the form carries (sent as Tip-Thread).
    Where the page does not offer it, the form is sent by one XMLHttpRequest that shows
    its progress. Without JavaScript the form is a plain multipart POST and works the
    same. No inline script (CSP). */
@@ -69,6 +71,10 @@
     function headers(xhr) {
       xhr.setRequestHeader("Tus-Resumable", TUS);
       xhr.setRequestHeader("Tip-Draft", options.draft);
+      if (options.thread) {
+        // An answer's files: the tip's receipt session, whose tip they belong to.
+        xhr.setRequestHeader("Tip-Thread", options.thread);
+      }
     }
 
     function refusedOrRetry(xhr, retry) {
@@ -189,6 +195,8 @@
 
   function bindResumable(form, input, box, bar, status, button, text) {
     var draft = form.querySelector("input[name=draft]");
+    // The reply form of a tip's thread carries the tip's receipt session.
+    var thread = form.querySelector("input[name=token]");
     var chunk = Number(box.dataset.chunkBytes) || 8 * 1024 * 1024;
     // Uploads this page started, by file: a form sent again goes on with them.
     var started = {};
@@ -238,6 +246,7 @@
             },
             url: box.dataset.filesUrl,
             draft: draft.value,
+            thread: thread ? thread.value : "",
             chunk: chunk,
             progress: function (sent) {
               var value = percent(before + sent, total);

@@ -10,7 +10,6 @@ offset; an offset that is not the server's is 409."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import http.client
 import json
@@ -425,37 +424,21 @@ def test_a_flood_of_unfinished_files_makes_room_oldest_first(
 
 
 @pytest.mark.parametrize("storage_location", ["s3"], indirect=True)
-def test_with_a_store_that_holds_no_files_the_page_sends_files_with_the_form(
+def test_with_a_store_that_holds_no_files_the_page_still_sends_files_resumably(
     app: Flask, client: FlaskClient, agency: Agency, storage_location: tuple[str, str | None]
 ) -> None:
-    # The part files are then this machine's only: a resumed chunk may reach another.
-    page = client.get(FORM).get_data(as_text=True)
-    assert "data-files-url" not in page
-    assert 'enctype="multipart/form-data"' in page  # the one-request path, as before
-    draft = re.search(r'name="draft" type="hidden" value="([^"]+)"', page)
-    assert draft
-    answer = client.post(
-        "/agencies/springfield/tip/files",
-        headers={**TUS, "Tip-Draft": draft.group(1), "Upload-Length": "1000"},
-    )
-    assert answer.status_code == 404
-
-
-def test_one_request_writes_a_file_at_a_time(
-    app: Flask, client: FlaskClient, agency: Agency, server: Server
-) -> None:
+    # The bytes are staged on the store itself (an S3 multipart upload), so a resumed
+    # chunk may reach any machine (tests/portal/public/test_tip_file_nodes.py).
     page = tip_page(client)
-    location = start(server, page, 1000)
+    assert 'enctype="multipart/form-data"' in page["html"]  # the path without JavaScript
+    answer = client.post(
+        page["files_url"],
+        headers={**TUS, "Tip-Draft": page["draft"], "Upload-Length": "1000"},
+    )
+    assert answer.status_code == 201
     row = db.session.scalar(sa.select(TipAttachment))
-    assert row is not None
-    # Another request receiving this file holds its lock (as a cut connection's
-    # request does until the server notices): this one is told to try again.
-    with staging_path(row.public_id).open("rb") as busy:
-        fcntl.flock(busy.fileno(), fcntl.LOCK_EX)
-        status, _, _ = patch(server, page, location, 0, MP4_HEAD)
-        assert status == 409
-    status, headers, _ = patch(server, page, location, 0, MP4_HEAD)
-    assert (status, headers["Upload-Offset"]) == (204, str(len(MP4_HEAD)))
+    assert row is not None and row.staging["upload_id"]
+    assert not staging_path(row.public_id).exists()  # nothing on this machine's disk
 
 
 def test_a_file_refused_before_a_byte_is_explained_in_spanish(
