@@ -1,17 +1,23 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
+from config import Settings
+from portal import create_app
 from portal.extensions import db
 from portal.jobs.execution import due_job_ids, execute_job
 from portal.models import (
@@ -281,3 +287,62 @@ def proof_fields(html: str) -> dict[str, str]:
         return {}
     token = challenge.group(1)
     return {"pow_challenge": token, "pow_solution": solve_challenge(token, int(bits.group(1)))}
+
+
+# -- several machines ------------------------------------------------------------------------
+# The scale-out tests of uploads (tests/portal/test_upload_nodes.py) and of tips' files
+# (tests/portal/public/test_tip_file_nodes.py): each machine has its own instance
+# directory and shares only the database and the store.
+
+
+class Node:
+    """One machine of the deployment: its own app (engine, instance directory, store
+    client), served on a port of its own."""
+
+    def __init__(self, settings: Settings, instance: Path) -> None:
+        instance.mkdir()
+        self.instance = instance
+        self.app = create_app(replace(settings, instance_path=instance))
+        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.address = ("127.0.0.1", self._server.server_port)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=instance.name)
+        self._thread.start()
+
+    def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(*self.address, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        with self.app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def nodes(app: Flask, settings: Settings, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    first = Node(settings, tmp_path / "web-1")
+    second = Node(settings, tmp_path / "web-2")
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[Flask]:
+    """A third machine that only runs jobs."""
+    instance = tmp_path / "worker"
+    instance.mkdir()
+    app = create_app(replace(settings, instance_path=instance))
+    yield app
+    with app.app_context():
+        db.engine.dispose()

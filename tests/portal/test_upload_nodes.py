@@ -11,89 +11,29 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from config import Settings
-from portal import create_app
 from portal.extensions import db
 from portal.models import Case, Clip, Role, Upload, User
 from portal.services.storage import get_store
 from portal.services.uploads import staged_locator
 from portal.services.users import create_api_token
-from tests.portal.conftest import run_jobs
+from tests.portal.conftest import Node, run_jobs
 
 pytestmark = pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)
 
 MIB = 1024 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-class Node:
-    """One machine of the deployment: its own app (engine, instance directory, store
-    client), served on a port of its own."""
-
-    def __init__(self, settings: Settings, instance: Path) -> None:
-        instance.mkdir()
-        self.instance = instance
-        self.app = create_app(replace(settings, instance_path=instance))
-        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.address = ("127.0.0.1", self._server.server_port)
-        self._thread = threading.Thread(target=self._server.serve_forever, name=instance.name)
-        self._thread.start()
-
-    def request(
-        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection(*self.address, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
-        with self.app.app_context():
-            db.engine.dispose()
-
-
-@pytest.fixture
-def nodes(app: Flask, settings: Settings, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
-    first = Node(settings, tmp_path / "web-1")
-    second = Node(settings, tmp_path / "web-2")
-    try:
-        yield first, second
-    finally:
-        first.close()
-        second.close()
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[Flask]:
-    """A third machine that only runs jobs."""
-    instance = tmp_path / "worker"
-    instance.mkdir()
-    app = create_app(replace(settings, instance_path=instance))
-    yield app
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -28,13 +27,12 @@ from flask.testing import FlaskClient
 
 from config import Settings
 from media_pipeline.storage import S3Store
-from portal import create_app
 from portal.extensions import db
 from portal.models import Agency, Tip, TipAttachment
 from portal.models.base import utcnow
 from portal.services.attachments import staging_path, sweep_drafts
 from portal.services.storage import get_store
-from tests.portal.conftest import run_jobs
+from tests.portal.conftest import Node, run_jobs
 from tests.portal.public.test_tip_files import (
     MP4_HEAD,
     TIPSTER_ADDRESS,
@@ -43,7 +41,7 @@ from tests.portal.public.test_tip_files import (
     tip_page,
 )
 from tests.portal.services.test_tips import dump_database
-from tests.portal.test_upload_nodes import Node, make_noisy_clip
+from tests.portal.test_upload_nodes import make_noisy_clip
 
 pytestmark = pytest.mark.parametrize("storage_location", ["local", "s3"], indirect=True)
 
@@ -54,28 +52,6 @@ MIB = 1024 * 1024
 def settings(settings: Settings) -> Settings:
     # Behind one trusted proxy, so the client's address is the distinctive one sent.
     return replace(settings, trusted_proxies=1)
-
-
-@pytest.fixture
-def nodes(app: Flask, settings: Settings, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
-    first = Node(settings, tmp_path / "web-1")
-    second = Node(settings, tmp_path / "web-2")
-    try:
-        yield first, second
-    finally:
-        first.close()
-        second.close()
-
-
-@pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Iterator[Flask]:
-    """A third machine that only runs jobs."""
-    instance = tmp_path / "worker"
-    instance.mkdir()
-    app = create_app(replace(settings, instance_path=instance))
-    yield app
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture(scope="module")
