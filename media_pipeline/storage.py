@@ -55,6 +55,17 @@ class ObjectStat:
     last_modified: datetime
 
 
+def read_into(stream: Any, buffer: memoryview | bytearray) -> int:
+    """``stream.readinto(buffer)``, or for a stream that has none, a read copied into
+    ``buffer``. Returns how many bytes it holds now (0 at the end)."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return int(readinto(buffer) or 0)
+    block = stream.read(len(buffer))
+    buffer[: len(block)] = block
+    return len(block)
+
+
 class _RangeReader(io.RawIOBase):
     """Bytes ``start`` up to ``end`` of ``raw``, which is positioned at ``start``.
 
@@ -94,14 +105,7 @@ class _RangeReader(io.RawIOBase):
         remaining = self._end - self._position
         if remaining <= 0:
             return 0
-        view = memoryview(buffer).cast("B")[:remaining]
-        readinto = getattr(self._raw, "readinto", None)
-        if readinto is not None:
-            count = readinto(view) or 0
-        else:
-            data = self._raw.read(len(view))
-            count = len(data)
-            view[:count] = data
+        count = read_into(self._raw, memoryview(buffer).cast("B")[:remaining])
         self._position += count
         return count
 

@@ -50,6 +50,7 @@ from sqlalchemy import and_, case, delete, func, or_, select, update
 from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected, StorageError
 from media_pipeline.attachments import KIND_OF_FORMAT, sniff_format, strip_image, strip_video
 from media_pipeline.staging import Checkpoint, LocalStaging, StagedBytesMissing
+from media_pipeline.storage import read_into
 from portal.extensions import db
 from portal.models import (
     PENDING_STATUSES,
@@ -704,13 +705,7 @@ class _Start(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        readinto = getattr(self._stream, "readinto", None)
-        if readinto is not None:
-            count = readinto(buffer) or 0
-        else:
-            block = self._stream.read(len(buffer))
-            count = len(block)
-            buffer[:count] = block
+        count = read_into(self._stream, buffer)
         if len(self.head) < self._wanted:
             self.head += bytes(memoryview(buffer)[: min(count, self._wanted - len(self.head))])
         return count
