@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from portal.jobs import init_jobs
     from portal.ops import bp as ops_bp
     from portal.public import bp as public_bp
-    from portal.services import crypto
+    from portal.services import crypto, public_cache
     from portal.staff import bp as staff_bp
 
     settings = settings or load_settings()
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     csrf.init_app(app)
     crypto.init_app(app)
     init_jobs(app)
+    public_cache.init_app(app)  # every commit that changes a public page says so
 
     app.register_blueprint(public_bp)
     app.register_blueprint(ops_bp)

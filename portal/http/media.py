@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
@@ -179,7 +180,22 @@ def _offloaded(key: str) -> Response | None:
     return response
 
 
-def serve_published_rendition(rendition: Rendition) -> Response:
+@dataclass(frozen=True)
+class PublishedMedia:
+    """What serving a published rendition needs of it: plain values, so the public
+    site can keep them with the appeal's pages (portal/services/public_cache.py) and
+    answer each Range request of a viewer without loading the appeal again."""
+
+    storage_key: str
+    content_type: str
+    sha256: str
+
+    @classmethod
+    def of(cls, rendition: Rendition) -> PublishedMedia:
+        return cls(rendition.storage_key, rendition.content_type, rendition.sha256)
+
+
+def serve_published_rendition(rendition: PublishedMedia) -> Response:
     """A rendition of a published appeal, for anyone: cacheable, validated by its
     SHA-256 (which never changes for a stored rendition)."""
     response = serve_object(

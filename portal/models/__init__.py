@@ -1,7 +1,7 @@
 """All models, imported here so that Alembic and the app see the whole schema."""
 
 from portal.models.agencies import Agency
-from portal.models.appeals import Appeal, AppealClip, AppealStatus
+from portal.models.appeals import Appeal, AppealClip, AppealStatus, PublicState
 from portal.models.attachments import PENDING_STATUSES, AttachmentStatus, TipAttachment
 from portal.models.audit import AuditEvent, Outcome
 from portal.models.base import Base
@@ -58,6 +58,7 @@ __all__ = [
     "AppealDailyViews",
     "AppealTotals",
     "AppealStatus",
+    "PublicState",
     "PENDING_STATUSES",
     "Approval",
     "AttachmentStatus",

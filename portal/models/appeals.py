@@ -11,7 +11,16 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.agencies import Agency
@@ -81,3 +90,15 @@ class AppealClip(Base):
 
     appeal: Mapped[Appeal] = relationship(back_populates="clips")
     version: Mapped[ClipVersion] = relationship(lazy="joined")
+
+
+class PublicState(Base):
+    """One row: the generation of what the public site shows. Every commit that
+    changes an appeal, a clip it shows (its version, renditions, approvals), a case or
+    an agency adds one (portal/services/public_cache.py), so a page a web process has
+    kept is used only while nothing it shows has changed."""
+
+    __tablename__ = "public_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)

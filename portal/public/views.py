@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from flask import abort, current_app, make_response, render_template, request, url_for
 from flask_babel import get_locale
@@ -20,14 +21,15 @@ from werkzeug.wrappers import Response as BaseResponse
 from portal.extensions import csrf, db
 from portal.http import ratelimit, tus
 from portal.http.bodies import accepts_files, streams_body
-from portal.http.media import published_media_url, serve_published_rendition
+from portal.http.media import PublishedMedia, published_media_url, serve_published_rendition
 from portal.http.proof import check_proof
+from portal.i18n import LANG_PARAMETER, current_language, languages
 from portal.models import Agency, Appeal, Rendition, Tip
 from portal.models.appeals import DEFAULT_QUESTION
 from portal.models.base import utcnow
 from portal.public import bp
 from portal.public.forms import AttachmentFields, ReceiptCheckForm, ReplyForm, SearchForm, TipForm
-from portal.services import attachments
+from portal.services import attachments, public_cache
 from portal.services.appeals import (
     CHANNELS,
     PublicClip,
@@ -44,10 +46,11 @@ from portal.services.errors import NotFound, ValidationFailed
 from portal.services.outcomes import count_page_view
 from portal.services.tips import (
     TipInput,
+    TipTarget,
     add_tipster_message,
     decoy_receipt,
     open_tip,
-    submit_tip,
+    submit_tip_to,
     thread_token,
     tip_from_thread_token,
 )
@@ -55,6 +58,7 @@ from portal.services.tips import (
 # Pages anyone may keep for a minute (a reverse proxy absorbs a spike); a withdrawn
 # appeal leaves caches within that time.
 PAGE_CACHE = "public, max-age=60"
+T = TypeVar("T")
 
 
 def _cacheable(body: str, status: int = 200) -> BaseResponse:
@@ -64,12 +68,41 @@ def _cacheable(body: str, status: int = 200) -> BaseResponse:
     return response.make_conditional(request)
 
 
+def _own_address(*parameters: str) -> bool:
+    """The request's query is one this site links to: only ``parameters``, each once,
+    with a value the site itself uses. Only such pages are kept
+    (portal/services/public_cache.py): the page carries its query on (in its language
+    links), so a page kept for an address of a visitor's making would show it to the
+    next one."""
+    for name, values in request.args.lists():
+        if name not in parameters or len(values) != 1:
+            return False
+        value = values[0]
+        if name == "via" and value not in CHANNELS:
+            return False
+        if name == LANG_PARAMETER and value not in languages():
+            return False
+    return True
+
+
+def _kept_page(kind: str, build: Callable[[], T], *parameters: str) -> T:
+    """``build()``, or the page this process kept for this address (and language)."""
+    if not _own_address(*parameters):
+        return build()
+    key = (kind, request.host_url, request.full_path, current_language())
+    return public_cache.cached(key, build)
+
+
 def _listing(template: str, **context: object) -> BaseResponse:
-    form = SearchForm(request.args)
-    query = form.q.data if form.validate() else ""
-    listing = list_public_appeals(query=query or "", **context)  # type: ignore[arg-type]
-    status = 200 if not form.errors else 400
-    return _cacheable(render_template(template, listing=listing, form=form, **context), status)
+    def build() -> tuple[str, int]:
+        form = SearchForm(request.args)
+        query = form.q.data if form.validate() else ""
+        listing = list_public_appeals(query=query or "", **context)  # type: ignore[arg-type]
+        status = 200 if not form.errors else 400
+        return render_template(template, listing=listing, form=form, **context), status
+
+    # A search is not kept: its address is the visitor's own words.
+    return _cacheable(*_kept_page(template, build, LANG_PARAMETER))
 
 
 @bp.route("/")
@@ -88,30 +121,36 @@ def agency_page(slug: str) -> BaseResponse:
 
 @bp.route("/appeals/<appeal_id>")
 def appeal_page(appeal_id: str) -> BaseResponse:
-    try:
+    def build() -> tuple[int, str]:
         appeal, clips = get_public_appeal_and_clips(appeal_id)
+        body = render_template(
+            "public/appeal.html",
+            appeal=appeal,
+            clips=clips,
+            via=channel_of(request.args.get("via")),
+            canonical=url_for("public.appeal_page", appeal_id=appeal.public_id, _external=True),
+        )
+        return appeal.id, body
+
+    try:
+        # The page differs by ?via= only in the links it carries onward (the tip
+        # form's channel); caches key on the full URL, so each variant is kept apart.
+        appeal_pk, body = _kept_page("appeal", build, "via", LANG_PARAMETER)
     except NotFound:
         abort(404)
-    count_page_view(appeal)  # a daily total per appeal; nothing about the visitor
-    via = channel_of(request.args.get("via"))
-    body = render_template(
-        "public/appeal.html",
-        appeal=appeal,
-        clips=clips,
-        via=via,
-        canonical=url_for("public.appeal_page", appeal_id=appeal.public_id, _external=True),
-    )
-    # The page differs by ?via= only in the links it carries onward (the tip form's
-    # channel); caches key on the full URL, so each variant is cached on its own.
+    count_page_view(appeal_pk)  # a daily total per appeal; nothing about the visitor
     return _cacheable(body)
 
 
 @bp.route("/appeals.atom")
 def feed() -> BaseResponse:
-    listing = list_public_appeals(limit=50)
-    appeals = [*listing.this_week, *listing.open, *listing.solved]
-    appeals.sort(key=lambda a: a.published_at or a.created_at, reverse=True)
-    response = _cacheable(render_template("public/feed.xml", appeals=appeals))
+    def build() -> str:
+        listing = list_public_appeals(limit=50)
+        appeals = [*listing.this_week, *listing.open, *listing.solved]
+        appeals.sort(key=lambda a: a.published_at or a.created_at, reverse=True)
+        return render_template("public/feed.xml", appeals=appeals)
+
+    response = _cacheable(_kept_page("feed", build, LANG_PARAMETER))
     response.mimetype = "application/atom+xml"
     return response
 
@@ -119,10 +158,15 @@ def feed() -> BaseResponse:
 @bp.route("/media/<appeal_id>/<version_id>/<name>")
 def appeal_media(appeal_id: str, version_id: str, name: str) -> BaseResponse:
     try:
-        rendition = get_public_rendition(appeal_id, version_id, name)
+        # What to send, kept with the appeal's pages: a player asks for the same
+        # file in many ranges, and a viral appeal has many players.
+        media = public_cache.cached(
+            ("media", appeal_id, version_id, name),
+            lambda: PublishedMedia.of(get_public_rendition(appeal_id, version_id, name)),
+        )
     except NotFound:
         abort(404)
-    return serve_published_rendition(rendition)
+    return serve_published_rendition(media)
 
 
 @bp.app_template_global()
@@ -244,7 +288,7 @@ def _too_large(agency: Agency, appeal: Appeal | None) -> BaseResponse:
 
 
 def _stage_files(
-    form: AttachmentFields, agency: Agency, reply_to: Tip | None = None
+    form: AttachmentFields, agency_id: int, reply_to: Tip | None = None
 ) -> attachments.Staged:
     """Keep this request's files as drafts of the form, whatever it answers: a form
     shown again (expired, refused, rate limited) still has them, and sending it takes
@@ -255,12 +299,11 @@ def _stage_files(
     parts = [f.stream for f in request.files.getlist("files")]
     if all(part.is_empty_field for part in parts):  # type: ignore[attr-defined]
         # No file in this request (none chosen, or sent ahead by the uploader): nothing
-        # to stage, and no commit that would make the rest of the request load the
-        # appeal again.
+        # to stage, and no commit.
         return attachments.Staged([])
     staged = attachments.stage_parts(
         parts,  # type: ignore[arg-type]
-        agency=agency,
+        agency_id=agency_id,
         draft_secret=_draft_of(form, reply_to),
     )
     attachments.keep_drafts()
@@ -302,18 +345,29 @@ def _validate_keeping_text(form: FlaskForm) -> bool:
     return False
 
 
-def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseResponse:
+Place = Callable[[], tuple[Agency, Appeal | None]]
+
+
+def _take_tip(form: TipForm, *, target: TipTarget, place: Place) -> BaseResponse:
+    """The tip form: shown (GET), or a tip taken for ``target``. ``place`` loads the
+    agency and appeal the form page shows, only when a page is shown: a tip that is
+    taken needs only where it goes (kept per appeal by portal/services/public_cache.py)."""
+
+    def page(status: int = 200) -> BaseResponse:
+        agency, appeal = place()
+        return _tip_form_page(form, agency=agency, appeal=appeal, status=status)
+
     if request.method == "GET":
         form.via.data = channel_of(request.args.get("via"))
         form.draft.data = attachments.new_draft_secret()
-        return _tip_form_page(form, agency=agency, appeal=appeal)
-    staged = _stage_files(form, agency)
+        return page()
+    staged = _stage_files(form, target.agency_id)
     if (wait := ratelimit.count_public("tips")) is not None:
         form.validate()  # the fields' own messages, with the text kept
         _slow_down(form, wait)
-        return _retry_after(_tip_form_page(form, agency=agency, appeal=appeal, status=429), wait)
+        return _retry_after(page(429), wait)
     if not _validate_keeping_text(form):
-        return _tip_form_page(form, agency=agency, appeal=appeal, status=400)
+        return page(400)
     if form.website.data:
         # A bot filled in the hidden field: answer like a success, keep nothing.
         attachments.discard_drafts(form.draft.data or "")
@@ -324,16 +378,11 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
     if not staged.ok:
         # Too many, too large, no room: said plainly, with the text and the files kept.
         form.form_errors.extend(staged.problems)
-        return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
-    refused = _proof_refused(
-        form,
-        "tip",
-        lambda status: _tip_form_page(form, agency=agency, appeal=appeal, status=status),
-    )
-    if refused is not None:
+        return page(422)
+    if (refused := _proof_refused(form, "tip", page)) is not None:
         return refused
     try:
-        tip, receipt = submit_tip(
+        tip, receipt = submit_tip_to(
             TipInput(
                 body=form.body.data or "",
                 seen_when=form.seen_when.data or "",
@@ -344,16 +393,31 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
                 via=form.via.data or "",
                 language=str(get_locale() or "en"),
             ),
-            agency=agency,
-            appeal=appeal,
+            target,
         )
         files = attachments.take_drafts(tip, form.draft.data or "")
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()
         getattr(form, exc.field or "body", form.body).errors = [exc.message]
-        return _tip_form_page(form, agency=agency, appeal=appeal, status=422)
+        return page(422)
     return _private(render_template("public/receipt.html", receipt=receipt, attachments=files))
+
+
+def _appeal_target(appeal_id: str) -> TipTarget:
+    appeal = get_public_appeal(appeal_id)
+    return TipTarget.of(appeal.agency, appeal)
+
+
+def _appeal_place(appeal_id: str) -> Place:
+    def place() -> tuple[Agency, Appeal | None]:
+        try:
+            appeal = get_public_appeal(appeal_id)
+        except NotFound:  # withdrawn since its target was kept
+            abort(404)
+        return appeal.agency, appeal
+
+    return place
 
 
 @bp.route("/appeals/<appeal_id>/tip", methods=["GET", "POST"])
@@ -361,14 +425,16 @@ def _take_tip(form: TipForm, *, agency: Agency, appeal: Appeal | None) -> BaseRe
 @accepts_files(attachments.form_body_limit, attachments.open_part)
 def appeal_tip(appeal_id: str) -> BaseResponse:
     try:
-        appeal = get_public_appeal(appeal_id)
+        # Where its tips go, kept with the appeal's pages (and gone with them).
+        target = public_cache.cached(("tip-target", appeal_id), lambda: _appeal_target(appeal_id))
     except NotFound:
         abort(404)
+    place = _appeal_place(appeal_id)
     try:
         form = TipForm()
     except RequestEntityTooLarge:
-        return _too_large(appeal.agency, appeal)
-    return _take_tip(form, agency=appeal.agency, appeal=appeal)
+        return _too_large(*place())
+    return _take_tip(form, target=target, place=place)
 
 
 @bp.route("/agencies/<slug>/tip", methods=["GET", "POST"])
@@ -383,7 +449,7 @@ def agency_tip(slug: str) -> BaseResponse:
         form = TipForm()
     except RequestEntityTooLarge:
         return _too_large(agency, None)
-    return _take_tip(form, agency=agency, appeal=None)
+    return _take_tip(form, target=TipTarget.of(agency), place=lambda: (agency, None))
 
 
 # -- a tip form's files, one by one and resumable (tus; with JavaScript) -----------------
@@ -507,7 +573,7 @@ def tip_reply() -> BaseResponse:
         check = ReceiptCheckForm(formdata=None)
         check.form_errors.append(exc.message)
         return _private(render_template("public/tip_check.html", form=check), 400)
-    staged = _stage_files(form, tip.agency, reply_to=tip)
+    staged = _stage_files(form, tip.agency_id, reply_to=tip)
     if wait is not None:
         _slow_down(form, wait)
         return _retry_after(_thread_page(tip, form, 429), wait)

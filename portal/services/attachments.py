@@ -40,12 +40,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, update
 
 from media_pipeline import Limits, MediaPipelineError, ObjectNotFound, Rejected, StorageError
 from media_pipeline.attachments import KIND_OF_FORMAT, sniff_format, strip_image, strip_video
@@ -405,7 +405,7 @@ def _human(count: int) -> str:
     return f"{count / 1e6:,.1f} MB" if count >= 100_000 else f"{count / 1e3:,.0f} kB"
 
 
-def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str) -> Staged:
+def stage_parts(parts: list[ReceivedPart], *, agency_id: int, draft_secret: str) -> Staged:
     """Keep the request's acceptable parts as drafts of ``draft_secret``; say what
     happened to the others. A file whose bytes are not a photo or video we accept
     becomes a refused draft (kept as a row, without its bytes), so the tipster is
@@ -445,7 +445,7 @@ def stage_parts(parts: list[ReceivedPart], *, agency: Agency, draft_secret: str)
             continue
         row = TipAttachment(
             public_id=part.public_id,
-            agency_id=agency.id,
+            agency_id=agency_id,
             draft_hash=digest,
             size=part.size,
         )
@@ -507,6 +507,29 @@ def keep_drafts() -> None:
     db.session.commit()
 
 
+# Built once: every tip sent runs it, most of them with no file to take.
+_attachments = cast(Table, TipAttachment.__table__)
+_TAKE_DRAFTS = (
+    update(_attachments)
+    .where(
+        _attachments.c.draft_hash == bindparam("digest"),
+        _attachments.c.tip_id.is_(None),
+        # A file whose upload never finished stays behind, swept with the drafts.
+        _attachments.c.status != AttachmentStatus.RECEIVING.value,
+    )
+    .values(
+        tip_id=bindparam("tip_id"),
+        message_id=bindparam("message_id"),
+        draft_hash=None,
+        status=case(
+            (_attachments.c.status == AttachmentStatus.DRAFT.value, AttachmentStatus.QUEUED.value),
+            else_=_attachments.c.status,
+        ),
+    )
+    .returning(_attachments.c.id)
+)
+
+
 def take_drafts(
     tip: Tip, draft_secret: str, message: TipMessage | None = None
 ) -> list[TipAttachment]:
@@ -522,27 +545,12 @@ def take_drafts(
         return []
     db.session.flush()
     taken_ids = db.session.scalars(
-        update(TipAttachment)
-        .where(
-            TipAttachment.draft_hash == digest,
-            TipAttachment.tip_id.is_(None),
-            # A file whose upload never finished stays behind, swept with the drafts.
-            TipAttachment.status != AttachmentStatus.RECEIVING.value,
-        )
-        .values(
-            tip_id=tip.id,
-            message_id=message.id if message is not None else None,
-            draft_hash=None,
-            status=case(
-                (
-                    TipAttachment.status == AttachmentStatus.DRAFT.value,
-                    AttachmentStatus.QUEUED.value,
-                ),
-                else_=TipAttachment.status,
-            ),
-        )
-        .returning(TipAttachment.id)
-        .execution_options(synchronize_session=False)
+        _TAKE_DRAFTS,
+        {
+            "digest": digest,
+            "tip_id": tip.id,
+            "message_id": message.id if message is not None else None,
+        },
     ).all()
     db.session.expire(tip, ["attachments"])
     if not taken_ids:

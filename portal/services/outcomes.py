@@ -93,7 +93,7 @@ def _upsert_views(rows: dict[tuple[int, date], int]) -> None:
         )
 
 
-def count_page_view(appeal: Appeal, now: datetime | None = None) -> None:
+def count_page_view(appeal_id: int, now: datetime | None = None) -> None:
     """One showing of the appeal's public page, added to today's total (UTC). Only
     the appeal and the day are written: no address, no time of day, no cookie."""
     day = (now or utcnow()).date()
@@ -102,13 +102,13 @@ def count_page_view(appeal: Appeal, now: datetime | None = None) -> None:
         key = f"{_prefix()}:{day.isoformat()}"
         try:
             pipe = client.pipeline(transaction=False)
-            pipe.hincrby(key, str(appeal.id), 1)
+            pipe.hincrby(key, str(appeal_id), 1)
             pipe.expire(key, VIEWS_TTL_S)
             pipe.execute()
             return
         except Exception:  # noqa: BLE001 - a counter must never break the public page
             current_app.logger.warning("page view counter unavailable; counted in the database")
-    _upsert_views({(appeal.id, day): 1})
+    _upsert_views({(appeal_id, day): 1})
 
 
 def flush_page_views() -> int:

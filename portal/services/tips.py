@@ -129,10 +129,34 @@ def _clean_contact(data: TipInput) -> tuple[str, str, str]:
     return name, phone, email
 
 
+@dataclass(frozen=True)
+class TipTarget:
+    """Where a tip goes: its agency, and the appeal and case it answers, if any. Ids
+    only, so the public site can keep it for an appeal and take a tip without
+    loading the appeal (portal/services/public_cache.py)."""
+
+    agency_id: int
+    appeal_id: int | None = None
+    case_id: int | None = None
+
+    @classmethod
+    def of(cls, agency: Agency, appeal: Appeal | None = None) -> TipTarget:
+        if appeal is None:
+            return cls(agency.id)
+        if appeal.agency_id != agency.id:
+            raise ValidationFailed(_("This appeal belongs to another agency."), field="appeal")
+        return cls(agency.id, appeal.id, appeal.case_id)
+
+
 def submit_tip(
     data: TipInput, *, agency: Agency, appeal: Appeal | None = None
 ) -> tuple[Tip, Receipt]:
     """Accept a tip. The receipt's passphrase is returned once and never stored."""
+    return submit_tip_to(data, TipTarget.of(agency, appeal))
+
+
+def submit_tip_to(data: TipInput, target: TipTarget) -> tuple[Tip, Receipt]:
+    """Accept a tip for ``target``; the receipt's passphrase is returned once."""
     body = clean_text(
         data.body,
         field="body",
@@ -145,17 +169,15 @@ def submit_tip(
         data.seen_when, field="seen_when", max_length=200, label=_("When you saw them")
     )
     name, phone, email = _clean_contact(data)
-    if appeal is not None and appeal.agency_id != agency.id:
-        raise ValidationFailed(_("This appeal belongs to another agency."), field="appeal")
     number = new_tip_number()
     while db.session.scalar(select(Tip.id).where(Tip.number == number)) is not None:
         number = new_tip_number()  # 50 bits: practically never
     passphrase = new_passphrase()
     tip = Tip(
         number=number,
-        agency_id=agency.id,
-        appeal_id=appeal.id if appeal is not None else None,
-        case_id=appeal.case_id if appeal is not None else None,
+        agency_id=target.agency_id,
+        appeal_id=target.appeal_id,
+        case_id=target.case_id,
         channel=channel_of(data.via),
         body=body,
         seen_when=seen_when,

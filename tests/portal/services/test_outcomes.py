@@ -61,8 +61,8 @@ def test_count_page_view_keeps_a_daily_total_only(app: Flask, appeals) -> None: 
     first, _ = appeals
     day = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
     for _ in range(3):
-        count_page_view(first, day)
-    count_page_view(first, day + timedelta(days=1))
+        count_page_view(first.id, day)
+    count_page_view(first.id, day + timedelta(days=1))
     db.session.commit()
     rows = db.session.execute(
         select(AppealDailyViews.day, AppealDailyViews.views).order_by(AppealDailyViews.day)
@@ -92,13 +92,13 @@ def test_page_views_through_redis_reach_the_database_on_flush(app: Flask, appeal
     try:
         day = utcnow()
         for _ in range(5):
-            count_page_view(first, day)
-        count_page_view(second, day)
+            count_page_view(first.id, day)
+        count_page_view(second.id, day)
         db.session.commit()
         assert db.session.scalar(select(AppealDailyViews.views)) is None  # not yet
         assert flush_page_views() == 6
         assert flush_page_views() == 0
-        count_page_view(first, day)
+        count_page_view(first.id, day)
         assert flush_page_views() == 1
         views = dict(
             db.session.execute(select(AppealDailyViews.appeal_id, AppealDailyViews.views)).all()
@@ -127,8 +127,8 @@ def test_agency_outcomes_funnel_by_hand(
     )
     tip(foreign, "x", 1)  # another agency's: never counted here
     for _ in range(40):
-        count_page_view(first)
-    count_page_view(second)
+        count_page_view(first.id)
+    count_page_view(second.id)
     assert first.published_at is not None
     mark_lead(t3, first.published_at + timedelta(hours=50))
     mark_lead(t3, first.published_at + timedelta(hours=90))  # the first time stays
