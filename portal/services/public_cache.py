@@ -97,13 +97,6 @@ class _Kept:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
 
 class _Process:
     """One app's kept pages in this process, and its generation as last read."""
@@ -144,11 +137,6 @@ def cached(key: tuple[Hashable, ...], build: Callable[[], T]) -> T:
         value = build()
         kept.put(full, value)
     return value
-
-
-def forget() -> None:
-    """Drop every page this process kept for the current app."""
-    _process().kept.clear()
 
 
 def raise_generation(session: Session) -> None:

@@ -149,3 +149,18 @@ def test_each_channel_and_language_of_a_page_is_kept_apart(
         assert "via=facebook" in facebook and "via=facebook" not in qr
         assert "via=qr" in qr
         assert '<html lang="es"' in spanish and '<html lang="en"' in english
+
+
+def test_kept_pages_are_bounded_and_expire(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    monkeypatch.setattr(public_cache.time, "monotonic", lambda: now[0])
+    kept = public_cache._Kept(ttl=60.0, size=2)
+    kept.put("a", "page a")
+    kept.put("b", "page b")
+    assert kept.get("a") == "page a"  # now the most recently used
+    kept.put("c", "page c")  # over the bound: the least recently used goes
+    assert (kept.get("a"), kept.get("b"), kept.get("c")) == ("page a", None, "page c")
+    now[0] += 59.9
+    assert kept.get("c") == "page c"
+    now[0] += 0.2  # 60.1 s after it was kept
+    assert kept.get("c") is None
