@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -14,13 +13,14 @@ from wtforms import (
     TextAreaField,
 )
 
+from portal.forms import Form
 from portal.services.text import TextValidator
 
 # Labels and hints are lazy: each is translated when a page shows it, in that page's
 # language (portal/i18n.py), not once at import.
 
 
-class SearchForm(FlaskForm):
+class SearchForm(Form):
     """Search by place or offence. A GET form: no CSRF token, no session."""
 
     class Meta:
@@ -53,7 +53,7 @@ class AttachmentFields:
     draft = HiddenField(validators=[TextValidator(max_length=64)])
 
 
-class TipForm(AttachmentFields, ProofOfWorkFields, FlaskForm):
+class TipForm(AttachmentFields, ProofOfWorkFields, Form):
     """The tip form. Works without JavaScript; nothing in it is required but the tip."""
 
     body = TextAreaField(
@@ -78,14 +78,14 @@ class TipForm(AttachmentFields, ProofOfWorkFields, FlaskForm):
     website = StringField(_l("Leave this empty"), validators=[TextValidator(max_length=200)])
 
 
-class ReceiptCheckForm(FlaskForm):
+class ReceiptCheckForm(Form):
     number = StringField(_l("Tip number"), validators=[TextValidator(max_length=32)])
     passphrase = PasswordField(
         _l("Passphrase (the seven words)"), validators=[TextValidator(max_length=200)]
     )
 
 
-class ReplyForm(AttachmentFields, ProofOfWorkFields, FlaskForm):
+class ReplyForm(AttachmentFields, ProofOfWorkFields, Form):
     token = HiddenField()
     body = TextAreaField(
         _l("Your answer or more information"),

@@ -5,7 +5,6 @@ portal/services/dates.py's range (see portal/staff/forms.py)."""
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
     IntegerField,
@@ -24,6 +23,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from portal.forms import Form
 from portal.models import Outcome
 from portal.services.dates import DateRangeValidator
 from portal.services.text import TextValidator
@@ -34,7 +34,7 @@ from portal.services.users import MAX_TOKEN_DAYS, MAX_TOKEN_NAME_LENGTH
 MAX_ROW_ID = 2**63 - 1
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     """A TOTP code (6 digits) or a recovery code (16 characters, dashes optional)."""
 
     code = StringField(
@@ -42,7 +42,7 @@ class CodeForm(FlaskForm):
     )
 
 
-class TokenForm(FlaskForm):
+class TokenForm(Form):
     name = StringField(
         "Name", validators=[DataRequired(), TextValidator(max_length=MAX_TOKEN_NAME_LENGTH)]
     )
@@ -60,11 +60,11 @@ class TokenForm(FlaskForm):
     )
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """A button with nothing to fill in but the CSRF token."""
 
 
-class AuditSearchForm(FlaskForm):
+class AuditSearchForm(Form):
     """GET form: nothing it does changes state, so it carries no CSRF token."""
 
     class Meta:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField, StringField, TextAreaField, widgets
 
+from portal.forms import Form
 from portal.models.appeals import DEFAULT_QUESTION
 from portal.services.text import TextValidator
 
 
-class AppealForm(FlaskForm):
+class AppealForm(Form):
     title = StringField(
         "Public title",
         validators=[TextValidator(max_length=200)],
@@ -30,11 +30,11 @@ class AppealForm(FlaskForm):
     )
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     reason = TextAreaField(
         "Why is it taken down?", validators=[TextValidator(max_length=2000, multiline=True)]
     )
 
 
-class PublishForm(FlaskForm):
+class PublishForm(Form):
     pass

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, SelectField, SelectMultipleField, TextAreaField
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from portal.forms import Form
 from portal.services.case_life import MAX_REASON_CHARS
 from portal.services.text import TextValidator
 
 
-class CaseStatusForm(FlaskForm):
+class CaseStatusForm(Form):
     to_status = SelectField("New status", choices=[], validate_choice=True)
     # The status the page showed: a change made meanwhile is reported, not overwritten.
     seen_status = HiddenField()

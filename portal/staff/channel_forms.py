@@ -6,10 +6,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import current_app
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Optional, Regexp, ValidationError
 
+from portal.forms import Form
 from portal.services.text import TextValidator
 
 NAME_PATTERN = Regexp(r"^[\w .,'()&@-]+$", message="Letters, digits, spaces and .,'()&@- only.")
@@ -42,7 +42,7 @@ def _url(label: str, *, required: bool = False) -> StringField:
     return StringField(label, validators=[first, TextValidator(max_length=500), UrlValidator()])
 
 
-class OAuthConnectForm(FlaskForm):
+class OAuthConnectForm(Form):
     name = _name()
     client_id = StringField(
         "Client id (App id) of your agency's app at the network",
@@ -58,7 +58,7 @@ class OAuthConnectForm(FlaskForm):
     )
 
 
-class PasswordConnectForm(FlaskForm):
+class PasswordConnectForm(Form):
     name = _name()
     base_url = _url("Service address (leave blank for the network's own)")
     identifier = StringField(
@@ -70,7 +70,7 @@ class PasswordConnectForm(FlaskForm):
     )
 
 
-class KeyConnectForm(FlaskForm):
+class KeyConnectForm(Form):
     name = _name()
     base_url = _url("Address the portal posts to", required=True)
     key = PasswordField(

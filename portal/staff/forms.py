@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
@@ -31,6 +30,7 @@ from wtforms.validators import (
     Optional,
 )
 
+from portal.forms import Form
 from portal.models import CaseStatus
 from portal.services.cases import CASE_TEXT_FIELDS
 from portal.services.clips import MAX_REVOKE_REASON_LENGTH
@@ -53,7 +53,7 @@ def case_text(name: str) -> TextValidator:
 STATUS_CHOICES = [SelectChoice(s.value, s.value.capitalize()) for s in CaseStatus]
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField(
         "E-mail", validators=[DataRequired(), TextValidator(max_length=254), Email()]
     )
@@ -77,11 +77,11 @@ class LoginForm(FlaskForm):
         return ok
 
 
-class LogoutForm(FlaskForm):
+class LogoutForm(Form):
     pass
 
 
-class CaseForm(FlaskForm):
+class CaseForm(Form):
     number = StringField("Case number", validators=[DataRequired(), case_text("number")])
     title = StringField("Title", validators=[DataRequired(), case_text("title")])
     offense = StringField("Offense", validators=[case_text("offense")])
@@ -131,7 +131,7 @@ class CaseForm(FlaskForm):
         }
 
 
-class CaseFilterForm(FlaskForm):
+class CaseFilterForm(Form):
     class Meta:
         csrf = False  # a GET search form changes nothing
 
@@ -144,7 +144,7 @@ class CaseFilterForm(FlaskForm):
     after = StringField("Page cursor", validators=[TextValidator(max_length=64)])
 
 
-class ApprovalForm(FlaskForm):
+class ApprovalForm(Form):
     bystanders_blurred = BooleanField("Victims and bystanders are blurred")
     no_juveniles = BooleanField("No juvenile can be identified")
     investigation_safe = BooleanField("Nothing in it compromises the investigation")
@@ -154,7 +154,7 @@ REVOKE_REASON_MISSING = "Say why the approval is revoked."
 DELETION_REASON_MISSING = "Give the reason for deleting this evidence (at least 10 characters)."
 
 
-class RevokeForm(FlaskForm):
+class RevokeForm(Form):
     reason = TextAreaField(
         "Reason",
         validators=[
@@ -164,11 +164,11 @@ class RevokeForm(FlaskForm):
     )
 
 
-class RetryForm(FlaskForm):
+class RetryForm(Form):
     pass
 
 
-class DeleteEvidenceForm(FlaskForm):
+class DeleteEvidenceForm(Form):
     reason = TextAreaField(
         "Reason for deleting",
         validators=[

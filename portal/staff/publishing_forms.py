@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     IntegerField,
     SelectField,
@@ -15,6 +14,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, NumberRange, Regexp
 
+from portal.forms import Form
 from portal.publishing.planning import MAX_APPEALS_PER_POST, MAX_REMOVE_AFTER_DAYS
 from portal.services.text import TextValidator
 
@@ -26,7 +26,7 @@ WEEKDAYS = [
 ]
 
 
-class SlotSettingsForm(FlaskForm):
+class SlotSettingsForm(Form):
     weekday = SelectField("Weekday", choices=WEEKDAYS, validators=[DataRequired()])
     time = StringField(
         "Local time",
@@ -51,7 +51,7 @@ class SlotSettingsForm(FlaskForm):
     )
 
 
-class CaptionTemplateForm(FlaskForm):
+class CaptionTemplateForm(Form):
     item = TextAreaField(
         "For each appeal",
         validators=[DataRequired(), TextValidator(max_length=2000, multiline=True)],
@@ -68,7 +68,7 @@ class CaptionTemplateForm(FlaskForm):
     save = SubmitField("Save template")
 
 
-class FillSlotForm(FlaskForm):
+class FillSlotForm(Form):
     slot = SelectField("Slot", choices=[], validators=[DataRequired()])
     appeals = SelectMultipleField(
         "Appeals",
@@ -88,11 +88,11 @@ class FillSlotForm(FlaskForm):
     post_now = SubmitField("Post now")
 
 
-class PostActionForm(FlaskForm):
+class PostActionForm(Form):
     """A bare form for the CSRF token of a button (cancel)."""
 
 
-class MarkSentForm(FlaskForm):
+class MarkSentForm(Form):
     """Where the person found a delivery whose outcome was unknown. https only: the
     address is shown to staff as a link, and an http or script address is not a post."""
 
@@ -106,7 +106,7 @@ class MarkSentForm(FlaskForm):
     )
 
 
-class CaptionEditForm(FlaskForm):
+class CaptionEditForm(Form):
     """A scheduled post's caption on one channel, as a person rewrote it."""
 
     text = TextAreaField(

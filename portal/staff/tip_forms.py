@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField, TextAreaField
 
+from portal.forms import Form
 from portal.services.text import TextValidator
 
 
-class StaffMessageForm(FlaskForm):
+class StaffMessageForm(Form):
     body = TextAreaField(
         "Write to the tipster",
         validators=[TextValidator(max_length=5_000, multiline=True)],
@@ -15,16 +15,16 @@ class StaffMessageForm(FlaskForm):
     )
 
 
-class RevealForm(FlaskForm):
+class RevealForm(Form):
     pass
 
 
-class CommentActionForm(FlaskForm):
+class CommentActionForm(Form):
     """Hide, delete or answer a public comment on the network (the action is in the
     URL; the form carries the CSRF token)."""
 
 
-class TriageForm(FlaskForm):
+class TriageForm(Form):
     """One tip's triage. ``version`` is the tip's version when the page was drawn:
     the change is refused if someone else changed the tip since."""
 
@@ -45,7 +45,7 @@ class TriageForm(FlaskForm):
     )
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     body = TextAreaField(
         "Internal note",
         validators=[TextValidator(max_length=5_000, multiline=True)],
@@ -53,7 +53,7 @@ class NoteForm(FlaskForm):
     )
 
 
-class BulkForm(FlaskForm):
+class BulkForm(Form):
     """A change for every tip selected in the queue (checkboxes named ``tip``, each
     "public id:version"). An empty choice leaves that field as it is."""
 

@@ -489,3 +489,43 @@ def test_a_language_without_its_catalog_is_refused_at_start(settings: Settings) 
 def test_languages_setting_refuses_what_is_not_a_language_code(raw: str) -> None:
     with pytest.raises(ConfigError, match="TATTLETALE_LANGUAGES"):
         load_settings({"TATTLETALE_ENV": "testing", "TATTLETALE_LANGUAGES": raw})
+
+
+def test_wtforms_own_messages_are_spanish_and_their_catalogue_is_read_once(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A field's built-in message ("Not a valid integer value.") in the page's language; the
+    catalogue is read from disk once per language, not on every request."""
+    from babel import support
+    from wtforms import IntegerField
+
+    from portal import forms
+
+    class Count(forms.Form):
+        class Meta:
+            csrf = False
+
+        count = IntegerField()
+
+    forms._wtforms_translations.cache_clear()
+    reads: list[object] = []
+    real_load = support.Translations.load
+    monkeypatch.setattr(
+        support.Translations,
+        "load",
+        lambda *args, **kw: reads.append(args) or real_load(*args, **kw),
+    )
+    for lang, expected in [
+        ("es", "No es un valor entero válido."),
+        ("es", "No es un valor entero válido."),
+        ("en", "Not a valid integer value."),
+    ]:
+        # A request of its own each time (its own g, where the locale is kept).
+        with (
+            app.app_context(),
+            app.test_request_context(f"/?lang={lang}", method="POST", data={"count": "many"}),
+        ):
+            form = Count()
+            assert not form.validate()
+            assert form.count.errors == [expected]
+    assert len(reads) == 2  # Spanish once, English once
