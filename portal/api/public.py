@@ -53,9 +53,11 @@ from portal.services.text import clean_text
 from portal.services.tips import (
     Receipt,
     TipInput,
+    TipTarget,
     add_tipster_message,
     open_tip,
-    submit_tip,
+    submit_tip_to,
+    with_a_free_number,
 )
 
 Body = Callable[[], dict[str, Any]]
@@ -236,20 +238,19 @@ def _receipt(receipt: Receipt) -> Response:
 def _take_tip(fields: dict[str, Any], *, agency: Agency, appeal: Appeal | None) -> Response:
     if (refusal := _refused_without_proof("tip")) is not None:
         return refusal
-    _tip, receipt = submit_tip(
-        TipInput(
-            body=fields["body"],
-            seen_when=fields.get("seen_when", ""),
-            name=fields.get("name", ""),
-            phone=fields.get("phone", ""),
-            email=fields.get("email", ""),
-            notify_by_email=fields.get("notify_by_email", False),
-            via=fields.get("via", ""),
-            language=str(get_locale() or "en"),
-        ),
-        agency=agency,
-        appeal=appeal,
+    tip_input = TipInput(
+        body=fields["body"],
+        seen_when=fields.get("seen_when", ""),
+        name=fields.get("name", ""),
+        phone=fields.get("phone", ""),
+        email=fields.get("email", ""),
+        notify_by_email=fields.get("notify_by_email", False),
+        via=fields.get("via", ""),
+        language=str(get_locale() or "en"),
     )
+    # The request's transaction holds only the tip (the request commits it).
+    target = TipTarget.of(agency, appeal)
+    _tip, receipt = with_a_free_number(lambda: submit_tip_to(tip_input, target))
     return _receipt(receipt)
 
 

@@ -24,7 +24,7 @@ from portal.http.bodies import accepts_files, streams_body
 from portal.http.media import PublishedMedia, published_media_url, serve_published_rendition
 from portal.http.proof import check_proof
 from portal.i18n import LANG_PARAMETER, current_language, languages
-from portal.models import Agency, Appeal, Rendition, Tip
+from portal.models import Agency, Appeal, Rendition, Tip, TipAttachment
 from portal.models.appeals import DEFAULT_QUESTION
 from portal.models.base import utcnow
 from portal.public import bp
@@ -45,6 +45,7 @@ from portal.services.challenges import ProofRejected, issue_challenge, required_
 from portal.services.errors import NotFound, ValidationFailed
 from portal.services.outcomes import count_page_view
 from portal.services.tips import (
+    Receipt,
     TipInput,
     TipTarget,
     add_tipster_message,
@@ -53,6 +54,7 @@ from portal.services.tips import (
     submit_tip_to,
     thread_token,
     tip_from_thread_token,
+    with_a_free_number,
 )
 
 # Pages anyone may keep for a minute (a reverse proxy absorbs a spike); a withdrawn
@@ -381,21 +383,24 @@ def _take_tip(form: TipForm, *, target: TipTarget, place: Place) -> BaseResponse
         return page(422)
     if (refused := _proof_refused(form, "tip", page)) is not None:
         return refused
+    tip_input = TipInput(
+        body=form.body.data or "",
+        seen_when=form.seen_when.data or "",
+        name=form.name.data or "",
+        phone=form.phone.data or "",
+        email=form.email.data or "",
+        notify_by_email=bool(form.notify_by_email.data),
+        via=form.via.data or "",
+        language=str(get_locale() or "en"),
+    )
+
+    def take() -> tuple[Receipt, list[TipAttachment]]:
+        tip, receipt = submit_tip_to(tip_input, target)
+        return receipt, attachments.take_drafts(tip, form.draft.data or "")
+
     try:
-        tip, receipt = submit_tip_to(
-            TipInput(
-                body=form.body.data or "",
-                seen_when=form.seen_when.data or "",
-                name=form.name.data or "",
-                phone=form.phone.data or "",
-                email=form.email.data or "",
-                notify_by_email=bool(form.notify_by_email.data),
-                via=form.via.data or "",
-                language=str(get_locale() or "en"),
-            ),
-            target,
-        )
-        files = attachments.take_drafts(tip, form.draft.data or "")
+        # The drafts were committed by _stage_files: the transaction holds only the tip.
+        receipt, files = with_a_free_number(take)
         db.session.commit()
     except ValidationFailed as exc:
         db.session.rollback()

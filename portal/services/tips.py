@@ -17,9 +17,11 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from typing import TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -27,6 +29,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Agency, Appeal, MessageAuthor, Outcome, Tip, TipMessage, User
@@ -43,11 +46,14 @@ PASSPHRASE_WORDS = 7
 # Crockford's base 32 without I, L, O, U: nothing to misread when copied by hand.
 NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 NUMBER_LENGTH = 10  # 50 bits: numbers are not guessable either
+# Draws of a tip's number before giving up (each taken with odds of 1 in 2^50 per tip).
+NUMBER_ATTEMPTS = 3
 MAX_TIP_CHARS = 10_000
 MAX_MESSAGE_CHARS = 5_000
 # A reply form stays valid this long after the receipt was checked.
 THREAD_TOKEN_MAX_AGE_S = 3600
 _PHONE = re.compile(r"^\+?[0-9 ().\-]{5,30}$")
+T = TypeVar("T")
 WRONG_RECEIPT = _l("That tip number and passphrase do not match a tip. Check them and try again.")
 
 
@@ -169,9 +175,9 @@ def submit_tip_to(data: TipInput, target: TipTarget) -> tuple[Tip, Receipt]:
         data.seen_when, field="seen_when", max_length=200, label=_("When you saw them")
     )
     name, phone, email = _clean_contact(data)
+    # Not looked up first (a query on every tip for a collision of 50 random bits):
+    # the number's unique index refuses a taken one, and the caller tries again.
     number = new_tip_number()
-    while db.session.scalar(select(Tip.id).where(Tip.number == number)) is not None:
-        number = new_tip_number()  # 50 bits: practically never
     passphrase = new_passphrase()
     tip = Tip(
         number=number,
@@ -189,9 +195,38 @@ def submit_tip_to(data: TipInput, target: TipTarget) -> tuple[Tip, Receipt]:
         language=data.language,
     )
     db.session.add(tip)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        if _is_number_taken(exc):
+            raise TipNumberTaken() from exc
+        raise
     tip_received(tip)  # the mail goes out from a job, after the commit
     return tip, Receipt(number=number, passphrase=passphrase)
+
+
+class TipNumberTaken(Exception):
+    """The random number drawn for a tip is another tip's (about one tip in 2^50
+    per tip stored). The transaction is spent: roll it back and submit again."""
+
+
+def with_a_free_number(submit: Callable[[], T]) -> T:
+    """``submit()`` (a request's tip intake, the only work of its transaction), again
+    with a new number while the one drawn was taken. The one exception to "services
+    flush, the request commits": a spent attempt is rolled back here."""
+    for _attempt in range(NUMBER_ATTEMPTS - 1):
+        try:
+            return submit()
+        except TipNumberTaken:
+            db.session.rollback()
+    return submit()
+
+
+def _is_number_taken(exc: IntegrityError) -> bool:
+    diag = getattr(exc.orig, "diag", None)  # PostgreSQL names the index
+    if diag is not None:
+        return getattr(diag, "constraint_name", None) == "ix_tips_number"
+    return "tips.number" in str(exc.orig)  # SQLite names the column
 
 
 def decoy_receipt() -> Receipt:
