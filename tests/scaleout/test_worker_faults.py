@@ -128,9 +128,10 @@ def api(topology: Topology) -> Api:
 @pytest.fixture(scope="module")
 def long_render(topology: Topology, api: Api, clips: Path) -> Iterator[Render]:
     """A clip whose render takes longer than the stale setting (fine detail in every
-    frame of 60 s, encoded at the default settings; 30 s rendered in 38 s on a quiet
-    machine), started before the other faults."""
-    clip = make_clip(clips / "long.mp4", seconds=60, size="640x360", source="mandelbrot")
+    frame of 100 s, encoded at the default settings; 60 s of it rendered in 50 s on
+    the CI machine, so 60 s was too short to be sure), started before the other
+    faults."""
+    clip = make_clip(clips / "long.mp4", seconds=100, size="640x360", source="mandelbrot")
     case_id = api.create_case("2026-LONG")
     yield Render(api.add_clip(case_id, clip))
 
