@@ -6,6 +6,10 @@ names every missed target and every benchmark that failed to run, and exits 1 if
 is any. A new benchmark is one more line in ``BENCHMARKS`` (a script taking
 ``--quick``). ``--report FILE`` also writes what was measured as Markdown
 (bench/report.py; ``make bench-report``).
+
+Each benchmark's duration is printed after it (``bench_seconds``), and the whole run's
+is a target of its own (``bench_run_minutes``: under 45 minutes, under 10 with
+``--quick``; issue 9).
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from targets import target_met, verdict  # noqa: E402
+
+RUN_MINUTES = {"full": 45.0, "quick": 10.0}
 BENCHMARKS = [
     "public_bench.py",  # issue 10: tip intake, appeal pages, a viral video
     "tip_load_bench.py",  # issue 9: tips during staff reads, transcodes, uploads
@@ -64,13 +73,17 @@ def main(
     """``outputs``, when given, receives each benchmark's lines by script name;
     ``after_each`` is called when each benchmark has finished."""
     problems: list[str] = []
+    clock = time.monotonic()
     for script in scripts or [HERE / name for name in BENCHMARKS]:
         name = script.name
         print(f"# {name}", flush=True)
         lines: list[str] = []
         if outputs is not None:
             outputs[name] = lines
+        started = time.monotonic()
         status, missed, reported = run_benchmark(script, args, lines)
+        lines.append(f"bench_seconds: {time.monotonic() - started:.1f}")
+        print(lines[-1], flush=True)
         problems += [f"{name}: target missed: {target}" for target in missed]
         if status != 0 and not missed:
             problems.append(f"{name}: exited with status {status} without a missed target")
@@ -82,6 +95,17 @@ def main(
             outputs["problems"] = problems
         if after_each is not None:
             after_each()
+    whole = {"bench_run_minutes": ("<", RUN_MINUTES["quick" if "--quick" in args else "full"])}
+    minutes = (time.monotonic() - clock) / 60
+    summary = [f"bench_run_minutes: {minutes:.3f}", verdict(whole, "bench_run_minutes", minutes)]
+    print("# run.py", *summary, sep="\n", flush=True)
+    if outputs is not None:
+        outputs["run.py"] = summary
+    if not target_met(whole, "bench_run_minutes", minutes):
+        bound = whole["bench_run_minutes"][1]
+        problems.append(f"run.py: target missed: bench_run_minutes < {bound:g}")
+        if outputs is not None:
+            outputs["problems"] = problems
     if problems:
         print("# benchmarks FAILED:", flush=True)
         for problem in problems:

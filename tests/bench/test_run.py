@@ -173,3 +173,18 @@ def test_report_writes_every_figure_and_target_with_the_machine(
     for fact in ("| CPU |", "| cores |", "| memory |", "| OS |", "| Python |", "| ffmpeg |"):
         assert fact in text
     assert "| PostgreSQL | PostgreSQL " in text or "| PostgreSQL | unavailable" in text
+
+
+def test_run_times_each_benchmark_and_fails_when_the_whole_run_is_too_long(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _load("run")
+    good = _script(tmp_path / "good_bench.py", "a: 1.000", "target a >= 0.9: met")
+    outputs: dict[str, list[str]] = {}
+    assert run.main(["--quick"], [good], outputs=outputs) == 0
+    assert outputs["good_bench.py"][-1].startswith("bench_seconds: ")
+    assert outputs["run.py"][1] == "target bench_run_minutes < 10: met"
+    # The same run against a bound it cannot meet (the bound is the only thing changed).
+    monkeypatch.setitem(run.RUN_MINUTES, "full", 0.0)
+    assert run.main([], [good]) == 1
+    assert "run.py: target missed: bench_run_minutes < 0" in capsys.readouterr().out
