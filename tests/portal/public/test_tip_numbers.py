@@ -12,14 +12,13 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from portal.extensions import db
-from portal.models import Agency, Role, Tip, User
+from portal.models import Agency, Appeal, Tip
 from portal.services import tips
 from portal.services.tips import TipInput, TipNumberTaken, submit_tip
-from tests.portal.api.test_public import proof
-from tests.portal.conftest import listed_appeal
+from tests.portal.api.test_public import appeal, proof
 from tests.portal.public.test_attachments import form_fields, latest_tip, photo, receipt_of, send
 
-__all__ = ["photo"]  # the fixture, used below
+__all__ = ["appeal", "photo"]  # fixtures, used below
 
 FIRST = "T-AAAAA-AAAAA"
 
@@ -66,15 +65,8 @@ def test_form_tip_with_a_taken_number_is_taken_under_another(
 
 
 def test_api_tip_with_a_taken_number_is_taken_under_another(
-    client: FlaskClient, agency: Agency, users: dict[Role, User], taken: list[str]
+    client: FlaskClient, appeal: Appeal, taken: list[str]
 ) -> None:
-    appeal = listed_appeal(
-        agency,
-        users[Role.OFFICER],
-        users[Role.SUPERVISOR],
-        number="24-0500",
-        title="Who is this man?",
-    )
     response = client.post(
         f"/api/v1/public/appeals/{appeal.public_id}/tips",
         json={"body": "That is Snake."},
