@@ -39,11 +39,18 @@ def test_a_large_video_resumes_after_a_cut_connection_and_the_tip_is_sent(
     patches: list[int] = []  # the Upload-Offset of every PATCH the page sent
     heads: list[str] = []
     cut: list[int] = []
+    # The first HEAD after the cut waits until the page has been seen saying it is
+    # trying again (the message stands from the cut until the page resumes, a second
+    # or so: a poll of the page could miss it otherwise).
+    held: list[Route] = []
 
     def intercept(route: Route) -> None:
         request = route.request
         if request.method == "HEAD":
             heads.append(request.url)
+            if cut and not held:
+                held.append(route)
+                return
         if request.method == "PATCH":
             offset = int(request.headers["upload-offset"])
             patches.append(offset)
@@ -64,8 +71,14 @@ def test_a_large_video_resumes_after_a_cut_connection_and_the_tip_is_sent(
     page.get_by_role("button", name="Send the tip").click()
 
     status = page.locator(".upload-status")
-    expect(status).to_contain_text("The connection was lost. Trying again")
+    # (The first chunk may take a while on a loaded machine.)
+    expect(status).to_contain_text("The connection was lost. Trying again", timeout=60_000)
     page.screenshot(path=str(screenshot_dir / "tip-resumable-cut.png"), full_page=True)
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert held, "no HEAD after the cut"
+    held[0].continue_()
     page.wait_for_function(
         "() => { const p = document.querySelector('.upload-progress progress');"
         " return p && p.value >= 50 && p.value < 100; }"

@@ -191,14 +191,17 @@ def test_public_pages_read_the_database_twice_however_many_appeals(
         listed_appeal(agency, owner, approver, number=f"Q-{n}", title=f"Appeal {n}")
         for n in range(12)
     ]
-    # (Each page also reads the public generation first: see test_page_cache.py.)
+    # (Each page may also read the public generation first, at most once a second per
+    # process: see test_page_cache.py. It is not counted here.)
     index = _statements(app, client, "/")
-    assert len(index) == 3 and "public_state" in index[0]
+    assert "public_state" in index[0]
+    assert len([s for s in index if "public_state" not in s]) == 2
     # The appeal page also counts its view: one write, of the day's total only.
     statements = _statements(app, client, f"/appeals/{appeals[3].public_id}")
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     writes = [s for s in statements if s not in reads]
-    assert len(reads) == 2
+    assert len([s for s in reads if "public_state" not in s]) == 2
+    assert len([s for s in reads if "public_state" in s]) <= 1
     assert len(writes) == 1 and "appeal_daily_views" in writes[0]
 
 
