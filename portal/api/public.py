@@ -248,7 +248,7 @@ def _take_tip(fields: dict[str, Any], *, agency: Agency, appeal: Appeal | None) 
         via=fields.get("via", ""),
         language=str(get_locale() or "en"),
     )
-    # The request's transaction holds only the tip (the request commits it).
+    # (The request commits the tip, and the proof spent with it.)
     target = TipTarget.of(agency, appeal)
     _tip, receipt = with_a_free_number(lambda: submit_tip_to(tip_input, target))
     return _receipt(receipt)

@@ -399,7 +399,8 @@ def _take_tip(form: TipForm, *, target: TipTarget, place: Place) -> BaseResponse
         return receipt, attachments.take_drafts(tip, form.draft.data or "")
 
     try:
-        # The drafts were committed by _stage_files: the transaction holds only the tip.
+        # (The drafts were committed by _stage_files; the tip and the spent proof are
+        # committed together.)
         receipt, files = with_a_free_number(take)
         db.session.commit()
     except ValidationFailed as exc:

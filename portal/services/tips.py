@@ -207,25 +207,36 @@ def submit_tip_to(data: TipInput, target: TipTarget) -> tuple[Tip, Receipt]:
 
 class TipNumberTaken(Exception):
     """The random number drawn for a tip is another tip's (about one tip in 2^50
-    per tip stored). The transaction is spent: roll it back and submit again."""
+    per tip stored). What the attempt wrote is spent: submit again."""
 
 
 def with_a_free_number(submit: Callable[[], T]) -> T:
-    """``submit()`` (a request's tip intake, the only work of its transaction), again
-    with a new number while the one drawn was taken. The one exception to "services
-    flush, the request commits": a spent attempt is rolled back here."""
-    for _attempt in range(NUMBER_ATTEMPTS - 1):
+    """``submit()`` (a request's tip intake), again with a new number while the one
+    drawn was taken. Each attempt runs in a savepoint, so a spent one takes back only
+    what it wrote: what the request did before it (a proof of work spent in the
+    database, files staged) stays in the request's transaction."""
+    for attempt in range(1, NUMBER_ATTEMPTS + 1):
         try:
-            return submit()
+            with db.session.begin_nested():
+                return submit()
         except TipNumberTaken:
-            db.session.rollback()
-    return submit()
+            if attempt == NUMBER_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# The unique index on the tip number, as PostgreSQL names it in a refusal.
+_NUMBER_INDEX = next(
+    str(index.name)
+    for index in Tip.__table__.indexes
+    if index.unique and [column.name for column in index.columns] == ["number"]
+)
 
 
 def _is_number_taken(exc: IntegrityError) -> bool:
     diag = getattr(exc.orig, "diag", None)  # PostgreSQL names the index
     if diag is not None:
-        return getattr(diag, "constraint_name", None) == "ix_tips_number"
+        return getattr(diag, "constraint_name", None) == _NUMBER_INDEX
     return "tips.number" in str(exc.orig)  # SQLite names the column
 
 

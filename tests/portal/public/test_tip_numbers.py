@@ -79,6 +79,41 @@ def test_api_tip_with_a_taken_number_is_taken_under_another(
     first_tip_unchanged()
 
 
+def test_the_proof_spent_by_a_tip_taken_under_another_number_stays_spent(
+    client: FlaskClient, appeal: Appeal, taken: list[str]
+) -> None:
+    """Whatever keeps the spent proofs (Redis, or the database without it), the
+    attempt that drew a taken number does not give the proof back."""
+    path = f"/api/v1/public/appeals/{appeal.public_id}/tips"
+    headers = proof(client)
+    assert client.post(path, json={"body": "That is Snake."}, headers=headers).status_code == 201
+    assert taken[0] == FIRST and len(taken) == 2
+    replay = client.post(path, json={"body": "That is Snake, again."}, headers=headers)
+    assert replay.status_code == 400, replay.json
+    assert replay.json["field"] == "X-Proof-Of-Work"
+    first_tip_unchanged()
+
+
+def test_a_number_taken_every_time_is_refused_after_a_few_draws(agency: Agency) -> None:
+    """(Only a broken random source draws a taken number three times running.)"""
+    submit_tip(TipInput(body="One."), agency=agency)
+    db.session.commit()
+    existing = db.session.scalars(sa.select(Tip)).one().number
+    drawn: list[str] = []
+
+    def always_taken() -> str:
+        drawn.append(existing)
+        return existing
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tips, "new_tip_number", always_taken)
+        with pytest.raises(TipNumberTaken):
+            tips.with_a_free_number(lambda: submit_tip(TipInput(body="Two."), agency=agency))
+    assert len(drawn) == 3
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Tip)) == 1
+
+
 def test_a_taken_number_is_told_apart_from_other_refusals(agency: Agency) -> None:
     """Only the number's index means "draw again"; any other integrity error is not
     retried (it would fail the same way again)."""
