@@ -228,7 +228,7 @@ def with_a_free_number(submit: Callable[[], T]) -> T:
 # The unique index on the tip number, as PostgreSQL names it in a refusal.
 _NUMBER_INDEX = next(
     str(index.name)
-    for index in Tip.__table__.indexes
+    for index in Tip.metadata.tables[Tip.__tablename__].indexes
     if index.unique and [column.name for column in index.columns] == ["number"]
 )
 

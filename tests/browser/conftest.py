@@ -37,7 +37,12 @@ if TYPE_CHECKING:
 REQUIRE_SERVICES = bool(os.environ.get("TATTLETALE_TEST_REQUIRE_SERVICES"))
 
 try:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # A page's default timeout does not reach expect(), whose own is 5 s: on a loaded
+    # machine a receipt held by the proof of work, or a sign-in's Argon2 check, takes
+    # longer. (Only the wait is longer: no test asserts that something stays false.)
+    expect.set_options(timeout=20_000)
 except ImportError:
     if not REQUIRE_SERVICES:
         # The test modules import Playwright themselves: without it they cannot even

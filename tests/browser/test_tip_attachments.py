@@ -40,7 +40,10 @@ def test_a_tip_with_a_photo_from_a_phone_with_javascript(
         str(phone_photo(tmp_path / "IMG_0001.jpg"))
     )
     page.get_by_role("button", name="Send the tip").click()
-    expect(page.get_by_role("heading", name="Thank you. Your tip was received.")).to_be_visible()
+    # The file goes first, then the form waits for its proof of work.
+    expect(page.get_by_role("heading", name="Thank you. Your tip was received.")).to_be_visible(
+        timeout=60_000
+    )
     expect(page.get_by_text("Photo 1")).to_be_visible()
     page.screenshot(path=str(screenshot_dir / "tip-attachment-receipt.png"), full_page=True)
     assert "xhr" in kinds  # sent by the script, with its progress bar

@@ -421,7 +421,8 @@ def test_process_kills_a_stopped_ffmpeg_and_leaves_nothing(corpus: Corpus, tmp_p
         with pytest.raises(Stalled):
             process(corpus("long_10s"), tmp_path, EditPlan(), slow,
                     Limits(stall_timeout_s=2.0), progress=stop_ffmpeg)  # fmt: skip
-    assert stopped and time.monotonic() - stopped[0] < 5.0
+    # Killed after the 2 s stall setting, long before any time limit.
+    assert stopped and time.monotonic() - stopped[0] < 15.0
     with pytest.raises(ProcessLookupError):
         os.kill(spawned[-1], 0)
     assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -294,10 +295,15 @@ def test_execution_heartbeats_from_a_thread_while_the_job_works(app: Flask) -> N
     assert STARTED[1].wait(10)
     db.session.expire_all()
     first_beat = db.session.get(Job, row.id).heartbeat_at  # type: ignore[union-attr]
-    # stale_after 10 s: a beat every 10/6 s, while the job itself never reports.
-    threading.Event().wait(2.5)
-    db.session.expire_all()
-    later_beat = db.session.get(Job, row.id).heartbeat_at  # type: ignore[union-attr]
+    # stale_after 10 s: a beat every 10/6 s, while the job itself never reports (the
+    # job waits for RELEASE at most 10 s).
+    deadline = time.monotonic() + 8
+    while True:
+        db.session.expire_all()
+        later_beat = db.session.get(Job, row.id).heartbeat_at  # type: ignore[union-attr]
+        if later_beat != first_beat or time.monotonic() > deadline:
+            break
+        threading.Event().wait(0.1)
     RELEASE[1].set()
     thread.join(10)
     assert first_beat is not None and later_beat is not None and later_beat > first_beat

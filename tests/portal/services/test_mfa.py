@@ -180,7 +180,7 @@ def test_mfa_wrong_codes_are_audited_and_throttled_like_passwords(
     assert last_event("auth.login").details["reason"] == "bad_code"
     throttled = post_code(client, code(secret))
     assert throttled.status_code == 429
-    assert int(throttled.headers["Retry-After"]) == 30
+    assert 28 <= int(throttled.headers["Retry-After"]) <= 30  # the 30 s lock, less the time since
     assert "Too many failed sign-in attempts" in throttled.get_data(as_text=True)
     assert last_event("auth.login").details == {"reason": "throttled", "step": "mfa"}
     # The right password does not help either while the account is locked.
