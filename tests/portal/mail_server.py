@@ -110,7 +110,8 @@ def smtp_server(
             kwargs |= {"tls_context": context, "require_starttls": True}
         else:
             kwargs |= {"ssl_context": context, "auth_require_tls": False}
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, **kwargs)
+    # (ready_timeout: the server's thread may start slowly on a loaded machine.)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, ready_timeout=30, **kwargs)
     controller.start()
     try:
         yield inbox, port

@@ -80,8 +80,9 @@ def test_footage_to_tip_across_two_web_machines_and_two_workers(
 #: (``publishing.publish_due``, every 60 s, aligned to the minute): a restarted beat
 #: that missed the slot's tick would send it on the next one, 60 s late or more. The
 #: rest is beat coming back (an app import), its control pass (every 15 s), a worker
-#: taking the job, and Mastodon's upload, processing polls (2 s each) and status.
-ON_TIME_S = 45.0
+#: taking the job, and Mastodon's upload, processing polls (2 s each) and status; on
+#: a loaded machine that can take most of the minute, so the bound is just under it.
+ON_TIME_S = 55.0
 
 # The admin connects the channel with the staff pages' own services (OAuth with PKCE:
 # connections.start_oauth, then finish_oauth with the code the network's consent page
