@@ -166,7 +166,9 @@ class Api:
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
 
-    def wait_ready(self, clip_id: str, *, timeout_s: float = 600) -> dict[str, Any]:
+    def wait_ready(
+        self, clip_id: str, *, timeout_s: float = 600, interval_s: float = 1
+    ) -> dict[str, Any]:
         """The clip's status once it and its first version are ready (fails at once if
         either failed)."""
 
@@ -181,7 +183,9 @@ class Api:
             return None
 
         return dict(
-            wait_for(ready, timeout_s=timeout_s, what=f"clip {clip_id} ready", interval_s=1)
+            wait_for(
+                ready, timeout_s=timeout_s, what=f"clip {clip_id} ready", interval_s=interval_s
+            )
         )
 
     def approve(self, version_id: str) -> None:

@@ -125,6 +125,8 @@ class Service:
     stop_signal: int = signal.SIGTERM
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    # Where this start's output begins in the log (appended to across restarts).
+    log_start: int = 0
 
     @property
     def pid(self) -> int:
@@ -139,6 +141,7 @@ class Service:
         if self.running:
             return self
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept by the child
+        self.log_start = log.tell()
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv
             self.argv,
             env=self.env,
@@ -194,6 +197,16 @@ class Service:
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_since_start(self) -> str:
+        """What the process wrote since it was last started: a restarted process is
+        ready when it says so again, not when its previous run's line is found."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_start)
+                return log.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
 
@@ -565,7 +578,7 @@ class Topology:
             name,
             argv,
             self.env(name),
-            ready=lambda s: " ready." in s.log_text(),
+            ready=lambda s: " ready." in s.log_since_start(),
             # Warm shutdown would wait for a render to finish.
             stop_signal=signal.SIGQUIT,
         )
@@ -578,7 +591,7 @@ class Topology:
             "beat",
             argv,
             self.env("beat"),
-            ready=lambda s: "maxinterval" in s.log_text(),
+            ready=lambda s: "maxinterval" in s.log_since_start(),
         )
 
     def stop(self) -> None:
