@@ -225,7 +225,9 @@ def with_a_free_number(submit: Callable[[], T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-# The unique index on the tip number, as PostgreSQL names it in a refusal.
+# The unique index on the tip number, as PostgreSQL names it in a refusal; SQLite
+# names the column instead ("UNIQUE constraint failed: tips.number").
+_NUMBER_COLUMN = f"{Tip.__tablename__}.number"
 _NUMBER_INDEX = next(
     str(index.name)
     for index in Tip.metadata.tables[Tip.__tablename__].indexes
@@ -237,7 +239,7 @@ def _is_number_taken(exc: IntegrityError) -> bool:
     diag = getattr(exc.orig, "diag", None)  # PostgreSQL names the index
     if diag is not None:
         return getattr(diag, "constraint_name", None) == _NUMBER_INDEX
-    return "tips.number" in str(exc.orig)  # SQLite names the column
+    return _NUMBER_COLUMN in str(exc.orig)
 
 
 def decoy_receipt() -> Receipt:

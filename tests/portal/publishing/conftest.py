@@ -349,7 +349,7 @@ def webhook_channel(agency: Agency, receiver: WebhookReceiver, name: str = "Our 
         agency_id=agency.id,
         network="webhook",
         name=name,
-        settings={"url": receiver.url, "timeout_s": 1.5},
+        settings={"url": receiver.url, "timeout_s": 5.0},
         credentials=json.dumps({"key": receiver.key}),
     )
     db.session.add(row)
