@@ -81,6 +81,10 @@ def _no_blocking_violation(page: Page, name: str) -> None:
 
 def _no_sideways_scroll(page: Page) -> None:
     """On a phone nothing is wider than the screen (the page never scrolls sideways)."""
+    # Measured once the page has loaded: after a form's answer the DOM (and so the
+    # alert a test waits for) can be there before the stylesheet, and the unstyled
+    # page is wider (916 px on a 390 px screen, on a busy CI machine).
+    page.wait_for_load_state("load")
     # Not window.innerWidth: a mobile browser zooms out to fit a page that is too wide.
     screen = (page.viewport_size or {"width": 0})["width"]
     wide = page.evaluate("document.documentElement.scrollWidth")
